@@ -1,6 +1,39 @@
 //! Corral: launch desktop apps in systemd transient units with resource limits, and watch them.
 //!
 //! The library holds all of Corral's logic so that the binary, the tests and the benchmarks
-//! share one engine; see DESIGN in the README for how the layers depend on each other.
+//! share one engine. Layers (see the README): `cgroup` reads the kernel's files, `systemd`
+//! talks to the manager, `launch` starts apps, `monitor` samples them, `controller` is where
+//! every user action goes through, and `cli` is the command line.
 
+pub mod apps;
+pub mod cgroup;
+pub mod cli;
+pub mod controller;
+pub mod launch;
 pub mod limits;
+pub mod monitor;
+pub mod presets;
+pub mod systemd;
+
+/// The soft limit on open files Corral started with, restored for the apps it starts.
+pub static ORIGINAL_FD_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Raises the soft limit on open files to the hard limit: the sampler keeps every watched
+/// unit's cgroup files open (about 19 each), which the usual soft limit of 1024 cannot hold
+/// for more than ~50 units. Programs that still use select() break above 1024, so children
+/// get the original limit back (as systemd does for its own children).
+pub fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            ORIGINAL_FD_LIMIT.store(limit.rlim_cur, std::sync::atomic::Ordering::Relaxed);
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

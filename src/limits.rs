@@ -335,7 +335,10 @@ impl FromStr for CpuWeight {
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let s = input.trim();
         match s.parse::<u64>() {
-            Ok(n) => CpuWeight::new(n).map_err(|e| LimitError { input: input.into(), ..e }),
+            Ok(n) => CpuWeight::new(n).map_err(|e| LimitError {
+                input: input.into(),
+                ..e
+            }),
             Err(_) => Err(LimitError::new(
                 input,
                 LimitKind::CpuWeight,
@@ -521,7 +524,12 @@ mod tests {
         assert_eq!("20".parse::<CpuWeight>().map(CpuWeight::get), Ok(20));
         assert!("0".parse::<CpuWeight>().is_err());
         assert!("10001".parse::<CpuWeight>().is_err());
-        assert!("-3".parse::<CpuWeight>().unwrap_err().to_string().contains("negative"));
+        assert!(
+            "-3".parse::<CpuWeight>()
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
         assert_eq!("512".parse::<TasksLimit>(), Ok(TasksLimit::Count(512)));
         assert_eq!("max".parse::<TasksLimit>(), Ok(TasksLimit::Unlimited));
         assert!("0".parse::<TasksLimit>().is_err());
@@ -531,7 +539,10 @@ mod tests {
     fn scales_and_display() {
         let p = Percent::from_permyriad(7_000).unwrap();
         assert_eq!(p.of(1000), 700);
-        assert_eq!(Percent::from_permyriad(10_000).unwrap().to_u32_scale(), u32::MAX);
+        assert_eq!(
+            Percent::from_permyriad(10_000).unwrap().to_u32_scale(),
+            u32::MAX
+        );
         assert_eq!(p.to_u32_scale(), 3_006_477_107);
         assert_eq!(Bytes(512 * Bytes::MIB).to_string(), "512 MiB");
         assert_eq!(Bytes(3 * Bytes::GIB / 2).to_string(), "1.5 GiB");

@@ -1,0 +1,460 @@
+//! Sampling and layout detection on fixture cgroup trees in a temporary directory.
+
+use std::fs;
+use std::path::Path;
+
+use tempfile::TempDir;
+
+use super::*;
+
+const UNIT: &str =
+    "/user.slice/user-1000.slice/user@1000.service/app.slice/app-corral-firefox-1a2b.service";
+
+/// A unit's files as a v6 kernel writes them with memory, cpu and pids enabled.
+const UNIT_FILES: &[(&str, &str)] = &[
+    ("memory.current", "734003200\n"),
+    ("memory.peak", "901775360\n"),
+    ("memory.high", "3221225472\n"),
+    ("memory.max", "4294967296\n"),
+    ("memory.low", "0\n"),
+    ("memory.swap.current", "1048576\n"),
+    ("memory.swap.max", "max\n"),
+    (
+        "memory.events",
+        "low 0\nhigh 12\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+    ),
+    (
+        "cpu.stat",
+        "usage_usec 8542118\nuser_usec 6012380\nsystem_usec 2529738\n\
+         core_sched.force_idle_usec 0\nnr_periods 1540\nnr_throttled 37\n\
+         throttled_usec 912345\nnr_bursts 0\nburst_usec 0\n",
+    ),
+    ("cpu.max", "300000 100000\n"),
+    ("cpu.weight", "100\n"),
+    ("pids.current", "87\n"),
+    ("pids.max", "max\n"),
+    (
+        "memory.pressure",
+        "some avg10=1.53 avg60=0.87 avg300=0.22 total=3108457\n\
+         full avg10=0.71 avg60=0.40 avg300=0.10 total=1456234\n",
+    ),
+    (
+        "cpu.pressure",
+        "some avg10=4.00 avg60=2.00 avg300=1.00 total=500000\n\
+         full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    ),
+    (
+        "io.pressure",
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=42\n\
+         full avg10=0.00 avg60=0.00 avg300=0.00 total=40\n",
+    ),
+    ("cgroup.events", "populated 1\nfrozen 0\n"),
+    ("cgroup.freeze", "0\n"),
+    ("cgroup.controllers", "cpu memory pids\n"),
+    ("cgroup.subtree_control", "\n"),
+];
+
+fn pressure(some: (f64, f64, f64, u64), full: (f64, f64, f64, u64)) -> Pressure {
+    let line = |(avg10, avg60, avg300, total_usec)| PressureLine {
+        avg10,
+        avg60,
+        avg300,
+        total_usec,
+    };
+    Pressure {
+        some: line(some),
+        full: Some(line(full)),
+    }
+}
+
+/// What `sample` returns for `UNIT_FILES`.
+fn full_sample() -> CgroupSample {
+    CgroupSample {
+        memory_current: Some(734_003_200),
+        memory_peak: Some(901_775_360),
+        memory_high: Some(Limit::Value(3_221_225_472)),
+        memory_max: Some(Limit::Value(4_294_967_296)),
+        memory_low: Some(Limit::Value(0)),
+        memory_swap_current: Some(1_048_576),
+        memory_swap_max: Some(Limit::Max),
+        memory_events: Some(MemoryEvents {
+            low: Some(0),
+            high: Some(12),
+            max: Some(3),
+            oom: Some(1),
+            oom_kill: Some(1),
+            oom_group_kill: Some(0),
+        }),
+        cpu_stat: Some(CpuStat {
+            usage_usec: Some(8_542_118),
+            user_usec: Some(6_012_380),
+            system_usec: Some(2_529_738),
+            nr_periods: Some(1540),
+            nr_throttled: Some(37),
+            throttled_usec: Some(912_345),
+        }),
+        cpu_max: Some(CpuMax {
+            quota: Limit::Value(300_000),
+            period_usec: 100_000,
+        }),
+        cpu_weight: Some(100),
+        pids_current: Some(87),
+        pids_max: Some(Limit::Max),
+        memory_pressure: Some(pressure(
+            (1.53, 0.87, 0.22, 3_108_457),
+            (0.71, 0.40, 0.10, 1_456_234),
+        )),
+        cpu_pressure: Some(pressure((4.0, 2.0, 1.0, 500_000), (0.0, 0.0, 0.0, 0))),
+        io_pressure: Some(pressure((0.0, 0.0, 0.0, 42), (0.0, 0.0, 0.0, 40))),
+        events: Some(CgroupEvents {
+            populated: Some(true),
+            frozen: Some(false),
+        }),
+        freeze: Some(false),
+    }
+}
+
+/// A v2 root holding one unit directory with every file of `UNIT_FILES`.
+fn fixture() -> (TempDir, CgroupFs) {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(
+        root.path().join("cgroup.controllers"),
+        "cpuset cpu io memory hugetlb pids rdma misc\n",
+    )
+    .unwrap();
+    write_unit(&root.path().join(UNIT.trim_start_matches('/')), UNIT_FILES);
+    let cgroupfs = CgroupFs::new(root.path());
+    (root, cgroupfs)
+}
+
+fn write_unit(dir: &Path, files: &[(&str, &str)]) {
+    fs::create_dir_all(dir).unwrap();
+    for (name, text) in files {
+        fs::write(dir.join(name), text).unwrap();
+    }
+}
+
+fn unit_dir(cgroupfs: &CgroupFs) -> std::path::PathBuf {
+    cgroupfs.path_of(UNIT)
+}
+
+#[test]
+fn unit_path_appends_the_control_group_to_the_root() {
+    let cgroupfs = CgroupFs::new("/fake/root");
+    assert_eq!(cgroupfs.root(), Path::new("/fake/root"));
+    assert_eq!(
+        cgroupfs.unit("/user.slice/x.service").path(),
+        Path::new("/fake/root/user.slice/x.service")
+    );
+    assert_eq!(cgroupfs.unit("/").path(), Path::new("/fake/root"));
+    assert_eq!(CgroupFs::system().root(), Path::new(DEFAULT_ROOT));
+}
+
+#[test]
+fn sample_reads_every_file() {
+    let (_root, cgroupfs) = fixture();
+    let mut unit = cgroupfs.unit(UNIT);
+    assert_eq!(unit.sample().unwrap(), full_sample());
+}
+
+#[test]
+fn sample_again_reads_changed_files() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let mut unit = cgroupfs.unit(UNIT);
+    unit.sample().unwrap();
+
+    // Overwrite in place, as the kernel does, so the open handles see the new content.
+    write_unit(
+        &dir,
+        &[
+            ("memory.current", "1000\n"),
+            ("memory.max", "max\n"),
+            ("cgroup.events", "populated 1\nfrozen 1\n"),
+            ("cgroup.freeze", "1\n"),
+        ],
+    );
+    let sample = unit.sample().unwrap();
+    assert_eq!(sample.memory_current, Some(1000));
+    assert_eq!(sample.memory_max, Some(Limit::Max));
+    assert_eq!(sample.events.and_then(|events| events.frozen), Some(true));
+    assert_eq!(sample.freeze, Some(true));
+    // A shorter text than before must not leave the tail of the old one in the buffer.
+    write_unit(&dir, &[("memory.current", "7\n")]);
+    assert_eq!(unit.memory_current().unwrap(), Some(7));
+}
+
+#[test]
+fn missing_controller_files_are_none() {
+    // A user manager without the cpu controller: no cpu.max or cpu.weight, and cpu.stat only
+    // has the usage keys. No swap either.
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    for name in [
+        "cpu.max",
+        "cpu.weight",
+        "memory.swap.current",
+        "memory.swap.max",
+    ] {
+        fs::remove_file(dir.join(name)).unwrap();
+    }
+    fs::write(
+        dir.join("cpu.stat"),
+        "usage_usec 100\nuser_usec 60\nsystem_usec 40\n",
+    )
+    .unwrap();
+    let mut unit = cgroupfs.unit(UNIT);
+    let sample = unit.sample().unwrap();
+    let expected = CgroupSample {
+        cpu_max: None,
+        cpu_weight: None,
+        memory_swap_current: None,
+        memory_swap_max: None,
+        cpu_stat: Some(CpuStat {
+            usage_usec: Some(100),
+            user_usec: Some(60),
+            system_usec: Some(40),
+            ..CpuStat::default()
+        }),
+        ..full_sample()
+    };
+    assert_eq!(sample, expected);
+    assert_eq!(unit.cpu_max().unwrap(), None);
+}
+
+#[test]
+fn empty_directory_samples_to_all_none() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir(root.path().join("empty.service")).unwrap();
+    let mut unit = CgroupFs::new(root.path()).unit("/empty.service");
+    assert_eq!(unit.sample().unwrap(), CgroupSample::default());
+}
+
+#[test]
+fn absent_files_are_remembered_until_reopen() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    fs::remove_file(dir.join("cpu.max")).unwrap();
+    let mut unit = cgroupfs.unit(UNIT);
+    assert_eq!(unit.sample().unwrap().cpu_max, None);
+
+    // The cpu controller gets enabled: the file appears, but is not looked for again...
+    fs::write(dir.join("cpu.max"), "max 100000\n").unwrap();
+    assert_eq!(unit.sample().unwrap().cpu_max, None);
+    // ...until asked to.
+    unit.reopen();
+    let expected = CpuMax {
+        quota: Limit::Max,
+        period_usec: 100_000,
+    };
+    assert_eq!(unit.sample().unwrap().cpu_max, Some(expected));
+}
+
+#[test]
+fn garbage_costs_only_its_own_field() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    write_unit(
+        &dir,
+        &[
+            ("memory.max", "lots\n"),
+            (
+                "io.pressure",
+                "some avg10=?? avg60=0.00 avg300=0.00 total=0\n",
+            ),
+            (
+                "memory.events",
+                "low 0\nhigh many\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+            ),
+        ],
+    );
+    fs::write(dir.join("pids.current"), [0xff, 0xfe, b'\n']).unwrap();
+    let mut unit = cgroupfs.unit(UNIT);
+    let sample = unit.sample().unwrap();
+    let mut expected = full_sample();
+    expected.memory_max = None;
+    expected.io_pressure = None;
+    expected.pids_current = None;
+    if let Some(events) = &mut expected.memory_events {
+        events.high = None;
+    }
+    assert_eq!(sample, expected);
+}
+
+#[test]
+fn targeted_readers_explain_garbage() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    fs::write(dir.join("memory.max"), "lots\n").unwrap();
+    let mut unit = cgroupfs.unit(UNIT);
+    match unit.memory_max() {
+        Err(CgroupError::Parse {
+            path,
+            line,
+            message,
+        }) => {
+            assert_eq!(path, dir.join("memory.max"));
+            assert_eq!(line, 1);
+            assert!(message.contains("\"lots\""), "{message}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    let error = unit.memory_max().unwrap_err().to_string();
+    assert!(
+        error.starts_with(dir.join("memory.max:1: ").to_str().unwrap()),
+        "{error}"
+    );
+}
+
+#[test]
+fn targeted_readers_read_one_value() {
+    let (_root, cgroupfs) = fixture();
+    let mut unit = cgroupfs.unit(UNIT);
+    let sample = full_sample();
+    assert_eq!(unit.memory_high().unwrap(), sample.memory_high);
+    assert_eq!(unit.memory_max().unwrap(), sample.memory_max);
+    assert_eq!(unit.memory_low().unwrap(), sample.memory_low);
+    assert_eq!(unit.memory_swap_max().unwrap(), sample.memory_swap_max);
+    assert_eq!(unit.cpu_max().unwrap(), sample.cpu_max);
+    assert_eq!(unit.cpu_weight().unwrap(), sample.cpu_weight);
+    assert_eq!(unit.pids_max().unwrap(), sample.pids_max);
+    assert_eq!(unit.memory_events().unwrap(), sample.memory_events);
+    assert_eq!(unit.events().unwrap(), sample.events);
+    assert_eq!(unit.freeze().unwrap(), sample.freeze);
+    assert_eq!(unit.cpu_pressure().unwrap(), sample.cpu_pressure);
+    // Reading values one by one and then sampling share the same handles.
+    assert_eq!(unit.sample().unwrap(), sample);
+}
+
+#[test]
+fn removed_directory_between_samples_is_gone() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let mut unit = cgroupfs.unit(UNIT);
+    unit.sample().unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+    assert!(matches!(unit.sample(), Err(CgroupError::Gone(path)) if path == dir));
+    assert!(matches!(unit.memory_current(), Err(CgroupError::Gone(_))));
+}
+
+#[test]
+fn directory_recreated_under_the_same_name_is_gone() {
+    // systemd reuses a unit's cgroup path when the unit starts again; the old handle must not
+    // keep reading the dead cgroup's files as if nothing happened.
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let mut unit = cgroupfs.unit(UNIT);
+    unit.sample().unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+    write_unit(&dir, UNIT_FILES);
+    assert!(matches!(unit.sample(), Err(CgroupError::Gone(_))));
+    // A fresh handle reads the new cgroup.
+    assert_eq!(cgroupfs.unit(UNIT).sample().unwrap(), full_sample());
+}
+
+#[test]
+fn never_existing_directory_is_gone() {
+    let (_root, cgroupfs) = fixture();
+    let mut unit = cgroupfs.unit("/app.slice/nothing-here.service");
+    assert!(matches!(unit.sample(), Err(CgroupError::Gone(_))));
+    assert!(matches!(unit.pids_max(), Err(CgroupError::Gone(_))));
+    let message = unit.sample().unwrap_err().to_string();
+    assert!(message.contains("nothing-here.service"), "{message}");
+}
+
+#[test]
+fn file_longer_than_the_buffer_is_read_whole() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    // Unknown keys first push the ones that matter past the first read's buffer.
+    let mut text: String = (0..1000).map(|i| format!("future_key_{i} {i}\n")).collect();
+    text.push_str("usage_usec 5\nnr_throttled 6\n");
+    assert!(text.len() > 3 * 4096);
+    fs::write(dir.join("cpu.stat"), &text).unwrap();
+    let mut unit = cgroupfs.unit(UNIT);
+    let stat = unit.sample().unwrap().cpu_stat.unwrap();
+    assert_eq!(stat.usage_usec, Some(5));
+    assert_eq!(stat.nr_throttled, Some(6));
+    // The grown buffer serves later, shorter files correctly.
+    assert_eq!(unit.sample().unwrap(), {
+        let mut expected = full_sample();
+        expected.cpu_stat = Some(stat);
+        expected
+    });
+}
+
+#[test]
+fn controllers_and_subtree_control() {
+    let (_root, cgroupfs) = fixture();
+    let controllers = cgroupfs.controllers(UNIT).unwrap();
+    assert_eq!(controllers.to_string(), "cpu memory pids");
+    assert!(controllers.contains("memory"));
+    assert!(!controllers.contains("io"));
+    assert!(cgroupfs.subtree_control(UNIT).unwrap().is_empty());
+    assert_eq!(cgroupfs.controllers("/").unwrap().len(), 8);
+}
+
+#[test]
+fn controllers_of_missing_group_is_gone_and_of_missing_file_is_io() {
+    let (_root, cgroupfs) = fixture();
+    assert!(matches!(
+        cgroupfs.controllers("/app.slice/gone.service"),
+        Err(CgroupError::Gone(_))
+    ));
+    // The root has no cgroup.subtree_control in this fixture, but exists.
+    match cgroupfs.subtree_control("/") {
+        Err(CgroupError::Io { path, .. }) => {
+            assert!(path.ends_with("cgroup.subtree_control"));
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+}
+
+#[test]
+fn layout_v2() {
+    let (_root, cgroupfs) = fixture();
+    assert_eq!(cgroupfs.layout(), Layout::V2);
+}
+
+#[test]
+fn layout_hybrid() {
+    let root = tempfile::tempdir().unwrap();
+    write_unit(&root.path().join("unified"), &[("cgroup.controllers", "")]);
+    write_unit(
+        &root.path().join("memory"),
+        &[("tasks", ""), ("cgroup.procs", "")],
+    );
+    assert_eq!(CgroupFs::new(root.path()).layout(), Layout::Hybrid);
+}
+
+#[test]
+fn layout_v1() {
+    let root = tempfile::tempdir().unwrap();
+    write_unit(
+        &root.path().join("memory"),
+        &[("tasks", ""), ("cgroup.procs", "")],
+    );
+    write_unit(&root.path().join("systemd"), &[("tasks", "")]);
+    assert_eq!(CgroupFs::new(root.path()).layout(), Layout::V1);
+}
+
+#[test]
+fn layout_missing() {
+    let root = tempfile::tempdir().unwrap();
+    assert_eq!(CgroupFs::new(root.path()).layout(), Layout::Missing);
+    assert_eq!(
+        CgroupFs::new(root.path().join("does-not-exist")).layout(),
+        Layout::Missing
+    );
+    // A directory with unrelated content is not a cgroup filesystem either.
+    write_unit(&root.path().join("stuff"), &[("notes.txt", "hello")]);
+    assert_eq!(CgroupFs::new(root.path()).layout(), Layout::Missing);
+}
+
+#[test]
+fn values_are_serializable() {
+    fn assert_serialize<T: serde::Serialize>() {}
+    assert_serialize::<CgroupSample>();
+    assert_serialize::<Controllers>();
+    assert_serialize::<Layout>();
+}

@@ -1,0 +1,351 @@
+//! One unit's cgroup directory, sampled repeatedly through file handles kept open between samples.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::CgroupError;
+use super::parse::{
+    CgroupEvents, CpuMax, CpuStat, Limit, MemoryEvents, ParseError, Pressure, parse_bool,
+    parse_cgroup_events, parse_cpu_max, parse_cpu_stat, parse_limit, parse_memory_events,
+    parse_pressure, parse_u64,
+};
+
+/// Everything Corral shows about one unit, read in one pass. A field is `None` when its file or
+/// key is missing (controller not enabled, older kernel) or holds text that does not parse.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CgroupSample {
+    pub memory_current: Option<u64>,
+    /// Since Linux 5.19.
+    pub memory_peak: Option<u64>,
+    pub memory_high: Option<Limit>,
+    pub memory_max: Option<Limit>,
+    /// A limit rather than a number: memory.low may be set to "max".
+    pub memory_low: Option<Limit>,
+    pub memory_swap_current: Option<u64>,
+    pub memory_swap_max: Option<Limit>,
+    pub memory_events: Option<MemoryEvents>,
+    pub cpu_stat: Option<CpuStat>,
+    pub cpu_max: Option<CpuMax>,
+    pub cpu_weight: Option<u64>,
+    pub pids_current: Option<u64>,
+    pub pids_max: Option<Limit>,
+    pub memory_pressure: Option<Pressure>,
+    pub cpu_pressure: Option<Pressure>,
+    pub io_pressure: Option<Pressure>,
+    pub events: Option<CgroupEvents>,
+    pub freeze: Option<bool>,
+}
+
+/// The files a sample reads, as indexes into `UnitCgroup::files`.
+#[derive(Debug, Clone, Copy)]
+enum Knob {
+    MemoryCurrent,
+    MemoryPeak,
+    MemoryHigh,
+    MemoryMax,
+    MemoryLow,
+    MemorySwapCurrent,
+    MemorySwapMax,
+    MemoryEvents,
+    CpuStat,
+    CpuMax,
+    CpuWeight,
+    PidsCurrent,
+    PidsMax,
+    MemoryPressure,
+    CpuPressure,
+    IoPressure,
+    CgroupEvents,
+    CgroupFreeze,
+}
+
+const KNOB_COUNT: usize = Knob::CgroupFreeze as usize + 1;
+
+impl Knob {
+    fn file_name(self) -> &'static str {
+        match self {
+            Knob::MemoryCurrent => "memory.current",
+            Knob::MemoryPeak => "memory.peak",
+            Knob::MemoryHigh => "memory.high",
+            Knob::MemoryMax => "memory.max",
+            Knob::MemoryLow => "memory.low",
+            Knob::MemorySwapCurrent => "memory.swap.current",
+            Knob::MemorySwapMax => "memory.swap.max",
+            Knob::MemoryEvents => "memory.events",
+            Knob::CpuStat => "cpu.stat",
+            Knob::CpuMax => "cpu.max",
+            Knob::CpuWeight => "cpu.weight",
+            Knob::PidsCurrent => "pids.current",
+            Knob::PidsMax => "pids.max",
+            Knob::MemoryPressure => "memory.pressure",
+            Knob::CpuPressure => "cpu.pressure",
+            Knob::IoPressure => "io.pressure",
+            Knob::CgroupEvents => "cgroup.events",
+            Knob::CgroupFreeze => "cgroup.freeze",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+enum Slot {
+    #[default]
+    Unopened,
+    /// The file did not exist when first opened. Remembered so that a cgroup without, say, the
+    /// cpu controller costs no failed open() per sample; `reopen` forgets it.
+    Absent,
+    Open(File),
+}
+
+/// Linux's ENODEV. kernfs answers reads on files of a removed cgroup with it, and std has no
+/// `io::ErrorKind` for it.
+const ENODEV: i32 = 19;
+
+fn is_gone(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::NotFound || error.raw_os_error() == Some(ENODEV)
+}
+
+/// Sizes in cgroup files here are a few hundred bytes at most; a page covers them and is what
+/// seq_file fills per read anyway.
+const INITIAL_BUFFER: usize = 4096;
+
+/// A unit's cgroup directory, e.g. /sys/fs/cgroup/user.slice/.../app.slice/x.service.
+///
+/// Files are opened on first use and kept open: re-reading an open kernfs file at offset 0 with
+/// pread(2) makes seq_file regenerate its content (fs/seq_file.c resets its iterator on a read
+/// at position 0), so each sample costs one syscall per file instead of open+read+close, and no
+/// path lookup through the cgroup tree. All reads share one buffer owned by this struct.
+///
+/// [`sample`](UnitCgroup::sample) reads everything and turns every problem but a removed
+/// directory into `None`. The one-value readers ([`memory_max`](UnitCgroup::memory_max) and its
+/// siblings, one per sample field) say why a value is unknown, which matters when checking that
+/// a limit took: `Ok(None)` means the file does not exist (the controller is not enabled),
+/// `Err(Parse)` that it holds garbage, `Err(Io)` that it could not be read.
+#[derive(Debug)]
+pub struct UnitCgroup {
+    path: PathBuf,
+    /// Held to notice the directory's removal on any filesystem (see `check_alive`).
+    dir: Option<File>,
+    files: [Slot; KNOB_COUNT],
+    buf: Vec<u8>,
+}
+
+impl UnitCgroup {
+    /// A handle on the cgroup directory at `path`. Nothing is opened until the first read.
+    pub fn new(path: impl Into<PathBuf>) -> UnitCgroup {
+        UnitCgroup {
+            path: path.into(),
+            dir: None,
+            files: Default::default(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Close every file and forget which were absent, e.g. after a controller was enabled in
+    /// the parent's cgroup.subtree_control and new files appeared.
+    pub fn reopen(&mut self) {
+        self.dir = None;
+        self.files = Default::default();
+    }
+
+    /// Read every file. Missing files and keys, unreadable files and unparsable values are
+    /// `None`; the only error is [`CgroupError::Gone`], when the directory itself was removed.
+    pub fn sample(&mut self) -> Result<CgroupSample, CgroupError> {
+        self.check_alive()?;
+        let parse_memory_events = |text: &str| Ok(parse_memory_events(text));
+        let parse_cpu_stat = |text: &str| Ok(parse_cpu_stat(text));
+        let parse_cgroup_events = |text: &str| Ok(parse_cgroup_events(text));
+        Ok(CgroupSample {
+            memory_current: self.lenient(Knob::MemoryCurrent, parse_u64)?,
+            memory_peak: self.lenient(Knob::MemoryPeak, parse_u64)?,
+            memory_high: self.lenient(Knob::MemoryHigh, parse_limit)?,
+            memory_max: self.lenient(Knob::MemoryMax, parse_limit)?,
+            memory_low: self.lenient(Knob::MemoryLow, parse_limit)?,
+            memory_swap_current: self.lenient(Knob::MemorySwapCurrent, parse_u64)?,
+            memory_swap_max: self.lenient(Knob::MemorySwapMax, parse_limit)?,
+            memory_events: self.lenient(Knob::MemoryEvents, parse_memory_events)?,
+            cpu_stat: self.lenient(Knob::CpuStat, parse_cpu_stat)?,
+            cpu_max: self.lenient(Knob::CpuMax, parse_cpu_max)?,
+            cpu_weight: self.lenient(Knob::CpuWeight, parse_u64)?,
+            pids_current: self.lenient(Knob::PidsCurrent, parse_u64)?,
+            pids_max: self.lenient(Knob::PidsMax, parse_limit)?,
+            memory_pressure: self.lenient(Knob::MemoryPressure, parse_pressure)?,
+            cpu_pressure: self.lenient(Knob::CpuPressure, parse_pressure)?,
+            io_pressure: self.lenient(Knob::IoPressure, parse_pressure)?,
+            events: self.lenient(Knob::CgroupEvents, parse_cgroup_events)?,
+            freeze: self.lenient(Knob::CgroupFreeze, parse_bool)?,
+        })
+    }
+
+    /// Whether the directory still exists, checked through the handle opened on first use.
+    ///
+    /// On cgroupfs this is not what notices a removal: kernfs keeps reporting a removed
+    /// directory's old link count, but fails every read of its files with ENODEV (every
+    /// non-root cgroup has cgroup.events, so some read always fails). A regular filesystem,
+    /// as in the test fixtures, keeps serving unlinked files instead, and there an rmdir'ed
+    /// directory's link count drops to 0. One fstat(2) covers that case, including a
+    /// directory removed and re-created under the same name, as systemd does when a unit
+    /// starts again.
+    fn check_alive(&mut self) -> Result<(), CgroupError> {
+        if self.dir.is_none() {
+            match File::open(&self.path) {
+                Ok(dir) => self.dir = Some(dir),
+                Err(error) if is_gone(&error) => return Err(CgroupError::Gone(self.path.clone())),
+                // Only a complement to the reads, which report their own errors.
+                Err(_) => return Ok(()),
+            }
+        }
+        let gone = match self.dir.as_ref().map(File::metadata) {
+            Some(Ok(metadata)) => metadata.nlink() == 0,
+            Some(Err(error)) => is_gone(&error),
+            None => false,
+        };
+        if gone {
+            return Err(CgroupError::Gone(self.path.clone()));
+        }
+        Ok(())
+    }
+
+    /// `read_parsed` for `sample`: every error but `Gone` just makes the field unknown.
+    fn lenient<T>(
+        &mut self,
+        knob: Knob,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, CgroupError> {
+        match self.read_parsed(knob, parse) {
+            Err(CgroupError::Gone(path)) => Err(CgroupError::Gone(path)),
+            Err(_) => Ok(None),
+            Ok(value) => Ok(value),
+        }
+    }
+
+    /// For the targeted readers: `Ok(None)` if the file is absent, errors as they are.
+    fn strict<T>(
+        &mut self,
+        knob: Knob,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, CgroupError> {
+        self.check_alive()?;
+        self.read_parsed(knob, parse)
+    }
+
+    fn read_parsed<T>(
+        &mut self,
+        knob: Knob,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, CgroupError> {
+        let Some(text) = read_file(
+            &self.path,
+            knob.file_name(),
+            &mut self.files[knob as usize],
+            &mut self.buf,
+        )?
+        else {
+            return Ok(None);
+        };
+        parse(text).map(Some).map_err(|error| CgroupError::Parse {
+            path: self.path.join(knob.file_name()),
+            line: error.line,
+            message: error.message,
+        })
+    }
+}
+
+/// The current text of `dir/name` through its cached handle, opening it on first use.
+/// `Ok(None)` when the file does not exist.
+fn read_file<'buf>(
+    dir: &Path,
+    name: &str,
+    slot: &mut Slot,
+    buf: &'buf mut Vec<u8>,
+) -> Result<Option<&'buf str>, CgroupError> {
+    let io_error = |source| CgroupError::Io {
+        path: dir.join(name),
+        source,
+    };
+    if let Slot::Unopened = slot {
+        *slot = match File::open(dir.join(name)) {
+            Ok(file) => Slot::Open(file),
+            // An ENOENT may mean the whole directory went away since `check_alive`; checked
+            // here because an absent file is remembered and never opened again.
+            Err(error) if is_gone(&error) => match dir.symlink_metadata() {
+                Ok(_) => Slot::Absent,
+                Err(error) if is_gone(&error) => return Err(CgroupError::Gone(dir.to_path_buf())),
+                Err(source) => {
+                    return Err(CgroupError::Io {
+                        path: dir.to_path_buf(),
+                        source,
+                    });
+                }
+            },
+            Err(error) => return Err(io_error(error)),
+        };
+    }
+    let file = match slot {
+        Slot::Open(file) => file,
+        Slot::Absent | Slot::Unopened => return Ok(None),
+    };
+    if buf.is_empty() {
+        buf.resize(INITIAL_BUFFER, 0);
+    }
+    let len = loop {
+        match file.read_at(buf, 0) {
+            // A full buffer may have cut the text short: grow and read it whole again.
+            Ok(len) if len == buf.len() => buf.resize(buf.len() * 2, 0),
+            Ok(len) => break len,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if is_gone(&error) => return Err(CgroupError::Gone(dir.to_path_buf())),
+            Err(error) => return Err(io_error(error)),
+        }
+    };
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(text) => Ok(Some(text)),
+        Err(_) => Err(CgroupError::Parse {
+            path: dir.join(name),
+            line: 1,
+            message: "the file is not UTF-8 text".to_owned(),
+        }),
+    }
+}
+
+// One reader per sample field, for a targeted read such as checking a limit after setting it.
+macro_rules! value_readers {
+    ($($name:ident: $value:ty = $knob:ident, $parse:expr;)*) => {
+        impl UnitCgroup {
+            $(
+                #[doc = concat!("Reads [`CgroupSample::", stringify!($name), "`] alone; errors as described on [`UnitCgroup`].")]
+                pub fn $name(&mut self) -> Result<Option<$value>, CgroupError> {
+                    self.strict(Knob::$knob, $parse)
+                }
+            )*
+        }
+    };
+}
+
+value_readers! {
+    memory_current: u64 = MemoryCurrent, parse_u64;
+    memory_peak: u64 = MemoryPeak, parse_u64;
+    memory_high: Limit = MemoryHigh, parse_limit;
+    memory_max: Limit = MemoryMax, parse_limit;
+    memory_low: Limit = MemoryLow, parse_limit;
+    memory_swap_current: u64 = MemorySwapCurrent, parse_u64;
+    memory_swap_max: Limit = MemorySwapMax, parse_limit;
+    memory_events: MemoryEvents = MemoryEvents, |text: &str| Ok(parse_memory_events(text));
+    cpu_stat: CpuStat = CpuStat, |text: &str| Ok(parse_cpu_stat(text));
+    cpu_max: CpuMax = CpuMax, parse_cpu_max;
+    cpu_weight: u64 = CpuWeight, parse_u64;
+    pids_current: u64 = PidsCurrent, parse_u64;
+    pids_max: Limit = PidsMax, parse_limit;
+    memory_pressure: Pressure = MemoryPressure, parse_pressure;
+    cpu_pressure: Pressure = CpuPressure, parse_pressure;
+    io_pressure: Pressure = IoPressure, parse_pressure;
+    events: CgroupEvents = CgroupEvents, |text: &str| Ok(parse_cgroup_events(text));
+    freeze: bool = CgroupFreeze, parse_bool;
+}

@@ -1,0 +1,920 @@
+//! The `corral` command line: the same engine as the window, for terminals and scripts.
+
+use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::apps::AppCatalog;
+use crate::cgroup::{CgroupFs, CgroupSample, Limit};
+use crate::controller::{Controller, LimitCheck};
+use crate::launch::{self, LaunchRequest, Stdio};
+use crate::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, TasksLimit};
+use crate::monitor::{self, Sampler, UnitSnapshot, doctor};
+use crate::presets::{Config, Mode, Settings};
+use crate::systemd::{ManagerKind, Systemd, UnitKind};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "corral",
+    version,
+    about = "Keep desktop apps from eating the machine",
+    long_about = "Corral runs apps in systemd transient units with memory, CPU and task limits, \
+                  shows what each one uses, and freezes, stops or re-limits them on demand. \
+                  Everything goes through your own systemd user manager: no root needed.",
+    after_help = "Examples:\n  corral run -p shell -- bash -i\n  corral run --memory-max 2G -- firefox\n  \
+                  corral launch org.mozilla.firefox -p browser\n  corral ps --all\n  \
+                  corral limit firefox --memory-max 4G\n  corral freeze firefox"
+)]
+pub struct Cli {
+    /// Use the system manager instead of your user manager (asks polkit for permission)
+    #[arg(long, global = true)]
+    pub system: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a command in a new contained unit
+    Run(RunArgs),
+    /// Launch an installed desktop app by its id (see `corral apps`)
+    Launch(LaunchArgs),
+    /// List installed desktop apps
+    Apps {
+        /// Show only apps whose name, id or keywords contain this
+        search: Option<String>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// List contained apps with their memory, CPU, tasks and pressure
+    Ps {
+        /// Include apps launched elsewhere (GNOME, KDE, Flatpak, systemd-run)
+        #[arg(short, long)]
+        all: bool,
+        /// Print JSON (an array of unit snapshots) instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Freeze every process of an app (it keeps its memory but uses no CPU)
+    Freeze(Target),
+    /// Let a frozen app run again
+    Thaw(Target),
+    /// Stop an app gracefully (SIGTERM, then SIGKILL after systemd's timeout)
+    Stop(Target),
+    /// Send a signal to every process of an app (SIGKILL unless --signal says otherwise)
+    Kill {
+        #[command(flatten)]
+        target: Target,
+        /// Signal name or number, e.g. TERM, INT, HUP, 9
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+    },
+    /// Change the limits of a running app; they hold until it ends
+    Limit {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// List presets, or show one in full
+    Presets {
+        #[command(subcommand)]
+        action: Option<PresetsAction>,
+    },
+    /// Check that this machine can contain apps, and say how to fix what is missing
+    Doctor,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PresetsAction {
+    /// Show every setting of one preset
+    Show { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct Target {
+    /// A unit name, app id or app name, as `corral ps --all` shows them
+    pub target: String,
+}
+
+/// Limits that override the preset's.
+#[derive(Args, Debug, Default, Clone)]
+pub struct LimitArgs {
+    /// Soft memory limit: above it the app is slowed and its memory reclaimed (e.g. 3G, 50%, max)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_high: Option<MemoryLimit>,
+    /// Hard memory limit: above it the kernel kills the app (e.g. 4G, 70%, max)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<MemoryLimit>,
+    /// Swap the app may use (e.g. 0, 1G, max)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_swap_max: Option<MemoryLimit>,
+    /// CPU time in percent of one CPU (e.g. 50%, 250%, max)
+    #[arg(long, value_name = "PERCENT")]
+    pub cpu_quota: Option<CpuQuota>,
+    /// CPU share against other apps, 1 to 10000 (default 100)
+    #[arg(long, value_name = "WEIGHT")]
+    pub cpu_weight: Option<CpuWeight>,
+    /// Most processes and threads (e.g. 512, max)
+    #[arg(long, value_name = "COUNT")]
+    pub tasks_max: Option<TasksLimit>,
+}
+
+impl LimitArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            memory_high: self.memory_high,
+            memory_max: self.memory_max,
+            memory_swap_max: self.memory_swap_max,
+            cpu_quota: self.cpu_quota,
+            cpu_weight: self.cpu_weight,
+            tasks_max: self.tasks_max,
+            ..Settings::default()
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// NoNewPrivileges and a private /tmp on top of the limits
+    Strict,
+    /// Limits only
+    Relaxed,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Preset to start from (see `corral presets`); default: the app's rule, else "relaxed"
+    #[arg(short, long)]
+    pub preset: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Sandboxing on top of the preset's
+    #[arg(long, value_enum)]
+    pub isolation: Option<Isolation>,
+    /// Run in a scope: the command keeps this terminal and Corral waits for it
+    #[arg(long, conflicts_with = "service")]
+    pub scope: bool,
+    /// Run as a service started by systemd (the default for most presets)
+    #[arg(long)]
+    pub service: bool,
+    /// Wait for the command to end and exit with its status (always so in a scope)
+    #[arg(short, long)]
+    pub wait: bool,
+    /// Name shown for the app (default: the command's name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// App id used in the unit name and for per-app rules (default: the command's name)
+    #[arg(long)]
+    pub app_id: Option<String>,
+    /// Say nothing but errors and limits that did not apply
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LaunchArgs {
+    /// Desktop app id, e.g. org.mozilla.firefox or firefox
+    pub app_id: String,
+    /// Preset to start from; default: the app's rule, else "relaxed"
+    #[arg(short, long)]
+    pub preset: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Files or URLs to open with the app
+    pub files: Vec<String>,
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> Result<i32> {
+    let manager = if cli.system {
+        ManagerKind::System
+    } else {
+        ManagerKind::User
+    };
+    match cli.command {
+        Command::Run(args) => run_command(manager, args).await,
+        Command::Launch(args) => launch_app(manager, args).await,
+        Command::Apps { search, json } => list_apps(search.as_deref(), json),
+        Command::Ps { all, json } => ps(manager, all, json).await,
+        Command::Freeze(t) => act(manager, &t.target, Action::Freeze).await,
+        Command::Thaw(t) => act(manager, &t.target, Action::Thaw).await,
+        Command::Stop(t) => act(manager, &t.target, Action::Stop).await,
+        Command::Kill { target, signal } => {
+            act(
+                manager,
+                &target.target,
+                Action::Kill(parse_signal(&signal)?),
+            )
+            .await
+        }
+        Command::Limit { target, limits } => limit(manager, &target.target, &limits).await,
+        Command::Presets { action } => presets(action),
+        Command::Doctor => doctor(manager).await,
+    }
+}
+
+async fn connect(manager: ManagerKind) -> Result<Controller> {
+    let systemd = Systemd::connect(manager).await?;
+    Ok(Controller::new(systemd, CgroupFs::system()))
+}
+
+fn program_name(argv0: &str) -> String {
+    argv0.rsplit('/').next().unwrap_or(argv0).to_owned()
+}
+
+async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
+    // A missing program is the likeliest mistake: say so before anything else is touched.
+    launch::resolve_program(&args.command[0])?;
+    let config = Config::load()?;
+    let executable = program_name(&args.command[0]);
+    let app_id = args.app_id.clone().unwrap_or_else(|| executable.clone());
+    let mut overrides = args.limits.settings();
+    match args.isolation {
+        Some(Isolation::Strict) => {
+            overrides.no_new_privileges = Some(true);
+            overrides.private_tmp = Some(true);
+        }
+        Some(Isolation::Relaxed) => {
+            overrides.no_new_privileges = Some(false);
+            overrides.private_tmp = Some(false);
+            overrides.protect_system = Some(crate::presets::ProtectSystem::No);
+        }
+        None => {}
+    }
+    if args.scope {
+        overrides.mode = Some(Mode::Scope);
+    } else if args.service {
+        overrides.mode = Some(Mode::Service);
+    }
+    let resolved = config.resolve(
+        &app_id,
+        Some(&executable),
+        args.preset.as_deref(),
+        &overrides,
+    )?;
+    let kind = match resolved.mode() {
+        Mode::Scope => UnitKind::Scope,
+        Mode::Service => UnitKind::Service,
+    };
+    let request = LaunchRequest {
+        command: args.command.clone(),
+        app_name: args.name.clone().unwrap_or(executable),
+        app_id,
+        preset: resolved.preset.clone(),
+        settings: resolved.settings.clone(),
+        kind,
+        working_directory: std::env::current_dir().ok(),
+    };
+    let ctl = connect(manager).await?;
+    match kind {
+        UnitKind::Scope => run_in_scope(&ctl, &request, args.quiet).await,
+        UnitKind::Service => run_as_service(&ctl, &request, args.wait, args.quiet).await,
+    }
+}
+
+async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) -> Result<i32> {
+    warn_service_only(request);
+    let child = launch::launch_scope(&ctl.systemd, request).await?;
+    // Like a shell running a foreground job: ^C and ^\ are for the command, not for us.
+    // SAFETY: setting signal dispositions of this process.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    let watch = UsageWatch::start(ctl, &child.unit).await;
+    report_launch(ctl, request, &child.unit, quiet).await;
+    let (code, signal) = launch::wait_child(child.pid).await;
+    let usage = watch.finish().await;
+    // The scope ends when its last process does; give systemd a moment to record why.
+    let mut result = None;
+    for _ in 0..20 {
+        match ctl.systemd.active_state(&child.unit).await.as_deref() {
+            Some("inactive" | "failed") | None => {
+                result = ctl.systemd.result_if_loaded(&child.unit).await;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    ctl.systemd.unref(&child.unit).await;
+    report_end(request, result.as_deref(), signal, &usage);
+    Ok(code)
+}
+
+async fn run_as_service(
+    ctl: &Controller,
+    request: &LaunchRequest,
+    wait: bool,
+    quiet: bool,
+) -> Result<i32> {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let stdio = wait.then(|| Stdio {
+        input: stdin.as_fd(),
+        output: stdout.as_fd(),
+        error: stderr.as_fd(),
+    });
+    let unit = launch::launch_service(&ctl.systemd, request, stdio).await?;
+    if !wait {
+        report_launch(ctl, request, &unit, quiet).await;
+        ctl.systemd.unref(&unit).await;
+        return Ok(0);
+    }
+    let watch = UsageWatch::start(ctl, &unit).await;
+    report_launch(ctl, request, &unit, quiet).await;
+    let outcome = ctl.systemd.wait_for_end(&unit).await;
+    let usage = watch.finish().await;
+    ctl.systemd.unref(&unit).await;
+    let outcome = outcome?;
+    let signal = outcome.killed.then_some(outcome.status).flatten();
+    report_end(request, Some(&outcome.result), signal, &usage);
+    Ok(match (outcome.killed, outcome.status) {
+        (true, Some(sig)) => 128 + sig,
+        (false, Some(code)) => code,
+        _ => 1,
+    })
+}
+
+fn warn_service_only(request: &LaunchRequest) {
+    let s = &request.settings;
+    let mut ignored = Vec::new();
+    if s.private_tmp == Some(true) {
+        ignored.push("private /tmp");
+    }
+    if s.protect_system
+        .is_some_and(|p| p != crate::presets::ProtectSystem::No)
+    {
+        ignored.push("protect-system");
+    }
+    if s.protect_home
+        .is_some_and(|p| p != crate::presets::ProtectHome::No)
+    {
+        ignored.push("protect-home");
+    }
+    if !ignored.is_empty() {
+        eprintln!(
+            "corral: note: a scope cannot have {} (it needs a service); use --service for those",
+            ignored.join(", ")
+        );
+    }
+}
+
+/// Prints where the app runs and, plainly, every limit the kernel did not take.
+async fn report_launch(ctl: &Controller, request: &LaunchRequest, unit: &str, quiet: bool) {
+    let control_group = match ctl.systemd.object_path(unit).await {
+        Ok(path) => ctl.systemd.control_group(unit, &path).await.ok(),
+        Err(_) => None,
+    };
+    let checks = control_group
+        .filter(|cg| !cg.is_empty())
+        .map(|cg| ctl.verify_limits(&cg, &request.settings))
+        .unwrap_or_default();
+    if !quiet {
+        eprintln!(
+            "corral: {} runs in {unit} (preset {})",
+            request.app_name, request.preset
+        );
+    }
+    print_checks(&checks, quiet);
+}
+
+fn print_checks(checks: &[LimitCheck], only_problems: bool) {
+    for check in checks {
+        match &check.problem {
+            None if !only_problems => {
+                eprintln!("  ✓ {} {}: applied", check.setting, check.wanted)
+            }
+            None => {}
+            Some(problem) => eprintln!(
+                "  ✗ {} {}: NOT applied: {problem}",
+                check.setting, check.wanted
+            ),
+        }
+    }
+}
+
+/// Follows a unit's memory while Corral waits for it, so that the peak and OOM kills can be
+/// reported after the cgroup is gone.
+struct UsageWatch {
+    task: tokio::task::JoinHandle<Usage>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    peak: Option<u64>,
+    memory_max: Option<Limit>,
+    oom_kills: u64,
+}
+
+impl UsageWatch {
+    async fn start(ctl: &Controller, unit: &str) -> UsageWatch {
+        let control_group = match ctl.systemd.object_path(unit).await {
+            Ok(path) => ctl.systemd.control_group(unit, &path).await.ok(),
+            Err(_) => None,
+        };
+        let mut cgroup = control_group.map(|cg| ctl.cgroups.unit(&cg));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut usage = Usage::default();
+            let Some(cgroup) = cgroup.as_mut() else {
+                return usage;
+            };
+            loop {
+                match cgroup.sample() {
+                    Ok(s) => usage.record(&s),
+                    Err(_) => return usage,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stopped.changed() => return usage,
+                }
+            }
+        });
+        UsageWatch { task, stop }
+    }
+
+    async fn finish(self) -> Usage {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+impl Usage {
+    fn record(&mut self, s: &CgroupSample) {
+        let seen = s.memory_peak.or(s.memory_current);
+        self.peak = self.peak.max(seen);
+        if s.memory_max.is_some() {
+            self.memory_max = s.memory_max;
+        }
+        if let Some(kills) = s.memory_events.as_ref().and_then(|e| e.oom_kill) {
+            self.oom_kills = self.oom_kills.max(kills);
+        }
+    }
+}
+
+fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>, usage: &Usage) {
+    let oom = result == Some("oom-kill") || usage.oom_kills > 0;
+    if oom {
+        let limit = match usage.memory_max {
+            Some(Limit::Value(v)) => format!(" of {}", Bytes(v)),
+            _ => String::new(),
+        };
+        let peak = usage
+            .peak
+            .map(|p| format!("; peak use {}", Bytes(p)))
+            .unwrap_or_default();
+        eprintln!(
+            "corral: {} was killed by the kernel's OOM killer: it ran out of its memory limit{limit}{peak}. \
+             Raise the limit (--memory-max) or choose a larger preset.",
+            request.app_name
+        );
+    } else if let Some(signal) = signal {
+        eprintln!("corral: {} was ended by signal {signal}", request.app_name);
+    }
+}
+
+async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
+    let config = Config::load()?;
+    let catalog = AppCatalog::load();
+    let app = catalog.get(&args.app_id).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no installed app has the id “{}”; `corral apps` lists the installed ones",
+            args.app_id
+        )
+    })?;
+    let command = app.command(&args.files)?;
+    let executable = program_name(&command[0]);
+    let resolved = config.resolve(
+        &app.id,
+        Some(&executable),
+        args.preset.as_deref(),
+        &args.limits.settings(),
+    )?;
+    if resolved.mode() == Mode::Scope {
+        bail!(
+            "preset “{}” runs apps in a scope, which is for terminal commands; \
+             use `corral run -p {} -- {}` or choose another preset for a desktop app",
+            resolved.preset,
+            resolved.preset,
+            command.join(" ")
+        );
+    }
+    let request = LaunchRequest {
+        command,
+        app_id: app.id.clone(),
+        app_name: app.name.clone(),
+        preset: resolved.preset.clone(),
+        settings: resolved.settings.clone(),
+        kind: UnitKind::Service,
+        working_directory: app
+            .working_dir
+            .clone()
+            .or_else(|| std::env::var_os("HOME").map(PathBuf::from)),
+    };
+    let ctl = connect(manager).await?;
+    let unit = launch::launch_service(&ctl.systemd, &request, None).await?;
+    report_launch(&ctl, &request, &unit, false).await;
+    ctl.systemd.unref(&unit).await;
+    Ok(0)
+}
+
+fn list_apps(search: Option<&str>, json: bool) -> Result<i32> {
+    let catalog = AppCatalog::load();
+    let apps = match search {
+        Some(q) => catalog.search(q),
+        None => catalog.apps(),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&apps)?);
+        return Ok(0);
+    }
+    if apps.is_empty() {
+        eprintln!("No installed apps found in the XDG data folders.");
+        return Ok(0);
+    }
+    let width = apps.iter().map(|a| a.id.len()).max().unwrap_or(2).max(2);
+    println!("{:width$}  NAME", "ID");
+    for app in apps {
+        println!("{:width$}  {}", app.id, app.name);
+    }
+    Ok(0)
+}
+
+async fn ps(manager: ManagerKind, all: bool, json: bool) -> Result<i32> {
+    let ctl = connect(manager).await?;
+    let units = monitor::list_units(&ctl.systemd, all).await?;
+    let mut sampler = Sampler::new(ctl.cgroups.clone());
+    // CPU % needs two readings; a short pause gives a fair figure without making `ps` slow.
+    sampler.sample(&units);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let snapshots = sampler.sample(&units);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&snapshots)?);
+        return Ok(0);
+    }
+    if snapshots.is_empty() {
+        if all {
+            println!("No contained apps are running.");
+        } else {
+            println!(
+                "Corral runs no apps right now. Start one with `corral run -- COMMAND`, \
+                 or see all contained apps with `corral ps --all`."
+            );
+        }
+        return Ok(0);
+    }
+    print_table(&snapshots, all);
+    Ok(0)
+}
+
+fn print_table(snapshots: &[UnitSnapshot], all: bool) {
+    let rows: Vec<[String; 8]> = snapshots
+        .iter()
+        .map(|s| {
+            let c = s.cgroup.as_ref();
+            let frozen = c.and_then(|c| c.events.as_ref()).and_then(|e| e.frozen) == Some(true);
+            [
+                s.info.name.clone(),
+                if all {
+                    s.info.launcher.to_string()
+                } else {
+                    s.info.preset.clone().unwrap_or_else(|| "-".into())
+                },
+                if frozen {
+                    "frozen".into()
+                } else {
+                    s.info.sub_state.clone()
+                },
+                c.map(memory_cell).unwrap_or_else(|| "-".into()),
+                s.cpu_percent
+                    .map(|p| format!("{p:.0}%"))
+                    .unwrap_or_else(|| "-".into()),
+                c.and_then(|c| c.pids_current)
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                c.and_then(|c| c.memory_pressure.as_ref())
+                    .map(|p| format!("{:.1}%", p.some.avg10))
+                    .unwrap_or_else(|| "-".into()),
+                s.info.unit.clone(),
+            ]
+        })
+        .collect();
+    let header = [
+        "APP",
+        if all { "BY" } else { "PRESET" },
+        "STATE",
+        "MEMORY",
+        "CPU",
+        "TASKS",
+        "MEM PRESSURE",
+        "UNIT",
+    ];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", line(header.to_vec()));
+    for row in &rows {
+        let _ = writeln!(stdout, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+/// "1.2 GiB / 4.0 GiB": current use against the hard limit, or the soft one if only that is set.
+fn memory_cell(c: &CgroupSample) -> String {
+    let Some(current) = c.memory_current else {
+        return "-".into();
+    };
+    let limit = [c.memory_max, c.memory_high]
+        .into_iter()
+        .flatten()
+        .find_map(|l| match l {
+            Limit::Value(v) => Some(v),
+            Limit::Max => None,
+        });
+    match limit {
+        Some(l) => format!("{} / {}", Bytes(current), Bytes(l)),
+        None => Bytes(current).to_string(),
+    }
+}
+
+enum Action {
+    Freeze,
+    Thaw,
+    Stop,
+    Kill(i32),
+}
+
+async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> {
+    let ctl = connect(manager).await?;
+    let unit = ctl.find(target).await?;
+    let who = format!("{} ({})", unit.name, unit.unit);
+    match action {
+        Action::Freeze => {
+            ctl.freeze(&unit).await?;
+            println!("Froze {who}");
+        }
+        Action::Thaw => {
+            ctl.thaw(&unit).await?;
+            println!("Thawed {who}");
+        }
+        Action::Stop => {
+            ctl.stop(&unit).await?;
+            println!("Stopped {who}");
+        }
+        Action::Kill(signal) => {
+            ctl.kill(&unit, signal).await?;
+            if signal == libc::SIGKILL {
+                // Report the end only once systemd has seen it.
+                for _ in 0..40 {
+                    match ctl.systemd.active_state(&unit.unit).await.as_deref() {
+                        None | Some("inactive" | "failed") => {
+                            println!("Killed {who}");
+                            return Ok(0);
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+                bail!("sent SIGKILL to {who}, but the unit is still active after 2 s");
+            }
+            println!("Sent signal {signal} to {who}");
+        }
+    }
+    Ok(0)
+}
+
+fn parse_signal(text: &str) -> Result<i32> {
+    if let Ok(n) = text.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        bail!("signal {n} does not exist; use a number from 1 to 64 or a name such as TERM");
+    }
+    let name = text.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Ok(match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        _ => bail!(
+            "unknown signal “{text}”; use one of HUP, INT, QUIT, KILL, USR1, USR2, TERM, CONT, STOP or a number"
+        ),
+    })
+}
+
+async fn limit(manager: ManagerKind, target: &str, limits: &LimitArgs) -> Result<i32> {
+    let settings = limits.settings();
+    if settings.is_empty() {
+        bail!(
+            "say which limit to change, e.g. `corral limit {target} --memory-max 4G` (see `corral limit --help`)"
+        );
+    }
+    let ctl = connect(manager).await?;
+    let unit = ctl.find(target).await?;
+    let checks = ctl.set_limits(&unit, &settings).await?;
+    println!("Changed the limits of {} ({}):", unit.name, unit.unit);
+    print_checks(&checks, false);
+    Ok(if checks.iter().all(LimitCheck::applied) {
+        0
+    } else {
+        2
+    })
+}
+
+fn presets(action: Option<PresetsAction>) -> Result<i32> {
+    let config = Config::load()?;
+    match action {
+        None => {
+            let presets = config.presets();
+            let width = presets.iter().map(|p| p.name.len()).max().unwrap_or(4);
+            for p in presets {
+                let origin = match (p.builtin, p.in_file) {
+                    (true, true) => " (changed in config)",
+                    (false, _) => " (from config)",
+                    _ => "",
+                };
+                println!("{:width$}  {}{origin}", p.name, p.description);
+                println!("{:width$}  {}", "", p.settings.summary());
+            }
+            println!("\nConfig file: {}", Config::path().display());
+        }
+        Some(PresetsAction::Show { name }) => {
+            let preset = config.preset(&name)?;
+            println!("{}: {}", preset.name, preset.description);
+            for (key, value) in preset.settings.entries() {
+                println!("  {key} = {value}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+async fn doctor(manager: ManagerKind) -> Result<i32> {
+    let mut checks = Vec::new();
+    match Config::load() {
+        Ok(_) => checks.push((
+            "config",
+            doctor::Status::Ok,
+            format!("{} is valid (or absent)", Config::path().display()),
+            None,
+        )),
+        Err(e) => checks.push((
+            "config",
+            doctor::Status::Failed,
+            e.to_string(),
+            Some(
+                "fix the file at the line and column shown; Corral never overwrites it".to_owned(),
+            ),
+        )),
+    }
+    let fs = CgroupFs::system();
+    let manager_cgroup = match Systemd::connect(manager).await {
+        Ok(systemd) => {
+            let version = systemd.manager().version().await.unwrap_or_default();
+            let cgroup = systemd.manager().control_group().await.ok();
+            checks.push((
+                "systemd manager",
+                doctor::Status::Ok,
+                format!(
+                    "the {} manager answers (systemd {version})",
+                    manager.label()
+                ),
+                None,
+            ));
+            cgroup.or_else(|| Some(String::new()))
+        }
+        Err(e) => {
+            checks.push((
+                "systemd manager",
+                doctor::Status::Failed,
+                e.to_string(),
+                Some("log in to a systemd session (loginctl), or install dbus-user-session so the user manager has a session bus".to_owned()),
+            ));
+            None
+        }
+    };
+    for c in doctor::cgroup_checks(&fs, manager_cgroup.as_deref()) {
+        checks.push((c.name, c.status, c.detail, c.fix));
+    }
+    let color = std::io::stdout().is_terminal();
+    let mut failed = false;
+    for (name, status, detail, fix) in &checks {
+        let mark = match status {
+            doctor::Status::Ok => {
+                if color {
+                    "\x1b[32m✓\x1b[0m"
+                } else {
+                    "✓"
+                }
+            }
+            doctor::Status::Warning => {
+                if color {
+                    "\x1b[33m!\x1b[0m"
+                } else {
+                    "!"
+                }
+            }
+            doctor::Status::Failed => {
+                failed = true;
+                if color { "\x1b[31m✗\x1b[0m" } else { "✗" }
+            }
+        };
+        println!("{mark} {name}: {detail}");
+        if let Some(fix) = fix {
+            println!("    fix: {fix}");
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_limits_and_the_command() {
+        let cli = Cli::try_parse_from([
+            "corral",
+            "run",
+            "-p",
+            "shell",
+            "--memory-max",
+            "2G",
+            "--cpu-quota",
+            "50%",
+            "--",
+            "bash",
+            "-i",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.command, ["bash", "-i"]);
+        assert_eq!(args.preset.as_deref(), Some("shell"));
+        assert_eq!(args.limits.cpu_quota, Some(CpuQuota::Percent(50)));
+    }
+
+    #[test]
+    fn bad_limits_are_refused_with_the_reason() {
+        let err = Cli::try_parse_from(["corral", "run", "--memory-max", "4X", "--", "true"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("4X") && err.contains("512M or 4G"), "{err}");
+        let err = Cli::try_parse_from(["corral", "limit", "x", "--cpu-quota", "1e9%"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("percentage of one CPU"), "{err}");
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(parse_signal("sigkill").unwrap(), libc::SIGKILL);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert!(parse_signal("0").is_err());
+        assert!(
+            parse_signal("BOGUS")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown signal")
+        );
+    }
+}

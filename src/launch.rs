@@ -1,0 +1,535 @@
+//! Launching a command or desktop app in a transient unit: as a service that systemd starts
+//! itself, or as a scope around a child Corral forks, which keeps the caller's terminal.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use zbus::zvariant::{Fd, Value};
+
+use crate::apps;
+use crate::presets::Settings;
+use crate::systemd::names::{self, UnitKind};
+use crate::systemd::properties::{Property, TransientSpec};
+use crate::systemd::{Systemd, SystemdError};
+
+/// Variables that describe Corral's own process rather than the person's session; a launched
+/// app must not inherit them (systemd.exec(5), "Environment Variables in Spawned Processes").
+const OWN_VARIABLES: [&str; 14] = [
+    "INVOCATION_ID",
+    "JOURNAL_STREAM",
+    "SYSTEMD_EXEC_PID",
+    "MANAGERPID",
+    "NOTIFY_SOCKET",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+    "MEMORY_PRESSURE_WATCH",
+    "MEMORY_PRESSURE_WRITE",
+    // Startup notification tokens are single-use and were meant for Corral's own window.
+    "DESKTOP_STARTUP_ID",
+    "XDG_ACTIVATION_TOKEN",
+];
+
+/// The environment a launched app gets: the person's session environment, less the variables
+/// that belong to Corral's own process (its own `CORRAL_*` settings included).
+pub fn session_environment() -> Vec<(OsString, OsString)> {
+    without_own_variables(std::env::vars_os())
+}
+
+fn without_own_variables(
+    vars: impl Iterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    vars.filter(|(key, _)| {
+        let key = key.as_bytes();
+        !key.starts_with(b"CORRAL_") && !OWN_VARIABLES.iter().any(|v| v.as_bytes() == key)
+    })
+    .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("no command given: put the command after `--`, e.g. `corral run -- firefox`")]
+    NoCommand,
+    #[error(
+        "command not found: “{0}” is not an executable file in PATH; check the spelling or give its full path"
+    )]
+    NotFound(String),
+    #[error("“{0}” is not an executable file; check the path and its permissions")]
+    NotExecutable(PathBuf),
+    #[error("the working directory “{0}” does not exist")]
+    NoWorkingDirectory(PathBuf),
+    #[error("“{0}” cannot be passed to systemd: it contains a NUL byte or is not UTF-8")]
+    BadArgument(String),
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    #[error("could not start “{program}”: {source}")]
+    Exec {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not fork a child for the scope: {0}")]
+    Fork(#[source] std::io::Error),
+}
+
+/// What to launch and how; `settings` are already resolved from the preset and overrides.
+#[derive(Debug, Clone)]
+pub struct LaunchRequest {
+    pub command: Vec<String>,
+    pub app_id: String,
+    pub app_name: String,
+    pub preset: String,
+    pub settings: Settings,
+    pub kind: UnitKind,
+    pub working_directory: Option<PathBuf>,
+}
+
+impl LaunchRequest {
+    /// The unit's specification; `program` is argv[0] resolved to an absolute path.
+    fn spec(&self, systemd: &Systemd, program: &Path, pids: Vec<u32>) -> TransientSpec {
+        let mut command = self.command.clone();
+        command[0] = program.to_string_lossy().into_owned();
+        // systemd's Environment= takes UTF-8 strings; variables that are not are left out.
+        let environment = session_environment()
+            .into_iter()
+            .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
+            .chain(
+                self.settings
+                    .environment
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}")),
+            )
+            .collect();
+        TransientSpec {
+            name: names::new_unit_name(&self.app_id, self.kind),
+            kind: self.kind,
+            description: names::description(&self.app_name, &self.preset),
+            command,
+            pids,
+            settings: self.settings.clone(),
+            environment,
+            working_directory: self.working_directory.clone(),
+            manager: systemd.kind(),
+            add_ref: true,
+        }
+    }
+}
+
+/// Finds the program to run: a path with a `/` as given, a bare name in `$PATH`.
+pub fn resolve_program(argv0: &str) -> Result<PathBuf, LaunchError> {
+    if argv0.contains('/') {
+        let path = std::path::absolute(argv0).map_err(|_| LaunchError::NotFound(argv0.into()))?;
+        if !path.exists() {
+            return Err(LaunchError::NotFound(argv0.into()));
+        }
+        if !apps::is_executable_file(&path) {
+            return Err(LaunchError::NotExecutable(path));
+        }
+        return Ok(path);
+    }
+    apps::find_in_path(argv0).ok_or_else(|| LaunchError::NotFound(argv0.into()))
+}
+
+fn check_request(req: &LaunchRequest) -> Result<PathBuf, LaunchError> {
+    let argv0 = req.command.first().ok_or(LaunchError::NoCommand)?;
+    let program = resolve_program(argv0)?;
+    if let Some(dir) = &req.working_directory
+        && !dir.is_dir()
+    {
+        return Err(LaunchError::NoWorkingDirectory(dir.clone()));
+    }
+    Ok(program)
+}
+
+/// Standard input, output and error for a service, so its output reaches the terminal.
+pub struct Stdio<'a> {
+    pub input: BorrowedFd<'a>,
+    pub output: BorrowedFd<'a>,
+    pub error: BorrowedFd<'a>,
+}
+
+/// Starts `req` as a transient service and returns the unit name once systemd has executed the
+/// program. The unit stays referenced by this connection (AddRef=) so its outcome can be read;
+/// call [`Systemd::unref`] when done. A failed start leaves no unit behind.
+pub async fn launch_service(
+    systemd: &Systemd,
+    req: &LaunchRequest,
+    stdio: Option<Stdio<'_>>,
+) -> Result<String, LaunchError> {
+    let program = check_request(req)?;
+    let spec = req.spec(systemd, &program, Vec::new());
+    let mut extra: Vec<Property> = Vec::new();
+    if let Some(stdio) = stdio {
+        for (name, fd) in [
+            ("StandardInputFileDescriptor", stdio.input),
+            ("StandardOutputFileDescriptor", stdio.output),
+            ("StandardErrorFileDescriptor", stdio.error),
+        ] {
+            let fd = fd
+                .try_clone_to_owned()
+                .map_err(|source| LaunchError::Exec {
+                    program: program.clone(),
+                    source,
+                })?;
+            extra.push((name, Value::Fd(Fd::from(fd))));
+        }
+    }
+    match systemd.start_transient(&spec, extra).await {
+        Ok(()) => Ok(spec.name),
+        Err(SystemdError::JobFailed { .. }) => {
+            // Type=exec: the job fails when the program could not be executed. Read why while
+            // our reference keeps the failed unit, then let it be collected.
+            let reason = match systemd.object_path(&spec.name).await {
+                Ok(path) => systemd.outcome(&spec.name, &path).await.ok(),
+                Err(_) => None,
+            };
+            systemd.unref(&spec.name).await;
+            let _ = systemd.manager().reset_failed_unit(&spec.name).await;
+            Err(LaunchError::Exec {
+                program,
+                source: std::io::Error::other(match reason {
+                    Some(outcome) => exec_failure_text(&outcome),
+                    None => "systemd could not start it".to_owned(),
+                }),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// systemd's exit statuses for a failed spawn (systemd.exec(5), "Process Exit Codes").
+fn exec_failure_text(outcome: &crate::systemd::UnitOutcome) -> String {
+    match outcome.status {
+        Some(200) => "the working directory could not be entered (CHDIR)".into(),
+        Some(203) => "the program could not be executed (EXEC)".into(),
+        Some(217) => "the user could not be set up (USER)".into(),
+        Some(218) => "the capabilities could not be set up (CAPABILITIES)".into(),
+        Some(226) => "the mount namespace could not be set up (NAMESPACE)".into(),
+        Some(status) => format!(
+            "systemd's start failed with result {} and status {status}",
+            outcome.result
+        ),
+        None => format!("systemd's start failed with result {}", outcome.result),
+    }
+}
+
+/// A child forked into a scope.
+#[derive(Debug)]
+pub struct ScopeChild {
+    pub unit: String,
+    pub pid: i32,
+}
+
+/// Forks a child, puts it in a new scope with `req`'s limits, and only then lets it execute
+/// the program, so that no process of the app ever runs outside the scope. The child keeps
+/// this process's terminal. The scope stays referenced (AddRef=) until [`Systemd::unref`].
+pub async fn launch_scope(
+    systemd: &Systemd,
+    req: &LaunchRequest,
+) -> Result<ScopeChild, LaunchError> {
+    let program = check_request(req)?;
+    let prepared = PreparedExec::new(&program, req)?;
+    let release = Pipe::new().map_err(LaunchError::Fork)?;
+    let exec_error = Pipe::new().map_err(LaunchError::Fork)?;
+
+    // SAFETY: the child only makes async-signal-safe calls on memory prepared before the fork
+    // (see `child_after_fork`), as POSIX requires after fork() in a multi-threaded process.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(LaunchError::Fork(std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: in the child, see above.
+        unsafe {
+            child_after_fork(
+                release.read.as_raw_fd(),
+                release.write.as_raw_fd(),
+                exec_error.write.as_raw_fd(),
+                &prepared,
+            )
+        }
+    }
+    let Pipe {
+        write: release_write,
+        ..
+    } = release;
+    let Pipe {
+        read: error_read, ..
+    } = exec_error;
+
+    let spec = req.spec(systemd, &program, vec![pid as u32]);
+    if let Err(e) = systemd.start_transient(&spec, Vec::new()).await {
+        // Dropping the release pipe makes the child exit without running anything.
+        drop(release_write);
+        reap(pid).await;
+        return Err(e.into());
+    }
+    // The scope exists and holds the child: let it go on to exec.
+    let released = write_once(&release_write, &[1]);
+    drop(release_write);
+    if let Err(source) = released {
+        reap(pid).await;
+        return Err(LaunchError::Exec { program, source });
+    }
+    // The error pipe closes on a successful exec (O_CLOEXEC) or carries the child's errno.
+    let errno = tokio::task::spawn_blocking(move || read_errno(&error_read))
+        .await
+        .unwrap_or(None);
+    if let Some(errno) = errno {
+        reap(pid).await;
+        systemd.unref(&spec.name).await;
+        return Err(LaunchError::Exec {
+            program,
+            source: std::io::Error::from_raw_os_error(errno),
+        });
+    }
+    Ok(ScopeChild {
+        unit: spec.name,
+        pid,
+    })
+}
+
+/// Waits for a child and returns its exit status the way a shell reports it
+/// (128 + signal number for a killed child).
+pub async fn wait_child(pid: i32) -> (i32, Option<i32>) {
+    tokio::task::spawn_blocking(move || {
+        let mut status = 0;
+        loop {
+            // SAFETY: plain waitpid on our own child.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if r == pid {
+                break;
+            }
+            if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return (127, None);
+            }
+        }
+        if libc::WIFSIGNALED(status) {
+            let signal = libc::WTERMSIG(status);
+            (128 + signal, Some(signal))
+        } else {
+            (libc::WEXITSTATUS(status), None)
+        }
+    })
+    .await
+    .unwrap_or((127, None))
+}
+
+async fn reap(pid: i32) {
+    // SAFETY: kill and wait for our own child, which has not run anything.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_child(pid).await;
+}
+
+/// argv, environment and working directory as C strings, built before the fork because the
+/// child may not allocate.
+struct PreparedExec {
+    path: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _env: Vec<CString>,
+    env_ptrs: Vec<*const libc::c_char>,
+    cwd: Option<CString>,
+    /// systemd cannot set NoNewPrivileges= on a scope, so the child sets it itself (prctl(2)).
+    no_new_privileges: bool,
+    /// The soft limit on open files to give back to the program (0: leave as is).
+    fd_limit: libc::rlim_t,
+}
+
+impl PreparedExec {
+    fn new(program: &Path, req: &LaunchRequest) -> Result<PreparedExec, LaunchError> {
+        let c = |s: &OsStr| {
+            CString::new(s.as_bytes())
+                .map_err(|_| LaunchError::BadArgument(s.to_string_lossy().into_owned()))
+        };
+        let path = c(program.as_os_str())?;
+        let argv: Vec<CString> = req
+            .command
+            .iter()
+            .map(|a| c(OsStr::new(a)))
+            .collect::<Result<_, _>>()?;
+        let env: Vec<CString> = session_environment()
+            .into_iter()
+            .chain(
+                req.settings
+                    .environment
+                    .iter()
+                    .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+            )
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                c(&kv)
+            })
+            .collect::<Result<_, _>>()?;
+        let cwd = req
+            .working_directory
+            .as_deref()
+            .map(|d| c(d.as_os_str()))
+            .transpose()?;
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        Ok(PreparedExec {
+            argv_ptrs: ptrs(&argv),
+            env_ptrs: ptrs(&env),
+            path,
+            _argv: argv,
+            _env: env,
+            cwd,
+            no_new_privileges: req.settings.no_new_privileges == Some(true),
+            fd_limit: crate::ORIGINAL_FD_LIMIT.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+}
+
+/// The child's side: wait for the parent's go-ahead (the scope exists), then exec. Only
+/// async-signal-safe calls (close, read, write, sigprocmask, chdir, prctl, rlimits, execve,
+/// _exit).
+unsafe fn child_after_fork(
+    release_read: RawFd,
+    release_write: RawFd,
+    error_write: RawFd,
+    exec: &PreparedExec,
+) -> ! {
+    unsafe {
+        libc::close(release_write);
+        // The forking thread's signal mask survives exec; the program must start with none.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        let mut byte = 0u8;
+        loop {
+            let n = libc::read(release_read, (&raw mut byte).cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && *libc::__errno_location() == libc::EINTR {
+                continue;
+            }
+            // The parent gave up (no scope): run nothing.
+            libc::_exit(125);
+        }
+        if let Some(cwd) = &exec.cwd
+            && libc::chdir(cwd.as_ptr()) != 0
+        {
+            report_errno_and_exit(error_write);
+        }
+        if exec.no_new_privileges && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            report_errno_and_exit(error_write);
+        }
+        if exec.fd_limit > 0 {
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur = exec.fd_limit;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+        }
+        libc::execve(
+            exec.path.as_ptr(),
+            exec.argv_ptrs.as_ptr(),
+            exec.env_ptrs.as_ptr(),
+        );
+        report_errno_and_exit(error_write)
+    }
+}
+
+unsafe fn report_errno_and_exit(error_write: RawFd) -> ! {
+    unsafe {
+        let errno: i32 = *libc::__errno_location();
+        libc::write(error_write, (&raw const errno).cast(), 4);
+        libc::_exit(127)
+    }
+}
+
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> std::io::Result<Pipe> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two fresh descriptors that we then own.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors were just created and are owned by nothing else.
+        Ok(unsafe {
+            Pipe {
+                read: OwnedFd::from_raw_fd(fds[0]),
+                write: OwnedFd::from_raw_fd(fds[1]),
+            }
+        })
+    }
+}
+
+fn write_once(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
+    // SAFETY: writing from a valid buffer to a descriptor we own.
+    let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+    if n == bytes.len() as isize {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn read_errno(fd: &OwnedFd) -> Option<i32> {
+    let mut buf = [0u8; 4];
+    loop {
+        // SAFETY: reading into a valid buffer from a descriptor we own.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 4) };
+        if n == 4 {
+            return Some(i32::from_ne_bytes(buf));
+        }
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_variables_are_not_passed_on() {
+        let vars = [
+            "CORRAL_CONFIG",
+            "INVOCATION_ID",
+            "PATH",
+            "DISPLAY",
+            "NOTIFY_SOCKET",
+        ]
+        .map(|k| (OsString::from(k), OsString::from("x")));
+        let kept: Vec<_> = without_own_variables(vars.into_iter())
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(kept, ["PATH", "DISPLAY"]);
+    }
+
+    #[test]
+    fn programs_resolve_or_fail_clearly() {
+        assert!(resolve_program("sh").unwrap().is_absolute());
+        let err = resolve_program("no-such-program-corral").unwrap_err();
+        assert!(
+            err.to_string().contains("not an executable file in PATH"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::write(&data, "not a program").unwrap();
+        let err = resolve_program(data.to_str().unwrap()).unwrap_err();
+        assert!(matches!(err, LaunchError::NotExecutable(_)), "{err}");
+    }
+}

@@ -1,0 +1,424 @@
+//! A small typed client over the systemd manager: start transient units and wait for the start
+//! job, stop, kill, freeze, thaw, change limits, list units and read their state.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use zbus::Connection;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+use crate::systemd::properties::{ManagerKind, Property, TransientSpec};
+use crate::systemd::proxy::{ManagerProxy, UnitProxy, UnitRow};
+
+/// How long to wait for a start or stop job. Generous: on the system manager the job only
+/// starts once the person has answered polkit's password prompt.
+const JOB_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SystemdError {
+    #[error(
+        "cannot reach the {bus} systemd manager: {source}. {hint} \
+         (`corral doctor` checks the whole setup)",
+        bus = .manager.label(),
+        hint = .manager.unreachable_hint()
+    )]
+    Unreachable {
+        manager: ManagerKind,
+        #[source]
+        source: Box<zbus::Error>,
+    },
+    #[error("there is no unit “{0}” (it may have ended); `corral ps --all` lists running apps")]
+    NoSuchUnit(String),
+    #[error(
+        "not allowed to {action} “{unit}”: {message}. Units of the system manager need \
+         polkit authorisation; run from a desktop session where a password prompt can appear"
+    )]
+    AccessDenied {
+        action: &'static str,
+        unit: String,
+        message: String,
+    },
+    #[error("a unit named “{0}” exists already; try again (names are random)")]
+    UnitExists(String),
+    #[error("systemd refused to {action} “{unit}”: {message}")]
+    Refused {
+        action: &'static str,
+        unit: String,
+        message: String,
+    },
+    #[error("the {action} job for “{unit}” ended with result “{result}”")]
+    JobFailed {
+        action: &'static str,
+        unit: String,
+        result: String,
+    },
+    #[error("systemd did not finish the {action} job for “{unit}” within {secs} s", secs = JOB_TIMEOUT.as_secs())]
+    JobTimeout { action: &'static str, unit: String },
+    #[error("the bus connection closed while waiting to {action} “{unit}”; is systemd restarting?")]
+    Disconnected { action: &'static str, unit: String },
+    #[error("D-Bus error while trying to {action} “{unit}”: {source}")]
+    Bus {
+        action: &'static str,
+        unit: String,
+        #[source]
+        source: Box<zbus::Error>,
+    },
+}
+
+impl ManagerKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ManagerKind::User => "user's",
+            ManagerKind::System => "system",
+        }
+    }
+
+    fn unreachable_hint(self) -> &'static str {
+        match self {
+            ManagerKind::User => {
+                "Corral talks to your own systemd (systemd --user) over the session bus; \
+                 run it inside a desktop or `systemd --user` login session \
+                 (DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR must be set)"
+            }
+            ManagerKind::System => "is the system bus running (systemctl status dbus)?",
+        }
+    }
+}
+
+/// Maps a failed call to an error that names the action and the unit.
+fn call_error(action: &'static str, unit: &str, err: zbus::Error) -> SystemdError {
+    let zbus::Error::MethodError(name, message, _) = &err else {
+        return SystemdError::Bus {
+            action,
+            unit: unit.to_owned(),
+            source: Box::new(err),
+        };
+    };
+    let message = message.clone().unwrap_or_default();
+    match name.as_str() {
+        "org.freedesktop.systemd1.NoSuchUnit" | "org.freedesktop.systemd1.LoadFailed" => {
+            SystemdError::NoSuchUnit(unit.to_owned())
+        }
+        "org.freedesktop.systemd1.UnitExists" => SystemdError::UnitExists(unit.to_owned()),
+        "org.freedesktop.DBus.Error.AccessDenied"
+        | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
+            SystemdError::AccessDenied {
+                action,
+                unit: unit.to_owned(),
+                message,
+            }
+        }
+        // A freeze or kill of a unit that stopped a moment ago.
+        "org.freedesktop.systemd1.UnitInactive" | "org.freedesktop.systemd1.NoUnitForPID" => {
+            SystemdError::NoSuchUnit(unit.to_owned())
+        }
+        _ => SystemdError::Refused {
+            action,
+            unit: unit.to_owned(),
+            message: if message.is_empty() {
+                name.to_string()
+            } else {
+                message
+            },
+        },
+    }
+}
+
+/// How a service's main process ended (org.freedesktop.systemd1.Service ExecMain*).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitOutcome {
+    /// systemd's Result: "success", "exit-code", "signal", "oom-kill", ...
+    pub result: String,
+    /// Exit status, or the signal number when `killed` is true.
+    pub status: Option<i32>,
+    pub killed: bool,
+}
+
+/// Connection to one systemd manager, subscribed to its job and unit signals.
+#[derive(Clone)]
+pub struct Systemd {
+    connection: Connection,
+    manager: ManagerProxy<'static>,
+    kind: ManagerKind,
+}
+
+impl Systemd {
+    pub async fn connect(kind: ManagerKind) -> Result<Systemd, SystemdError> {
+        let unreachable = |source| SystemdError::Unreachable {
+            manager: kind,
+            source: Box::new(source),
+        };
+        let connection = match kind {
+            ManagerKind::User => Connection::session().await,
+            ManagerKind::System => Connection::system().await,
+        }
+        .map_err(unreachable)?;
+        let manager = ManagerProxy::new(&connection).await.map_err(unreachable)?;
+        // Subscribe() also proves the manager is there (a bus without systemd answers
+        // ServiceUnknown), and without it systemd sends no JobRemoved at all.
+        manager.subscribe().await.map_err(unreachable)?;
+        Ok(Systemd {
+            connection,
+            manager,
+            kind,
+        })
+    }
+
+    pub fn kind(&self) -> ManagerKind {
+        self.kind
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    pub fn manager(&self) -> &ManagerProxy<'static> {
+        &self.manager
+    }
+
+    /// Starts a transient unit and waits for its start job. `extra` carries properties that
+    /// the pure builder cannot hold, such as file descriptors.
+    pub async fn start_transient(
+        &self,
+        spec: &TransientSpec,
+        extra: Vec<Property>,
+    ) -> Result<(), SystemdError> {
+        let mut props = spec.properties();
+        props.extend(extra);
+        let name = spec.name.as_str();
+        self.run_job("start", name, async {
+            self.manager
+                .start_transient_unit(name, "fail", &props, &[])
+                .await
+        })
+        .await
+    }
+
+    /// Stops a unit (SIGTERM, then SIGKILL after its stop timeout) and waits until it has.
+    pub async fn stop(&self, unit: &str) -> Result<(), SystemdError> {
+        self.run_job("stop", unit, async {
+            self.manager.stop_unit(unit, "replace").await
+        })
+        .await
+    }
+
+    /// Sends `signal` to every process of the unit.
+    pub async fn kill(&self, unit: &str, signal: i32) -> Result<(), SystemdError> {
+        self.manager
+            .kill_unit(unit, "all", signal)
+            .await
+            .map_err(|e| call_error("kill", unit, e))
+    }
+
+    /// Freezes the unit's whole cgroup (cgroup.freeze), which no process can notice or resist,
+    /// unlike SIGSTOP.
+    pub async fn freeze(&self, unit: &str) -> Result<(), SystemdError> {
+        self.manager
+            .freeze_unit(unit)
+            .await
+            .map_err(|e| call_error("freeze", unit, e))
+    }
+
+    pub async fn thaw(&self, unit: &str) -> Result<(), SystemdError> {
+        self.manager
+            .thaw_unit(unit)
+            .await
+            .map_err(|e| call_error("thaw", unit, e))
+    }
+
+    /// Changes properties of a running unit until it ends (runtime=true: nothing is written
+    /// to the persistent configuration).
+    pub async fn set_properties(&self, unit: &str, props: &[Property]) -> Result<(), SystemdError> {
+        self.manager
+            .set_unit_properties(unit, true, props)
+            .await
+            .map_err(|e| call_error("change the limits of", unit, e))
+    }
+
+    /// Lets go of the reference taken with AddRef=, so an ended unit can be collected.
+    pub async fn unref(&self, unit: &str) {
+        // Failing here only means the unit is gone already.
+        let _ = self.manager.unref_unit(unit).await;
+    }
+
+    /// Loaded units whose names match any of `patterns` (shell globs).
+    pub async fn list_units(&self, patterns: &[&str]) -> Result<Vec<UnitRow>, SystemdError> {
+        self.manager
+            .list_units_by_patterns(&[], patterns)
+            .await
+            .map_err(|e| call_error("list", &patterns.join(" "), e))
+    }
+
+    async fn unit_path(&self, unit: &str) -> Result<OwnedObjectPath, SystemdError> {
+        self.manager
+            .get_unit(unit)
+            .await
+            .map_err(|e| call_error("look up", unit, e))
+    }
+
+    /// One property of a unit, read without setting up a caching proxy.
+    pub async fn property(
+        &self,
+        path: &OwnedObjectPath,
+        interface: &str,
+        name: &str,
+    ) -> Result<OwnedValue, zbus::Error> {
+        let reply = self
+            .connection
+            .call_method(
+                Some("org.freedesktop.systemd1"),
+                path.as_ref(),
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &(interface, name),
+            )
+            .await?;
+        reply.body().deserialize::<OwnedValue>()
+    }
+
+    /// The unit's cgroup path relative to the cgroup root ("" while it has none).
+    pub async fn control_group(
+        &self,
+        unit: &str,
+        path: &OwnedObjectPath,
+    ) -> Result<String, SystemdError> {
+        let interface = unit_interface(unit);
+        let value = self
+            .property(path, interface, "ControlGroup")
+            .await
+            .map_err(|e| call_error("read", unit, e))?;
+        String::try_from(value).map_err(|e| call_error("read", unit, e.into()))
+    }
+
+    /// Waits until the unit is inactive or failed, then reads how it ended. Needs the unit to
+    /// stay loaded after it ends (AddRef=) to read the outcome.
+    pub async fn wait_for_end(&self, unit: &str) -> Result<UnitOutcome, SystemdError> {
+        let path = self.unit_path(unit).await?;
+        let proxy = UnitProxy::builder(&self.connection)
+            .path(path.clone())
+            .map_err(|e| call_error("watch", unit, e))?
+            .build()
+            .await
+            .map_err(|e| call_error("watch", unit, e))?;
+        let mut changes = proxy.receive_active_state_changed().await;
+        loop {
+            let state = proxy
+                .active_state()
+                .await
+                .map_err(|e| call_error("watch", unit, e))?;
+            if state == "inactive" || state == "failed" {
+                break;
+            }
+            if changes.next().await.is_none() {
+                return Err(SystemdError::NoSuchUnit(unit.to_owned()));
+            }
+        }
+        self.outcome(unit, &path).await
+    }
+
+    /// How a loaded, ended unit finished.
+    pub async fn outcome(
+        &self,
+        unit: &str,
+        path: &OwnedObjectPath,
+    ) -> Result<UnitOutcome, SystemdError> {
+        let interface = unit_interface(unit);
+        let read = |name: &'static str| async move {
+            self.property(path, interface, name)
+                .await
+                .map_err(|e| call_error("read", unit, e))
+        };
+        let result = String::try_from(read("Result").await?).unwrap_or_default();
+        if interface == SCOPE_INTERFACE {
+            return Ok(UnitOutcome {
+                result,
+                status: None,
+                killed: false,
+            });
+        }
+        let code = i32::try_from(read("ExecMainCode").await?).unwrap_or(0);
+        let status = i32::try_from(read("ExecMainStatus").await?).ok();
+        Ok(UnitOutcome {
+            result,
+            status,
+            // CLD_KILLED (2) and CLD_DUMPED (3): ExecMainStatus holds the signal.
+            killed: code == 2 || code == 3,
+        })
+    }
+
+    /// The Result of a unit that may still be loaded; `None` once it is gone.
+    pub async fn result_if_loaded(&self, unit: &str) -> Option<String> {
+        let path = self.unit_path(unit).await.ok()?;
+        let value = self
+            .property(&path, unit_interface(unit), "Result")
+            .await
+            .ok()?;
+        String::try_from(value).ok()
+    }
+
+    /// The unit's ActiveState, or `None` if it is not loaded.
+    pub async fn active_state(&self, unit: &str) -> Option<String> {
+        let path = self.unit_path(unit).await.ok()?;
+        let value = self
+            .property(&path, "org.freedesktop.systemd1.Unit", "ActiveState")
+            .await
+            .ok()?;
+        String::try_from(value).ok()
+    }
+
+    pub async fn object_path(&self, unit: &str) -> Result<OwnedObjectPath, SystemdError> {
+        self.unit_path(unit).await
+    }
+
+    /// Makes the call that queues a job and waits for systemd's JobRemoved for that job.
+    async fn run_job(
+        &self,
+        action: &'static str,
+        unit: &str,
+        call: impl Future<Output = zbus::Result<OwnedObjectPath>>,
+    ) -> Result<(), SystemdError> {
+        // Listen before calling: a fast job can finish before the call's reply arrives.
+        let mut removed = self
+            .manager
+            .receive_job_removed()
+            .await
+            .map_err(|e| call_error(action, unit, e))?;
+        let job = call.await.map_err(|e| call_error(action, unit, e))?;
+        let wait = async {
+            while let Some(signal) = removed.next().await {
+                let Ok(args) = signal.args() else { continue };
+                if args.job == job {
+                    return Some(args.result);
+                }
+            }
+            None
+        };
+        match tokio::time::timeout(JOB_TIMEOUT, wait).await {
+            Ok(Some(result)) if result == "done" => Ok(()),
+            Ok(Some(result)) => Err(SystemdError::JobFailed {
+                action,
+                unit: unit.to_owned(),
+                result,
+            }),
+            Ok(None) => Err(SystemdError::Disconnected {
+                action,
+                unit: unit.to_owned(),
+            }),
+            Err(_) => Err(SystemdError::JobTimeout {
+                action,
+                unit: unit.to_owned(),
+            }),
+        }
+    }
+}
+
+const SERVICE_INTERFACE: &str = "org.freedesktop.systemd1.Service";
+const SCOPE_INTERFACE: &str = "org.freedesktop.systemd1.Scope";
+
+fn unit_interface(unit: &str) -> &'static str {
+    if unit.ends_with(".scope") {
+        SCOPE_INTERFACE
+    } else {
+        SERVICE_INTERFACE
+    }
+}

@@ -1,0 +1,105 @@
+# Helpers for the guest tests: checks that count, and ways to read what systemd and the kernel
+# did. Sourced by user.sh and system.sh; SCTL is "systemctl --user" or "systemctl".
+
+passed=0
+failed=0
+failures=()
+
+ok() {
+    passed=$((passed + 1))
+    printf 'ok   %s\n' "$1"
+}
+
+not_ok() {
+    failed=$((failed + 1))
+    failures+=("$1")
+    printf 'FAIL %s\n' "$1"
+    shift
+    [ $# -gt 0 ] && printf '     %s\n' "$@"
+    return 0
+}
+
+# check NAME COMMAND...: passes when the command succeeds.
+check() {
+    local name=$1
+    shift
+    local out
+    if out=$("$@" 2>&1); then ok "$name"; else not_ok "$name" "$out"; fi
+}
+
+# expect_eq NAME EXPECTED ACTUAL
+expect_eq() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $2" "got:      $3"; fi
+}
+
+# expect_in NAME NEEDLE HAYSTACK: passes when HAYSTACK contains NEEDLE.
+expect_in() {
+    case "$3" in
+    *"$2"*) ok "$1" ;;
+    *) not_ok "$1" "expected to contain: $2" "got: $3" ;;
+    esac
+}
+
+# expect_range NAME LOW HIGH VALUE (integers)
+expect_range() {
+    if [ -n "$4" ] && [ "$4" -ge "$2" ] && [ "$4" -le "$3" ]; then
+        ok "$1 ($4 in $2..$3)"
+    else
+        not_ok "$1" "expected $2..$3, got '$4'"
+    fi
+}
+
+summary() {
+    echo
+    if [ "$failed" -gt 0 ]; then
+        printf 'failed: %s\n' "${failures[@]}"
+    fi
+    echo "$SUITE: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+# The newest loaded unit matching a glob, e.g. unit_named 'app-corral-sleep-*'.
+unit_named() {
+    $SCTL list-units --all --plain --no-legend "$1" 2>/dev/null | awk '{print $1}' | tail -1
+}
+
+# wait_unit GLOB: waits up to 10 s for a unit matching GLOB and prints its name.
+wait_unit() {
+    local u i
+    for i in $(seq 100); do
+        u=$(unit_named "$1")
+        [ -n "$u" ] && { echo "$u"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
+cg_dir() { echo "/sys/fs/cgroup$($SCTL show -p ControlGroup --value "$1")"; }
+
+# cg UNIT FILE: one cgroup file of a unit, as the kernel shows it.
+cg() { cat "$(cg_dir "$1")/$2" 2>/dev/null; }
+
+# cg_key UNIT FILE KEY: one key of a flat-keyed cgroup file (cpu.stat, memory.events, cgroup.events).
+cg_key() { cg "$1" "$2" | awk -v k="$3" '$1 == k {print $2}'; }
+
+active_state() { $SCTL show -p ActiveState --value "$1" 2>/dev/null; }
+
+# gone UNIT: true once the unit is no longer loaded or active (waits up to 5 s).
+gone() {
+    local i s
+    for i in $(seq 50); do
+        s=$(active_state "$1")
+        case "$s" in "" | inactive | failed) return 0 ;; esac
+        sleep 0.1
+    done
+    return 1
+}
+
+# No failed or leftover corral unit may linger after a failed launch.
+no_corral_units_left() {
+    local left
+    left=$($SCTL list-units --all --plain --no-legend 'app-corral-*' 2>/dev/null)
+    [ -z "$left" ] || { echo "left behind: $left"; return 1; }
+}
+
+mem_total() { awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo; }
