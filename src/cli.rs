@@ -12,7 +12,7 @@ use crate::apps::AppCatalog;
 use crate::cgroup::{CgroupFs, CgroupSample, Limit};
 use crate::controller::{Controller, LimitCheck};
 use crate::launch::{self, LaunchRequest, Stdio};
-use crate::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, TasksLimit};
+use crate::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
 use crate::monitor::{self, Sampler, UnitSnapshot, doctor};
 use crate::presets::{Config, Mode, Settings};
 use crate::systemd::{ManagerKind, Systemd, UnitKind};
@@ -107,22 +107,22 @@ pub struct Target {
 #[derive(Args, Debug, Default, Clone)]
 pub struct LimitArgs {
     /// Soft memory limit: above it the app is slowed and its memory reclaimed (e.g. 3G, 50%, max)
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_high: Option<MemoryLimit>,
     /// Hard memory limit: above it the kernel kills the app (e.g. 4G, 70%, max)
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_max: Option<MemoryLimit>,
     /// Swap the app may use (e.g. 0, 1G, max)
-    #[arg(long, value_name = "SIZE")]
-    pub memory_swap_max: Option<MemoryLimit>,
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap_max: Option<SwapLimit>,
     /// CPU time in percent of one CPU (e.g. 50%, 250%, max)
-    #[arg(long, value_name = "PERCENT")]
+    #[arg(long, value_name = "PERCENT", allow_hyphen_values = true)]
     pub cpu_quota: Option<CpuQuota>,
     /// CPU share against other apps, 1 to 10000 (default 100)
-    #[arg(long, value_name = "WEIGHT")]
+    #[arg(long, value_name = "WEIGHT", allow_hyphen_values = true)]
     pub cpu_weight: Option<CpuWeight>,
     /// Most processes and threads (e.g. 512, max)
-    #[arg(long, value_name = "COUNT")]
+    #[arg(long, value_name = "COUNT", allow_hyphen_values = true)]
     pub tasks_max: Option<TasksLimit>,
 }
 

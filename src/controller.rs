@@ -263,7 +263,7 @@ pub fn verify(
         (
             "swap max",
             "memory.swap.max",
-            settings.memory_swap_max,
+            settings.memory_swap_max.map(|swap| swap.0),
             sample.map(|s| s.memory_swap_max),
         ),
     ] {

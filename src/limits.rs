@@ -228,10 +228,34 @@ fn parse_percent(s: &str, kind: LimitKind) -> Option<Result<u64, LimitError>> {
     }
 }
 
+/// How much swap a unit may use: a size like a memory limit, where 0 (no swap) makes sense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SwapLimit(pub MemoryLimit);
+
+impl FromStr for SwapLimit {
+    type Err = LimitError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        parse_memory(input, true).map(SwapLimit)
+    }
+}
+
+impl fmt::Display for SwapLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl FromStr for MemoryLimit {
     type Err = LimitError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
+        parse_memory(input, false)
+    }
+}
+
+fn parse_memory(input: &str, allow_zero: bool) -> Result<MemoryLimit, LimitError> {
+    {
         let s = input.trim();
         let err = |reason| Err(LimitError::new(input, LimitKind::Memory, reason));
         if s.is_empty() {
@@ -242,7 +266,7 @@ impl FromStr for MemoryLimit {
         }
         if let Some(permyriad) = parse_percent(s, LimitKind::Memory) {
             let permyriad = permyriad?;
-            if permyriad == 0 {
+            if permyriad == 0 && !allow_zero {
                 return err("a limit of 0% would stop the app at once");
             }
             return match Percent::from_permyriad(u32::try_from(permyriad).unwrap_or(u32::MAX)) {
@@ -292,7 +316,7 @@ impl FromStr for MemoryLimit {
                 None => return err("it is far too large"),
             };
         }
-        if bytes == 0 {
+        if bytes == 0 && !allow_zero {
             return err("a limit of 0 bytes would stop the app at once");
         }
         if bytes == u64::MAX {
@@ -456,7 +480,7 @@ macro_rules! serde_via_str {
     )*};
 }
 
-serde_via_str!(MemoryLimit, CpuQuota, CpuWeight, TasksLimit);
+serde_via_str!(MemoryLimit, SwapLimit, CpuQuota, CpuWeight, TasksLimit);
 
 #[cfg(test)]
 mod tests {
@@ -504,6 +528,17 @@ mod tests {
             assert!(text.contains(reason), "{input:?}: {text}");
             assert!(text.contains("512M or 4G"), "says what is accepted: {text}");
         }
+    }
+
+    #[test]
+    fn swap_may_be_zero() {
+        assert_eq!(
+            "0".parse::<SwapLimit>(),
+            Ok(SwapLimit(MemoryLimit::Bytes(Bytes(0))))
+        );
+        assert_eq!("0".parse::<SwapLimit>().unwrap().to_string(), "0");
+        assert_eq!("1G".parse::<SwapLimit>().unwrap().0, mem("1G"));
+        assert!("-1".parse::<SwapLimit>().is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
-use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, Percent, TasksLimit};
+use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, Percent, SwapLimit, TasksLimit};
 
 /// The preset used when neither the caller nor a rule picks one.
 pub const DEFAULT_PRESET: &str = "relaxed";
@@ -261,7 +261,7 @@ pub struct Settings {
     pub memory_high: Option<MemoryLimit>,
     /// Hard limit (`MemoryMax=`): above it the OOM killer ends the app.
     pub memory_max: Option<MemoryLimit>,
-    pub memory_swap_max: Option<MemoryLimit>,
+    pub memory_swap_max: Option<SwapLimit>,
     pub cpu_quota: Option<CpuQuota>,
     pub cpu_weight: Option<CpuWeight>,
     pub tasks_max: Option<TasksLimit>,
@@ -773,7 +773,7 @@ macro_rules! settings_table {
             mode: Option<Mode>,
             memory_high: Option<MemoryLimit>,
             memory_max: Option<MemoryLimit>,
-            memory_swap_max: Option<MemoryLimit>,
+            memory_swap_max: Option<SwapLimit>,
             cpu_quota: Option<CpuQuota>,
             cpu_weight: Option<CpuWeight>,
             tasks_max: Option<TasksLimit>,
@@ -1950,7 +1950,7 @@ environment = { MOZ_ENABLE_WAYLAND = \"1\" }
         let s = config.preset("all").unwrap().settings;
         assert_eq!(s.entries().len(), SETTING_KEYS.len());
         assert_eq!(s.tasks_max, Some(TasksLimit::Count(512)));
-        assert_eq!(s.memory_swap_max, Some(MemoryLimit::Unlimited));
+        assert_eq!(s.memory_swap_max, Some(SwapLimit(MemoryLimit::Unlimited)));
         assert_eq!(s.protect_home, Some(ProtectHome::ReadOnly));
         assert_eq!(s.environment["MOZ_ENABLE_WAYLAND"], "1");
         // systemd's booleans are accepted for the protect-* settings too.

@@ -114,7 +114,7 @@ pub fn limit_properties(s: &Settings) -> Vec<Property> {
     for (name, limit) in [
         ("MemoryHigh", s.memory_high),
         ("MemoryMax", s.memory_max),
-        ("MemorySwapMax", s.memory_swap_max),
+        ("MemorySwapMax", s.memory_swap_max.map(|swap| swap.0)),
     ] {
         let Some(limit) = limit else { continue };
         props.push(match limit {

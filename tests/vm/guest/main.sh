@@ -3,6 +3,8 @@
 # the share, runs the user-manager suite as testuser and the system-manager suite as root.
 set -u
 here=$(dirname "$0")
+# Also stream everything to the share, so a host can follow a run as it goes.
+exec > >(tee /mnt/host/guest.log) 2>&1
 systemctl is-system-running --wait >/dev/null
 systemctl is-active --quiet user@1001.service || { echo "testuser's user manager is not running"; exit 1; }
 install -m 755 /mnt/host/corral /usr/local/bin/corral
