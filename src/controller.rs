@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cgroup::{CgroupFs, CgroupSample, Limit};
+use crate::cgroup::{CgroupFs, CgroupSample, Layout, Limit};
 use crate::limits::{Bytes, CpuQuota, MemoryLimit, TasksLimit};
 use crate::monitor::{self, UnitInfo};
 use crate::presets::Settings;
@@ -106,12 +106,23 @@ impl Controller {
             .controllers(control_group)
             .map(|c| c.to_string())
             .ok();
-        verify(
+        let mut checks = verify(
             settings,
             sample.as_ref(),
             controllers.as_deref(),
             physical_memory(),
-        )
+        );
+        if self.cgroups.layout() != Layout::V2 {
+            // On a v1 or hybrid host the v2 files are missing for a reason worth naming.
+            for check in checks.iter_mut().filter(|c| c.problem.is_some()) {
+                check.problem = Some(
+                    "this machine does not use cgroup v2, so systemd cannot apply it; \
+                     run `corral doctor` for the fix"
+                        .to_owned(),
+                );
+            }
+        }
+        checks
     }
 
     /// FreezeUnit replies once the freeze is done; the cgroup says whether it really is.

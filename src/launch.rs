@@ -253,13 +253,18 @@ pub async fn launch_scope(
             )
         }
     }
+    // Close the parent's copies of the child's ends now: the error pipe must reach EOF once
+    // the child has exec'd, which it cannot while this process holds its write end.
     let Pipe {
+        read: release_read,
         write: release_write,
-        ..
     } = release;
     let Pipe {
-        read: error_read, ..
+        read: error_read,
+        write: error_write,
     } = exec_error;
+    drop(release_read);
+    drop(error_write);
 
     let spec = req.spec(systemd, &program, vec![pid as u32]);
     if let Err(e) = systemd.start_transient(&spec, Vec::new()).await {

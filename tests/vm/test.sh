@@ -16,4 +16,10 @@ start=$(date +%s)
 status=0
 "$top/tests/vm/run.sh" "$share" /mnt/host/guest/main.sh || status=$?
 echo "vm: guest tests took $(( $(date +%s) - start )) s (boot and power-off included)"
+# One closing line for all suites, in the form CI reads.
+counts=$(grep -hE '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$share/guest.log" 2>/dev/null || true)
+passed=$(echo "$counts" | awk '{s += $2} END {print s + 0}')
+failed=$(echo "$counts" | awk '{s += $4} END {print s + 0}')
+[ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1   # the guest failed before counting
+echo "guest: $passed passed, $failed failed"
 exit $status

@@ -102,4 +102,41 @@ no_corral_units_left() {
     [ -z "$left" ] || { echo "left behind: $left"; return 1; }
 }
 
+# diagnose: what a hung test leaves behind, for the log.
+diagnose() {
+    echo "---- diagnostics: processes"
+    ps -eLo pid,tid,ppid,stat,wchan:24,args | grep -v ' \[' | tail -40
+    echo "---- corral units"
+    $SCTL list-units --all --plain --no-legend 'app-corral-*'
+    local u
+    for u in $($SCTL list-units --all --plain --no-legend 'app-corral-*' | awk '{print $1}'); do
+        echo "-- $u: memory.current=$(cg "$u" memory.current) memory.max=$(cg "$u" memory.max)"
+        cg "$u" memory.events | tr '\n' ' '
+        echo
+        cg "$u" cgroup.procs | tr '\n' ' '
+        echo
+    done
+    echo "----"
+}
+
+# corral_bounded SECONDS ARGS...: runs corral, but never longer than SECONDS; a run that hangs
+# has the state of the system logged, then is killed.
+corral_bounded() {
+    local limit=$1 pid i
+    shift
+    corral "$@" &
+    pid=$!
+    for i in $(seq $((limit * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "corral $* did not finish within $limit s" >&2
+        diagnose >&2
+        pkill -KILL -P "$pid"
+        kill -KILL "$pid"
+    fi
+    wait "$pid"
+}
+
 mem_total() { awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo; }

@@ -97,11 +97,11 @@ check "stop the browser" corral stop fakebrowser
 check "stopped unit is gone" gone "$br"
 
 echo "== OOM kill under a hard limit is reported"
-out=$(corral run --wait --memory-max 40M --memory-swap-max 0 --app-id hog -- tail /dev/zero 2>&1)
+out=$(corral_bounded 60 run --wait --memory-max 40M --memory-swap-max 0 --app-id hog -- tail /dev/zero 2>&1)
 status=$?
 expect_eq "exit status of the OOM-killed service is 128+9" 137 "$status"
 expect_in "corral reports the OOM kill" "OOM killer" "$out"
-out=$(corral run --scope --memory-max 40M --memory-swap-max 0 --app-id scopehog -- tail /dev/zero 2>&1)
+out=$(corral_bounded 60 run --scope --memory-max 40M --memory-swap-max 0 --app-id scopehog -- tail /dev/zero 2>&1)
 status=$?
 expect_eq "exit status of the OOM-killed scope is 128+9" 137 "$status"
 expect_in "corral reports the OOM kill in a scope" "OOM killer" "$out"
