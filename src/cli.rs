@@ -34,8 +34,19 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub system: bool,
 
+    /// Without a command, Corral opens its window.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    pub fn manager(&self) -> ManagerKind {
+        if self.system {
+            ManagerKind::System
+        } else {
+            ManagerKind::User
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,14 +205,9 @@ pub struct LaunchArgs {
     pub files: Vec<String>,
 }
 
-/// Runs the command line; returns the process exit code.
-pub async fn run(cli: Cli) -> Result<i32> {
-    let manager = if cli.system {
-        ManagerKind::System
-    } else {
-        ManagerKind::User
-    };
-    match cli.command {
+/// Runs one command; returns the process exit code.
+pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
+    match command {
         Command::Run(args) => run_command(manager, args).await,
         Command::Launch(args) => launch_app(manager, args).await,
         Command::Apps { search, json } => list_apps(search.as_deref(), json),
@@ -884,7 +890,7 @@ mod tests {
             "-i",
         ])
         .unwrap();
-        let Command::Run(args) = cli.command else {
+        let Some(Command::Run(args)) = cli.command else {
             panic!("not run")
         };
         assert_eq!(args.command, ["bash", "-i"]);

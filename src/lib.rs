@@ -8,12 +8,14 @@
 pub mod apps;
 pub mod cgroup;
 pub mod cli;
+pub mod config;
 pub mod controller;
 pub mod launch;
 pub mod limits;
 pub mod monitor;
 pub mod presets;
 pub mod systemd;
+pub mod ui;
 
 /// The soft limit on open files Corral started with, restored for the apps it starts.
 pub static ORIGINAL_FD_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -5,6 +5,11 @@ use corral::cli::{self, Cli};
 fn main() {
     let cli = Cli::parse();
     corral::raise_fd_limit();
+    let manager = cli.manager();
+    let Some(command) = cli.command else {
+        // No command: the window, on the main thread with GTK's own main loop.
+        std::process::exit(corral::ui::run(manager, false));
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -15,7 +20,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = match runtime.block_on(cli::run(cli)) {
+    let code = match runtime.block_on(cli::run(manager, command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("corral: error: {e}");

@@ -1626,6 +1626,23 @@ impl ConfigEditor {
         Ok(())
     }
 
+    /// Sets one key of the `[general]` table, e.g. `refresh-interval` to 2.0; the edit is
+    /// refused if the value is out of the key's range.
+    pub fn set_general(&mut self, key: &str, value: f64) -> Result<(), ConfigError> {
+        self.edit(|doc| {
+            let general = doc
+                .entry("general")
+                .or_insert_with(|| Item::Table(Table::new()));
+            let table = general
+                .as_table_like_mut()
+                .ok_or_else(|| ConfigError::InvalidEdit {
+                    message: "general in the file is not a table".to_owned(),
+                })?;
+            set_value(table, key, Value::from(value));
+            Ok(())
+        })
+    }
+
     /// Applies `change` to a copy of the document and keeps it only if the result is valid.
     fn edit(
         &mut self,
@@ -2510,6 +2527,24 @@ memory-max = \"8G\"
         let rule = editor.config().unwrap();
         let rule = rule.rule_for("org.mozilla.firefox", None).unwrap();
         assert!(rule.settings.is_empty());
+    }
+
+    #[test]
+    fn editor_sets_general_keys_and_refuses_out_of_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "# mine\n[general]\nrefresh-interval = 1.0 # keep\n").unwrap();
+        let mut editor = ConfigEditor::open(&path).unwrap();
+        editor.set_general("refresh-interval", 2.5).unwrap();
+        assert!(editor.set_general("refresh-interval", 0.0).is_err());
+        editor.save().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("refresh-interval = 2.5 # keep"), "{text}");
+        assert!(text.starts_with("# mine"), "{text}");
+        assert_eq!(
+            Config::load_from(&path).unwrap().general.refresh_interval,
+            2.5
+        );
     }
 
     #[test]

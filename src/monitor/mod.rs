@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod rates;
+pub mod service;
 
 use std::collections::HashMap;
 use std::time::Instant;

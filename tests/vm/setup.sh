@@ -43,10 +43,17 @@ fi
 rm -rf "$vm.tmp/debs"
 
 # 2. Guest root file system. Binaries built on the host run in it unchanged (same glibc).
-log "debootstrapping the guest (about 2 minutes)"
+log "debootstrapping the guest (about 3 minutes)"
 root=$vm.tmp/rootfs
-debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,procps,util-linux,linux-image-amd64,initramfs-tools,e2fsprogs \
+# Beyond systemd: the GTK 4 / libadwaita runtime the window links, Xvfb and xwd for screenshots,
+# AT-SPI and pyatspi to drive the window as a screen reader would, and a real tray host
+# (status-notifier-watcher, gtk-sni-tray-standalone) for the tray tests.
+guest_packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,procps,util-linux
+guest_packages+=,linux-image-amd64,initramfs-tools,e2fsprogs
+guest_packages+=,libgtk-4-1,libadwaita-1-0,adwaita-icon-theme,hicolor-icon-theme,fonts-cantarell
+guest_packages+=,xvfb,xauth,x11-apps,dbus-x11,at-spi2-core,python3-pyatspi,gir1.2-atspi-2.0,python3-gi
+guest_packages+=,haskell-gtk-sni-tray-utils,haskell-status-notifier-item-utils
+debootstrap --variant=minbase --include="$guest_packages" \
     bookworm "$root" "$mirror" >"$vm.tmp/debootstrap.log" 2>&1 ||
     { tail -20 "$vm.tmp/debootstrap.log" >&2; exit 1; }
 

@@ -1,0 +1,400 @@
+//! The selected app in detail: history graphs of memory and CPU with their limits, limit
+//! editors applied at runtime and read back, and the actions (freeze/thaw, stop, kill).
+
+use std::time::SystemTime;
+
+use adw::prelude::*;
+
+use crate::cgroup::Limit;
+use crate::controller::LimitCheck;
+use crate::limits::Bytes;
+use crate::monitor::UnitSnapshot;
+use crate::presets::Settings;
+use crate::ui::graph::{Graph, GraphData, GraphUnit};
+use crate::ui::trace::Trace;
+use crate::ui::unit_row::state_text;
+
+/// What the details pane asks the window to do.
+#[derive(Debug, Clone)]
+pub enum DetailsAction {
+    Freeze(String),
+    Thaw(String),
+    Stop(String),
+    Kill(String),
+    ApplyLimits(String, Settings),
+    Remember(String, Settings),
+}
+
+/// One limit editor: an entry row whose subtitle says whether the kernel took the value.
+struct LimitEditor {
+    key: &'static str,
+    row: adw::EntryRow,
+}
+
+pub struct Details {
+    pub root: gtk::ScrolledWindow,
+    unit: std::cell::RefCell<Option<String>>,
+    icon: gtk::Image,
+    title: gtk::Label,
+    subtitle: gtk::Label,
+    freeze: gtk::ToggleButton,
+    memory_graph: Graph,
+    cpu_graph: Graph,
+    memory_caption: gtk::Label,
+    cpu_caption: gtk::Label,
+    editors: Vec<LimitEditor>,
+    result: gtk::Label,
+}
+
+impl Details {
+    pub fn new(send: impl Fn(DetailsAction) + Clone + 'static) -> std::rc::Rc<Details> {
+        let icon = gtk::Image::builder().pixel_size(64).build();
+        let title = gtk::Label::builder()
+            .xalign(0.0)
+            .css_classes(["title-1"])
+            .wrap(true)
+            .build();
+        let subtitle = gtk::Label::builder()
+            .xalign(0.0)
+            .css_classes(["dim-label"])
+            .wrap(true)
+            .selectable(true)
+            .build();
+        let heading = gtk::Box::new(gtk::Orientation::Vertical, 4);
+        heading.append(&title);
+        heading.append(&subtitle);
+        let header = gtk::Box::new(gtk::Orientation::Horizontal, 12);
+        header.append(&icon);
+        header.append(&heading);
+
+        let freeze = gtk::ToggleButton::builder().label("Freeze").build();
+        freeze.set_tooltip_text(Some(
+            "Freeze every process: it keeps its memory but uses no CPU",
+        ));
+        let stop = gtk::Button::builder().label("Stop").build();
+        stop.set_tooltip_text(Some("Ask the app to quit (SIGTERM)"));
+        let kill = gtk::Button::builder()
+            .label("Kill…")
+            .css_classes(["destructive-action"])
+            .build();
+        kill.set_tooltip_text(Some("End every process of the app at once (SIGKILL)"));
+        let actions = gtk::Box::new(gtk::Orientation::Horizontal, 6);
+        actions.append(&freeze);
+        actions.append(&stop);
+        actions.append(&kill);
+
+        let memory_graph = Graph::new("Memory use over the last 10 minutes", 140);
+        let cpu_graph = Graph::new("CPU use over the last 10 minutes", 100);
+        let memory_caption = caption();
+        let cpu_caption = caption();
+
+        let limits = adw::PreferencesGroup::builder()
+            .title("Limits")
+            .description("Changes apply at once and hold until the app ends. Sizes like 4G or 70 %, CPU like 150 %, or max.")
+            .build();
+        let editors: Vec<LimitEditor> = [
+            ("memory-high", "Memory high (slows down above)"),
+            ("memory-max", "Memory max (killed above)"),
+            ("cpu-quota", "CPU quota"),
+            ("cpu-weight", "CPU weight"),
+            ("tasks-max", "Tasks max"),
+        ]
+        .into_iter()
+        .map(|(key, label)| {
+            let row = adw::EntryRow::builder().title(label).build();
+            row.set_show_apply_button(true);
+            limits.add(&row);
+            LimitEditor { key, row }
+        })
+        .collect();
+        let result = gtk::Label::builder()
+            .xalign(0.0)
+            .wrap(true)
+            .css_classes(["caption"])
+            .build();
+        let remember = gtk::Button::builder()
+            .label("Remember for This App")
+            .halign(gtk::Align::Start)
+            .build();
+        remember.set_tooltip_text(Some(
+            "Save these limits as this app's rule, used at its next launch",
+        ));
+
+        let content = gtk::Box::builder()
+            .orientation(gtk::Orientation::Vertical)
+            .spacing(12)
+            .margin_top(18)
+            .margin_bottom(18)
+            .margin_start(18)
+            .margin_end(18)
+            .build();
+        content.append(&header);
+        content.append(&actions);
+        content.append(&section("Memory"));
+        content.append(&memory_graph.area);
+        content.append(&memory_caption);
+        content.append(&section("CPU"));
+        content.append(&cpu_graph.area);
+        content.append(&cpu_caption);
+        content.append(&limits);
+        content.append(&result);
+        content.append(&remember);
+        let clamp = adw::Clamp::builder()
+            .maximum_size(720)
+            .child(&content)
+            .build();
+        let root = gtk::ScrolledWindow::builder()
+            .hscrollbar_policy(gtk::PolicyType::Never)
+            .child(&clamp)
+            .hexpand(true)
+            .build();
+
+        let details = std::rc::Rc::new(Details {
+            root,
+            unit: Default::default(),
+            icon,
+            title,
+            subtitle,
+            freeze,
+            memory_graph,
+            cpu_graph,
+            memory_caption,
+            cpu_caption,
+            editors,
+            result,
+        });
+
+        let weak = std::rc::Rc::downgrade(&details);
+        let s = send.clone();
+        details.freeze.connect_clicked(move |button| {
+            let Some(d) = weak.upgrade() else { return };
+            let Some(unit) = d.unit.borrow().clone() else {
+                return;
+            };
+            s(if button.is_active() {
+                DetailsAction::Freeze(unit)
+            } else {
+                DetailsAction::Thaw(unit)
+            });
+        });
+        let weak = std::rc::Rc::downgrade(&details);
+        let s = send.clone();
+        stop.connect_clicked(move |_| {
+            if let Some(unit) = weak.upgrade().and_then(|d| d.unit.borrow().clone()) {
+                s(DetailsAction::Stop(unit));
+            }
+        });
+        let weak = std::rc::Rc::downgrade(&details);
+        let s = send.clone();
+        kill.connect_clicked(move |_| {
+            if let Some(unit) = weak.upgrade().and_then(|d| d.unit.borrow().clone()) {
+                s(DetailsAction::Kill(unit));
+            }
+        });
+        for editor in &details.editors {
+            let weak = std::rc::Rc::downgrade(&details);
+            let s = send.clone();
+            editor.row.connect_apply(move |_| {
+                let Some(d) = weak.upgrade() else { return };
+                let Some(unit) = d.unit.borrow().clone() else {
+                    return;
+                };
+                match d.settings() {
+                    Ok(settings) => s(DetailsAction::ApplyLimits(unit, settings)),
+                    Err(e) => d.show_result(&e, true),
+                }
+            });
+        }
+        let weak = std::rc::Rc::downgrade(&details);
+        remember.connect_clicked(move |_| {
+            let Some(d) = weak.upgrade() else { return };
+            let Some(unit) = d.unit.borrow().clone() else {
+                return;
+            };
+            match d.settings() {
+                Ok(settings) => send(DetailsAction::Remember(unit, settings)),
+                Err(e) => d.show_result(&e, true),
+            }
+        });
+        details
+    }
+
+    /// The limits typed into the editors; empty editors are left out.
+    fn settings(&self) -> Result<Settings, String> {
+        let mut settings = Settings::default();
+        for editor in &self.editors {
+            let text = editor.row.text();
+            if text.trim().is_empty() {
+                continue;
+            }
+            settings
+                .set(editor.key, text.trim())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(settings)
+    }
+
+    pub fn unit(&self) -> Option<String> {
+        self.unit.borrow().clone()
+    }
+
+    /// Shows another unit: clears the editors and fills them with its current limits.
+    pub fn show_unit(&self, snap: &UnitSnapshot, icon: Option<&str>) {
+        *self.unit.borrow_mut() = Some(snap.info.unit.clone());
+        self.icon
+            .set_icon_name(Some(icon.unwrap_or("application-x-executable")));
+        self.result.set_text("");
+        let c = snap.cgroup.as_ref();
+        let show = |limit: Option<Limit>| match limit {
+            Some(Limit::Value(v)) => crate::limits::MemoryLimit::Bytes(Bytes(v)).to_string(),
+            Some(Limit::Max) => "max".into(),
+            None => String::new(),
+        };
+        let current = [
+            show(c.and_then(|c| c.memory_high)),
+            show(c.and_then(|c| c.memory_max)),
+            c.and_then(|c| c.cpu_max)
+                .map(|m| match m.quota {
+                    Limit::Max => "max".to_owned(),
+                    Limit::Value(q) => format!("{}%", q * 100 / m.period_usec.max(1)),
+                })
+                .unwrap_or_default(),
+            c.and_then(|c| c.cpu_weight)
+                .map(|w| w.to_string())
+                .unwrap_or_default(),
+            show(c.and_then(|c| c.pids_max)),
+        ];
+        for (editor, text) in self.editors.iter().zip(current) {
+            editor.row.set_text(&text);
+        }
+    }
+
+    /// Refreshes the figures and graphs of the shown unit.
+    pub fn update(&self, snap: &UnitSnapshot, trace: Option<&Trace>, now: SystemTime) {
+        let info = &snap.info;
+        self.title.set_text(&info.name);
+        let preset = info
+            .preset
+            .as_deref()
+            .map(|p| format!(" · preset {p}"))
+            .unwrap_or_default();
+        self.subtitle.set_text(&format!(
+            "{} · launched by {}{preset} · {}",
+            info.unit,
+            info.launcher,
+            state_text(snap)
+        ));
+        let frozen = state_text(snap) == "frozen";
+        if self.freeze.is_active() != frozen {
+            self.freeze.set_active(frozen);
+        }
+        self.freeze
+            .set_label(if frozen { "Thaw" } else { "Freeze" });
+
+        let c = snap.cgroup.as_ref();
+        let value = |l: Option<Limit>| match l {
+            Some(Limit::Value(v)) => Some(v as f64),
+            _ => None,
+        };
+        let mut memory_lines = Vec::new();
+        if let Some(v) = value(c.and_then(|c| c.memory_high)) {
+            memory_lines.push((v, "high".to_owned()));
+        }
+        if let Some(v) = value(c.and_then(|c| c.memory_max)) {
+            memory_lines.push((v, "max".to_owned()));
+        }
+        let mut cpu_lines = Vec::new();
+        if let Some(m) = c.and_then(|c| c.cpu_max)
+            && let Limit::Value(q) = m.quota
+        {
+            cpu_lines.push((
+                q as f64 * 100.0 / m.period_usec.max(1) as f64,
+                "quota".to_owned(),
+            ));
+        }
+        let (memory_points, cpu_points, events) = match trace {
+            Some(t) => (t.memory_points(now), t.cpu_points(now), t.events(now)),
+            None => Default::default(),
+        };
+        self.memory_graph.set(GraphData {
+            points: memory_points,
+            lines: memory_lines,
+            events: events.clone(),
+            span: Trace::SPAN_SECS,
+            unit: GraphUnit::Bytes,
+        });
+        self.cpu_graph.set(GraphData {
+            points: cpu_points,
+            lines: cpu_lines,
+            events,
+            span: Trace::SPAN_SECS,
+            unit: GraphUnit::Percent,
+        });
+        let peak = c
+            .and_then(|c| c.memory_peak)
+            .map(|p| format!(", peak {}", Bytes(p)))
+            .unwrap_or_default();
+        let pressure = c
+            .and_then(|c| c.memory_pressure.as_ref())
+            .map(|p| format!(", pressure {:.1} %", p.some.avg10))
+            .unwrap_or_default();
+        self.memory_caption.set_text(&format!(
+            "In use: {}{peak}{pressure}",
+            c.and_then(|c| c.memory_current)
+                .map(|m| Bytes(m).to_string())
+                .unwrap_or_else(|| "unknown".into())
+        ));
+        let throttled = c
+            .and_then(|c| c.cpu_stat.as_ref())
+            .and_then(|s| s.nr_throttled)
+            .filter(|&n| n > 0)
+            .map(|n| format!(", throttled {n} times"))
+            .unwrap_or_default();
+        self.cpu_caption.set_text(&format!(
+            "Now: {}{throttled} · tasks: {}",
+            snap.cpu_percent
+                .map(|p| format!("{p:.0} % of one CPU"))
+                .unwrap_or_else(|| "measuring…".into()),
+            c.and_then(|c| c.pids_current)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "unknown".into())
+        ));
+    }
+
+    /// Says, per limit, whether the kernel took it.
+    pub fn show_checks(&self, checks: &[LimitCheck]) {
+        let lines: Vec<String> = checks
+            .iter()
+            .map(|c| match &c.problem {
+                None => format!("✓ {} {}: applied", c.setting, c.wanted),
+                Some(p) => format!("✗ {} {}: not applied — {p}", c.setting, c.wanted),
+            })
+            .collect();
+        let failed = checks.iter().any(|c| !c.applied());
+        self.show_result(&lines.join("\n"), failed);
+    }
+
+    pub fn show_result(&self, text: &str, is_error: bool) {
+        self.result.set_text(text);
+        if is_error {
+            self.result.add_css_class("error");
+        } else {
+            self.result.remove_css_class("error");
+        }
+    }
+}
+
+fn section(title: &str) -> gtk::Label {
+    gtk::Label::builder()
+        .label(title)
+        .xalign(0.0)
+        .css_classes(["heading"])
+        .build()
+}
+
+fn caption() -> gtk::Label {
+    gtk::Label::builder()
+        .xalign(0.0)
+        .css_classes(["caption", "dim-label"])
+        .build()
+}

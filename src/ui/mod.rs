@@ -1,0 +1,105 @@
+//! The GTK 4 / libadwaita window (relm4): one application instance, the list of contained apps
+//! with their details, the launcher and preferences. Views only: the logic lives in the library.
+
+pub mod details;
+pub mod graph;
+pub mod launcher;
+pub mod preferences;
+pub mod trace;
+pub mod unit_row;
+pub mod window;
+
+use adw::prelude::*;
+use relm4::RelmApp;
+
+use crate::config::{APP_ID, APP_NAME, RESOURCE_BASE, VERSION};
+use crate::systemd::ManagerKind;
+use window::{MainWindow, WindowInit};
+
+/// Runs the window; returns when the application quits. A second start only raises the first
+/// instance's window (GApplication's uniqueness on the session bus).
+pub fn run(manager: ManagerKind, show_all: bool) -> i32 {
+    gtk::gio::resources_register_include!("corral.gresource")
+        .expect("the GResource bundle is compiled into the binary");
+    let app = adw::Application::builder().application_id(APP_ID).build();
+    {
+        let quit = gtk::gio::SimpleAction::new("quit", None);
+        let app_ref = app.clone();
+        quit.connect_activate(move |_, _| app_ref.quit());
+        app.add_action(&quit);
+    }
+    app.connect_startup(|_| {
+        let provider = gtk::CssProvider::new();
+        provider.load_from_resource(&format!("{RESOURCE_BASE}/style.css"));
+        if let Some(display) = gtk::gdk::Display::default() {
+            gtk::style_context_add_provider_for_display(
+                &display,
+                &provider,
+                gtk::STYLE_PROVIDER_PRIORITY_APPLICATION,
+            );
+        }
+        gtk::Window::set_default_icon_name(APP_ID);
+    });
+    // Activation (also from a second start) raises the window.
+    app.connect_activate(|app| {
+        if let Some(window) = app.windows().first() {
+            window.present();
+        }
+    });
+    RelmApp::from_app(app)
+        .visible_on_activate(false)
+        .with_args(Vec::new())
+        .run::<MainWindow>(WindowInit { manager, show_all });
+    0
+}
+
+/// Names a widget for screen readers and AT-SPI. GTK 4.8's C library has had
+/// gtk_accessible_update_property_value since 4.0, but the Rust bindings only expose the
+/// GtkAccessible interface from 4.10 on, so this one call is declared here.
+pub fn set_accessible_label(widget: &impl IsA<gtk::Widget>, label: &str) {
+    use gtk::glib::translate::ToGlibPtr;
+    unsafe extern "C" {
+        fn gtk_accessible_update_property_value(
+            accessible: *mut std::ffi::c_void,
+            n_properties: std::ffi::c_int,
+            properties: *mut std::ffi::c_int,
+            values: *const gtk::glib::gobject_ffi::GValue,
+        );
+    }
+    /// GTK_ACCESSIBLE_PROPERTY_LABEL in gtkenums.h.
+    const LABEL: std::ffi::c_int = 4;
+    let value = gtk::glib::Value::from(label);
+    let mut property = [LABEL];
+    let widget: *mut gtk::ffi::GtkWidget = widget.as_ref().to_glib_none().0;
+    // SAFETY: every GtkWidget is a GtkAccessible; one property, one GValue holding a string.
+    unsafe {
+        gtk_accessible_update_property_value(
+            widget.cast(),
+            1,
+            property.as_mut_ptr(),
+            value.to_glib_none().0,
+        );
+    }
+}
+
+pub fn show_about(parent: &adw::ApplicationWindow) {
+    let about = adw::AboutWindow::builder()
+        .transient_for(parent)
+        .application_name(APP_NAME)
+        .application_icon(APP_ID)
+        .version(VERSION)
+        .developer_name("The Corral developers")
+        .license_type(gtk::License::Gpl30)
+        .comments("Keep desktop apps from eating the machine: launch them with limits, watch what they use, freeze or stop them when they run away.")
+        .website("https://github.com/corral-app/corral")
+        .build();
+    about.present();
+}
+
+/// The Ctrl+? window listing the keyboard shortcuts, from the GResource.
+pub fn install_shortcuts_window(window: &adw::ApplicationWindow) {
+    let builder = gtk::Builder::from_resource(&format!("{RESOURCE_BASE}/ui/shortcuts.ui"));
+    if let Some(shortcuts) = builder.object::<gtk::ShortcutsWindow>("help_overlay") {
+        window.set_help_overlay(Some(&shortcuts));
+    }
+}

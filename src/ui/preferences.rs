@@ -1,0 +1,276 @@
+//! Preferences: the refresh interval and alert threshold, and the presets (create, edit,
+//! delete). Every change goes through the config editor, which keeps the person's comments and
+//! formatting and refuses to touch a malformed file.
+
+use adw::prelude::*;
+
+use crate::monitor::service::Monitor;
+use crate::presets::{Config, ConfigEditor, Preset, Settings};
+
+/// Limit settings a preset row lets the person edit.
+const EDITABLE: [(&str, &str); 6] = [
+    ("memory-high", "Memory high"),
+    ("memory-max", "Memory max"),
+    ("memory-swap-max", "Swap max"),
+    ("cpu-quota", "CPU quota"),
+    ("cpu-weight", "CPU weight"),
+    ("tasks-max", "Tasks max"),
+];
+
+pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
+    let window = adw::PreferencesWindow::builder()
+        .transient_for(parent)
+        .modal(true)
+        .search_enabled(false)
+        .build();
+    let editor = ConfigEditor::open(Config::path());
+    let config = Config::load();
+    let (editor, config) = match (editor, config) {
+        (Ok(editor), Ok(config)) => (editor, config),
+        (Err(e), _) | (_, Err(e)) => {
+            // A malformed file is shown, never overwritten.
+            let page = adw::PreferencesPage::new();
+            let group = adw::PreferencesGroup::builder()
+                .title("The config file has a mistake")
+                .description(format!("{e}\n\nFix it in a text editor; Corral will not change it until it loads again."))
+                .build();
+            page.add(&group);
+            window.add(&page);
+            window.present();
+            return;
+        }
+    };
+    let editor = std::rc::Rc::new(std::cell::RefCell::new(editor));
+    window.add(&general_page(&window, &config, &editor, monitor));
+    window.add(&presets_page(&window, &config, &editor));
+    window.present();
+}
+
+/// Saves the editor's document, or shows why not as a toast.
+fn save(window: &adw::PreferencesWindow, editor: &std::cell::RefCell<ConfigEditor>) -> bool {
+    match editor.borrow_mut().save() {
+        Ok(()) => true,
+        Err(e) => {
+            window.add_toast(adw::Toast::new(&format!("Not saved: {e}")));
+            false
+        }
+    }
+}
+
+fn general_page(
+    window: &adw::PreferencesWindow,
+    config: &Config,
+    editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
+    monitor: Option<Monitor>,
+) -> adw::PreferencesPage {
+    let page = adw::PreferencesPage::builder()
+        .title("General")
+        .icon_name("preferences-system-symbolic")
+        .build();
+    let group = adw::PreferencesGroup::builder().title("Monitoring").build();
+    let spin_row =
+        |title: &str, subtitle: &str, value: f64, min: f64, max: f64, step: f64, digits: u32| {
+            let spin = gtk::SpinButton::with_range(min, max, step);
+            spin.set_digits(digits);
+            spin.set_value(value);
+            spin.set_valign(gtk::Align::Center);
+            crate::ui::set_accessible_label(&spin, title);
+            let row = adw::ActionRow::builder()
+                .title(title)
+                .subtitle(subtitle)
+                .build();
+            row.add_suffix(&spin);
+            row.set_activatable_widget(Some(&spin));
+            group.add(&row);
+            spin
+        };
+    let interval = spin_row(
+        "Refresh Interval",
+        "Seconds between usage samples",
+        config.general.refresh_interval,
+        0.1,
+        60.0,
+        0.5,
+        1,
+    );
+    let warning = spin_row(
+        "Memory Warning",
+        "Warn when an app uses this share of its memory limit (%)",
+        config.general.memory_warning,
+        1.0,
+        100.0,
+        1.0,
+        0,
+    );
+    {
+        let (window, editor) = (window.clone(), std::rc::Rc::clone(editor));
+        interval.connect_value_changed(move |spin| {
+            let value = spin.value();
+            // The edit's borrow must end before save() borrows the editor again.
+            let edited = editor.borrow_mut().set_general("refresh-interval", value);
+            if edited.is_ok()
+                && save(&window, &editor)
+                && let Some(m) = &monitor
+            {
+                m.set_interval(std::time::Duration::from_secs_f64(value));
+            }
+        });
+    }
+    {
+        let (window, editor) = (window.clone(), std::rc::Rc::clone(editor));
+        warning.connect_value_changed(move |spin| {
+            if editor
+                .borrow_mut()
+                .set_general("memory-warning", spin.value())
+                .is_ok()
+            {
+                save(&window, &editor);
+            }
+        });
+    }
+    page.add(&group);
+    page
+}
+
+fn presets_page(
+    window: &adw::PreferencesWindow,
+    config: &Config,
+    editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
+) -> adw::PreferencesPage {
+    let page = adw::PreferencesPage::builder()
+        .title("Presets")
+        .icon_name("view-list-symbolic")
+        .build();
+    let group = adw::PreferencesGroup::builder()
+        .title("Presets")
+        .description(
+            "Sizes like 4G or 70 %, CPU like 150 %, or max. Empty means not limited by the preset.",
+        )
+        .build();
+    for preset in config.presets() {
+        group.add(&preset_row(window, &preset, editor));
+    }
+    let new_row = adw::EntryRow::builder().title("New preset name").build();
+    new_row.set_show_apply_button(true);
+    {
+        let (window, editor, group) = (window.clone(), std::rc::Rc::clone(editor), group.clone());
+        new_row.connect_apply(move |row| {
+            let name = row.text().trim().to_owned();
+            let created = editor.borrow_mut().set_preset(&name, &Settings::default());
+            match created {
+                Ok(()) if save(&window, &editor) => {
+                    let preset = Preset {
+                        name: name.clone(),
+                        description: String::new(),
+                        builtin: false,
+                        in_file: true,
+                        settings: Settings::default(),
+                    };
+                    group.add(&preset_row(&window, &preset, &editor));
+                    row.set_text("");
+                }
+                Ok(()) => {}
+                Err(e) => window.add_toast(adw::Toast::new(&e.to_string())),
+            }
+        });
+    }
+    let add_group = adw::PreferencesGroup::new();
+    add_group.add(&new_row);
+    page.add(&group);
+    page.add(&add_group);
+    page
+}
+
+fn preset_row(
+    window: &adw::PreferencesWindow,
+    preset: &Preset,
+    editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
+) -> adw::ExpanderRow {
+    let row = adw::ExpanderRow::builder()
+        .title(&preset.name)
+        .subtitle(if preset.description.is_empty() {
+            preset.settings.summary()
+        } else {
+            preset.description.clone()
+        })
+        .build();
+    let values: std::collections::HashMap<&str, String> =
+        preset.settings.entries().into_iter().collect();
+    let entries: Vec<(&'static str, adw::EntryRow)> = EDITABLE
+        .iter()
+        .map(|&(key, title)| {
+            let entry = adw::EntryRow::builder().title(title).build();
+            entry.set_text(values.get(key).map(String::as_str).unwrap_or(""));
+            row.add_row(&entry);
+            (key, entry)
+        })
+        .collect();
+    let save_button = gtk::Button::builder()
+        .label("Save")
+        .css_classes(["suggested-action"])
+        .valign(gtk::Align::Center)
+        .build();
+    let delete_button = gtk::Button::builder()
+        .label(if preset.builtin { "Reset" } else { "Delete" })
+        .css_classes(["destructive-action"])
+        .valign(gtk::Align::Center)
+        .sensitive(preset.in_file)
+        .build();
+    delete_button.set_tooltip_text(Some(if preset.builtin {
+        "Forget your changes to this built-in preset"
+    } else {
+        "Delete this preset"
+    }));
+    let buttons = adw::ActionRow::new();
+    buttons.add_suffix(&delete_button);
+    buttons.add_suffix(&save_button);
+    row.add_row(&buttons);
+
+    let name = preset.name.clone();
+    let base = preset.settings.clone();
+    {
+        let (window, editor, name) = (window.clone(), std::rc::Rc::clone(editor), name.clone());
+        save_button.connect_clicked(move |_| {
+            let mut settings = base.clone();
+            for (key, entry) in &entries {
+                let text = entry.text();
+                let result = if text.trim().is_empty() {
+                    settings.unset(key)
+                } else {
+                    settings.set(key, text.trim())
+                };
+                if let Err(e) = result {
+                    window.add_toast(adw::Toast::new(&e.to_string()));
+                    return;
+                }
+            }
+            match editor.borrow_mut().set_preset(&name, &settings) {
+                Ok(()) => {}
+                Err(e) => {
+                    window.add_toast(adw::Toast::new(&e.to_string()));
+                    return;
+                }
+            }
+            if save(&window, &editor) {
+                window.add_toast(adw::Toast::new(&format!("Saved preset {name}")));
+            }
+        });
+    }
+    {
+        let (window, editor, row_ref) = (window.clone(), std::rc::Rc::clone(editor), row.clone());
+        delete_button.connect_clicked(move |_| {
+            let removed = editor.borrow_mut().remove_preset(&name);
+            match removed {
+                Ok(_) if save(&window, &editor) => {
+                    row_ref.set_sensitive(false);
+                    window.add_toast(adw::Toast::new(&format!(
+                        "Removed {name} from the config file"
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => window.add_toast(adw::Toast::new(&e.to_string())),
+            }
+        });
+    }
+    row
+}

@@ -1,0 +1,676 @@
+//! The main window: the live list of contained apps on the left, the selected app's details on
+//! the right. It renders the monitor's state and sends every action through the controller.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use adw::prelude::*;
+use relm4::prelude::*;
+
+use crate::apps::AppCatalog;
+use crate::cgroup::CgroupFs;
+use crate::controller::{ControlError, Controller, LimitCheck};
+use crate::launch::{self, LaunchRequest};
+use crate::monitor::service::{Monitor, MonitorState};
+use crate::presets::{Config, ConfigEditor, Settings};
+use crate::systemd::{ManagerKind, Systemd};
+use crate::ui::details::{Details, DetailsAction};
+use crate::ui::launcher::Launcher;
+use crate::ui::trace::Trace;
+use crate::ui::unit_row::{RowKey, UnitRow};
+
+/// How the window starts.
+#[derive(Debug, Clone)]
+pub struct WindowInit {
+    pub manager: ManagerKind,
+    /// Show every contained app rather than Corral's own.
+    pub show_all: bool,
+}
+
+#[derive(Debug)]
+pub enum Msg {
+    Selected(Option<String>),
+    Search(String),
+    ShowAll(bool),
+    Details(DetailsAction),
+    ConfirmedKill(String),
+    OpenLauncher,
+    Launch(LaunchRequest),
+    OpenPreferences,
+    Present,
+}
+
+pub enum Cmd {
+    Connected(Result<(Arc<Controller>, Monitor), String>),
+    Update(Arc<MonitorState>),
+    Done(Result<String, String>),
+    LimitsApplied(Result<Vec<LimitCheck>, String>),
+    Launched(Result<String, String>),
+}
+
+pub struct Widgets {
+    list: gtk::ListBox,
+    list_stack: gtk::Stack,
+    details_stack: gtk::Stack,
+    details: Rc<Details>,
+    banner: gtk::Revealer,
+    banner_label: gtk::Label,
+    toasts: adw::ToastOverlay,
+}
+
+pub struct MainWindow {
+    ctl: Option<Arc<Controller>>,
+    monitor: Option<Monitor>,
+    catalog: AppCatalog,
+    config_problem: Option<String>,
+    state: Arc<MonitorState>,
+    rows: HashMap<String, UnitRow>,
+    keys: Rc<RefCell<HashMap<String, RowKey>>>,
+    filter: Rc<RefCell<(bool, String)>>,
+    traces: HashMap<String, Trace>,
+    launcher: Option<Rc<Launcher>>,
+}
+
+/// relm4 wants command output printable for its debug logs; the connection is opaque.
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cmd::Connected(r) => write!(f, "Connected(ok: {})", r.is_ok()),
+            Cmd::Update(s) => write!(f, "Update({} units)", s.units.len()),
+            Cmd::Done(r) => write!(f, "Done({r:?})"),
+            Cmd::LimitsApplied(r) => write!(f, "LimitsApplied({r:?})"),
+            Cmd::Launched(r) => write!(f, "Launched({r:?})"),
+        }
+    }
+}
+
+impl MainWindow {
+    fn icon_for(&self, snap: &crate::monitor::UnitSnapshot) -> Option<String> {
+        let id = snap.info.app_id.as_deref()?;
+        self.catalog.get(id).and_then(|app| app.icon.clone())
+    }
+
+    fn toast(widgets: &Widgets, text: &str) {
+        widgets.toasts.add_toast(adw::Toast::new(text));
+    }
+
+    fn render(&mut self, widgets: &mut Widgets) {
+        let state = Arc::clone(&self.state);
+        let now = state.sampled_at.unwrap_or_else(SystemTime::now);
+        widgets.banner_label.set_text(
+            state
+                .problem
+                .as_deref()
+                .or(self.config_problem.as_deref())
+                .unwrap_or(""),
+        );
+        widgets
+            .banner
+            .set_reveal_child(state.problem.is_some() || self.config_problem.is_some());
+        let mut seen = Vec::with_capacity(state.units.len());
+        let mut keys = self.keys.borrow_mut();
+        for snap in &state.units {
+            let unit = &snap.info.unit;
+            seen.push(unit.as_str());
+            let icon = self.icon_for(snap);
+            let row = self.rows.entry(unit.clone()).or_insert_with(|| {
+                let row = UnitRow::new(unit);
+                widgets.list.append(&row.row);
+                row
+            });
+            keys.insert(unit.clone(), row.update(snap, icon.as_deref()));
+            self.traces
+                .entry(unit.clone())
+                .or_default()
+                .record(snap, now);
+        }
+        // Rows of units that ended go away.
+        self.rows.retain(|unit, row| {
+            let keep = seen.contains(&unit.as_str());
+            if !keep {
+                widgets.list.remove(&row.row);
+                keys.remove(unit);
+            }
+            keep
+        });
+        self.traces.retain(|unit, _| seen.contains(&unit.as_str()));
+        drop(keys);
+        widgets.list.invalidate_sort();
+        widgets.list.invalidate_filter();
+        let any_visible = self.visible_count() > 0;
+        widgets
+            .list_stack
+            .set_visible_child_name(if any_visible { "list" } else { "empty" });
+
+        // The details follow the selected unit; an ended unit's details close.
+        match widgets.details.unit() {
+            Some(unit) => match state.units.iter().find(|s| s.info.unit == unit) {
+                Some(snap) => widgets.details.update(snap, self.traces.get(&unit), now),
+                None => widgets.details_stack.set_visible_child_name("none"),
+            },
+            None => widgets.details_stack.set_visible_child_name("none"),
+        }
+    }
+
+    fn visible_count(&self) -> usize {
+        let filter = self.filter.borrow();
+        self.keys
+            .borrow()
+            .values()
+            .filter(|k| row_visible(k, &filter))
+            .count()
+    }
+}
+
+fn row_visible(key: &RowKey, (all, query): &(bool, String)) -> bool {
+    (*all || key.corral)
+        && (query.is_empty()
+            || key.name.contains(query)
+            || key.unit.to_lowercase().contains(query)
+            || key.app_id.contains(query))
+}
+
+fn control_error(e: ControlError) -> String {
+    e.to_string()
+}
+
+impl Component for MainWindow {
+    type Init = WindowInit;
+    type Input = Msg;
+    type Output = ();
+    type CommandOutput = Cmd;
+    type Root = adw::ApplicationWindow;
+    type Widgets = Widgets;
+
+    fn init_root() -> Self::Root {
+        adw::ApplicationWindow::builder()
+            .title("Corral")
+            .default_width(1100)
+            .default_height(720)
+            .build()
+    }
+
+    fn init(
+        init: Self::Init,
+        root: Self::Root,
+        sender: ComponentSender<Self>,
+    ) -> ComponentParts<Self> {
+        let (config, config_problem) = match Config::load() {
+            Ok(c) => (c, None),
+            Err(e) => (
+                Config::default(),
+                Some(format!(
+                    "Your config file has a mistake, so the built-in presets are in use: {e}"
+                )),
+            ),
+        };
+        let interval = config.general.refresh_period();
+
+        // Header bar: launch, filter, search, menu.
+        let launch = gtk::Button::from_icon_name("list-add-symbolic");
+        launch.set_tooltip_text(Some("Launch an App (Ctrl+N)"));
+        crate::ui::set_accessible_label(&launch, "Launch an App");
+        launch.set_action_name(Some("win.launch"));
+        let filter = gtk::DropDown::from_strings(&["Corral’s Apps", "All Apps"]);
+        filter.set_selected(u32::from(init.show_all));
+        filter.set_tooltip_text(Some("Which contained apps to show"));
+        crate::ui::set_accessible_label(&filter, "Show");
+        let search_button = gtk::ToggleButton::builder()
+            .icon_name("system-search-symbolic")
+            .tooltip_text("Search (Ctrl+F)")
+            .build();
+        crate::ui::set_accessible_label(&search_button, "Search");
+        let menu = gtk::gio::Menu::new();
+        menu.append(Some("_Preferences"), Some("win.preferences"));
+        menu.append(Some("_Keyboard Shortcuts"), Some("win.show-help-overlay"));
+        menu.append(Some("_About Corral"), Some("win.about"));
+        menu.append(Some("_Quit"), Some("app.quit"));
+        let menu_button = gtk::MenuButton::builder()
+            .icon_name("open-menu-symbolic")
+            .menu_model(&menu)
+            .tooltip_text("Main Menu")
+            .build();
+        crate::ui::set_accessible_label(&menu_button, "Main Menu");
+        let header = adw::HeaderBar::new();
+        header.pack_start(&launch);
+        header.pack_start(&filter);
+        header.pack_end(&menu_button);
+        header.pack_end(&search_button);
+
+        let search = gtk::SearchEntry::builder()
+            .placeholder_text("Search by name or unit")
+            .build();
+        let search_bar = gtk::SearchBar::builder().child(&search).build();
+        search_bar.connect_entry(&search);
+        search_bar.set_key_capture_widget(Some(&root));
+        search_button
+            .bind_property("active", &search_bar, "search-mode-enabled")
+            .bidirectional()
+            .build();
+
+        let banner_label = gtk::Label::builder().wrap(true).xalign(0.0).build();
+        let banner_box = gtk::Box::builder()
+            .css_classes(["banner"])
+            .margin_top(6)
+            .margin_bottom(6)
+            .margin_start(12)
+            .margin_end(12)
+            .build();
+        banner_box.append(&banner_label);
+        let banner = gtk::Revealer::builder().child(&banner_box).build();
+
+        // The list, with an empty state inviting to launch an app.
+        let list = gtk::ListBox::builder()
+            .selection_mode(gtk::SelectionMode::Single)
+            .css_classes(["unit-list"])
+            .build();
+        crate::ui::set_accessible_label(&list, "Contained apps");
+        let keys: Rc<RefCell<HashMap<String, RowKey>>> = Rc::default();
+        let filter_state: Rc<RefCell<(bool, String)>> =
+            Rc::new(RefCell::new((init.show_all, String::new())));
+        {
+            let keys = Rc::clone(&keys);
+            list.set_sort_func(move |a, b| {
+                let keys = keys.borrow();
+                let (Some(a), Some(b)) = (
+                    keys.get(a.widget_name().as_str()),
+                    keys.get(b.widget_name().as_str()),
+                ) else {
+                    return gtk::Ordering::Equal;
+                };
+                // Biggest memory first; name breaks ties so equal rows do not swap.
+                b.memory
+                    .cmp(&a.memory)
+                    .then_with(|| a.name.cmp(&b.name))
+                    .then_with(|| a.unit.cmp(&b.unit))
+                    .into()
+            });
+        }
+        {
+            let keys = Rc::clone(&keys);
+            let filter_state = Rc::clone(&filter_state);
+            list.set_filter_func(move |row| {
+                keys.borrow()
+                    .get(row.widget_name().as_str())
+                    .is_some_and(|k| row_visible(k, &filter_state.borrow()))
+            });
+        }
+        let list_scroller = gtk::ScrolledWindow::builder()
+            .child(&list)
+            .hscrollbar_policy(gtk::PolicyType::Never)
+            .vexpand(true)
+            .build();
+        let launch_cta = gtk::Button::builder()
+            .label("Launch an App…")
+            .halign(gtk::Align::Center)
+            .css_classes(["pill", "suggested-action"])
+            .action_name("win.launch")
+            .build();
+        let empty = adw::StatusPage::builder()
+            .icon_name("io.github.corral.Corral-symbolic")
+            .title("No Contained Apps")
+            .description("Launch an app with a preset to keep it from eating the machine.")
+            .child(&launch_cta)
+            .build();
+        let list_stack = gtk::Stack::new();
+        list_stack.add_named(&list_scroller, Some("list"));
+        list_stack.add_named(&empty, Some("empty"));
+        list_stack.set_visible_child_name("empty");
+        list_stack.set_width_request(520);
+
+        let details = {
+            let sender = sender.clone();
+            Details::new(move |action| sender.input(Msg::Details(action)))
+        };
+        let none = adw::StatusPage::builder()
+            .icon_name("view-list-symbolic")
+            .title("Select an App")
+            .description("Its memory and CPU history, limits and actions appear here.")
+            .build();
+        let details_stack = gtk::Stack::new();
+        details_stack.add_named(&details.root, Some("details"));
+        details_stack.add_named(&none, Some("none"));
+        details_stack.set_visible_child_name("none");
+
+        let paned = gtk::Paned::builder()
+            .orientation(gtk::Orientation::Horizontal)
+            .start_child(&list_stack)
+            .end_child(&details_stack)
+            .position(560)
+            .shrink_start_child(false)
+            .shrink_end_child(false)
+            .vexpand(true)
+            .build();
+        let toasts = adw::ToastOverlay::new();
+        toasts.set_child(Some(&paned));
+        let content = gtk::Box::new(gtk::Orientation::Vertical, 0);
+        content.append(&header);
+        content.append(&search_bar);
+        content.append(&banner);
+        content.append(&toasts);
+        root.set_content(Some(&content));
+
+        // Window actions and their shortcuts.
+        let add_action = |name: &str, msg: fn() -> Msg| {
+            let action = gtk::gio::SimpleAction::new(name, None);
+            let sender = sender.clone();
+            action.connect_activate(move |_, _| sender.input(msg()));
+            root.add_action(&action);
+        };
+        add_action("launch", || Msg::OpenLauncher);
+        add_action("preferences", || Msg::OpenPreferences);
+        {
+            let action = gtk::gio::SimpleAction::new("about", None);
+            let window = root.clone();
+            action.connect_activate(move |_, _| crate::ui::show_about(&window));
+            root.add_action(&action);
+        }
+        {
+            let action = gtk::gio::SimpleAction::new("search", None);
+            let button = search_button.clone();
+            action.connect_activate(move |_, _| button.set_active(!button.is_active()));
+            root.add_action(&action);
+        }
+        if let Some(app) = relm4::main_application().downcast_ref::<gtk::Application>() {
+            app.set_accels_for_action("win.launch", &["<Control>n"]);
+            app.set_accels_for_action("win.search", &["<Control>f"]);
+            app.set_accels_for_action("win.preferences", &["<Control>comma"]);
+            app.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
+            app.set_accels_for_action("app.quit", &["<Control>q"]);
+        }
+        crate::ui::install_shortcuts_window(&root);
+
+        {
+            let sender = sender.clone();
+            list.connect_row_selected(move |_, row| {
+                sender.input(Msg::Selected(row.map(|r| r.widget_name().to_string())));
+            });
+        }
+        {
+            let sender = sender.clone();
+            search.connect_search_changed(move |e| {
+                sender.input(Msg::Search(e.text().to_lowercase()))
+            });
+        }
+        {
+            let sender = sender.clone();
+            filter.connect_selected_notify(move |d| sender.input(Msg::ShowAll(d.selected() == 1)));
+        }
+
+        // Connect to systemd, then follow the monitor.
+        let manager = init.manager;
+        sender.oneshot_command(async move {
+            let result = Systemd::connect(manager).await.map(|systemd| {
+                let monitor = Monitor::spawn(systemd.clone(), CgroupFs::system(), interval);
+                (
+                    Arc::new(Controller::new(systemd, CgroupFs::system())),
+                    monitor,
+                )
+            });
+            Cmd::Connected(result.map_err(|e| e.to_string()))
+        });
+
+        let model = MainWindow {
+            ctl: None,
+            monitor: None,
+            catalog: AppCatalog::load(),
+            config_problem,
+            state: Arc::default(),
+            rows: HashMap::new(),
+            keys,
+            filter: filter_state,
+            traces: HashMap::new(),
+            launcher: None,
+        };
+        let widgets = Widgets {
+            list,
+            list_stack,
+            details_stack,
+            details,
+            banner,
+            banner_label,
+            toasts,
+        };
+        ComponentParts { model, widgets }
+    }
+
+    fn update_with_view(
+        &mut self,
+        widgets: &mut Self::Widgets,
+        msg: Self::Input,
+        sender: ComponentSender<Self>,
+        root: &Self::Root,
+    ) {
+        match msg {
+            Msg::Present => root.present(),
+            Msg::Selected(None) => {
+                widgets.details_stack.set_visible_child_name("none");
+            }
+            Msg::Selected(Some(unit)) => {
+                if let Some(snap) = self.state.units.iter().find(|s| s.info.unit == unit) {
+                    let icon = self.icon_for(snap);
+                    widgets.details.show_unit(snap, icon.as_deref());
+                    let now = self.state.sampled_at.unwrap_or_else(SystemTime::now);
+                    widgets.details.update(snap, self.traces.get(&unit), now);
+                    widgets.details_stack.set_visible_child_name("details");
+                }
+            }
+            Msg::Search(text) => {
+                self.filter.borrow_mut().1 = text;
+                self.render(widgets);
+            }
+            Msg::ShowAll(all) => {
+                self.filter.borrow_mut().0 = all;
+                self.render(widgets);
+            }
+            Msg::Details(DetailsAction::Kill(unit)) => {
+                let name = self
+                    .state
+                    .units
+                    .iter()
+                    .find(|s| s.info.unit == unit)
+                    .map(|s| s.info.name.clone())
+                    .unwrap_or_else(|| unit.clone());
+                let dialog = adw::MessageDialog::builder()
+                    .transient_for(root)
+                    .modal(true)
+                    .heading(format!("Kill {name}?"))
+                    .body("Every process of the app ends at once. Unsaved work in it is lost.")
+                    .build();
+                dialog.add_response("cancel", "Cancel");
+                dialog.add_response("kill", "Kill");
+                dialog.set_response_appearance("kill", adw::ResponseAppearance::Destructive);
+                dialog.set_default_response(Some("cancel"));
+                dialog.set_close_response("cancel");
+                let sender = sender.clone();
+                dialog.connect_response(None, move |_, response| {
+                    if response == "kill" {
+                        sender.input(Msg::ConfirmedKill(unit.clone()));
+                    }
+                });
+                dialog.present();
+            }
+            Msg::Details(DetailsAction::Remember(unit, settings)) => {
+                let Some(snap) = self.state.units.iter().find(|s| s.info.unit == unit) else {
+                    return;
+                };
+                let app_id = snap
+                    .info
+                    .app_id
+                    .clone()
+                    .unwrap_or_else(|| snap.info.name.clone());
+                let text = match remember(&app_id, &settings) {
+                    Ok(()) => format!("Saved these limits for {}", snap.info.name),
+                    Err(e) => e,
+                };
+                widgets
+                    .details
+                    .show_result(&text, text.starts_with("Could not"));
+            }
+            Msg::Details(action) => self.act(action, &sender),
+            Msg::ConfirmedKill(unit) => self.act(DetailsAction::Kill(unit), &sender),
+            Msg::OpenLauncher => {
+                let config = Config::load().unwrap_or_default();
+                let sender = sender.clone();
+                let launcher = Launcher::new(root, &self.catalog, config, move |request| {
+                    sender.input(Msg::Launch(request));
+                });
+                launcher.window.present();
+                self.launcher = Some(launcher);
+            }
+            Msg::Launch(request) => {
+                let Some(ctl) = self.ctl.clone() else {
+                    if let Some(l) = &self.launcher {
+                        l.show_error("Corral is not connected to systemd yet.");
+                    }
+                    return;
+                };
+                let monitor = self.monitor.clone();
+                sender.oneshot_command(async move {
+                    let result = launch::launch_service(&ctl.systemd, &request, None).await;
+                    let result = match result {
+                        Ok(unit) => {
+                            ctl.systemd.unref(&unit).await;
+                            let _ = remember_last_preset(&request.app_id, &request.preset);
+                            if let Some(m) = monitor {
+                                m.refresh();
+                            }
+                            Ok(format!(
+                                "{} runs with preset {}",
+                                request.app_name, request.preset
+                            ))
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    Cmd::Launched(result)
+                });
+            }
+            Msg::OpenPreferences => {
+                crate::ui::preferences::show(root, self.monitor.clone());
+            }
+        }
+    }
+
+    fn update_cmd_with_view(
+        &mut self,
+        widgets: &mut Self::Widgets,
+        msg: Self::CommandOutput,
+        sender: ComponentSender<Self>,
+        _root: &Self::Root,
+    ) {
+        match msg {
+            Cmd::Connected(Ok((ctl, monitor))) => {
+                let mut updates = monitor.subscribe();
+                self.ctl = Some(ctl);
+                self.monitor = Some(monitor);
+                sender.command(move |out, shutdown| {
+                    shutdown
+                        .register(async move {
+                            while updates.changed().await.is_ok() {
+                                let state = updates.borrow_and_update().clone();
+                                if out.send(Cmd::Update(state)).is_err() {
+                                    break;
+                                }
+                            }
+                        })
+                        .drop_on_shutdown()
+                });
+            }
+            Cmd::Connected(Err(e)) => {
+                self.state = Arc::new(MonitorState {
+                    problem: Some(e),
+                    ..MonitorState::default()
+                });
+                self.render(widgets);
+            }
+            Cmd::Update(state) => {
+                self.state = state;
+                self.render(widgets);
+            }
+            Cmd::Done(Ok(text)) => {
+                Self::toast(widgets, &text);
+                if let Some(m) = &self.monitor {
+                    m.refresh();
+                }
+            }
+            Cmd::Done(Err(text)) => Self::toast(widgets, &text),
+            Cmd::LimitsApplied(Ok(checks)) => widgets.details.show_checks(&checks),
+            Cmd::LimitsApplied(Err(e)) => widgets.details.show_result(&e, true),
+            Cmd::Launched(Ok(text)) => {
+                if let Some(l) = self.launcher.take() {
+                    l.window.close();
+                }
+                Self::toast(widgets, &text);
+            }
+            Cmd::Launched(Err(e)) => match &self.launcher {
+                Some(l) => l.show_error(&e),
+                None => Self::toast(widgets, &e),
+            },
+        }
+    }
+}
+
+impl MainWindow {
+    /// Runs one action through the controller off the main loop; the result comes back as a
+    /// toast (or, for limits, as the read-back shown in the details).
+    fn act(&self, action: DetailsAction, sender: &ComponentSender<Self>) {
+        let Some(ctl) = self.ctl.clone() else { return };
+        let find = |unit: &str| {
+            self.state
+                .units
+                .iter()
+                .find(|s| s.info.unit == unit)
+                .map(|s| s.info.clone())
+        };
+        let (unit, info) = match &action {
+            DetailsAction::Freeze(u)
+            | DetailsAction::Thaw(u)
+            | DetailsAction::Stop(u)
+            | DetailsAction::Kill(u)
+            | DetailsAction::ApplyLimits(u, _)
+            | DetailsAction::Remember(u, _) => (u.clone(), find(u)),
+        };
+        let Some(info) = info else {
+            sender.input(Msg::Selected(None));
+            return;
+        };
+        let name = info.name.clone();
+        sender.oneshot_command(async move {
+            let done = |r: Result<(), ControlError>, what: &str| {
+                Cmd::Done(r.map(|()| format!("{what} {name}")).map_err(control_error))
+            };
+            match action {
+                DetailsAction::Freeze(_) => done(ctl.freeze(&info).await, "Froze"),
+                DetailsAction::Thaw(_) => done(ctl.thaw(&info).await, "Thawed"),
+                DetailsAction::Stop(_) => done(ctl.stop(&info).await, "Stopped"),
+                DetailsAction::Kill(_) => done(ctl.kill(&info, libc::SIGKILL).await, "Killed"),
+                DetailsAction::ApplyLimits(_, settings) => Cmd::LimitsApplied(
+                    ctl.set_limits(&info, &settings)
+                        .await
+                        .map_err(control_error),
+                ),
+                // Saved by the window itself; never sent here.
+                DetailsAction::Remember(..) => Cmd::Done(Ok(unit)),
+            }
+        });
+    }
+}
+
+/// Saves limits as the app's rule, keeping the rest of the file as the person wrote it.
+fn remember(app_id: &str, settings: &Settings) -> Result<(), String> {
+    let fail = |e: crate::presets::ConfigError| format!("Could not save the rule: {e}");
+    let mut editor = ConfigEditor::open(Config::path()).map_err(fail)?;
+    for (key, value) in settings.entries() {
+        editor.set_rule_setting(app_id, key, &value).map_err(fail)?;
+    }
+    editor.save().map_err(fail)
+}
+
+fn remember_last_preset(app_id: &str, preset: &str) -> Result<(), crate::presets::ConfigError> {
+    let mut editor = ConfigEditor::open(Config::path())?;
+    editor.set_last_preset(app_id, preset)?;
+    editor.save()
+}
