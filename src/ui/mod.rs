@@ -6,6 +6,7 @@ pub mod graph;
 pub mod launcher;
 pub mod preferences;
 pub mod trace;
+pub mod unit_list;
 pub mod unit_row;
 pub mod window;
 
@@ -19,8 +20,7 @@ use window::{MainWindow, WindowInit};
 /// Runs the window; returns when the application quits. A second start only raises the first
 /// instance's window (GApplication's uniqueness on the session bus).
 pub fn run(manager: ManagerKind, show_all: bool) -> i32 {
-    gtk::gio::resources_register_include!("corral.gresource")
-        .expect("the GResource bundle is compiled into the binary");
+    register_resources();
     let app = adw::Application::builder().application_id(APP_ID).build();
     {
         let quit = gtk::gio::SimpleAction::new("quit", None);
@@ -49,7 +49,11 @@ pub fn run(manager: ManagerKind, show_all: bool) -> i32 {
     RelmApp::from_app(app)
         .visible_on_activate(false)
         .with_args(Vec::new())
-        .run::<MainWindow>(WindowInit { manager, show_all });
+        .run::<MainWindow>(WindowInit {
+            manager,
+            show_all,
+            connect: true,
+        });
     0
 }
 
@@ -80,6 +84,15 @@ pub fn set_accessible_label(widget: &impl IsA<gtk::Widget>, label: &str) {
             value.to_glib_none().0,
         );
     }
+}
+
+/// Registers the GResource bundle (CSS, UI files, icons) compiled into the binary; once.
+pub fn register_resources() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        gtk::gio::resources_register_include!("corral.gresource")
+            .expect("the GResource bundle is compiled into the binary");
+    });
 }
 
 pub fn show_about(parent: &adw::ApplicationWindow) {

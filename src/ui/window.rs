@@ -1,7 +1,6 @@
 //! The main window: the live list of contained apps on the left, the selected app's details on
 //! the right. It renders the monitor's state and sends every action through the controller.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use crate::systemd::{ManagerKind, Systemd};
 use crate::ui::details::{Details, DetailsAction};
 use crate::ui::launcher::Launcher;
 use crate::ui::trace::Trace;
-use crate::ui::unit_row::{RowKey, UnitRow};
+use crate::ui::unit_list::UnitList;
 
 /// How the window starts.
 #[derive(Debug, Clone)]
@@ -28,10 +27,14 @@ pub struct WindowInit {
     pub manager: ManagerKind,
     /// Show every contained app rather than Corral's own.
     pub show_all: bool,
+    /// Connect to systemd and follow the monitor; off in tests that feed fixture states.
+    pub connect: bool,
 }
 
 #[derive(Debug)]
 pub enum Msg {
+    /// Shows a monitor state; the monitor sends these, and tests send fixtures.
+    Render(Arc<MonitorState>),
     Selected(Option<String>),
     Search(String),
     ShowAll(bool),
@@ -52,7 +55,7 @@ pub enum Cmd {
 }
 
 pub struct Widgets {
-    list: gtk::ListBox,
+    units: UnitList,
     list_stack: gtk::Stack,
     details_stack: gtk::Stack,
     details: Rc<Details>,
@@ -67,9 +70,6 @@ pub struct MainWindow {
     catalog: AppCatalog,
     config_problem: Option<String>,
     state: Arc<MonitorState>,
-    rows: HashMap<String, UnitRow>,
-    keys: Rc<RefCell<HashMap<String, RowKey>>>,
-    filter: Rc<RefCell<(bool, String)>>,
     traces: HashMap<String, Trace>,
     launcher: Option<Rc<Launcher>>,
 }
@@ -88,10 +88,6 @@ impl std::fmt::Debug for Cmd {
 }
 
 impl MainWindow {
-    fn icon_for(&self, snap: &crate::monitor::UnitSnapshot) -> Option<String> {
-        let id = snap.info.app_id.as_deref()?;
-        self.catalog.get(id).and_then(|app| app.icon.clone())
-    }
 
     fn toast(widgets: &Widgets, text: &str) {
         widgets.toasts.add_toast(adw::Toast::new(text));
@@ -110,37 +106,17 @@ impl MainWindow {
         widgets
             .banner
             .set_reveal_child(state.problem.is_some() || self.config_problem.is_some());
-        let mut seen = Vec::with_capacity(state.units.len());
-        let mut keys = self.keys.borrow_mut();
+        let catalog = &self.catalog;
+        widgets.units.show(&state.units, |snap| icon_for(catalog, snap));
         for snap in &state.units {
-            let unit = &snap.info.unit;
-            seen.push(unit.as_str());
-            let icon = self.icon_for(snap);
-            let row = self.rows.entry(unit.clone()).or_insert_with(|| {
-                let row = UnitRow::new(unit);
-                widgets.list.append(&row.row);
-                row
-            });
-            keys.insert(unit.clone(), row.update(snap, icon.as_deref()));
             self.traces
-                .entry(unit.clone())
+                .entry(snap.info.unit.clone())
                 .or_default()
                 .record(snap, now);
         }
-        // Rows of units that ended go away.
-        self.rows.retain(|unit, row| {
-            let keep = seen.contains(&unit.as_str());
-            if !keep {
-                widgets.list.remove(&row.row);
-                keys.remove(unit);
-            }
-            keep
-        });
-        self.traces.retain(|unit, _| seen.contains(&unit.as_str()));
-        drop(keys);
-        widgets.list.invalidate_sort();
-        widgets.list.invalidate_filter();
-        let any_visible = self.visible_count() > 0;
+        self.traces
+            .retain(|unit, _| state.units.iter().any(|s| &s.info.unit == unit));
+        let any_visible = widgets.units.visible_count() > 0;
         widgets
             .list_stack
             .set_visible_child_name(if any_visible { "list" } else { "empty" });
@@ -155,22 +131,12 @@ impl MainWindow {
         }
     }
 
-    fn visible_count(&self) -> usize {
-        let filter = self.filter.borrow();
-        self.keys
-            .borrow()
-            .values()
-            .filter(|k| row_visible(k, &filter))
-            .count()
-    }
 }
 
-fn row_visible(key: &RowKey, (all, query): &(bool, String)) -> bool {
-    (*all || key.corral)
-        && (query.is_empty()
-            || key.name.contains(query)
-            || key.unit.to_lowercase().contains(query)
-            || key.app_id.contains(query))
+/// The icon of the app a unit runs, from its desktop entry.
+fn icon_for(catalog: &AppCatalog, snap: &crate::monitor::UnitSnapshot) -> Option<String> {
+    let id = snap.info.app_id.as_deref()?;
+    catalog.get(id).and_then(|app| app.icon.clone())
 }
 
 fn control_error(e: ControlError) -> String {
@@ -263,43 +229,9 @@ impl Component for MainWindow {
         let banner = gtk::Revealer::builder().child(&banner_box).build();
 
         // The list, with an empty state inviting to launch an app.
-        let list = gtk::ListBox::builder()
-            .selection_mode(gtk::SelectionMode::Single)
-            .css_classes(["unit-list"])
-            .build();
-        crate::ui::set_accessible_label(&list, "Contained apps");
-        let keys: Rc<RefCell<HashMap<String, RowKey>>> = Rc::default();
-        let filter_state: Rc<RefCell<(bool, String)>> =
-            Rc::new(RefCell::new((init.show_all, String::new())));
-        {
-            let keys = Rc::clone(&keys);
-            list.set_sort_func(move |a, b| {
-                let keys = keys.borrow();
-                let (Some(a), Some(b)) = (
-                    keys.get(a.widget_name().as_str()),
-                    keys.get(b.widget_name().as_str()),
-                ) else {
-                    return gtk::Ordering::Equal;
-                };
-                // Biggest memory first; name breaks ties so equal rows do not swap.
-                b.memory
-                    .cmp(&a.memory)
-                    .then_with(|| a.name.cmp(&b.name))
-                    .then_with(|| a.unit.cmp(&b.unit))
-                    .into()
-            });
-        }
-        {
-            let keys = Rc::clone(&keys);
-            let filter_state = Rc::clone(&filter_state);
-            list.set_filter_func(move |row| {
-                keys.borrow()
-                    .get(row.widget_name().as_str())
-                    .is_some_and(|k| row_visible(k, &filter_state.borrow()))
-            });
-        }
+        let units = UnitList::new(init.show_all);
         let list_scroller = gtk::ScrolledWindow::builder()
-            .child(&list)
+            .child(&units.list)
             .hscrollbar_policy(gtk::PolicyType::Never)
             .vexpand(true)
             .build();
@@ -385,7 +317,7 @@ impl Component for MainWindow {
 
         {
             let sender = sender.clone();
-            list.connect_row_selected(move |_, row| {
+            units.list.connect_row_selected(move |_, row| {
                 sender.input(Msg::Selected(row.map(|r| r.widget_name().to_string())));
             });
         }
@@ -402,7 +334,11 @@ impl Component for MainWindow {
 
         // Connect to systemd, then follow the monitor.
         let manager = init.manager;
+        let connect = init.connect;
         sender.oneshot_command(async move {
+            if !connect {
+                return Cmd::Connected(Err("not connected (test)".into()));
+            }
             let result = Systemd::connect(manager).await.map(|systemd| {
                 let monitor = Monitor::spawn(systemd.clone(), CgroupFs::system(), interval);
                 (
@@ -419,14 +355,11 @@ impl Component for MainWindow {
             catalog: AppCatalog::load(),
             config_problem,
             state: Arc::default(),
-            rows: HashMap::new(),
-            keys,
-            filter: filter_state,
             traces: HashMap::new(),
             launcher: None,
         };
         let widgets = Widgets {
-            list,
+            units,
             list_stack,
             details_stack,
             details,
@@ -445,13 +378,17 @@ impl Component for MainWindow {
         root: &Self::Root,
     ) {
         match msg {
+            Msg::Render(state) => {
+                self.state = state;
+                self.render(widgets);
+            }
             Msg::Present => root.present(),
             Msg::Selected(None) => {
                 widgets.details_stack.set_visible_child_name("none");
             }
             Msg::Selected(Some(unit)) => {
                 if let Some(snap) = self.state.units.iter().find(|s| s.info.unit == unit) {
-                    let icon = self.icon_for(snap);
+                    let icon = icon_for(&self.catalog, snap);
                     widgets.details.show_unit(snap, icon.as_deref());
                     let now = self.state.sampled_at.unwrap_or_else(SystemTime::now);
                     widgets.details.update(snap, self.traces.get(&unit), now);
@@ -459,11 +396,11 @@ impl Component for MainWindow {
                 }
             }
             Msg::Search(text) => {
-                self.filter.borrow_mut().1 = text;
+                widgets.units.set_query(&text);
                 self.render(widgets);
             }
             Msg::ShowAll(all) => {
-                self.filter.borrow_mut().0 = all;
+                widgets.units.set_show_all(all);
                 self.render(widgets);
             }
             Msg::Details(DetailsAction::Kill(unit)) => {
@@ -674,3 +611,4 @@ fn remember_last_preset(app_id: &str, preset: &str) -> Result<(), crate::presets
     editor.set_last_preset(app_id, preset)?;
     editor.save()
 }
+

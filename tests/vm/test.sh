@@ -11,10 +11,14 @@ bin=${1:-$top/target/debug}/corral
 share=$top/tests/vm/out
 rm -rf "$share" && mkdir -p "$share/guest"
 cp "$bin" "$share/corral"
-cp "$top"/tests/vm/guest/*.sh "$share/guest/"
+cp "$top"/tests/vm/guest/*.sh "$top"/tests/vm/guest/*.py "$share/guest/"
 start=$(date +%s)
 status=0
 "$top/tests/vm/run.sh" "$share" /mnt/host/guest/main.sh || status=$?
+# The window tests leave X screenshots; keep PNG copies beside the log to look at.
+for shot in "$share"/screenshots/*.xwd; do
+    [ -e "$shot" ] && convert "xwd:$shot" "${shot%.xwd}.png" && rm "$shot"
+done
 echo "vm: guest tests took $(( $(date +%s) - start )) s (boot and power-off included)"
 # One closing line for all suites, in the form CI reads.
 counts=$(grep -hE '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$share/guest.log" 2>/dev/null || true)

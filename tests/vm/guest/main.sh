@@ -8,13 +8,19 @@ exec > >(tee /mnt/host/guest.log) 2>&1
 systemctl is-system-running --wait >/dev/null
 systemctl is-active --quiet user@1001.service || { echo "testuser's user manager is not running"; exit 1; }
 install -m 755 /mnt/host/corral /usr/local/bin/corral
-mkdir -p /tmp/guest && cp "$here"/*.sh /tmp/guest/ && chmod 755 /tmp/guest/*.sh
+mkdir -p /tmp/guest && cp "$here"/*.sh "$here"/*.py /tmp/guest/ && chmod 755 /tmp/guest/*
+mkdir -p /mnt/host/screenshots && chmod 777 /mnt/host/screenshots
 
 status=0
 echo "### user manager (testuser)"
 setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=testuser \
     PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR=/run/user/1001 \
     DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus bash /tmp/guest/user.sh || status=1
+echo
+echo "### window (testuser, Xvfb, AT-SPI)"
+setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=testuser \
+    PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR=/run/user/1001 \
+    DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus bash /tmp/guest/gui.sh || status=1
 echo
 echo "### system manager (root)"
 bash /tmp/guest/system.sh || status=1

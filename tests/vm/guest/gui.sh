@@ -1,0 +1,50 @@
+#!/bin/bash
+# Corral's window against testuser's real user manager, under Xvfb, driven through AT-SPI by
+# gui_test.py. Screenshots go to /mnt/host/screenshots. Run as testuser.
+set -u
+here=$(dirname "$0")
+SCTL="systemctl --user"
+cd "$HOME"
+mkdir -p ~/.config/corral ~/.local/share/applications /mnt/host/screenshots 2>/dev/null
+cat >~/.config/corral/config.toml <<'TOML'
+# Presets for the window tests.
+[presets.test]
+description = "Fixed limits the tests can compare"
+memory-high = "48M"
+memory-max = "64M"
+
+[apps."org.example.Sleeper"]
+last-preset = "test"
+TOML
+cat >~/.local/share/applications/org.example.Sleeper.desktop <<'DESKTOP'
+[Desktop Entry]
+Type=Application
+Name=Sleeper
+Comment=Sleeps for five minutes
+Icon=utilities-terminal
+Exec=sleep 300
+DESKTOP
+
+# Three apps with different presets for the list.
+corral run -q -p browser --name browsertest -- sleep 600
+corral run -q -p strict --name stricttest -- sleep 600
+corral run -q -p background --name backgroundtest -- sh -c 'while :; do :; done'
+
+Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >/tmp/xvfb.log 2>&1 &
+xvfb=$!
+export DISPLAY=:99 GTK_A11Y=atspi NO_AT_BRIDGE=0 GDK_BACKEND=x11
+sleep 1
+/usr/libexec/at-spi-bus-launcher --launch-immediately >/tmp/atspi.log 2>&1 &
+atspi=$!
+sleep 1
+corral >/tmp/corral-gui.log 2>&1 &
+gui=$!
+timeout 240 python3 "$here/gui_test.py" /mnt/host/screenshots
+status=$?
+if [ $status -ne 0 ]; then
+    echo "---- corral's output"
+    grep -v '^ *[0-9]*: \|^ *at ' /tmp/corral-gui.log | tail -30
+fi
+kill $gui $atspi $xvfb 2>/dev/null
+$SCTL stop 'app-corral-*' >/dev/null 2>&1
+exit $status
