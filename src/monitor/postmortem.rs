@@ -1,0 +1,1 @@
+//! Post-mortems (in progress).
