@@ -2,7 +2,7 @@
 # Installs what building and testing Corral needs on a Debian bookworm machine, as root.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
-packages=(pkg-config)
+packages=(pkg-config dbus-daemon)  # dbus-daemon: the private bus of tests/notify.rs
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
