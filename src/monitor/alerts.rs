@@ -8,7 +8,8 @@
 //! There is one alert per unit and condition. A condition is raised when it crosses its
 //! threshold (for some, after holding for a while), updated only when its figures change
 //! materially, and cleared only once well below the threshold, so usage hovering around it
-//! gives one alert, not a stream. Observing a unit allocates nothing unless an alert changes.
+//! gives one alert, not a stream. Once a unit is known, observing it allocates nothing unless
+//! an alert changes.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
