@@ -13,6 +13,7 @@ use crate::cgroup::{CgroupFs, CgroupSample, Limit};
 use crate::controller::{Controller, LimitCheck};
 use crate::launch::{self, LaunchRequest, Stdio};
 use crate::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
+use crate::monitor::postmortem::{EventLog, LocalTime};
 use crate::monitor::{self, Sampler, UnitSnapshot, doctor};
 use crate::presets::{Config, Mode, Settings};
 use crate::systemd::{ManagerKind, Systemd, UnitKind};
@@ -100,6 +101,15 @@ pub enum Command {
     },
     /// Check that this machine can contain apps, and say how to fix what is missing
     Doctor,
+    /// List post-mortems of contained apps that were OOM-killed or failed, newest last
+    Events {
+        /// Print JSON (an array of post-mortems) instead of one line each
+        #[arg(long)]
+        json: bool,
+        /// Show only the newest N
+        #[arg(short = 'n', long, value_name = "N")]
+        limit: Option<usize>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -226,6 +236,7 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
         Command::Limit { target, limits } => limit(manager, &target.target, &limits).await,
         Command::Presets { action } => presets(action),
         Command::Doctor => doctor(manager).await,
+        Command::Events { json, limit } => events(json, limit),
     }
 }
 
@@ -782,6 +793,40 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
                 println!("  {key} = {value}");
             }
         }
+    }
+    Ok(0)
+}
+
+fn events(json: bool, limit: Option<usize>) -> Result<i32> {
+    let log = EventLog::open_default()?;
+    let contents = log.read()?;
+    if contents.skipped_lines > 0 {
+        eprintln!(
+            "corral: note: skipped {} unreadable line(s) in {} (a record cut short by a crash, \
+             or written by a newer Corral)",
+            contents.skipped_lines,
+            log.path().display()
+        );
+    }
+    let records = &contents.records;
+    let newest = &records[records.len().saturating_sub(limit.unwrap_or(usize::MAX))..];
+    if json {
+        println!("{}", serde_json::to_string_pretty(newest)?);
+        return Ok(0);
+    }
+    if newest.is_empty() {
+        println!(
+            "No events yet. Corral records a post-mortem here when an app it watches is killed \
+             by the OOM killer or fails ({}).",
+            log.path().display()
+        );
+        return Ok(0);
+    }
+    let today = LocalTime::of(std::time::SystemTime::now());
+    for record in newest {
+        let when = LocalTime::of(record.ended_at())
+            .map_or_else(|| record.ended_at.to_string(), |at| at.label(today));
+        println!("{when} {}", record.describe());
     }
     Ok(0)
 }

@@ -3,7 +3,8 @@
 //! The library holds all of Corral's logic so that the binary, the tests and the benchmarks
 //! share one engine. Layers (see the README): `cgroup` reads the kernel's files, `systemd`
 //! talks to the manager, `launch` starts apps, `monitor` samples them, `controller` is where
-//! every user action goes through, and `cli` is the command line.
+//! every user action goes through, `notify` shows desktop notifications, and `cli` is the
+//! command line.
 
 pub mod apps;
 pub mod cgroup;
@@ -13,6 +14,7 @@ pub mod controller;
 pub mod launch;
 pub mod limits;
 pub mod monitor;
+pub mod notify;
 pub mod presets;
 pub mod systemd;
 pub mod ui;

@@ -612,6 +612,13 @@ pub struct General {
     /// Warn when an app's memory reaches this percentage of its limit, 1 to 100.
     #[serde(deserialize_with = "memory_warning")]
     pub memory_warning: f64,
+    /// Warn when an app's tasks wait for memory this share of the time (PSI "some" avg10 in
+    /// memory.pressure), 1 to 100…
+    #[serde(deserialize_with = "pressure_warning")]
+    pub pressure_warning: f64,
+    /// …for at least this many seconds, 1 to 600.
+    #[serde(deserialize_with = "pressure_seconds")]
+    pub pressure_seconds: f64,
 }
 
 impl Default for General {
@@ -619,6 +626,8 @@ impl Default for General {
         General {
             refresh_interval: 1.0,
             memory_warning: 90.0,
+            pressure_warning: 20.0,
+            pressure_seconds: 10.0,
         }
     }
 }
@@ -640,8 +649,41 @@ fn refresh_interval<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
-/// Accepts `90`, `87.5` or `"90%"`: people write percentages both ways.
 fn memory_warning<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let percent = percentage(d)?;
+    if (1.0..=100.0).contains(&percent) {
+        Ok(percent)
+    } else {
+        Err(de::Error::custom(format!(
+            "a memory warning at {percent}% of the limit is out of range; use 1 to 100"
+        )))
+    }
+}
+
+fn pressure_warning<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let percent = percentage(d)?;
+    if (1.0..=100.0).contains(&percent) {
+        Ok(percent)
+    } else {
+        Err(de::Error::custom(format!(
+            "a pressure warning at {percent}% of the time is out of range; use 1 to 100"
+        )))
+    }
+}
+
+fn pressure_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let seconds = f64::deserialize(d)?;
+    if (1.0..=600.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(de::Error::custom(format!(
+            "pressure lasting {seconds} seconds is out of range; use 1 to 600"
+        )))
+    }
+}
+
+/// Accepts `90`, `87.5` or `"90%"`: people write percentages both ways.
+fn percentage<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum NumberOrText {
@@ -660,13 +702,7 @@ fn memory_warning<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
                 ))
             })?,
     };
-    if (1.0..=100.0).contains(&percent) {
-        Ok(percent)
-    } else {
-        Err(de::Error::custom(format!(
-            "a memory warning at {percent}% of the limit is out of range; use 1 to 100"
-        )))
-    }
+    Ok(percent)
 }
 
 struct Builtin {
@@ -2169,6 +2205,27 @@ memory-max = \"8G\"
                 .general
                 .memory_warning,
             85.0
+        );
+
+        let (line, column, message) = refused("[general]\npressure-warning = 0\n");
+        assert_eq!((line, column), (2, 20));
+        assert!(message.contains("use 1 to 100"), "{message}");
+        let (line, column, message) = refused("[general]\npressure-seconds = 0.5\n");
+        assert_eq!((line, column), (2, 20));
+        assert!(message.contains("use 1 to 600"), "{message}");
+        let (_, _, message) = refused("[general]\npressure-warning = \"lots\"\n");
+        assert!(message.contains("write it as 90 or"), "{message}");
+        let general = parse(
+            "[general]\nmemory-warning = 85\npressure-warning = \"30%\"\npressure-seconds = 5\n",
+        )
+        .general;
+        assert_eq!(
+            (
+                general.memory_warning,
+                general.pressure_warning,
+                general.pressure_seconds
+            ),
+            (85.0, 30.0, 5.0)
         );
     }
 

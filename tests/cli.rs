@@ -40,6 +40,8 @@ impl Home {
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env("XDG_DATA_HOME", self.path().join("data"))
             .env("XDG_DATA_DIRS", self.path().join("system-data"))
+            .env("XDG_STATE_HOME", self.path().join("state"))
+            .env("TZ", "UTC0")
             .env(
                 "DBUS_SESSION_BUS_ADDRESS",
                 format!("unix:path={}/no-bus", self.path().display()),
@@ -189,4 +191,74 @@ fn limit_without_a_limit_says_what_to_give() {
     let out = home.corral(&["limit", "firefox"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--memory-max 4G"), "{}", stderr(&out));
+}
+
+#[test]
+fn events_lists_post_mortems_newest_last() {
+    use corral::monitor::postmortem::{EndCause, EventLog, PostMortem, RecordedLimits};
+    let home = Home::new();
+    let out = home.corral(&["events"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("No events yet."),
+        "{}",
+        stdout(&out)
+    );
+
+    let log = EventLog::new(home.path().join("state/corral/events.jsonl"));
+    let gib = 1u64 << 30;
+    let firefox = PostMortem {
+        app_name: "Firefox".to_owned(),
+        app_id: Some("firefox".to_owned()),
+        unit: "app-corral-firefox-1a2b3c4d.service".to_owned(),
+        preset: Some("browser".to_owned()),
+        limits: RecordedLimits {
+            memory_high_bytes: Some(3 * gib),
+            memory_max_bytes: Some(4 * gib),
+            cpu_quota_percent: Some(300),
+        },
+        peak_memory_bytes: Some(4 * gib),
+        started_at: Some(1_714_650_000),
+        // 2024-05-02 14:02 UTC
+        ended_at: 1_714_658_520,
+        cause: EndCause::OomKill,
+        result: "oom-kill".to_owned(),
+        oom_kills: 1,
+    };
+    let make = PostMortem {
+        app_name: "make".to_owned(),
+        app_id: Some("make".to_owned()),
+        unit: "app-corral-make-00000001.service".to_owned(),
+        preset: Some("relaxed".to_owned()),
+        peak_memory_bytes: Some(gib / 2),
+        ended_at: 1_714_658_580,
+        cause: EndCause::ExitCode { code: 2 },
+        result: "exit-code".to_owned(),
+        oom_kills: 0,
+        ..firefox.clone()
+    };
+    log.append(&firefox).unwrap();
+    log.append(&make).unwrap();
+
+    let out = home.corral(&["events"]);
+    assert_eq!(
+        stdout(&out),
+        "2024-05-02 14:02 Firefox killed by the OOM killer at its 4.0 GiB limit (peak 4.0 GiB), \
+         preset browser\n\
+         2024-05-02 14:03 make failed with exit code 2 (peak 512 MiB), preset relaxed\n"
+    );
+    let out = home.corral(&["events", "--limit", "1"]);
+    assert!(
+        stdout(&out).starts_with("2024-05-02 14:03 make"),
+        "{}",
+        stdout(&out)
+    );
+    let out = home.corral(&["events", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["cause"]["kind"], "oom-kill");
+    assert_eq!(json[0]["limits"]["memory_max_bytes"], 4 * gib);
+    assert_eq!(
+        json[1]["cause"],
+        serde_json::json!({"kind": "exit-code", "code": 2})
+    );
 }

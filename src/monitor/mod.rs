@@ -1,7 +1,12 @@
-//! What runs and how much it uses: the list of contained units from systemd, and a sampler that
-//! turns each unit's cgroup files into snapshots with rates.
+//! What runs and how much it uses: the list of contained units from systemd, a sampler that
+//! turns each unit's cgroup files into snapshots with rates, and what is made of the snapshots:
+//! bounded per-unit history (`history`), runaway alerts (`alerts`) and post-mortems of apps
+//! that were OOM-killed or failed (`postmortem`).
 
+pub mod alerts;
 pub mod doctor;
+pub mod history;
+pub mod postmortem;
 pub mod rates;
 pub mod service;
 

@@ -1,0 +1,902 @@
+//! Desktop notifications with actions through org.freedesktop.Notifications (the Desktop
+//! Notifications Specification 1.2,
+//! https://specifications.freedesktop.org/notification-spec/latest/): a small typed client,
+//! the pure mapping from a runaway alert to what the notification says and offers, and the
+//! bookkeeping that keeps one notification per unit and condition.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use futures_util::{Stream, StreamExt, stream};
+use zbus::proxy;
+use zbus::zvariant::Value;
+
+use crate::limits::{Bytes, CpuQuota, MemoryLimit};
+use crate::monitor::alerts::{Alert, AlertChange, AlertDetail, Condition, MemoryBoundary};
+use crate::presets::Settings;
+
+/// The interface as the specification defines it ("D-Bus Protocol").
+#[proxy(
+    interface = "org.freedesktop.Notifications",
+    default_service = "org.freedesktop.Notifications",
+    default_path = "/org/freedesktop/Notifications"
+)]
+pub trait Notifications {
+    /// `actions` alternates keys and labels; `expire_timeout` -1 lets the server decide.
+    #[allow(clippy::too_many_arguments)]
+    fn notify(
+        &self,
+        app_name: &str,
+        replaces_id: u32,
+        app_icon: &str,
+        summary: &str,
+        body: &str,
+        actions: &[&str],
+        hints: HashMap<&str, Value<'_>>,
+        expire_timeout: i32,
+    ) -> zbus::Result<u32>;
+
+    fn close_notification(&self, id: u32) -> zbus::Result<()>;
+
+    fn get_capabilities(&self) -> zbus::Result<Vec<String>>;
+
+    /// name, vendor, version, spec version.
+    fn get_server_information(&self) -> zbus::Result<(String, String, String, String)>;
+
+    #[zbus(signal)]
+    fn action_invoked(&self, id: u32, action_key: String);
+
+    #[zbus(signal)]
+    fn notification_closed(&self, id: u32, reason: u32);
+}
+
+/// The server's id for a notification it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NotificationId(pub u32);
+
+/// The specification's "urgency" hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    Low = 0,
+    Normal = 1,
+    /// Servers keep critical notifications until the person dismisses them.
+    Critical = 2,
+}
+
+/// What a notification's buttons do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotificationAction {
+    Freeze,
+    RaiseLimit,
+    Kill,
+    /// Show Corral's window on the app; also what clicking the notification itself does.
+    Open,
+}
+
+impl NotificationAction {
+    /// The action key sent to the server and returned in ActionInvoked.
+    pub fn key(self) -> &'static str {
+        match self {
+            NotificationAction::Freeze => "freeze",
+            NotificationAction::RaiseLimit => "raise",
+            NotificationAction::Kill => "kill",
+            NotificationAction::Open => "open",
+        }
+    }
+
+    /// The action for a key from ActionInvoked. "default" is the spec's key for clicking the
+    /// notification's body.
+    pub fn from_key(key: &str) -> Option<NotificationAction> {
+        match key {
+            "freeze" => Some(NotificationAction::Freeze),
+            "raise" => Some(NotificationAction::RaiseLimit),
+            "kill" => Some(NotificationAction::Kill),
+            "open" | "default" => Some(NotificationAction::Open),
+            _ => None,
+        }
+    }
+}
+
+/// New limits one "Raise limit" step sets; `None` leaves a limit as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitRaise {
+    pub memory_high: Option<Bytes>,
+    pub memory_max: Option<Bytes>,
+    pub cpu_quota: Option<CpuQuota>,
+}
+
+impl LimitRaise {
+    /// As settings for [`crate::controller::Controller::set_limits`].
+    pub fn settings(&self) -> Settings {
+        Settings {
+            memory_high: self.memory_high.map(MemoryLimit::Bytes),
+            memory_max: self.memory_max.map(MemoryLimit::Bytes),
+            cpu_quota: self.cpu_quota,
+            ..Settings::default()
+        }
+    }
+
+    /// What the step does, as a button label: "Raise limit to 5.0 GiB".
+    pub fn label(&self) -> String {
+        match (self.memory_high, self.memory_max, self.cpu_quota) {
+            (_, Some(max), _) => format!("Raise limit to {max}"),
+            (Some(high), None, _) => format!("Raise soft limit to {high}"),
+            (None, None, Some(CpuQuota::Percent(p))) => format!("Raise CPU limit to {p} %"),
+            _ => "Raise limit".to_owned(),
+        }
+    }
+}
+
+/// One step up from a memory limit: about a quarter more, rounded up to a size a person would
+/// pick (64 MiB steps below 1 GiB, 256 MiB below 8 GiB, whole GiB above).
+pub fn next_memory_limit(current: Bytes) -> Bytes {
+    let grain = match current.0 {
+        b if b < Bytes::GIB => 64 * Bytes::MIB,
+        b if b < 8 * Bytes::GIB => 256 * Bytes::MIB,
+        _ => Bytes::GIB,
+    };
+    let wanted = current.0.saturating_add(current.0 / 4).max(current.0 + 1);
+    Bytes(wanted.div_ceil(grain).saturating_mul(grain))
+}
+
+/// One step up from a CPU quota in percent of one CPU: a quarter more, rounded up to half CPUs.
+pub fn next_cpu_quota(percent: u32) -> u32 {
+    let wanted = percent.saturating_add(percent / 4).max(percent + 1);
+    wanted
+        .div_ceil(50)
+        .saturating_mul(50)
+        .min(CpuQuota::MAX_PERCENT)
+}
+
+/// The limits one "Raise limit" press changes for this alert, or `None` where raising a limit
+/// cannot help (no limit is set, or the unit is gone).
+pub fn raise_step(alert: &Alert) -> Option<LimitRaise> {
+    let limits = &alert.limits;
+    let raise_max = || LimitRaise {
+        memory_max: limits.memory_max.map(next_memory_limit),
+        ..LimitRaise::default()
+    };
+    // Raising memory.high to or past memory.max would make it meaningless: move max too.
+    let raise_high = |high: Bytes| {
+        let new_high = next_memory_limit(high);
+        LimitRaise {
+            memory_high: Some(new_high),
+            memory_max: limits
+                .memory_max
+                .filter(|max| new_high >= *max)
+                .map(next_memory_limit),
+            cpu_quota: None,
+        }
+    };
+    let step = match alert.detail {
+        AlertDetail::MemoryNearLimit {
+            boundary: MemoryBoundary::Max,
+            ..
+        } => raise_max(),
+        AlertDetail::MemoryNearLimit {
+            boundary: MemoryBoundary::High,
+            limit,
+            ..
+        } => raise_high(limit),
+        AlertDetail::MemoryThrottled { high, .. } => raise_high(high),
+        // Pressure inside a unit comes from reclaim at its own limits: the soft one first.
+        AlertDetail::MemoryPressure { .. } => match limits.memory_high {
+            Some(high) => raise_high(high),
+            None => raise_max(),
+        },
+        AlertDetail::CpuThrottled {
+            quota: CpuQuota::Percent(p),
+            ..
+        } => LimitRaise {
+            cpu_quota: Some(CpuQuota::Percent(next_cpu_quota(p))),
+            ..LimitRaise::default()
+        },
+        AlertDetail::CpuThrottled { .. } => LimitRaise::default(),
+        AlertDetail::OomKilled {
+            unit_ended: false, ..
+        } => raise_max(),
+        AlertDetail::OomKilled {
+            unit_ended: true, ..
+        } => LimitRaise::default(),
+    };
+    (step != LimitRaise::default()).then_some(step)
+}
+
+/// What a notification says and offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub summary: String,
+    pub body: String,
+    /// Buttons in order, with their labels.
+    pub actions: Vec<(NotificationAction, String)>,
+    pub urgency: Urgency,
+    /// What the "Raise limit" button sets, when it is offered.
+    pub raise: Option<LimitRaise>,
+}
+
+fn percent(value: f64) -> String {
+    format!("{value:.0} %")
+}
+
+impl Notification {
+    /// The notification for an alert, in plain words naming the app and the figures.
+    pub fn for_alert(alert: &Alert) -> Notification {
+        let app = &alert.app_name;
+        let raise = raise_step(alert);
+        let (summary, body) = match alert.detail {
+            AlertDetail::MemoryNearLimit {
+                used,
+                limit,
+                boundary: MemoryBoundary::Max,
+                percent: p,
+            } => (
+                format!("{app} is close to its memory limit"),
+                format!(
+                    "{app} uses {used} of its {limit} limit ({}). If it reaches the limit, \
+                     the kernel kills it.",
+                    percent(p)
+                ),
+            ),
+            AlertDetail::MemoryNearLimit {
+                used,
+                limit,
+                boundary: MemoryBoundary::High,
+                percent: p,
+            } => (
+                format!("{app} is close to its soft memory limit"),
+                format!(
+                    "{app} uses {used} of its {limit} soft limit ({}). Above it, the kernel \
+                     slows it down to reclaim memory.",
+                    percent(p)
+                ),
+            ),
+            AlertDetail::MemoryThrottled { used, high, .. } => (
+                format!("{app} is slowed down for lack of memory"),
+                match used {
+                    Some(used) => format!(
+                        "{app} uses {used} and keeps hitting its {high} soft limit, so the \
+                         kernel slows it down to reclaim memory."
+                    ),
+                    None => format!(
+                        "{app} keeps hitting its {high} soft limit, so the kernel slows it \
+                         down to reclaim memory."
+                    ),
+                },
+            ),
+            AlertDetail::CpuThrottled { quota, .. } => (
+                format!("{app} is held at its CPU limit"),
+                match quota {
+                    CpuQuota::Percent(p) => format!(
+                        "{app} keeps using all the CPU time it is allowed ({p} % of one CPU), \
+                         so it runs slower than it could."
+                    ),
+                    CpuQuota::Unlimited => {
+                        format!("{app} keeps using all the CPU time it is allowed.")
+                    }
+                },
+            ),
+            AlertDetail::MemoryPressure {
+                some_avg10, held, ..
+            } => (
+                format!("{app} is stalling for memory"),
+                format!(
+                    "{app}'s tasks waited for memory {} of the time for {} s. It may be \
+                     slow to respond.",
+                    percent(some_avg10),
+                    held.as_secs()
+                ),
+            ),
+            AlertDetail::OomKilled {
+                unit_ended: true,
+                limit,
+                peak,
+                ..
+            } => {
+                let at = limit
+                    .map(|l| format!(" at its {l} limit"))
+                    .unwrap_or_default();
+                let peak = peak
+                    .map(|p| format!(" It used at most {p}."))
+                    .unwrap_or_default();
+                (
+                    format!("{app} was killed: out of memory"),
+                    format!("The kernel's OOM killer ended {app}{at}.{peak}"),
+                )
+            }
+            AlertDetail::OomKilled {
+                unit_ended: false,
+                kills,
+                limit,
+                ..
+            } => {
+                let at = limit
+                    .map(|l| format!(" at its {l} limit"))
+                    .unwrap_or_default();
+                let processes = if kills == 1 {
+                    "one of its processes".to_owned()
+                } else {
+                    format!("{kills} of its processes")
+                };
+                (
+                    format!("Part of {app} was killed: out of memory"),
+                    format!(
+                        "The kernel's OOM killer killed {processes}{at}; the rest of {app} \
+                         still runs."
+                    ),
+                )
+            }
+        };
+        let unit_gone = matches!(
+            alert.detail,
+            AlertDetail::OomKilled {
+                unit_ended: true,
+                ..
+            }
+        );
+        let mut actions = Vec::new();
+        if !unit_gone {
+            // Freezing an app that is being OOM-killed would only stop it mid-kill.
+            if alert.condition() != Condition::OomKilled {
+                actions.push((NotificationAction::Freeze, "Freeze".to_owned()));
+            }
+            if let Some(step) = &raise {
+                actions.push((NotificationAction::RaiseLimit, step.label()));
+            }
+            actions.push((NotificationAction::Kill, "Kill".to_owned()));
+        }
+        actions.push((NotificationAction::Open, "Open Corral".to_owned()));
+        Notification {
+            summary,
+            body,
+            actions,
+            urgency: if alert.condition() == Condition::OomKilled {
+                Urgency::Critical
+            } else {
+                Urgency::Normal
+            },
+            raise: raise.filter(|_| !unit_gone),
+        }
+    }
+}
+
+/// Why the server closed a notification (NotificationClosed's reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    Expired,
+    DismissedByUser,
+    /// By a CloseNotification call.
+    Closed,
+    Other(u32),
+}
+
+impl CloseReason {
+    fn from_code(code: u32) -> CloseReason {
+        match code {
+            1 => CloseReason::Expired,
+            2 => CloseReason::DismissedByUser,
+            3 => CloseReason::Closed,
+            other => CloseReason::Other(other),
+        }
+    }
+}
+
+/// A signal from the server about one of the notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationEvent {
+    /// A button was pressed; `action` is `None` for a key Corral does not know.
+    ActionInvoked {
+        id: NotificationId,
+        action: Option<NotificationAction>,
+        key: String,
+    },
+    Closed {
+        id: NotificationId,
+        reason: CloseReason,
+    },
+}
+
+/// What went wrong talking to the notification server.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// No notification server runs (or can be started) on the session bus.
+    #[error(
+        "no desktop notification server is running ({0}); Corral shows its alerts in its window \
+         instead — start your desktop's notification daemon to get them as notifications"
+    )]
+    NoServer(String),
+    #[error("cannot connect to the session bus to show notifications: {0}")]
+    Bus(#[source] zbus::Error),
+    #[error("the notification server failed {call}: {source}")]
+    Call {
+        call: &'static str,
+        #[source]
+        source: zbus::Error,
+    },
+}
+
+fn is_no_server(error: &zbus::Error) -> bool {
+    match error {
+        zbus::Error::MethodError(name, _, _) => matches!(
+            name.as_str(),
+            "org.freedesktop.DBus.Error.ServiceUnknown"
+                | "org.freedesktop.DBus.Error.NameHasNoOwner"
+                | "org.freedesktop.DBus.Error.Spawn.ServiceNotFound"
+        ),
+        zbus::Error::FDO(e) => matches!(
+            **e,
+            zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+        ),
+        _ => false,
+    }
+}
+
+fn call_error(call: &'static str) -> impl Fn(zbus::Error) -> NotifyError {
+    move |source| {
+        if is_no_server(&source) {
+            NotifyError::NoServer(source.to_string())
+        } else {
+            NotifyError::Call { call, source }
+        }
+    }
+}
+
+/// A connection to the notification server.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    proxy: NotificationsProxy<'static>,
+    capabilities: Vec<String>,
+    app_name: String,
+    desktop_entry: Option<String>,
+}
+
+impl Notifier {
+    /// Connects to the session bus and checks that a notification server answers (starting it
+    /// if the bus can activate one).
+    pub async fn connect() -> Result<Notifier, NotifyError> {
+        let connection = zbus::Connection::session()
+            .await
+            .map_err(NotifyError::Bus)?;
+        Notifier::on(&connection).await
+    }
+
+    /// The same on a given connection (a private bus in tests).
+    pub async fn on(connection: &zbus::Connection) -> Result<Notifier, NotifyError> {
+        let proxy = NotificationsProxy::new(connection)
+            .await
+            .map_err(NotifyError::Bus)?;
+        let capabilities = proxy
+            .get_capabilities()
+            .await
+            .map_err(call_error("GetCapabilities"))?;
+        Ok(Notifier {
+            proxy,
+            capabilities,
+            app_name: "Corral".to_owned(),
+            desktop_entry: None,
+        })
+    }
+
+    /// The desktop entry (app id) servers use to find Corral's icon and settings.
+    pub fn with_desktop_entry(mut self, app_id: impl Into<String>) -> Notifier {
+        self.desktop_entry = Some(app_id.into());
+        self
+    }
+
+    /// Whether the server shows action buttons; without them the window's banners carry the
+    /// actions.
+    pub fn supports_actions(&self) -> bool {
+        self.capabilities.iter().any(|c| c == "actions")
+    }
+
+    pub fn capabilities(&self) -> &[String] {
+        &self.capabilities
+    }
+
+    /// Shows a notification, or replaces the one `replaces` names in place.
+    pub async fn show(
+        &self,
+        notification: &Notification,
+        replaces: Option<NotificationId>,
+    ) -> Result<NotificationId, NotifyError> {
+        let mut actions: Vec<&str> = Vec::with_capacity(notification.actions.len() * 2 + 2);
+        // Clicking the notification opens Corral, as its "Open Corral" button does.
+        actions.extend(["default", "Open Corral"]);
+        for (action, label) in &notification.actions {
+            actions.extend([action.key(), label.as_str()]);
+        }
+        let mut hints = HashMap::new();
+        hints.insert("urgency", Value::U8(notification.urgency as u8));
+        if let Some(entry) = &self.desktop_entry {
+            hints.insert("desktop-entry", Value::from(entry.as_str()));
+        }
+        let id = self
+            .proxy
+            .notify(
+                &self.app_name,
+                replaces.map_or(0, |id| id.0),
+                "",
+                &notification.summary,
+                &notification.body,
+                &actions,
+                hints,
+                -1,
+            )
+            .await
+            .map_err(call_error("Notify"))?;
+        Ok(NotificationId(id))
+    }
+
+    /// Withdraws a notification.
+    pub async fn close(&self, id: NotificationId) -> Result<(), NotifyError> {
+        self.proxy
+            .close_notification(id.0)
+            .await
+            .map_err(call_error("CloseNotification"))
+    }
+
+    /// The server's ActionInvoked and NotificationClosed signals, for every notification.
+    /// Subscribe before showing anything, or the first signals may be missed.
+    pub async fn events(
+        &self,
+    ) -> Result<impl Stream<Item = NotificationEvent> + Unpin + use<>, NotifyError> {
+        let invoked = self
+            .proxy
+            .receive_action_invoked()
+            .await
+            .map_err(call_error("subscribing to ActionInvoked"))?;
+        let closed = self
+            .proxy
+            .receive_notification_closed()
+            .await
+            .map_err(call_error("subscribing to NotificationClosed"))?;
+        let invoked = invoked.filter_map(|signal| async move {
+            let args = signal.args().ok()?;
+            Some(NotificationEvent::ActionInvoked {
+                id: NotificationId(args.id),
+                action: NotificationAction::from_key(&args.action_key),
+                key: args.action_key,
+            })
+        });
+        let closed = closed.filter_map(|signal| async move {
+            let args = signal.args().ok()?;
+            Some(NotificationEvent::Closed {
+                id: NotificationId(args.id),
+                reason: CloseReason::from_code(args.reason),
+            })
+        });
+        Ok(stream::select(Box::pin(invoked), Box::pin(closed)))
+    }
+}
+
+/// Which unit and condition a notification is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AlertKey {
+    pub unit: String,
+    pub condition: Condition,
+}
+
+impl fmt::Display for AlertKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.unit, self.condition.as_str())
+    }
+}
+
+/// What to do on the notification server for an alert change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotificationStep {
+    /// Show this, replacing `replaces` when the alert already has a notification.
+    Show {
+        notification: Notification,
+        replaces: Option<NotificationId>,
+    },
+    Close(NotificationId),
+}
+
+/// One notification per unit and condition: which notification shows which alert, so that an
+/// update replaces it in place, a clear withdraws it and a pressed button finds its unit.
+#[derive(Debug, Default)]
+pub struct NotificationBook {
+    shown: HashMap<AlertKey, NotificationId>,
+}
+
+impl NotificationBook {
+    /// The step for an alert change; `None` when a cleared alert had no notification.
+    pub fn step(&self, change: &AlertChange) -> Option<NotificationStep> {
+        let alert = change.alert();
+        let key = AlertKey {
+            unit: alert.unit.clone(),
+            condition: alert.condition(),
+        };
+        let shown = self.shown.get(&key).copied();
+        match change {
+            AlertChange::Raised(_) | AlertChange::Updated(_) => Some(NotificationStep::Show {
+                notification: Notification::for_alert(alert),
+                replaces: shown,
+            }),
+            AlertChange::Cleared(_) => shown.map(NotificationStep::Close),
+        }
+    }
+
+    /// Records the id the server gave (or kept) for an alert's notification.
+    pub fn shown(&mut self, alert: &Alert, id: NotificationId) {
+        self.shown.insert(
+            AlertKey {
+                unit: alert.unit.clone(),
+                condition: alert.condition(),
+            },
+            id,
+        );
+    }
+
+    /// Forgets a notification the server closed (or Corral withdrew); returns what it showed.
+    pub fn closed(&mut self, id: NotificationId) -> Option<AlertKey> {
+        let key = self.alert_for(id)?.clone();
+        self.shown.remove(&key);
+        Some(key)
+    }
+
+    /// The alert a notification shows, to act on a pressed button.
+    pub fn alert_for(&self, id: NotificationId) -> Option<&AlertKey> {
+        self.shown
+            .iter()
+            .find_map(|(key, shown)| (*shown == id).then_some(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::alerts::UnitLimits;
+    use std::time::Duration;
+
+    const GIB: u64 = Bytes::GIB;
+    const MIB: u64 = Bytes::MIB;
+
+    fn alert(detail: AlertDetail) -> Alert {
+        Alert {
+            unit: "app-corral-firefox-1a2b3c4d.service".to_owned(),
+            app_name: "Firefox".to_owned(),
+            app_id: Some("firefox".to_owned()),
+            limits: UnitLimits {
+                memory_high: Some(Bytes(3 * GIB)),
+                memory_max: Some(Bytes(4 * GIB)),
+                cpu_quota: Some(CpuQuota::Percent(300)),
+            },
+            detail,
+        }
+    }
+
+    fn keys(n: &Notification) -> Vec<&'static str> {
+        n.actions.iter().map(|(a, _)| a.key()).collect()
+    }
+
+    #[test]
+    fn memory_steps_are_a_quarter_more_in_round_sizes() {
+        let step = |bytes: u64| next_memory_limit(Bytes(bytes)).0;
+        assert_eq!(step(4 * GIB), 5 * GIB);
+        assert_eq!(step(3 * GIB), 3 * GIB + 768 * MIB);
+        assert_eq!(step(GIB + GIB / 2), 2 * GIB);
+        assert_eq!(step(512 * MIB), 640 * MIB);
+        assert_eq!(step(100 * MIB), 128 * MIB);
+        assert_eq!(step(10 * GIB), 13 * GIB);
+        assert_eq!(step(1), 64 * MIB);
+        assert!(step(u64::MAX - 1) >= u64::MAX - GIB, "no overflow");
+        assert_eq!(next_cpu_quota(300), 400);
+        assert_eq!(next_cpu_quota(100), 150);
+        assert_eq!(next_cpu_quota(50), 100);
+        assert_eq!(next_cpu_quota(1), 50);
+        assert_eq!(next_cpu_quota(CpuQuota::MAX_PERCENT), CpuQuota::MAX_PERCENT);
+    }
+
+    #[test]
+    fn near_the_hard_limit() {
+        let n = Notification::for_alert(&alert(AlertDetail::MemoryNearLimit {
+            used: Bytes(3 * GIB + 700 * MIB),
+            limit: Bytes(4 * GIB),
+            boundary: MemoryBoundary::Max,
+            percent: 92.1,
+        }));
+        assert_eq!(n.summary, "Firefox is close to its memory limit");
+        assert_eq!(
+            n.body,
+            "Firefox uses 3.7 GiB of its 4.0 GiB limit (92 %). If it reaches the limit, the \
+             kernel kills it."
+        );
+        assert_eq!(keys(&n), ["freeze", "raise", "kill", "open"]);
+        assert_eq!(n.actions[1].1, "Raise limit to 5.0 GiB");
+        assert_eq!(n.actions[3].1, "Open Corral");
+        assert_eq!(n.urgency, Urgency::Normal);
+        let raise = n.raise.unwrap();
+        assert_eq!(
+            raise,
+            LimitRaise {
+                memory_max: Some(Bytes(5 * GIB)),
+                ..LimitRaise::default()
+            }
+        );
+        let settings = raise.settings();
+        assert_eq!(
+            settings.memory_max,
+            Some(MemoryLimit::Bytes(Bytes(5 * GIB)))
+        );
+        assert_eq!((settings.memory_high, settings.cpu_quota), (None, None));
+    }
+
+    #[test]
+    fn throttled_at_the_soft_limit_raises_it_and_the_hard_one_if_needed() {
+        let detail = AlertDetail::MemoryThrottled {
+            used: Some(Bytes(3 * GIB)),
+            high: Bytes(3 * GIB),
+            events: 500,
+        };
+        let n = Notification::for_alert(&alert(detail));
+        assert_eq!(n.summary, "Firefox is slowed down for lack of memory");
+        assert_eq!(
+            n.body,
+            "Firefox uses 3.0 GiB and keeps hitting its 3.0 GiB soft limit, so the kernel slows \
+             it down to reclaim memory."
+        );
+        // 3 GiB + 25 % = 3.75 GiB, still below the 4 GiB hard limit.
+        assert_eq!(
+            n.raise,
+            Some(LimitRaise {
+                memory_high: Some(Bytes(3 * GIB + 768 * MIB)),
+                ..LimitRaise::default()
+            })
+        );
+        assert_eq!(n.actions[1].1, "Raise soft limit to 3.8 GiB");
+        // Soft limit at 3.5 GiB: the step passes the hard limit, which moves too.
+        let mut close = alert(AlertDetail::MemoryThrottled {
+            used: None,
+            high: Bytes(3 * GIB + 512 * MIB),
+            events: 1,
+        });
+        close.limits.memory_high = Some(Bytes(3 * GIB + 512 * MIB));
+        assert_eq!(
+            raise_step(&close),
+            Some(LimitRaise {
+                memory_high: Some(Bytes(4 * GIB + 512 * MIB)),
+                memory_max: Some(Bytes(5 * GIB)),
+                cpu_quota: None,
+            })
+        );
+    }
+
+    #[test]
+    fn cpu_and_pressure() {
+        let n = Notification::for_alert(&alert(AlertDetail::CpuThrottled {
+            throttled_percent: 80.0,
+            quota: CpuQuota::Percent(300),
+            usage_percent: Some(299.0),
+        }));
+        assert_eq!(n.summary, "Firefox is held at its CPU limit");
+        assert_eq!(
+            n.body,
+            "Firefox keeps using all the CPU time it is allowed (300 % of one CPU), so it runs \
+             slower than it could."
+        );
+        assert_eq!(n.actions[1].1, "Raise CPU limit to 400 %");
+        assert_eq!(n.raise.unwrap().cpu_quota, Some(CpuQuota::Percent(400)));
+
+        let n = Notification::for_alert(&alert(AlertDetail::MemoryPressure {
+            some_avg10: 34.6,
+            full_avg10: Some(10.0),
+            held: Duration::from_secs(12),
+        }));
+        assert_eq!(n.summary, "Firefox is stalling for memory");
+        assert_eq!(
+            n.body,
+            "Firefox's tasks waited for memory 35 % of the time for 12 s. It may be slow to \
+             respond."
+        );
+        assert_eq!(keys(&n), ["freeze", "raise", "kill", "open"]);
+
+        // No limit to raise: no such button.
+        let mut unlimited = alert(AlertDetail::MemoryPressure {
+            some_avg10: 30.0,
+            full_avg10: None,
+            held: Duration::from_secs(10),
+        });
+        unlimited.limits = UnitLimits::default();
+        let n = Notification::for_alert(&unlimited);
+        assert_eq!(keys(&n), ["freeze", "kill", "open"]);
+        assert_eq!(n.raise, None);
+    }
+
+    #[test]
+    fn oom_kills_are_critical() {
+        let n = Notification::for_alert(&alert(AlertDetail::OomKilled {
+            kills: 1,
+            limit: Some(Bytes(4 * GIB)),
+            peak: Some(Bytes(4 * GIB)),
+            unit_ended: true,
+        }));
+        assert_eq!(n.summary, "Firefox was killed: out of memory");
+        assert_eq!(
+            n.body,
+            "The kernel's OOM killer ended Firefox at its 4.0 GiB limit. It used at most 4.0 GiB."
+        );
+        assert_eq!(keys(&n), ["open"], "nothing left to freeze, raise or kill");
+        assert_eq!(n.urgency, Urgency::Critical);
+        assert_eq!(n.raise, None);
+
+        let n = Notification::for_alert(&alert(AlertDetail::OomKilled {
+            kills: 2,
+            limit: Some(Bytes(4 * GIB)),
+            peak: None,
+            unit_ended: false,
+        }));
+        assert_eq!(n.summary, "Part of Firefox was killed: out of memory");
+        assert_eq!(
+            n.body,
+            "The kernel's OOM killer killed 2 of its processes at its 4.0 GiB limit; the rest \
+             of Firefox still runs."
+        );
+        assert_eq!(keys(&n), ["raise", "kill", "open"]);
+        assert_eq!(n.urgency, Urgency::Critical);
+    }
+
+    #[test]
+    fn action_keys_round_trip() {
+        for action in [
+            NotificationAction::Freeze,
+            NotificationAction::RaiseLimit,
+            NotificationAction::Kill,
+            NotificationAction::Open,
+        ] {
+            assert_eq!(NotificationAction::from_key(action.key()), Some(action));
+        }
+        assert_eq!(
+            NotificationAction::from_key("default"),
+            Some(NotificationAction::Open)
+        );
+        assert_eq!(NotificationAction::from_key("reboot"), None);
+    }
+
+    #[test]
+    fn one_notification_per_unit_and_condition() {
+        let near = |percent: f64| {
+            alert(AlertDetail::MemoryNearLimit {
+                used: Bytes(4 * GIB),
+                limit: Bytes(4 * GIB),
+                boundary: MemoryBoundary::Max,
+                percent,
+            })
+        };
+        let mut book = NotificationBook::default();
+        let raised = AlertChange::Raised(near(91.0));
+        let Some(NotificationStep::Show { replaces, .. }) = book.step(&raised) else {
+            panic!("a raised alert is shown");
+        };
+        assert_eq!(replaces, None);
+        book.shown(raised.alert(), NotificationId(7));
+        let updated = AlertChange::Updated(near(97.0));
+        let Some(NotificationStep::Show {
+            replaces,
+            notification,
+        }) = book.step(&updated)
+        else {
+            panic!("an update is shown in place");
+        };
+        assert_eq!(replaces, Some(NotificationId(7)));
+        assert!(
+            notification.body.contains("(97 %)"),
+            "{}",
+            notification.body
+        );
+        let key = book.alert_for(NotificationId(7)).unwrap();
+        assert_eq!(key.condition, Condition::MemoryNearLimit);
+        assert_eq!(
+            key.to_string(),
+            "app-corral-firefox-1a2b3c4d.service (memory-near-limit)"
+        );
+        let cleared = AlertChange::Cleared(near(84.0));
+        assert_eq!(
+            book.step(&cleared),
+            Some(NotificationStep::Close(NotificationId(7)))
+        );
+        assert!(book.closed(NotificationId(7)).is_some());
+        assert_eq!(book.step(&cleared), None, "nothing left to close");
+        assert_eq!(book.closed(NotificationId(7)), None);
+    }
+}

@@ -1,0 +1,270 @@
+//! Corral's notification client against a real notification server over a real D-Bus: a
+//! private dbus-daemon and the notification recorder (examples/notification_recorder.rs), which
+//! implements org.freedesktop.Notifications and logs every call. No mocks: what is checked is
+//! what went over the bus.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use corral::limits::{Bytes, CpuQuota};
+use corral::monitor::alerts::{Alert, AlertDetail, MemoryBoundary, UnitLimits};
+use corral::notify::{
+    CloseReason, Notification, NotificationAction, NotificationEvent, Notifier, NotifyError,
+};
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+
+/// A process killed when the test ends, pass or fail.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A session bus of our own, with no activatable services: nothing answers but what the test
+/// starts.
+struct PrivateBus {
+    _daemon: Reaped,
+    address: String,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateBus {
+    fn start() -> PrivateBus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bus.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut daemon = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--print-address", "--nofork"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start dbus-daemon ({e}); install it with tests/setup-host.sh")
+            });
+        let mut address = String::new();
+        let stdout = daemon.stdout.take().unwrap();
+        BufReader::new(stdout).read_line(&mut address).unwrap();
+        let address = address.trim().to_owned();
+        assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
+        PrivateBus {
+            _daemon: Reaped(daemon),
+            address,
+            dir,
+        }
+    }
+
+    async fn connect(&self) -> zbus::Connection {
+        zbus::connection::Builder::address(self.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts the recorder on this bus and waits until it owns the name.
+    fn start_recorder(&self) -> Reaped {
+        // `cargo test` builds the examples next to the test binaries' folder.
+        let exe = std::env::current_exe().unwrap();
+        let recorder = exe
+            .parent()
+            .and_then(Path::parent)
+            .map(|debug| debug.join("examples/notification_recorder"))
+            .unwrap();
+        assert!(
+            recorder.exists(),
+            "{} is missing: run the whole `cargo test` (it builds the examples) or \
+             `cargo build --example notification_recorder` first",
+            recorder.display()
+        );
+        let mut child = Command::new(&recorder)
+            .arg(self.path("calls.jsonl"))
+            .arg("--invoke-file")
+            .arg(self.path("invoke"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n", "the recorder did not start");
+        Reaped(child)
+    }
+
+    /// The calls the recorder logged so far.
+    fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("calls.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+fn near_limit(percent: f64) -> Alert {
+    Alert {
+        unit: "app-corral-firefox-1a2b3c4d.service".to_owned(),
+        app_name: "Firefox".to_owned(),
+        app_id: Some("firefox".to_owned()),
+        limits: UnitLimits {
+            memory_high: None,
+            memory_max: Some(Bytes(4 * Bytes::GIB)),
+            cpu_quota: Some(CpuQuota::Percent(300)),
+        },
+        detail: AlertDetail::MemoryNearLimit {
+            used: Bytes((4.0 * Bytes::GIB as f64 * percent / 100.0) as u64),
+            limit: Bytes(4 * Bytes::GIB),
+            boundary: MemoryBoundary::Max,
+            percent,
+        },
+    }
+}
+
+async fn next_event(
+    events: &mut (impl Stream<Item = NotificationEvent> + Unpin),
+) -> NotificationEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("no signal from the server within 5 s")
+        .expect("the signal stream ended")
+}
+
+#[tokio::test]
+async fn without_a_server_the_client_says_so() {
+    let bus = PrivateBus::start();
+    let connection = bus.connect().await;
+    match Notifier::on(&connection).await {
+        Err(error @ NotifyError::NoServer(_)) => {
+            assert!(
+                error.to_string().contains("in its window instead"),
+                "{error}"
+            );
+        }
+        other => panic!("expected NoServer, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sends_replaces_closes_and_hears_actions() {
+    let bus = PrivateBus::start();
+    let _recorder = bus.start_recorder();
+    let connection = bus.connect().await;
+    let notifier = Notifier::on(&connection)
+        .await
+        .unwrap()
+        .with_desktop_entry("io.github.corral");
+    assert!(notifier.supports_actions());
+    let mut events = notifier.events().await.unwrap();
+
+    // Raised: a new notification.
+    let first = Notification::for_alert(&near_limit(91.0));
+    let id = notifier.show(&first, None).await.unwrap();
+    let calls = bus.calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call["call"], "Notify");
+    assert_eq!(call["id"], id.0);
+    assert_eq!(call["app_name"], "Corral");
+    assert_eq!(call["replaces_id"], 0);
+    assert_eq!(call["summary"], "Firefox is close to its memory limit");
+    assert_eq!(
+        call["body"],
+        "Firefox uses 3.6 GiB of its 4.0 GiB limit (91 %). If it reaches the limit, the kernel \
+         kills it."
+    );
+    assert_eq!(
+        call["actions"],
+        serde_json::json!([
+            "default",
+            "Open Corral",
+            "freeze",
+            "Freeze",
+            "raise",
+            "Raise limit to 5.0 GiB",
+            "kill",
+            "Kill",
+            "open",
+            "Open Corral"
+        ])
+    );
+    assert_eq!(call["hints"]["urgency"], 1);
+    assert_eq!(call["hints"]["desktop-entry"], "io.github.corral");
+
+    // Updated: replaced in place, same id.
+    let update = Notification::for_alert(&near_limit(97.0));
+    let same = notifier.show(&update, Some(id)).await.unwrap();
+    assert_eq!(same, id);
+    let calls = bus.calls();
+    assert_eq!(calls[1]["replaces_id"], id.0);
+    assert_eq!(calls[1]["id"], id.0);
+    assert!(calls[1]["body"].as_str().unwrap().contains("(97 %)"));
+
+    // The person presses Freeze.
+    std::fs::write(bus.path("invoke"), "freeze\n").unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        NotificationEvent::ActionInvoked {
+            id,
+            action: Some(NotificationAction::Freeze),
+            key: "freeze".to_owned(),
+        }
+    );
+
+    // Cleared: withdrawn.
+    notifier.close(id).await.unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        NotificationEvent::Closed {
+            id,
+            reason: CloseReason::Closed,
+        }
+    );
+    let calls = bus.calls();
+    assert_eq!(calls.last().unwrap()["call"], "CloseNotification");
+    assert_eq!(calls.last().unwrap()["id"], id.0);
+
+    // A later alert gets a new notification; SIGUSR1 presses its first button ("default",
+    // a click on the notification), which means Open.
+    let again = notifier.show(&first, None).await.unwrap();
+    assert_ne!(again, id);
+    // SAFETY: sending a signal to the child we started.
+    unsafe { libc::kill(_recorder.0.id() as i32, libc::SIGUSR1) };
+    assert_eq!(
+        next_event(&mut events).await,
+        NotificationEvent::ActionInvoked {
+            id: again,
+            action: Some(NotificationAction::Open),
+            key: "default".to_owned(),
+        }
+    );
+}
