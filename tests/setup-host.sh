@@ -2,7 +2,9 @@
 # Installs what building and testing Corral needs on a Debian bookworm machine, as root.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
-packages=(pkg-config)
+# pkg-config: building; desktop-file-utils, appstream: validating resources/; gettext: msgfmt for
+# the translations install.sh compiles (tests/install.rs installs one).
+packages=(pkg-config desktop-file-utils appstream gettext)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
