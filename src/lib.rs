@@ -3,11 +3,13 @@
 //! The library holds all of Corral's logic so that the binary, the tests and the benchmarks
 //! share one engine. Layers (see the README): `cgroup` reads the kernel's files, `systemd`
 //! talks to the manager, `launch` starts apps, `monitor` samples them, `controller` is where
-//! every user action goes through, and `cli` is the command line.
+//! every user action goes through, and `cli` is the command line (`cli_docs` derives its
+//! man page, shell completions and JSON documentation from it).
 
 pub mod apps;
 pub mod cgroup;
 pub mod cli;
+pub mod cli_docs;
 pub mod controller;
 pub mod launch;
 pub mod limits;
