@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::apps::AppCatalog;
 use crate::cgroup::{CgroupFs, CgroupSample, Limit};
@@ -25,10 +25,12 @@ use crate::systemd::{ManagerKind, Systemd, UnitKind};
     about = "Keep desktop apps from eating the machine",
     long_about = "Corral runs apps in systemd transient units with memory, CPU and task limits, \
                   shows what each one uses, and freezes, stops or re-limits them on demand. \
-                  Everything goes through your own systemd user manager: no root needed.",
+                  Everything goes through your own systemd user manager: no root needed. \
+                  Start with `corral doctor`, which checks that this machine can contain apps.",
     after_help = "Examples:\n  corral run -p shell -- bash -i\n  corral run --memory-max 2G -- firefox\n  \
                   corral launch org.mozilla.firefox -p browser\n  corral ps --all\n  \
-                  corral limit firefox --memory-max 4G\n  corral freeze firefox"
+                  corral limit firefox --memory-max 4G\n  corral freeze firefox\n\n\
+                  `corral COMMAND --help` explains each command; `man corral` has it all."
 )]
 pub struct Cli {
     /// Use the system manager instead of your user manager (asks polkit for permission)
@@ -53,27 +55,64 @@ impl Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a command in a new contained unit
+    #[command(
+        long_about = "Run a command in a new contained unit, with the limits of a preset and \
+                      any given here.\n\n\
+                      By default the unit is a service: systemd starts the command itself, it \
+                      can be sandboxed (--isolation strict), and it keeps running when this \
+                      terminal closes; Corral returns once it runs, unless --wait. With \
+                      --scope (and the shell preset) Corral forks the command itself into a \
+                      scope: it keeps this terminal, and Corral waits and exits with its \
+                      status. Inside a Flatpak sandbox only services are possible.\n\n\
+                      After the start, Corral reads every limit back from the unit's cgroup and \
+                      says plainly when one did not apply, and why.",
+        after_long_help = "Examples:\n  corral run -- firefox\n  \
+                           corral run -p browser --memory-max 6G -- firefox\n  \
+                           corral run -p shell -- bash -i\n  \
+                           corral run --cpu-quota 200% --wait -- make -j8"
+    )]
     Run(RunArgs),
     /// Launch an installed desktop app by its id (see `corral apps`)
+    #[command(
+        long_about = "Launch an installed desktop app by its desktop file id, as a service with \
+                      the limits of its rule, the preset given, or \"relaxed\". The app's Exec \
+                      line is run as its desktop entry says, with FILES as its file or URL \
+                      arguments; Corral returns once it runs."
+    )]
     Launch(LaunchArgs),
     /// List installed desktop apps
+    #[command(after_long_help = crate::cli_docs::json_help(
+        crate::cli_docs::APPS_JSON_INTRO,
+        crate::cli_docs::APPS_JSON_FIELDS,
+    ))]
     Apps {
         /// Show only apps whose name, id or keywords contain this
         search: Option<String>,
-        /// Print JSON instead of a table
+        /// Print every field of each app's desktop entry as JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// List contained apps with their memory, CPU, tasks and pressure
+    #[command(
+        long_about = "List contained apps with their memory, CPU, tasks and pressure.\n\n\
+                      MEMORY is the memory in use against the hard limit (or the soft one if \
+                      only that is set); CPU is the use over a quarter of a second in percent \
+                      of one CPU; TASKS counts processes and threads; MEM PRESSURE is the share \
+                      of the last 10 s in which some of the app's tasks waited for memory.",
+        after_long_help = crate::cli_docs::json_help(
+            crate::cli_docs::PS_JSON_INTRO,
+            crate::cli_docs::PS_JSON_FIELDS,
+        )
+    )]
     Ps {
         /// Include apps launched elsewhere (GNOME, KDE, Flatpak, systemd-run)
         #[arg(short, long)]
         all: bool,
-        /// Print JSON (an array of unit snapshots) instead of a table
+        /// Print everything read about each unit as JSON instead of a table (fields below)
         #[arg(long)]
         json: bool,
     },
-    /// Freeze every process of an app (it keeps its memory but uses no CPU)
+    /// Freeze every process of an app: it keeps its memory but gets no CPU until thawed
     Freeze(Target),
     /// Let a frozen app run again
     Thaw(Target),
@@ -88,6 +127,11 @@ pub enum Command {
         signal: String,
     },
     /// Change the limits of a running app; they hold until it ends
+    #[command(
+        long_about = "Change the limits of a running app; they hold until it ends. Corral \
+                      reads each limit back from the kernel and says when one did not apply, \
+                      and why; the exit status is then 2."
+    )]
     Limit {
         #[command(flatten)]
         target: Target,
@@ -100,6 +144,12 @@ pub enum Command {
         action: Option<PresetsAction>,
     },
     /// Check that this machine can contain apps, and say how to fix what is missing
+    #[command(
+        long_about = "Check that this machine can contain apps, and say how to fix what is \
+                      missing: the config file, the systemd manager, cgroup v2, and the \
+                      controllers (memory, cpu, pids) delegated to the manager. The exit \
+                      status is 1 when a check failed."
+    )]
     Doctor,
     /// List post-mortems of contained apps that were OOM-killed or failed, newest last
     Events {
@@ -110,12 +160,25 @@ pub enum Command {
         #[arg(short = 'n', long, value_name = "N")]
         limit: Option<usize>,
     },
+    /// Print a completion script for a shell, generated from this command line
+    #[command(hide = true)]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the corral(1) man page (roff), generated from this command line
+    #[command(hide = true)]
+    Man,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PresetsAction {
     /// Show every setting of one preset
-    Show { name: String },
+    Show {
+        /// The preset's name, e.g. browser
+        name: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -127,13 +190,14 @@ pub struct Target {
 /// Limits that override the preset's.
 #[derive(Args, Debug, Default, Clone)]
 pub struct LimitArgs {
-    /// Soft memory limit: above it the app is slowed and its memory reclaimed (e.g. 3G, 50%, max)
+    /// Soft memory limit: above it the app is slowed and its memory reclaimed (e.g. 3G, 50% of
+    /// RAM, max)
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_high: Option<MemoryLimit>,
-    /// Hard memory limit: above it the kernel kills the app (e.g. 4G, 70%, max)
+    /// Hard memory limit: above it the kernel kills the app (e.g. 4G, 70% of RAM, max)
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_max: Option<MemoryLimit>,
-    /// Swap the app may use (e.g. 0, 1G, max)
+    /// Most swap the app may use (e.g. 0, 1G, max)
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_swap_max: Option<SwapLimit>,
     /// CPU time in percent of one CPU (e.g. 50%, 250%, max)
@@ -142,7 +206,7 @@ pub struct LimitArgs {
     /// CPU share against other apps, 1 to 10000 (default 100)
     #[arg(long, value_name = "WEIGHT", allow_hyphen_values = true)]
     pub cpu_weight: Option<CpuWeight>,
-    /// Most processes and threads (e.g. 512, max)
+    /// Most processes and threads the app may have at once (e.g. 512, max)
     #[arg(long, value_name = "COUNT", allow_hyphen_values = true)]
     pub tasks_max: Option<TasksLimit>,
 }
@@ -165,7 +229,7 @@ impl LimitArgs {
 pub enum Isolation {
     /// NoNewPrivileges and a private /tmp on top of the limits
     Strict,
-    /// Limits only
+    /// Limits only: turns the preset's sandboxing off
     Relaxed,
 }
 
@@ -176,16 +240,17 @@ pub struct RunArgs {
     pub preset: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Sandboxing on top of the preset's
+    /// Override the preset's sandboxing (services only)
     #[arg(long, value_enum)]
     pub isolation: Option<Isolation>,
     /// Run in a scope: the command keeps this terminal and Corral waits for it
     #[arg(long, conflicts_with = "service")]
     pub scope: bool,
-    /// Run as a service started by systemd (the default for most presets)
+    /// Run as a service started by systemd (the default, except for scope presets such as shell)
     #[arg(long)]
     pub service: bool,
-    /// Wait for the command to end and exit with its status (always so in a scope)
+    /// Wait for the command to end, with this terminal as its input and output, and exit with
+    /// its status (a scope always waits)
     #[arg(short, long)]
     pub wait: bool,
     /// Name shown for the app (default: the command's name)
@@ -206,7 +271,7 @@ pub struct RunArgs {
 pub struct LaunchArgs {
     /// Desktop app id, e.g. org.mozilla.firefox or firefox
     pub app_id: String,
-    /// Preset to start from; default: the app's rule, else "relaxed"
+    /// Preset to start from (see `corral presets`); default: the app's rule, else "relaxed"
     #[arg(short, long)]
     pub preset: Option<String>,
     #[command(flatten)]
@@ -237,6 +302,15 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
         Command::Presets { action } => presets(action),
         Command::Doctor => doctor(manager).await,
         Command::Events { json, limit } => events(json, limit),
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            crate::cli_docs::write_completions(Cli::command(), shell, &mut out);
+            Ok(0)
+        }
+        Command::Man => {
+            crate::cli_docs::write_man_page(Cli::command(), &mut std::io::stdout().lock())?;
+            Ok(0)
+        }
     }
 }
 
@@ -283,6 +357,7 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
         Mode::Scope => UnitKind::Scope,
         Mode::Service => UnitKind::Service,
     };
+    launch::check_unit_kind(kind, launch::in_flatpak())?;
     let request = LaunchRequest {
         command: args.command.clone(),
         app_name: args.name.clone().unwrap_or(executable),
@@ -912,7 +987,6 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn command_line_is_consistent() {

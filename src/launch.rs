@@ -74,6 +74,30 @@ pub enum LaunchError {
     },
     #[error("could not fork a child for the scope: {0}")]
     Fork(#[source] std::io::Error),
+    #[error(
+        "inside the Flatpak sandbox Corral cannot run a command in a scope: a scope adopts a \
+         process that Corral forks, and a process forked in the sandbox has an ID systemd does \
+         not know (the sandbox has its own PID namespace) and would stay confined by the \
+         sandbox. Run it as a service, which systemd starts outside the sandbox: add --service \
+         (with --wait to keep this terminal's input and output), or choose a preset whose mode \
+         is \"service\""
+    )]
+    ScopeInFlatpak,
+}
+
+/// Whether Corral runs inside a Flatpak sandbox: Flatpak puts `/.flatpak-info` at the root of
+/// every sandbox (flatpak-metadata(5)), and nothing else does.
+pub fn in_flatpak() -> bool {
+    Path::new("/.flatpak-info").exists()
+}
+
+/// Refuses a unit kind that cannot work from where Corral runs. Inside Flatpak only services
+/// work: a scope would have to adopt a sandboxed PID, which systemd cannot see.
+pub fn check_unit_kind(kind: UnitKind, in_flatpak: bool) -> Result<(), LaunchError> {
+    match kind {
+        UnitKind::Scope if in_flatpak => Err(LaunchError::ScopeInFlatpak),
+        UnitKind::Scope | UnitKind::Service => Ok(()),
+    }
 }
 
 /// What to launch and how; `settings` are already resolved from the preset and overrides.
@@ -231,6 +255,7 @@ pub async fn launch_scope(
     systemd: &Systemd,
     req: &LaunchRequest,
 ) -> Result<ScopeChild, LaunchError> {
+    check_unit_kind(UnitKind::Scope, in_flatpak())?;
     let program = check_request(req)?;
     let prepared = PreparedExec::new(&program, req)?;
     let release = Pipe::new().map_err(LaunchError::Fork)?;
@@ -521,6 +546,18 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(kept, ["PATH", "DISPLAY"]);
+    }
+
+    #[test]
+    fn scopes_are_refused_only_inside_flatpak() {
+        assert!(check_unit_kind(UnitKind::Service, false).is_ok());
+        assert!(check_unit_kind(UnitKind::Scope, false).is_ok());
+        assert!(check_unit_kind(UnitKind::Service, true).is_ok());
+        let err = check_unit_kind(UnitKind::Scope, true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Flatpak sandbox"), "{err}");
+        assert!(err.contains("--service"), "{err}");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! share one engine. Layers (see the README): `cgroup` reads the kernel's files, `systemd`
 //! talks to the manager, `launch` starts apps, `monitor` samples them, `controller` is where
 //! every user action goes through, `notify` shows desktop notifications, and `cli` is the
-//! command line.
+//! command line (`cli_docs` derives its man page, shell completions and JSON documentation
+//! from it).
 
 pub mod apps;
 pub mod cgroup;
 pub mod cli;
+pub mod cli_docs;
 pub mod config;
 pub mod controller;
 pub mod launch;

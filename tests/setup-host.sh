@@ -2,9 +2,11 @@
 # Installs what building and testing Corral needs on a Debian bookworm machine, as root.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
-# GTK 4 and libadwaita to build the window; Xvfb and ImageMagick for its tests and screenshots;
-# dbus-daemon for the private buses of tests/notify.rs.
-packages=(pkg-config libgtk-4-dev libadwaita-1-dev xvfb xauth dbus-x11 dbus-daemon imagemagick)
+# pkg-config, GTK 4 and libadwaita: building; Xvfb and ImageMagick: the window's tests and
+# screenshots; dbus-daemon: the private buses of tests/notify.rs; desktop-file-utils, appstream:
+# validating resources/; gettext: msgfmt for the translations install.sh compiles.
+packages=(pkg-config libgtk-4-dev libadwaita-1-dev xvfb xauth dbus-x11 dbus-daemon imagemagick
+    desktop-file-utils appstream gettext)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
