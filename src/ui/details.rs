@@ -112,9 +112,13 @@ impl Details {
             .wrap(true)
             .css_classes(["caption"])
             .build();
+        let apply = gtk::Button::builder()
+            .label("Apply Limits")
+            .css_classes(["suggested-action"])
+            .build();
+        apply.set_tooltip_text(Some("Apply every limit above to the running app"));
         let remember = gtk::Button::builder()
             .label("Remember for This App")
-            .halign(gtk::Align::Start)
             .build();
         remember.set_tooltip_text(Some(
             "Save these limits as this app's rule, used at its next launch",
@@ -137,8 +141,11 @@ impl Details {
         content.append(&cpu_graph.area);
         content.append(&cpu_caption);
         content.append(&limits);
+        let buttons = gtk::Box::new(gtk::Orientation::Horizontal, 6);
+        buttons.append(&apply);
+        buttons.append(&remember);
+        content.append(&buttons);
         content.append(&result);
-        content.append(&remember);
         let clamp = adw::Clamp::builder()
             .maximum_size(720)
             .child(&content)
@@ -191,19 +198,25 @@ impl Details {
                 s(DetailsAction::Kill(unit));
             }
         });
-        for editor in &details.editors {
+        let apply_all = {
             let weak = std::rc::Rc::downgrade(&details);
             let s = send.clone();
-            editor.row.connect_apply(move |_| {
+            move || {
                 let Some(d) = weak.upgrade() else { return };
-                let Some(unit) = d.unit.borrow().clone() else {
-                    return;
-                };
+                let Some(unit) = d.unit.borrow().clone() else { return };
                 match d.settings() {
                     Ok(settings) => s(DetailsAction::ApplyLimits(unit, settings)),
                     Err(e) => d.show_result(&e, true),
                 }
-            });
+            }
+        };
+        {
+            let apply_all = apply_all.clone();
+            apply.connect_clicked(move |_| apply_all());
+        }
+        for editor in &details.editors {
+            let apply_all = apply_all.clone();
+            editor.row.connect_apply(move |_| apply_all());
         }
         let weak = std::rc::Rc::downgrade(&details);
         remember.connect_clicked(move |_| {

@@ -83,7 +83,11 @@ impl UnitList {
 
     /// Shows these units: new rows are added, existing ones updated in place, ended ones
     /// removed; then the list re-sorts and re-filters without losing the selection.
-    pub fn show(&mut self, units: &[UnitSnapshot], icon_for: impl Fn(&UnitSnapshot) -> Option<String>) {
+    pub fn show(
+        &mut self,
+        units: &[UnitSnapshot],
+        icon_for: impl Fn(&UnitSnapshot) -> Option<String>,
+    ) {
         // No borrow of the shared keys may be held across a ListBox call: appending a row
         // runs the sort and filter functions, which read them.
         for snap in units {
@@ -128,7 +132,11 @@ impl UnitList {
     /// How many rows the filter lets through.
     pub fn visible_count(&self) -> usize {
         let filter = self.filter.borrow();
-        self.keys.borrow().values().filter(|k| filter.shows(k)).count()
+        self.keys
+            .borrow()
+            .values()
+            .filter(|k| filter.shows(k))
+            .count()
     }
 
     pub fn len(&self) -> usize {
@@ -190,7 +198,10 @@ mod tests {
         let a = "app-corral-firefox-00000001.service";
         let b = "app-corral-code-00000002.service";
         view.show(
-            &[unit("Firefox", a, 1 << 30, false), unit("Code", b, 2 << 30, false)],
+            &[
+                unit("Firefox", a, 1 << 30, false),
+                unit("Code", b, 2 << 30, false),
+            ],
             no_icon,
         );
         assert_eq!(visible_rows(&view.list), [b, a], "most memory first");
@@ -199,11 +210,18 @@ mod tests {
 
         // Firefox grows past Code: the same row widget moves up and stays selected.
         view.show(
-            &[unit("Firefox", a, 3 << 30, true), unit("Code", b, 2 << 30, false)],
+            &[
+                unit("Firefox", a, 3 << 30, true),
+                unit("Code", b, 2 << 30, false),
+            ],
             no_icon,
         );
         assert_eq!(visible_rows(&view.list), [a, b]);
-        assert_eq!(view.list.row_at_index(0).unwrap(), firefox, "updated in place");
+        assert_eq!(
+            view.list.row_at_index(0).unwrap(),
+            firefox,
+            "updated in place"
+        );
         assert_eq!(view.list.selected_row(), Some(firefox));
 
         // Code ends: its row goes. Search filters without touching the rows.
@@ -238,7 +256,14 @@ mod tests {
     fn updating_300_rows_keeps_one_row_each_and_reports_the_time() {
         let mut view = UnitList::new(true);
         let units: Vec<UnitSnapshot> = (0..300)
-            .map(|i| unit(&format!("app{i}"), &format!("app-corral-a{i}-{i:08x}.service"), i * 1000, false))
+            .map(|i| {
+                unit(
+                    &format!("app{i}"),
+                    &format!("app-corral-a{i}-{i:08x}.service"),
+                    i * 1000,
+                    false,
+                )
+            })
             .collect();
         view.show(&units, |_| None);
         let start = Instant::now();

@@ -88,7 +88,6 @@ impl std::fmt::Debug for Cmd {
 }
 
 impl MainWindow {
-
     fn toast(widgets: &Widgets, text: &str) {
         widgets.toasts.add_toast(adw::Toast::new(text));
     }
@@ -107,7 +106,9 @@ impl MainWindow {
             .banner
             .set_reveal_child(state.problem.is_some() || self.config_problem.is_some());
         let catalog = &self.catalog;
-        widgets.units.show(&state.units, |snap| icon_for(catalog, snap));
+        widgets
+            .units
+            .show(&state.units, |snap| icon_for(catalog, snap));
         for snap in &state.units {
             self.traces
                 .entry(snap.info.unit.clone())
@@ -130,7 +131,6 @@ impl MainWindow {
             None => widgets.details_stack.set_visible_child_name("none"),
         }
     }
-
 }
 
 /// The icon of the app a unit runs, from its desktop entry.
@@ -611,4 +611,3 @@ fn remember_last_preset(app_id: &str, preset: &str) -> Result<(), crate::presets
     editor.set_last_preset(app_id, preset)?;
     editor.save()
 }
-

@@ -37,6 +37,8 @@ sleep 1
 /usr/libexec/at-spi-bus-launcher --launch-immediately >/tmp/atspi.log 2>&1 &
 atspi=$!
 sleep 1
+busctl --user set-property org.a11y.Bus /org/a11y/bus org.a11y.Status IsEnabled b true
+ulimit -c unlimited
 corral >/tmp/corral-gui.log 2>&1 &
 gui=$!
 timeout 240 python3 "$here/gui_test.py" /mnt/host/screenshots
@@ -45,6 +47,16 @@ if [ $status -ne 0 ]; then
     echo "---- corral's output"
     grep -v '^ *[0-9]*: \|^ *at ' /tmp/corral-gui.log | tail -30
 fi
-kill $gui $atspi $xvfb 2>/dev/null
+if kill -0 $gui 2>/dev/null; then
+    kill $gui
+    wait $gui
+    echo "corral's window ended with status $? on SIGTERM"
+else
+    wait $gui
+    echo "corral's window had ended by itself, with status $?"
+    cp /tmp/core.* /mnt/host/ 2>/dev/null
+    status=1
+fi
+kill $atspi $xvfb 2>/dev/null
 $SCTL stop 'app-corral-*' >/dev/null 2>&1
 exit $status

@@ -8,6 +8,7 @@ exec > >(tee /mnt/host/guest.log) 2>&1
 systemctl is-system-running --wait >/dev/null
 systemctl is-active --quiet user@1001.service || { echo "testuser's user manager is not running"; exit 1; }
 install -m 755 /mnt/host/corral /usr/local/bin/corral
+echo '/tmp/core.%p' >/proc/sys/kernel/core_pattern   # a crash leaves a core to debug
 mkdir -p /tmp/guest && cp "$here"/*.sh "$here"/*.py /tmp/guest/ && chmod 755 /tmp/guest/*
 mkdir -p /mnt/host/screenshots && chmod 777 /mnt/host/screenshots
 
