@@ -1752,13 +1752,17 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigError> {
     let tmp = dir.join(tmp_name);
 
     let write_tmp = || -> io::Result<()> {
+        // A leftover from an interrupted save is removed, never reused: opened in place, a
+        // symlink there would be followed (writing some other file) and then renamed over the
+        // config. create_new (O_EXCL) does not follow a symlink that appears meanwhile.
+        let _ = fs::remove_file(&tmp);
         let mut file = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // `mode` applies only when the file is created; a leftover tmp file may have another.
+        // `mode` is filtered through the umask: set it outright, so the file is the user's
+        // alone whatever the umask.
         file.set_permissions(fs::Permissions::from_mode(0o600))?;
         file.write_all(text.as_bytes())?;
         // Data on disk before the rename makes it visible, or a crash could leave it empty.
@@ -2564,6 +2568,28 @@ memory-max = \"8G\"
         editor.save().unwrap();
         assert!(fs::read_to_string(&path).unwrap().contains("[apps.code]"));
         assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn save_never_writes_through_a_leftover_tmp_symlink() {
+        // Before: the leftover config.toml.tmp was opened in place, so a symlink there had the
+        // new config written into its target, and was then renamed over config.toml.
+        let (dir, path) = file_with(COMMENTED);
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep me\n").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        let tmp = path.with_file_name("config.toml.tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let mut editor = ConfigEditor::open(&path).unwrap();
+        editor.set_rule_preset("code", "compile").unwrap();
+        editor.save().unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me\n");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&victim), 0o644);
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+        assert_eq!(mode(&path), 0o600);
+        assert!(fs::read_to_string(&path).unwrap().contains("[apps.code]"));
+        assert!(fs::symlink_metadata(&tmp).is_err(), "no tmp file is left");
     }
 
     #[test]
