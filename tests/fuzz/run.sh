@@ -4,6 +4,8 @@
 #   tests/fuzz/run.sh            # 30 s per target
 #   tests/fuzz/run.sh 300        # 5 minutes per target
 #   tests/fuzz/run.sh 30 config  # only the named targets
+#   tests/fuzz/run.sh --replay   # no fuzzing: build on plain stable and run every target once
+#                                # over its seeds (tests/run does this, so targets never rot)
 #
 # Needs cargo-fuzz (installed here from crates.io if missing). cargo fuzz passes nightly-only
 # flags to rustc (-Z sanitizer options, sancov passes); Corral builds on stable only, so the
@@ -20,11 +22,38 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+fuzz_dir=tests/fuzz
+
+# libfuzzer-sys compiles libFuzzer (C++) from source.
+if ! command -v c++ >/dev/null; then
+    [ "$(id -u)" = 0 ] || { echo "a C++ compiler is needed: apt-get install g++" >&2; exit 1; }
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends g++ >/dev/null
+fi
+
+if [ "${1:-}" = --replay ]; then
+    # Plain cargo, no cargo-fuzz and no nightly flags: libFuzzer's main runs the given files
+    # once each. Shares the main target directory (and its compiled dependencies).
+    CARGO_TARGET_DIR=target cargo build --quiet --manifest-path "$fuzz_dir/Cargo.toml" --bins
+    mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' "$fuzz_dir/Cargo.toml" | grep -v '^corral-fuzz$')
+    total=0
+    for target in "${targets[@]}"; do
+        inputs=("$fuzz_dir/seeds/$target"/*)
+        if ! target/debug/"$target" "${inputs[@]}" >"target/fuzz-replay-$target.log" 2>&1; then
+            echo "fuzz target $target fails on one of its seeds:" >&2
+            grep -E "panicked at|Running:" -A3 "target/fuzz-replay-$target.log" | tail -20 >&2
+            exit 1
+        fi
+        total=$((total + ${#inputs[@]}))
+    done
+    echo "fuzz seeds replayed: ${#targets[@]} targets, $total inputs, all pass"
+    exit 0
+fi
+
 seconds=${1:-30}
 shift || true
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] || { echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2; }
 
-fuzz_dir=tests/fuzz
 export RUSTC_BOOTSTRAP=1
 flags=(--fuzz-dir "$fuzz_dir" --sanitizer none --debug-assertions)
 
