@@ -73,6 +73,8 @@ pub enum FileProblem {
     DuplicateKey(String),
     #[error("{key}={value:?} is not a boolean (true or false)")]
     NotBoolean { key: String, value: String },
+    #[error("the line holds a NUL byte, which no value may (§4), so the file is damaged")]
+    NulByte,
 }
 
 /// What is wrong with an `Exec` command line (§7 "The Exec key").
@@ -521,6 +523,16 @@ impl DesktopEntry {
                 line: 1 + valid.iter().filter(|&&byte| byte == b'\n').count(),
             }
         })?;
+        // A NUL can reach neither execve nor D-Bus (whose strings may not hold one: sent in a
+        // unit's Description or ExecStart it would get the connection dropped), so a file
+        // with one is refused here, once, rather than at each use of a value.
+        if let Some(nul) = text.find('\0') {
+            return Err(EntryError::Malformed {
+                path: path.to_owned(),
+                line: 1 + text[..nul].matches('\n').count(),
+                problem: FileProblem::NulByte,
+            });
+        }
         let group = DesktopGroup::parse(text, path)?;
         // Hidden first: a user's "deleted" override often carries nothing else, not even Type.
         if group.boolean("Hidden")?.unwrap_or(false) {
@@ -1718,6 +1730,33 @@ mod tests {
             "{error:?}"
         );
         assert!(error.to_string().contains("/x/bad.desktop"));
+    }
+
+    #[test]
+    fn file_with_a_nul_byte_is_refused_with_its_line() {
+        let path = Path::new("/x/nul.desktop");
+        for (bytes, line) in [
+            (
+                &b"[Desktop Entry]\nType=Application\nName=A\nExec=app a\0b\n"[..],
+                4,
+            ),
+            (
+                b"[Desktop Entry]\nType=Application\nName=A\0\nExec=app\n",
+                3,
+            ),
+            (
+                b"\0[Desktop Entry]\nType=Application\nName=A\nExec=app\n",
+                1,
+            ),
+        ] {
+            let error = DesktopEntry::from_bytes("nul", path, bytes, None).unwrap_err();
+            assert!(
+                matches!(&error, EntryError::Malformed { line: l, problem: FileProblem::NulByte, .. } if *l == line),
+                "{error:?}"
+            );
+            assert!(error.to_string().contains("/x/nul.desktop"), "{error}");
+            assert!(error.to_string().contains("NUL byte"), "{error}");
+        }
     }
 
     #[test]

@@ -203,10 +203,11 @@ fn is_max(s: &str) -> bool {
     matches!(s.to_ascii_lowercase().as_str(), "max" | "infinity" | "none")
 }
 
-/// Parses "70%" or "12.5%" into permyriad; `None` if `s` has no percent sign.
-fn parse_percent(s: &str, kind: LimitKind) -> Option<Result<u64, LimitError>> {
+/// Parses "70%" or "12.5%" (`s`, trimmed) into permyriad; `None` if `s` has no percent sign.
+/// Errors quote `input`, the text as given, like every other limit error.
+fn parse_percent(s: &str, input: &str, kind: LimitKind) -> Option<Result<u64, LimitError>> {
     let number = s.strip_suffix('%')?.trim();
-    let err = |reason| Some(Err(LimitError::new(s, kind, reason)));
+    let err = |reason| Some(Err(LimitError::new(input, kind, reason)));
     let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return err(if whole.starts_with('-') {
@@ -264,7 +265,7 @@ fn parse_memory(input: &str, allow_zero: bool) -> Result<MemoryLimit, LimitError
         if is_max(s) {
             return Ok(MemoryLimit::Unlimited);
         }
-        if let Some(permyriad) = parse_percent(s, LimitKind::Memory) {
+        if let Some(permyriad) = parse_percent(s, input, LimitKind::Memory) {
             let permyriad = permyriad?;
             if permyriad == 0 && !allow_zero {
                 return err("a limit of 0% would stop the app at once");
@@ -338,7 +339,7 @@ impl FromStr for CpuQuota {
         if is_max(s) {
             return Ok(CpuQuota::Unlimited);
         }
-        let Some(permyriad) = parse_percent(s, LimitKind::CpuQuota) else {
+        let Some(permyriad) = parse_percent(s, input, LimitKind::CpuQuota) else {
             return err("it has no % sign");
         };
         let permyriad = permyriad?;
@@ -528,6 +529,20 @@ mod tests {
             assert!(text.contains(reason), "{input:?}: {text}");
             assert!(text.contains("512M or 4G"), "says what is accepted: {text}");
         }
+    }
+
+    #[test]
+    fn errors_quote_the_input_as_given() {
+        // Found by the limits fuzz target: errors from the percent parser quoted the trimmed
+        // text while every other error quoted the input as given.
+        let input = "%1%\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
+        assert_eq!(input.parse::<MemoryLimit>().unwrap_err().input, input);
+        assert_eq!(input.parse::<CpuQuota>().unwrap_err().input, input);
+        assert_eq!(" -5% ".parse::<MemoryLimit>().unwrap_err().input, " -5% ");
+        assert_eq!(
+            " 1.234% ".parse::<CpuQuota>().unwrap_err().input,
+            " 1.234% "
+        );
     }
 
     #[test]

@@ -956,8 +956,13 @@ fn did_you_mean(suggestion: &Option<String>) -> String {
 /// The candidate that `input` is most likely a typo of.
 fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let input_lower = input.to_lowercase();
+    let input_length = input_lower.chars().count();
     candidates
         .into_iter()
+        // The distance is at least the difference in length, and neither test below passes
+        // when that reaches the candidate's length: skip the quadratic work, which for a
+        // 10 MB key took minutes.
+        .filter(|c| input_length.abs_diff(c.chars().count()) < c.chars().count())
         .map(|c| (edit_distance(&input_lower, c), c))
         .filter(|&(distance, c)| {
             distance <= 2.max(input.chars().count() / 4) && distance < c.chars().count()
@@ -983,13 +988,43 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Messages quote the file's own text, which can be huge: a 10 MB key must not make a 10 MB
+/// message. Any run of more than 60 characters without a space is cut there, and the whole
+/// message at 1000 characters; the line and column still point at the exact spot.
+fn shortened(message: String) -> String {
+    const LONG_WORD: usize = 60;
+    const MAX: usize = 1000;
+    if message.len() <= LONG_WORD {
+        return message;
+    }
+    let mut out = String::with_capacity(message.len().min(4 * MAX));
+    let (mut word, mut kept) = (0, 0);
+    for c in message.chars() {
+        word = if c == ' ' { 0 } else { word + 1 };
+        if kept == MAX {
+            out.push('…');
+            break;
+        }
+        if word <= LONG_WORD {
+            out.push(c);
+            kept += 1;
+        } else if word == LONG_WORD + 1 {
+            out.push('…');
+            kept += 1;
+        }
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // Finding keys and values in the text, for messages with line and column
 
 /// The file's text with a span-keeping parse, to point errors at the exact key or value.
 struct SourceMap<'a> {
     text: &'a str,
-    doc: Option<toml_edit::Document<&'a str>>,
+    /// Parsed on first use: only an error needs a position, and a valid file (the usual case,
+    /// read at every launch) is then parsed once instead of twice.
+    doc: std::cell::OnceCell<Option<toml_edit::Document<&'a str>>>,
 }
 
 enum Spot {
@@ -1001,13 +1036,19 @@ impl<'a> SourceMap<'a> {
     fn new(text: &'a str) -> Self {
         SourceMap {
             text,
-            doc: toml_edit::Document::parse(text).ok(),
+            doc: std::cell::OnceCell::new(),
         }
+    }
+
+    fn doc(&self) -> Option<&toml_edit::Document<&'a str>> {
+        self.doc
+            .get_or_init(|| toml_edit::Document::parse(self.text).ok())
+            .as_ref()
     }
 
     fn entry(&self, path: &[&str]) -> Option<(&toml_edit::Key, &Item)> {
         let (last, parents) = path.split_last()?;
-        let mut table: &dyn TableLike = self.doc.as_ref()?.as_table();
+        let mut table: &dyn TableLike = self.doc()?.as_table();
         for part in parents {
             table = table.get(part)?.as_table_like()?;
         }
@@ -1056,7 +1097,7 @@ impl<'a> SourceMap<'a> {
             }
             None
         }
-        walk(self.doc.as_ref()?.as_table(), span, &mut Vec::new())
+        walk(self.doc()?.as_table(), span, &mut Vec::new())
     }
 }
 
@@ -1189,7 +1230,7 @@ impl Config {
                 path: path.to_owned(),
                 line,
                 column,
-                message,
+                message: shortened(message),
             }
         };
 
@@ -1805,13 +1846,17 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigError> {
     let tmp = dir.join(tmp_name);
 
     let write_tmp = || -> io::Result<()> {
+        // A leftover from an interrupted save is removed, never reused: opened in place, a
+        // symlink there would be followed (writing some other file) and then renamed over the
+        // config. create_new (O_EXCL) does not follow a symlink that appears meanwhile.
+        let _ = fs::remove_file(&tmp);
         let mut file = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // `mode` applies only when the file is created; a leftover tmp file may have another.
+        // `mode` is filtered through the umask: set it outright, so the file is the user's
+        // alone whatever the umask.
         file.set_permissions(fs::Permissions::from_mode(0o600))?;
         file.write_all(text.as_bytes())?;
         // Data on disk before the rename makes it visible, or a crash could leave it empty.
@@ -2659,6 +2704,28 @@ memory-max = \"8G\"
     }
 
     #[test]
+    fn save_never_writes_through_a_leftover_tmp_symlink() {
+        // Before: the leftover config.toml.tmp was opened in place, so a symlink there had the
+        // new config written into its target, and was then renamed over config.toml.
+        let (dir, path) = file_with(COMMENTED);
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep me\n").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        let tmp = path.with_file_name("config.toml.tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let mut editor = ConfigEditor::open(&path).unwrap();
+        editor.set_rule_preset("code", "compile").unwrap();
+        editor.save().unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me\n");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&victim), 0o644);
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+        assert_eq!(mode(&path), 0o600);
+        assert!(fs::read_to_string(&path).unwrap().contains("[apps.code]"));
+        assert!(fs::symlink_metadata(&tmp).is_err(), "no tmp file is left");
+    }
+
+    #[test]
     fn save_refuses_to_overwrite_changes_made_meanwhile() {
         let (_dir, path) = file_with(COMMENTED);
         let mut editor = ConfigEditor::open(&path).unwrap();
@@ -2703,6 +2770,34 @@ memory-max = \"8G\"
         let path = dir.path().join("corral/config.toml");
         ConfigEditor::open(&path).unwrap().save().unwrap();
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn huge_keys_and_values_give_short_messages_quickly() {
+        // Found by tests/hostile_input.rs: a 10 MB unknown key took 100 s (edit distances to
+        // every known key) and gave a 10 MB message.
+        let key = "k".repeat(10 << 20);
+        let start = std::time::Instant::now();
+        assert_eq!(closest(&key, SETTING_KEYS), None);
+        let (line, column, message) = refused(&format!("[presets.x]\n{key} = 1\n"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!((line, column), (2, 1));
+        assert!(
+            message.starts_with(&format!("unknown key “{}…", &key[..59])),
+            "{message}"
+        );
+        assert!(message.contains("the keys allowed here are"), "{message}");
+        assert!(message.chars().count() < 1000, "{}", message.len());
+        let value = format!("[presets.x]\nmemory-max = \"{}\"\n", "9".repeat(1 << 20));
+        let (_, _, message) = refused(&value);
+        assert!(message.contains("far too large"), "{message}");
+        assert!(message.len() < 4000, "{}", message.len());
+        // Ordinary messages are left alone, suggestions still work.
+        assert_eq!(closest("memroy-max", SETTING_KEYS), Some("memory-max"));
+        let short = "presets.x: “x” is not one of no, yes".to_owned();
+        assert_eq!(shortened(short.clone()), short);
+        assert_eq!(shortened("a".repeat(61)), format!("{}…", "a".repeat(60)));
+        assert_eq!(shortened("a ".repeat(600)).chars().count(), 1001);
     }
 
     #[test]

@@ -285,10 +285,20 @@ fn pressure_line<'a>(
     for field in fields {
         let bad = || ParseError::new(line, format!("malformed field {}", quoted(field)));
         let (key, value) = field.split_once('=').ok_or_else(bad)?;
+        // The averages are shares of wall time in percent (psi.rst), so 0 to 100. f64's
+        // parser also takes "NaN", "inf" and "1e300", which no kernel writes: refused, so
+        // garbage never reaches the alert rules as a number.
+        let average = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|share| (0.0..=100.0).contains(share))
+                .ok_or_else(bad)
+        };
         match key {
-            "avg10" => avg10 = Some(value.parse::<f64>().map_err(|_| bad())?),
-            "avg60" => avg60 = Some(value.parse::<f64>().map_err(|_| bad())?),
-            "avg300" => avg300 = Some(value.parse::<f64>().map_err(|_| bad())?),
+            "avg10" => avg10 = Some(average()?),
+            "avg60" => avg60 = Some(average()?),
+            "avg300" => avg300 = Some(average()?),
             "total" => total = Some(value.parse::<u64>().map_err(|_| bad())?),
             _ => {}
         }
@@ -649,6 +659,27 @@ mod tests {
         assert!(parse_pressure("").is_err());
         assert!(parse_pressure("full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n").is_err());
         assert!(parse_pressure("some avg10 avg60=0.00 avg300=0.00 total=0\n").is_err());
+    }
+
+    #[test]
+    fn pressure_averages_are_percentages() {
+        // Found by the cgroup_files fuzz target: any f64 was taken as an average, so a garbage
+        // file could report 666666660 % pressure, NaN or infinity.
+        let crash = "some avg10=0.00 avg60=.00 avg300=666666660.00 total=0\n";
+        let error = parse_pressure(crash).unwrap_err();
+        assert_eq!(error.line, 1);
+        assert!(error.message.contains("avg300=666666660.00"), "{error}");
+        for garbage in ["NaN", "inf", "-inf", "-0.5", "100.01", "1e300"] {
+            let text = format!("some avg10={garbage} avg60=0.00 avg300=0.00 total=0\n");
+            assert!(parse_pressure(&text).is_err(), "{text}");
+        }
+        // The edges are real values; a garbage "full" line still only loses `full`.
+        let text = "some avg10=100.00 avg60=0 avg300=.5 total=1\n\
+                    full avg10=NaN avg60=0.00 avg300=0.00 total=0\n";
+        let pressure = parse_pressure(text).unwrap();
+        assert_eq!(pressure.some.avg10, 100.0);
+        assert_eq!(pressure.some.avg300, 0.5);
+        assert_eq!(pressure.full, None);
     }
 
     #[test]

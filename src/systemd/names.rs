@@ -81,14 +81,18 @@ const UNIT_NAME_MAX: usize = 255;
 pub fn escape(component: &str) -> String {
     let mut out = String::with_capacity(component.len());
     for (i, byte) in component.bytes().enumerate() {
-        match byte {
-            b'/' => out.push('-'),
-            b'.' if i == 0 => out.push_str("\\x2e"),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b':' | b'_' | b'.' => out.push(byte as char),
-            _ => out.push_str(&format!("\\x{byte:02x}")),
-        }
+        push_escaped(&mut out, byte, i == 0);
     }
     out
+}
+
+fn push_escaped(out: &mut String, byte: u8, first: bool) {
+    match byte {
+        b'/' => out.push('-'),
+        b'.' if first => out.push_str("\\x2e"),
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b':' | b'_' | b'.' => out.push(byte as char),
+        _ => out.push_str(&format!("\\x{byte:02x}")),
+    }
 }
 
 /// Reverses [`escape`]; `None` if the result is not UTF-8 or an escape is malformed.
@@ -104,7 +108,8 @@ pub fn unescape(escaped: &str) -> Option<String> {
             }
             b'\\' => {
                 let hex = escaped.get(i + 2..i + 4)?;
-                if bytes.get(i + 1) != Some(&b'x') {
+                // Exactly two hex digits: from_str_radix alone would also take "+f".
+                if bytes.get(i + 1) != Some(&b'x') || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return None;
                 }
                 out.push(u8::from_str_radix(hex, 16).ok()?);
@@ -120,21 +125,23 @@ pub fn unescape(escaped: &str) -> Option<String> {
 }
 
 /// A fresh unit name for an app Corral launches: `app-corral-<escaped app id>-<8 hex>.<kind>`.
-/// A very long app id is cut (at an escape boundary) so the name stays within systemd's limit.
+/// A very long app id is cut so the name stays within systemd's limit: at a character, never
+/// inside the escapes of one, so that the name still unescapes to (the start of) the app id.
 pub fn new_unit_name(app_id: &str, kind: UnitKind) -> String {
     let random: u32 = rand::random();
-    let mut id = escape(app_id);
     let room = UNIT_NAME_MAX - CORRAL_PREFIX.len() - "-12345678.service".len();
-    if id.len() > room {
-        let mut cut = room;
-        // Never split a \xNN escape.
-        while let Some(pos) = id[..cut].rfind('\\') {
-            if cut - pos >= 4 {
-                break;
-            }
-            cut = pos;
+    let mut id = String::with_capacity(app_id.len().min(room));
+    let mut escaped_char = String::with_capacity(16);
+    let mut utf8 = [0; 4];
+    for (index, c) in app_id.char_indices() {
+        escaped_char.clear();
+        for (offset, byte) in c.encode_utf8(&mut utf8).bytes().enumerate() {
+            push_escaped(&mut escaped_char, byte, index + offset == 0);
         }
-        id.truncate(cut);
+        if id.len() + escaped_char.len() > room {
+            break;
+        }
+        id.push_str(&escaped_char);
     }
     format!("{CORRAL_PREFIX}{id}-{random:08x}.{}", kind.suffix())
 }
@@ -216,6 +223,46 @@ mod tests {
         let name = new_unit_name(&long, UnitKind::Service);
         assert!(name.len() <= UNIT_NAME_MAX, "{}", name.len());
         assert!(parse_unit_name(&name).app_id.is_some(), "{name}");
+    }
+
+    #[test]
+    fn long_ids_are_cut_at_a_character_not_inside_its_escapes() {
+        // Found by the unit_names fuzz target: a cut between the escapes of one multi-byte
+        // character left a name that no longer unescaped to UTF-8, so a new Corral could not
+        // tell which app the unit was.
+        let crash = format!(
+            "*r{}\t\0{}Ff$g{{{{{{{{{{{{{{ü{}){}o",
+            "\\".repeat(16),
+            "\\".repeat(27),
+            "{".repeat(17),
+            "{".repeat(17)
+        );
+        let crash = crash.as_str();
+        for id in [crash, &"€".repeat(100), &"a€".repeat(100), &"🐄".repeat(80)] {
+            for kind in [UnitKind::Service, UnitKind::Scope] {
+                let name = new_unit_name(id, kind);
+                assert!(name.len() <= UNIT_NAME_MAX, "{}", name.len());
+                let back = parse_unit_name(&name)
+                    .app_id
+                    .unwrap_or_else(|| panic!("{name}"));
+                assert!(!back.is_empty() && id.starts_with(&back), "{back:?}");
+                // As much of the id as fits: one more character would not.
+                let next = id[back.len()..].chars().next().unwrap();
+                let longer = format!("{back}{next}");
+                let room = UNIT_NAME_MAX - CORRAL_PREFIX.len() - "-12345678.service".len();
+                assert!(escape(&longer).len() > room, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn unescape_takes_only_two_hex_digits() {
+        assert_eq!(unescape("\\x41"), Some("A".to_owned()));
+        assert_eq!(unescape("\\x+f"), None);
+        assert_eq!(unescape("\\x4g"), None);
+        assert_eq!(unescape("\\y41"), None);
+        assert_eq!(unescape("\\x\u{e9}"), None);
+        assert_eq!(unescape("\\"), None);
     }
 
     #[test]
