@@ -203,7 +203,9 @@ impl Details {
             let s = send.clone();
             move || {
                 let Some(d) = weak.upgrade() else { return };
-                let Some(unit) = d.unit.borrow().clone() else { return };
+                let Some(unit) = d.unit.borrow().clone() else {
+                    return;
+                };
                 match d.settings() {
                     Ok(settings) => s(DetailsAction::ApplyLimits(unit, settings)),
                     Err(e) => d.show_result(&e, true),

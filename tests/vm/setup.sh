@@ -65,7 +65,9 @@ chroot "$root" passwd -d root >/dev/null
 chroot "$root" useradd -m -u 1001 -s /bin/bash testuser
 mkdir -p "$root/var/lib/systemd/linger" "$root/mnt/host"
 touch "$root/var/lib/systemd/linger/testuser"
-printf '/dev/vda / ext4 rw,noatime 0 1\nhost0 /mnt/host 9p trans=virtio,version=9p2000.L,msize=262144 0 0\n' \
+# The 9p transport must be loaded before the share is mounted, or the mount races module
+# loading and the guest boots into emergency mode ("no channels available for device host0").
+printf '/dev/vda / ext4 rw,noatime 0 1\nhost0 /mnt/host 9p trans=virtio,version=9p2000.L,msize=262144,x-systemd.requires=systemd-modules-load.service 0 0\n' \
     >"$root/etc/fstab"
 printf '9p\n9pnet_virtio\n' >"$root/etc/modules-load.d/9p.conf"
 cat >"$root/etc/systemd/system/corral-test.service" <<'EOF'
@@ -89,7 +91,7 @@ ln -sf /dev/null "$root/etc/systemd/system/systemd-firstboot.service"
 : >"$root/etc/machine-id"
 # A small initramfs boots ~2 s faster under emulation.
 sed -i 's/^MODULES=.*/MODULES=list/' "$root/etc/initramfs-tools/initramfs.conf"
-printf 'virtio_pci\nvirtio_blk\next4\n' >>"$root/etc/initramfs-tools/modules"
+printf 'virtio_pci\nvirtio_blk\next4\n9pnet_virtio\n9p\n' >>"$root/etc/initramfs-tools/modules"
 mount --bind /proc "$root/proc"
 chroot "$root" update-initramfs -u -k all >/dev/null 2>&1 || { umount "$root/proc"; exit 1; }
 umount "$root/proc"
