@@ -9,9 +9,9 @@ use crate::cgroup::Limit;
 use crate::controller::LimitCheck;
 use crate::limits::Bytes;
 use crate::monitor::UnitSnapshot;
+use crate::monitor::history::{History, TimelineKind};
 use crate::presets::Settings;
 use crate::ui::graph::{Graph, GraphData, GraphUnit};
-use crate::ui::trace::Trace;
 use crate::ui::unit_row::state_text;
 
 /// What the details pane asks the window to do.
@@ -285,7 +285,7 @@ impl Details {
     }
 
     /// Refreshes the figures and graphs of the shown unit.
-    pub fn update(&self, snap: &UnitSnapshot, trace: Option<&Trace>, now: SystemTime) {
+    pub fn update(&self, snap: &UnitSnapshot, history: &History, now: SystemTime) {
         let info = &snap.info;
         self.title.set_text(&info.name);
         let preset = info
@@ -327,22 +327,19 @@ impl Details {
                 "quota".to_owned(),
             ));
         }
-        let (memory_points, cpu_points, events) = match trace {
-            Some(t) => (t.memory_points(now), t.cpu_points(now), t.events(now)),
-            None => Default::default(),
-        };
+        let (memory_points, cpu_points, events) = series(history, &info.unit, now);
         self.memory_graph.set(GraphData {
             points: memory_points,
             lines: memory_lines,
             events: events.clone(),
-            span: Trace::SPAN_SECS,
+            span: GRAPH_SPAN_SECS,
             unit: GraphUnit::Bytes,
         });
         self.cpu_graph.set(GraphData {
             points: cpu_points,
             lines: cpu_lines,
             events,
-            span: Trace::SPAN_SECS,
+            span: GRAPH_SPAN_SECS,
             unit: GraphUnit::Percent,
         });
         let peak = c
@@ -397,6 +394,51 @@ impl Details {
             self.result.remove_css_class("error");
         }
     }
+}
+
+/// The graphs show the recent history: ten minutes at the default refresh interval.
+const GRAPH_SPAN_SECS: f64 = 600.0;
+
+type Series = Vec<(f64, f64)>;
+
+/// Memory and CPU points and the timeline marks of one unit, in seconds before `now`.
+fn series(history: &History, unit: &str, now: SystemTime) -> (Series, Series, Vec<(f64, String)>) {
+    let ago = |at: SystemTime| {
+        now.duration_since(at)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0)
+    };
+    let Some(points) = history.recent(unit) else {
+        return Default::default();
+    };
+    let memory = points
+        .iter()
+        .filter_map(|p| Some((ago(p.at()), p.memory()?.0 as f64)))
+        .collect();
+    let cpu = points
+        .iter()
+        .filter_map(|p| Some((ago(p.at()), p.cpu_percent()?)))
+        .collect();
+    let events = history
+        .events(unit)
+        .map(|ring| {
+            ring.iter()
+                .map(|e| {
+                    let label = match e.kind {
+                        TimelineKind::MemoryHighThrottled => "over high",
+                        TimelineKind::MemoryMaxHit => "at max",
+                        TimelineKind::CpuThrottled => "throttled",
+                        TimelineKind::Frozen => "frozen",
+                        TimelineKind::Thawed => "thawed",
+                        TimelineKind::OomKill => "OOM kill",
+                        TimelineKind::LimitChanged(_) => "limit changed",
+                    };
+                    (ago(e.start()), label.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (memory, cpu, events)
 }
 
 fn section(title: &str) -> gtk::Label {

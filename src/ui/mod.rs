@@ -5,7 +5,6 @@ pub mod details;
 pub mod graph;
 pub mod launcher;
 pub mod preferences;
-pub mod trace;
 pub mod unit_list;
 pub mod unit_row;
 pub mod window;

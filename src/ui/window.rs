@@ -1,7 +1,6 @@
 //! The main window: the live list of contained apps on the left, the selected app's details on
 //! the right. It renders the monitor's state and sends every action through the controller.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -13,12 +12,12 @@ use crate::apps::AppCatalog;
 use crate::cgroup::CgroupFs;
 use crate::controller::{ControlError, Controller, LimitCheck};
 use crate::launch::{self, LaunchRequest};
+use crate::monitor::history::History;
 use crate::monitor::service::{Monitor, MonitorState};
 use crate::presets::{Config, ConfigEditor, Settings};
 use crate::systemd::{ManagerKind, Systemd};
 use crate::ui::details::{Details, DetailsAction};
 use crate::ui::launcher::Launcher;
-use crate::ui::trace::Trace;
 use crate::ui::unit_list::UnitList;
 
 /// How the window starts.
@@ -70,7 +69,7 @@ pub struct MainWindow {
     catalog: AppCatalog,
     config_problem: Option<String>,
     state: Arc<MonitorState>,
-    traces: HashMap<String, Trace>,
+    history: History,
     launcher: Option<Rc<Launcher>>,
 }
 
@@ -109,14 +108,7 @@ impl MainWindow {
         widgets
             .units
             .show(&state.units, |snap| icon_for(catalog, snap));
-        for snap in &state.units {
-            self.traces
-                .entry(snap.info.unit.clone())
-                .or_default()
-                .record(snap, now);
-        }
-        self.traces
-            .retain(|unit, _| state.units.iter().any(|s| &s.info.unit == unit));
+        self.history.record(&state.units, now);
         let any_visible = widgets.units.visible_count() > 0;
         widgets
             .list_stack
@@ -125,7 +117,7 @@ impl MainWindow {
         // The details follow the selected unit; an ended unit's details close.
         match widgets.details.unit() {
             Some(unit) => match state.units.iter().find(|s| s.info.unit == unit) {
-                Some(snap) => widgets.details.update(snap, self.traces.get(&unit), now),
+                Some(snap) => widgets.details.update(snap, &self.history, now),
                 None => widgets.details_stack.set_visible_child_name("none"),
             },
             None => widgets.details_stack.set_visible_child_name("none"),
@@ -355,7 +347,7 @@ impl Component for MainWindow {
             catalog: AppCatalog::load(),
             config_problem,
             state: Arc::default(),
-            traces: HashMap::new(),
+            history: History::default(),
             launcher: None,
         };
         let widgets = Widgets {
@@ -391,7 +383,7 @@ impl Component for MainWindow {
                     let icon = icon_for(&self.catalog, snap);
                     widgets.details.show_unit(snap, icon.as_deref());
                     let now = self.state.sampled_at.unwrap_or_else(SystemTime::now);
-                    widgets.details.update(snap, self.traces.get(&unit), now);
+                    widgets.details.update(snap, &self.history, now);
                     widgets.details_stack.set_visible_child_name("details");
                 }
             }
