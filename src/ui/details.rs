@@ -78,6 +78,10 @@ impl Details {
             .css_classes(["destructive-action"])
             .build();
         kill.set_tooltip_text(Some("End every process of the app at once (SIGKILL)"));
+        // GTK 4.8 does not name buttons after their labels on the accessibility bus.
+        crate::ui::set_accessible_label(&freeze, "Freeze");
+        crate::ui::set_accessible_label(&stop, "Stop");
+        crate::ui::set_accessible_label(&kill, "Kill");
         let actions = gtk::Box::new(gtk::Orientation::Horizontal, 6);
         actions.append(&freeze);
         actions.append(&stop);
@@ -120,6 +124,8 @@ impl Details {
         let remember = gtk::Button::builder()
             .label("Remember for This App")
             .build();
+        crate::ui::set_accessible_label(&apply, "Apply Limits");
+        crate::ui::set_accessible_label(&remember, "Remember for This App");
         remember.set_tooltip_text(Some(
             "Save these limits as this app's rule, used at its next launch",
         ));
@@ -303,8 +309,11 @@ impl Details {
         if self.freeze.is_active() != frozen {
             self.freeze.set_active(frozen);
         }
-        self.freeze
-            .set_label(if frozen { "Thaw" } else { "Freeze" });
+        let label = if frozen { "Thaw" } else { "Freeze" };
+        if self.freeze.label().as_deref() != Some(label) {
+            self.freeze.set_label(label);
+            crate::ui::set_accessible_label(&self.freeze, label);
+        }
 
         let c = snap.cgroup.as_ref();
         let value = |l: Option<Limit>| match l {

@@ -103,6 +103,8 @@ impl Launcher {
             .css_classes(["suggested-action"])
             .sensitive(false)
             .build();
+        crate::ui::set_accessible_label(&cancel, "Cancel");
+        crate::ui::set_accessible_label(&launch, "Launch");
         let header = adw::HeaderBar::builder()
             .show_end_title_buttons(false)
             .title_widget(&adw::WindowTitle::new("Launch an App", ""))

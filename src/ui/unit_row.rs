@@ -138,7 +138,10 @@ impl UnitRow {
             },
             other => format!("launched by {other}"),
         };
-        set_text(&self.subtitle, &format!("{} · {by}", info.unit));
+        set_text(&self.subtitle, &by);
+        if self.row.tooltip_text().as_deref() != Some(info.unit.as_str()) {
+            self.row.set_tooltip_text(Some(&info.unit));
+        }
         let state = state_text(snap);
         set_text(&self.state, state);
         self.state.set_visible(state != "running");

@@ -77,7 +77,10 @@ def units(glob):
 # lists GTK 4 apps; the per-object interfaces below are what a screen reader uses anyway.
 ATSPI = "org.a11y.atspi."
 ROLE_FRAME, ROLE_LIST, ROLE_LIST_ITEM = 23, 31, 32
-ROLE_PUSH_BUTTON, ROLE_TOGGLE_BUTTON, ROLE_TEXT, ROLE_DIALOG = 43, 62, 61, 16
+ROLE_LABEL, ROLE_PUSH_BUTTON, ROLE_DIALOG = 29, 43, 16
+ROLE_TEXT, ROLE_ENTRY = 61, 79  # GTK 4.8 shows entries as "entry"
+# GTK 4.8 gives toggle buttons the push-button role.
+ROLE_TOGGLE_BUTTON = ROLE_PUSH_BUTTON
 STATE_SHOWING = 25
 
 
@@ -149,7 +152,7 @@ def find_all(root, predicate, limit=3000):
     return found
 
 
-def find(root, role=None, name=None, showing=True):
+def find(root, role=None, name=None, showing=False):
     def match(node):
         if role is not None and node.role() != role:
             return False
@@ -161,12 +164,27 @@ def find(root, role=None, name=None, showing=True):
     return hits[0] if hits else None
 
 
+def dump(root, limit=400):
+    """Prints the accessible tree, to see why something was not found."""
+    for node in find_all(root, lambda n: True, limit):
+        try:
+            print(f"     role={node.role()} showing={node.showing()} name={node.name!r}", flush=True)
+        except GLib.Error:
+            pass
+
+
 def click(node):
     node.call("Action", "DoAction", GLib.Variant("(i)", (0,)), "(b)")
 
 
-def select(list_node, item):
-    list_node.call("Selection", "SelectChild", GLib.Variant("(i)", (item.index(),)), "(b)")
+def parent(node):
+    bus_name, path = node.prop("Accessible", "Parent")
+    return Node(bus_name, path)
+
+
+def select(item):
+    """Selects a list row through its list's Selection interface."""
+    parent(item).call("Selection", "SelectChild", GLib.Variant("(i)", (item.index(),)), "(b)")
 
 
 def set_text(node, text):
@@ -232,10 +250,12 @@ def main():
     # Details of the browser app, with its graphs.
     browser_rows = rows_named("browsertest")
     if browser_rows:
-        unit_list = find(window, ROLE_LIST, "Contained apps")
-        select(unit_list, browser_rows[0])
-        expect("selecting a row shows its details",
-               wait_for(lambda: find(window, ROLE_TOGGLE_BUTTON, "Freeze")))
+        select(browser_rows[0])
+        shown = wait_for(lambda: find_all(window, lambda n: n.role() == ROLE_LABEL
+                                          and "preset browser" in n.name))
+        expect("selecting a row shows its details", shown)
+        if not shown:
+            dump(window)
         time.sleep(4)
         screenshot("details")
 
@@ -244,12 +264,11 @@ def main():
     dialog = wait_for(lambda: find(app, ROLE_FRAME, "Launch an App") or find(app, ROLE_DIALOG, "Launch an App"))
     expect("the launcher opens", dialog is not None)
     if dialog is not None:
-        apps_list = wait_for(lambda: find(dialog, ROLE_LIST, "Installed apps"))
         sleeper = wait_for(lambda: find(dialog, ROLE_LIST_ITEM, "Sleeper"))
         expect("the picker lists the installed app", sleeper is not None)
-        if apps_list is not None and sleeper is not None:
-            select(apps_list, sleeper)
-        time.sleep(1)
+        if sleeper is not None:
+            select(sleeper)
+        time.sleep(4)  # the first frame of a new window is slow under emulation
         screenshot("launcher")
         click(wait_for(lambda: find(dialog, ROLE_PUSH_BUTTON, "Launch")))
     launched = wait_for(lambda: units("app-corral-org.example.Sleeper-*"), 20)
@@ -261,20 +280,19 @@ def main():
            cgroup_file(unit, "memory.max") == "67108864", cgroup_file(unit, "memory.max"))
 
     # Freeze it from the details view.
-    unit_list = find(window, ROLE_LIST, "Contained apps")
     row = rows_named("Sleeper")
     expect("the launched app appears in the list", row)
     if not row:
         return
-    select(unit_list, row[0])
+    select(row[0])
     freeze = wait_for(lambda: find(window, ROLE_TOGGLE_BUTTON, "Freeze"))
     click(freeze)
     frozen = wait_for(lambda: "frozen 1" in cgroup_file(unit, "cgroup.events"), 10)
     expect("Freeze in the details view freezes the cgroup (frozen 1)", frozen, cgroup_file(unit, "cgroup.events"))
 
     # Change its memory limit: the memory max editor shows the current limit, 64M.
-    editor = wait_for(lambda: [t for t in find_all(window, lambda n: n.role() == ROLE_TEXT)
-                               if t.showing() and t.text() == "64M"])
+    editor = wait_for(lambda: [t for t in find_all(window, lambda n: n.role() in (ROLE_TEXT, ROLE_ENTRY))
+                               if t.text() == "64M"])
     expect("the memory max editor shows the current limit", editor)
     if editor:
         text = editor[0]
@@ -292,7 +310,7 @@ def main():
     key(37, 1)
     prefs = wait_for(lambda: find(app, ROLE_FRAME, "Preferences") or find(app, ROLE_DIALOG, "Preferences"), 10)
     expect("Ctrl+, opens the preferences", prefs is not None)
-    time.sleep(1)
+    time.sleep(4)
     screenshot("preferences")
 
 
