@@ -109,10 +109,15 @@ impl MainWindow {
             .units
             .show(&state.units, |snap| icon_for(catalog, snap));
         self.history.record(&state.units, now);
-        let any_visible = widgets.units.visible_count() > 0;
-        widgets
-            .list_stack
-            .set_visible_child_name(if any_visible { "list" } else { "empty" });
+        // A search that matches nothing is not the same as having no apps.
+        let page = if widgets.units.visible_count() > 0 {
+            "list"
+        } else if widgets.units.is_empty() {
+            "empty"
+        } else {
+            "no-match"
+        };
+        widgets.list_stack.set_visible_child_name(page);
 
         // The details follow the selected unit; an ended unit's details close.
         match widgets.details.unit() {
@@ -242,6 +247,12 @@ impl Component for MainWindow {
         let list_stack = gtk::Stack::new();
         list_stack.add_named(&list_scroller, Some("list"));
         list_stack.add_named(&empty, Some("empty"));
+        let no_match = adw::StatusPage::builder()
+            .icon_name("system-search-symbolic")
+            .title("No Matching Apps")
+            .description("No contained app matches the search or the filter.")
+            .build();
+        list_stack.add_named(&no_match, Some("no-match"));
         list_stack.set_visible_child_name("empty");
         list_stack.set_width_request(520);
 

@@ -290,18 +290,46 @@ def main():
     frozen = wait_for(lambda: "frozen 1" in cgroup_file(unit, "cgroup.events"), 10)
     expect("Freeze in the details view freezes the cgroup (frozen 1)", frozen, cgroup_file(unit, "cgroup.events"))
 
-    # Change its memory limit: the memory max editor shows the current limit, 64M.
-    editor = wait_for(lambda: [t for t in find_all(window, lambda n: n.role() in (ROLE_TEXT, ROLE_ENTRY))
-                               if t.text() == "64M"])
-    expect("the memory max editor shows the current limit", editor)
-    if editor:
-        text = editor[0]
-        set_text(text, "80M")
+    # Change its memory limit in the "Memory max" editor, as a person does: click into it,
+    # select all, type the new size, press Enter.
+    editor = wait_for(lambda: find(window, ROLE_TEXT, "Memory max (killed above)"))
+    expect("the memory max editor is found", editor is not None)
+    if editor is None:
+        dump(window)
+    else:
+        # Focus it (GTK scrolls a focused row into view), else click where it is shown.
+        x = y = w = h = 0
+        try:
+            focused = editor.call("Component", "GrabFocus", None, "(b)")[0]
+        except GLib.Error as e:
+            focused = False
+            print(f"     GrabFocus failed: {e}", flush=True)
+        if not focused:
+            # GTK 4.8 cannot focus through AT-SPI: scroll the details down with the mouse
+            # wheel until the row is on screen, then click into it.
+            for _ in range(10):
+                BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
+                              ATSPI + "DeviceEventController", "GenerateMouseEvent",
+                              GLib.Variant("(iis)", (830, 400, "b5c")), None, 0, 5000, None)
+                time.sleep(0.2)
+            time.sleep(1)
+            x, y, w, h = editor.call("Component", "GetExtents", GLib.Variant("(u)", (0,)), "((iiii))")[0]
+            BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
+                          ATSPI + "DeviceEventController", "GenerateMouseEvent",
+                          GLib.Variant("(iis)", (x + w // 2, y + h // 2, "b1c")), None, 0, 5000, None)
         time.sleep(0.5)
-        click(find(window, ROLE_PUSH_BUTTON, "Apply Limits"))
+        key(37, 0)  # Control_L
+        key(38, 2)  # a: select all
+        key(37, 1)
+        BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
+                      ATSPI + "DeviceEventController", "GenerateKeyboardEvent",
+                      GLib.Variant("(isu)", (0, "80M", 4)), None, 0, 5000, None)  # type a string
+        time.sleep(0.3)
+        key(36, 2)  # Return applies the row
         changed = wait_for(lambda: cgroup_file(unit, "memory.max") == "83886080", 10)
-        expect("applying 80M changes memory.max at runtime", changed, cgroup_file(unit, "memory.max"))
-        time.sleep(1)
+        expect("typing 80M into the editor changes memory.max at runtime", changed,
+               f"memory.max={cgroup_file(unit, 'memory.max')} focused={focused} extents={(x, y, w, h)}")
+        time.sleep(2)
         screenshot("details-after-limit")
 
     # Preferences.
