@@ -543,11 +543,12 @@ impl ksni::Tray for CorralTray {
         if self.model.units.is_empty() {
             menu.push(
                 StandardItem {
-                    label: self
-                        .model
-                        .problem
-                        .clone()
-                        .unwrap_or_else(|| "No contained apps".to_owned()),
+                    // The whole reason is long: it is in the tooltip and the window's banner.
+                    label: if self.model.problem.is_some() {
+                        "Cannot list apps: open Corral for why".to_owned()
+                    } else {
+                        "No contained apps".to_owned()
+                    },
                     enabled: false,
                     ..Default::default()
                 }

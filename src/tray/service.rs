@@ -103,11 +103,13 @@ async fn drive(
     let (_ctl, monitor) = match connection.get().await {
         Ok(shared) => shared,
         Err(e) => {
+            let problem = format!("Not connected to systemd: {e}");
             handle
-                .update(|tray| {
-                    tray.model.problem = Some(format!("Not connected to systemd: {e}"));
-                })
+                .update(|tray| tray.model.problem = Some(problem))
                 .await;
+            // The handle must outlive the tray service (ksni stops serving the item when it is
+            // dropped): the icon stays, showing the problem, until Quit.
+            std::future::pending::<()>().await;
             return;
         }
     };
@@ -153,8 +155,15 @@ async fn drive(
                 }
             })
             .await;
-        if updated.is_none() || updates.changed().await.is_err() {
-            return;
+        if updated.is_none() {
+            return; // the tray service ended
+        }
+        if updates.changed().await.is_err() {
+            let problem = "Corral stopped watching apps; restart it to see them again".to_owned();
+            handle
+                .update(|tray| tray.model.problem = Some(problem))
+                .await;
+            std::future::pending::<()>().await;
         }
     }
 }
