@@ -1,0 +1,226 @@
+//! `corral --tray` in a real tray host: Debian's status-notifier-watcher and
+//! gtk-sni-tray-standalone on a private D-Bus, on the X display the tests run under (Xvfb in
+//! `xvfb-run -a cargo test`). The item must register with the watcher, the host must draw its
+//! icon, and a right click must open its menu; both screenshots are saved in
+//! target/tray-host/ for a person to look at.
+//!
+//! Needs status-notifier-watcher, gtk-sni-tray-standalone, xdotool and ImageMagick
+//! (tests/setup-host.sh installs them) and a display; without them the test says what is
+//! missing and does not run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process killed when the test ends, pass or fail.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn private_bus(dir: &Path) -> (Reaped, String) {
+    let config = dir.join("bus.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--print-address", "--nofork"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start dbus-daemon ({e}); install it with tests/setup-host.sh")
+        });
+    let mut address = String::new();
+    BufReader::new(daemon.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    (Reaped(daemon), address.trim().to_owned())
+}
+
+fn missing_tools() -> Vec<&'static str> {
+    let mut missing: Vec<&str> = [
+        "status-notifier-watcher",
+        "gtk-sni-tray-standalone",
+        "xdotool",
+        "import",
+        "convert",
+    ]
+    .into_iter()
+    .filter(|tool| corral::apps::find_in_path(tool).is_none())
+    .collect();
+    if std::env::var_os("DISPLAY").is_none() {
+        missing.push("an X display (run under xvfb-run -a)");
+    }
+    missing
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The items the watcher has registered, read with zbus over the private bus.
+fn registered_items(address: &str) -> Vec<String> {
+    let read = async {
+        let conn = zbus::connection::Builder::address(address)?.build().await?;
+        let proxy = zbus::Proxy::new(
+            &conn,
+            "org.kde.StatusNotifierWatcher",
+            "/StatusNotifierWatcher",
+            "org.kde.StatusNotifierWatcher",
+        )
+        .await?;
+        proxy
+            .get_property::<Vec<String>>("RegisteredStatusNotifierItems")
+            .await
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(read)
+        .unwrap_or_default()
+}
+
+/// The mean brightness (0 black … 1 white) of a region of a screenshot.
+fn brightness(image: &Path, geometry: &str) -> f64 {
+    let out = Command::new("convert")
+        .arg(image)
+        .args(["-crop", geometry, "+repage", "-colorspace", "Gray"])
+        .args(["-format", "%[fx:mean]", "info:"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ImageMagick said {:?}", out))
+}
+
+fn screenshot(path: &Path) {
+    let status = Command::new("import")
+        .args(["-window", "root"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "import could not take {}", path.display());
+}
+
+#[test]
+fn a_real_tray_host_shows_the_icon_and_its_menu() {
+    let missing = missing_tools();
+    if !missing.is_empty() {
+        eprintln!(
+            "tray host test not run: missing {} (tests/setup-host.sh installs them)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, address) = private_bus(dir.path());
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tray-host");
+    std::fs::create_dir_all(&out).unwrap();
+    let log = |name: &str| std::fs::File::create(out.join(name)).unwrap();
+    // Every process on the private bus, with a home of its own (Corral reads its config).
+    let spawn = |program: &str, args: &[&str], log_name: &str| {
+        let err = log(log_name);
+        Reaped(
+            Command::new(program)
+                .args(args)
+                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .env("HOME", dir.path())
+                .env("XDG_CONFIG_HOME", dir.path().join("config"))
+                .env("XDG_STATE_HOME", dir.path().join("state"))
+                .env("NO_AT_BRIDGE", "1")
+                .env("GTK_A11Y", "none")
+                .stdout(err.try_clone().unwrap())
+                .stderr(err)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
+        )
+    };
+
+    let _watcher = spawn("status-notifier-watcher", &[], "watcher.log");
+    let _host = spawn(
+        "gtk-sni-tray-standalone",
+        &["-m", "0", "--top", "-s", "40", "-c", "white"],
+        "host.log",
+    );
+    let corral = spawn(env!("CARGO_BIN_EXE_corral"), &["--tray"], "corral.log");
+    let registered = wait_for(Duration::from_secs(15), || {
+        registered_items(&address)
+            .iter()
+            .any(|item| item.contains(&format!("StatusNotifierItem-{}-", corral.0.id())))
+    });
+    assert!(
+        registered,
+        "corral --tray did not register with status-notifier-watcher (items: {:?}); see {}",
+        registered_items(&address),
+        out.display()
+    );
+
+    // The host fetches the icon and draws it in its bar at the top left.
+    std::thread::sleep(Duration::from_secs(2));
+    let icon = out.join("icon.png");
+    screenshot(&icon);
+    let bar = brightness(&icon, "40x40+0+0");
+    assert!(
+        bar < 0.97,
+        "the bar's first slot is plain (brightness {bar}): no icon in {}",
+        icon.display()
+    );
+    // Nothing below the bar yet: the window waits to be asked for.
+    let below = brightness(&icon, "200x100+0+45");
+    assert!(
+        below < 0.05,
+        "something is drawn under the bar before any click ({below}): {}",
+        icon.display()
+    );
+
+    // A right click opens the menu (dbusmenu, drawn by the host) under the bar.
+    let clicked = Command::new("xdotool")
+        .args(["mousemove", "20", "20", "click", "3"])
+        .status()
+        .unwrap();
+    assert!(clicked.success());
+    let menu = out.join("menu.png");
+    let opened = wait_for(Duration::from_secs(5), || {
+        screenshot(&menu);
+        brightness(&menu, "200x100+0+45") > 0.5
+    });
+    assert!(
+        opened,
+        "no menu under the tray icon after a right click: {}",
+        menu.display()
+    );
+    eprintln!("screenshots: {} and {}", icon.display(), menu.display());
+}
