@@ -222,5 +222,128 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         "no menu under the tray icon after a right click: {}",
         menu.display()
     );
-    eprintln!("screenshots: {} and {}", icon.display(), menu.display());
+
+    // "Open Corral" (the menu's first item) shows the window.
+    let visible_window = || {
+        Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Corral$"])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    };
+    assert!(
+        !visible_window(),
+        "the window showed before it was asked for"
+    );
+    let clicked = Command::new("xdotool")
+        .args(["mousemove", "60", "56", "click", "1"])
+        .status()
+        .unwrap();
+    assert!(clicked.success());
+    assert!(
+        wait_for(Duration::from_secs(10), visible_window),
+        "“Open Corral” did not show the window"
+    );
+    let window = out.join("window.png");
+    screenshot(&window);
+
+    // Quit, clicked through dbusmenu as a host would, ends the process.
+    let mut corral = corral;
+    click_quit(&address, corral.0.id());
+    let quit = wait_for(Duration::from_secs(10), || {
+        corral.0.try_wait().ok().flatten().is_some()
+    });
+    assert!(quit, "Quit in the tray menu did not end corral --tray");
+    assert!(
+        wait_for(Duration::from_secs(5), || !visible_window()),
+        "the window outlived Quit"
+    );
+
+    // Started again with the tray: a second `corral` shows the first one's window and ends.
+    let corral = spawn(
+        env!("CARGO_BIN_EXE_corral"),
+        &["--tray"],
+        "corral-again.log",
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            registered_items(&address)
+                .iter()
+                .any(|item| item.contains(&format!("StatusNotifierItem-{}-", corral.0.id())))
+        }),
+        "corral --tray did not register a second time"
+    );
+    assert!(
+        !visible_window(),
+        "the window showed before it was asked for"
+    );
+    let mut second = spawn(env!("CARGO_BIN_EXE_corral"), &[], "second.log");
+    let ended = wait_for(Duration::from_secs(10), || {
+        second.0.try_wait().ok().flatten().is_some()
+    });
+    assert!(
+        ended,
+        "a second `corral` did not hand over to the first and end"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), visible_window),
+        "a second `corral` did not show the first one's window"
+    );
+    eprintln!(
+        "screenshots: {}, {} and {}",
+        icon.display(),
+        menu.display(),
+        window.display()
+    );
+}
+
+/// Finds the menu's Quit item on the item of process `pid` and sends it a click.
+fn click_quit(address: &str, pid: u32) {
+    use zbus::zvariant::{OwnedValue, Value};
+    type RawNode = (
+        i32,
+        std::collections::HashMap<String, OwnedValue>,
+        Vec<OwnedValue>,
+    );
+    let item = registered_items(address)
+        .into_iter()
+        .find(|i| i.contains(&format!("StatusNotifierItem-{pid}-")))
+        .expect("the item is registered");
+    let service = item.split('/').next().unwrap_or(&item).to_owned();
+    let click = async move {
+        let conn = zbus::connection::Builder::address(address)?.build().await?;
+        let menu = zbus::Proxy::new(&conn, service, "/MenuBar", "com.canonical.dbusmenu").await?;
+        let reply = menu
+            .call_method("GetLayout", &(0i32, 1i32, Vec::<String>::new()))
+            .await?;
+        let (_, (_, _, children)): (u32, RawNode) = reply.body().deserialize()?;
+        let quit = children
+            .iter()
+            .filter_map(|child| {
+                let node = match &**child {
+                    Value::Value(inner) => inner.as_ref(),
+                    other => other,
+                };
+                let Value::Structure(node) = node else {
+                    return None;
+                };
+                let id = i32::try_from(&node.fields()[0]).ok()?;
+                let props = std::collections::HashMap::<String, OwnedValue>::try_from(
+                    node.fields()[1].try_clone().ok()?,
+                )
+                .ok()?;
+                let label = String::try_from(props.get("label")?.try_clone().ok()?).ok()?;
+                (label == "Quit").then_some(id)
+            })
+            .next()
+            .expect("the menu has a Quit item");
+        menu.call_method("Event", &(quit, "clicked", Value::from(0i32), 0u32))
+            .await?;
+        zbus::Result::Ok(())
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(click)
+        .expect("the Quit click goes through");
 }

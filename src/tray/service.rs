@@ -52,7 +52,10 @@ pub fn attach(
             // Only the first report matters: from then on Corral runs as a window.
             if offline.recv().await.is_some() {
                 hold.borrow_mut().take();
-                present_window(&app);
+                // Closing the window must now end Corral, as it does without the tray.
+                if let Some(window) = present_window(&app) {
+                    window.set_hide_on_close(false);
+                }
             }
         });
     }

@@ -111,6 +111,22 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
             window.present();
         }
     });
+    // A second start hands its activation to the first instance and returns from run(); relm4
+    // then waits for one more main-loop event (MainContext::iteration(true)), which never
+    // comes in a process with no windows, so the second start would hang. A tick until
+    // startup, which only the first instance sees, lets it end.
+    let started = Rc::new(Cell::new(false));
+    {
+        let started = Rc::clone(&started);
+        app.connect_startup(move |_| started.set(true));
+    }
+    gtk::glib::timeout_add_local(Duration::from_millis(200), move || {
+        if started.get() {
+            gtk::glib::ControlFlow::Break
+        } else {
+            gtk::glib::ControlFlow::Continue
+        }
+    });
     RelmApp::from_app(app)
         .visible_on_activate(false)
         .with_args(Vec::new())
