@@ -243,12 +243,65 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         wait_for(Duration::from_secs(10), visible_window),
         "“Open Corral” did not show the window"
     );
+    // Mapped is not yet drawn: wait for the window's light background.
     let window = out.join("window.png");
-    screenshot(&window);
+    let drawn = wait_for(Duration::from_secs(10), || {
+        screenshot(&window);
+        brightness(&window, "400x300+100+100") > 0.5
+    });
+    assert!(drawn, "the window is not drawn: {}", window.display());
+
+    // Closing the window (its own close button: no window manager here) keeps Corral
+    // running with the tray; "Open Corral" shows the same window again.
+    let geometry = Command::new("xdotool")
+        .args([
+            "search",
+            "--onlyvisible",
+            "--name",
+            "^Corral$",
+            "getwindowgeometry",
+            "--shell",
+        ])
+        .output()
+        .unwrap();
+    let geometry = String::from_utf8_lossy(&geometry.stdout).into_owned();
+    let field = |key: &str| -> i32 {
+        geometry
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in xdotool's {geometry:?}"))
+    };
+    let (x, y, width) = (field("X"), field("Y"), field("WIDTH"));
+    let closed = Command::new("xdotool")
+        .args([
+            "mousemove",
+            &(x + width - 29).to_string(),
+            &(y + 27).to_string(),
+        ])
+        .args(["click", "1"])
+        .status()
+        .unwrap();
+    assert!(closed.success());
+    assert!(
+        wait_for(Duration::from_secs(5), || !visible_window()),
+        "the window's close button did not close it: {}",
+        window.display()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mut corral = corral;
+    assert!(
+        corral.0.try_wait().unwrap().is_none(),
+        "closing the window ended corral --tray"
+    );
+    click_item(&address, corral.0.id(), "Open Corral");
+    assert!(
+        wait_for(Duration::from_secs(10), visible_window),
+        "“Open Corral” did not show the window again after it was closed"
+    );
 
     // Quit, clicked through dbusmenu as a host would, ends the process.
-    let mut corral = corral;
-    click_quit(&address, corral.0.id());
+    click_item(&address, corral.0.id(), "Quit");
     let quit = wait_for(Duration::from_secs(10), || {
         corral.0.try_wait().ok().flatten().is_some()
     });
@@ -296,8 +349,9 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
     );
 }
 
-/// Finds the menu's Quit item on the item of process `pid` and sends it a click.
-fn click_quit(address: &str, pid: u32) {
+/// Finds the top-level menu item labelled `wanted` on the tray of process `pid` and sends it
+/// a click, as a host does.
+fn click_item(address: &str, pid: u32, wanted: &str) {
     use zbus::zvariant::{OwnedValue, Value};
     type RawNode = (
         i32,
@@ -332,10 +386,10 @@ fn click_quit(address: &str, pid: u32) {
                 )
                 .ok()?;
                 let label = String::try_from(props.get("label")?.try_clone().ok()?).ok()?;
-                (label == "Quit").then_some(id)
+                (label == wanted).then_some(id)
             })
             .next()
-            .expect("the menu has a Quit item");
+            .unwrap_or_else(|| panic!("the menu has no {wanted:?} item"));
         menu.call_method("Event", &(quit, "clicked", Value::from(0i32), 0u32))
             .await?;
         zbus::Result::Ok(())
@@ -345,5 +399,5 @@ fn click_quit(address: &str, pid: u32) {
         .build()
         .unwrap()
         .block_on(click)
-        .expect("the Quit click goes through");
+        .unwrap_or_else(|e| panic!("the click on {wanted:?} did not go through: {e}"));
 }
