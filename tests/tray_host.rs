@@ -151,12 +151,12 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
     std::fs::create_dir_all(&out).unwrap();
     let log = |name: &str| std::fs::File::create(out.join(name)).unwrap();
     // Every process on the private bus, with a home of its own (Corral reads its config).
-    let spawn = |program: &str, args: &[&str], log_name: &str| {
+    let spawn = |address: &str, program: &str, args: &[&str], log_name: &str| {
         let err = log(log_name);
         Reaped(
             Command::new(program)
                 .args(args)
-                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .env("DBUS_SESSION_BUS_ADDRESS", address)
                 .env("HOME", dir.path())
                 .env("XDG_CONFIG_HOME", dir.path().join("config"))
                 .env("XDG_STATE_HOME", dir.path().join("state"))
@@ -169,13 +169,19 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         )
     };
 
-    let _watcher = spawn("status-notifier-watcher", &[], "watcher.log");
+    let _watcher = spawn(&address, "status-notifier-watcher", &[], "watcher.log");
     let _host = spawn(
+        &address,
         "gtk-sni-tray-standalone",
         &["-m", "0", "--top", "-s", "40", "-c", "white"],
         "host.log",
     );
-    let corral = spawn(env!("CARGO_BIN_EXE_corral"), &["--tray"], "corral.log");
+    let corral = spawn(
+        &address,
+        env!("CARGO_BIN_EXE_corral"),
+        &["--tray"],
+        "corral.log",
+    );
     let registered = wait_for(Duration::from_secs(15), || {
         registered_items(&address)
             .iter()
@@ -253,36 +259,7 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
 
     // Closing the window (its own close button: no window manager here) keeps Corral
     // running with the tray; "Open Corral" shows the same window again.
-    let geometry = Command::new("xdotool")
-        .args([
-            "search",
-            "--onlyvisible",
-            "--name",
-            "^Corral$",
-            "getwindowgeometry",
-            "--shell",
-        ])
-        .output()
-        .unwrap();
-    let geometry = String::from_utf8_lossy(&geometry.stdout).into_owned();
-    let field = |key: &str| -> i32 {
-        geometry
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in xdotool's {geometry:?}"))
-    };
-    let (x, y, width) = (field("X"), field("Y"), field("WIDTH"));
-    let closed = Command::new("xdotool")
-        .args([
-            "mousemove",
-            &(x + width - 29).to_string(),
-            &(y + 27).to_string(),
-        ])
-        .args(["click", "1"])
-        .status()
-        .unwrap();
-    assert!(closed.success());
+    close_window();
     assert!(
         wait_for(Duration::from_secs(5), || !visible_window()),
         "the window's close button did not close it: {}",
@@ -313,6 +290,7 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
 
     // Started again with the tray: a second `corral` shows the first one's window and ends.
     let corral = spawn(
+        &address,
         env!("CARGO_BIN_EXE_corral"),
         &["--tray"],
         "corral-again.log",
@@ -329,7 +307,7 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         !visible_window(),
         "the window showed before it was asked for"
     );
-    let mut second = spawn(env!("CARGO_BIN_EXE_corral"), &[], "second.log");
+    let mut second = spawn(&address, env!("CARGO_BIN_EXE_corral"), &[], "second.log");
     let ended = wait_for(Duration::from_secs(10), || {
         second.0.try_wait().ok().flatten().is_some()
     });
@@ -341,12 +319,84 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         wait_for(Duration::from_secs(10), visible_window),
         "a second `corral` did not show the first one's window"
     );
+    drop(corral);
+    assert!(
+        wait_for(Duration::from_secs(5), || !visible_window()),
+        "the window outlived its process"
+    );
+
+    // Without a StatusNotifierWatcher: said once, the window shows, and closing it ends Corral.
+    std::fs::create_dir(dir.path().join("bare")).unwrap();
+    let (_bare_daemon, bare_bus) = private_bus(&dir.path().join("bare"));
+    let mut alone = spawn(
+        &bare_bus,
+        env!("CARGO_BIN_EXE_corral"),
+        &["--tray"],
+        "alone.log",
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), visible_window),
+        "without a tray, corral --tray did not show its window"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    close_window();
+    assert!(
+        wait_for(Duration::from_secs(10), || alone
+            .0
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some()),
+        "without a tray, closing the window did not end corral --tray"
+    );
+    let said = std::fs::read_to_string(out.join("alone.log")).unwrap();
+    assert_eq!(
+        said.matches("corral: no tray:").count(),
+        1,
+        "the missing tray is said once: {said}"
+    );
+
     eprintln!(
         "screenshots: {}, {} and {}",
         icon.display(),
         menu.display(),
         window.display()
     );
+}
+
+/// Clicks the close button in the visible Corral window's own title bar (client-side
+/// decorations: there is no window manager under Xvfb).
+fn close_window() {
+    let geometry = Command::new("xdotool")
+        .args([
+            "search",
+            "--onlyvisible",
+            "--name",
+            "^Corral$",
+            "getwindowgeometry",
+            "--shell",
+        ])
+        .output()
+        .unwrap();
+    let geometry = String::from_utf8_lossy(&geometry.stdout).into_owned();
+    let field = |key: &str| -> i32 {
+        geometry
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in xdotool's {geometry:?}"))
+    };
+    let (x, y, width) = (field("X"), field("Y"), field("WIDTH"));
+    let closed = Command::new("xdotool")
+        .args([
+            "mousemove",
+            &(x + width - 29).to_string(),
+            &(y + 27).to_string(),
+        ])
+        .args(["click", "1"])
+        .status()
+        .unwrap();
+    assert!(closed.success());
 }
 
 /// Finds the top-level menu item labelled `wanted` on the tray of process `pid` and sends it
