@@ -37,6 +37,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub system: bool,
 
+    /// Start with the tray icon only; the window opens from its menu (for the session autostart)
+    #[arg(long)]
+    pub tray: bool,
+
     /// Without a command, Corral opens its window.
     #[command(subcommand)]
     pub command: Option<Command>,

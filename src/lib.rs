@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod notify;
 pub mod presets;
 pub mod systemd;
+pub mod tray;
 pub mod ui;
 
 /// The soft limit on open files Corral started with, restored for the apps it starts.

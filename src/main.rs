@@ -7,8 +7,8 @@ fn main() {
     corral::raise_fd_limit();
     let manager = cli.manager();
     let Some(command) = cli.command else {
-        // No command: the window, on the main thread with GTK's own main loop.
-        std::process::exit(corral::ui::run(manager, false));
+        // No command: the window (or the tray), on the main thread with GTK's own main loop.
+        std::process::exit(corral::ui::run(manager, false, cli.tray));
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,9 +4,12 @@
 set -euo pipefail
 # pkg-config, GTK 4 and libadwaita: building; Xvfb and ImageMagick: the window's tests and
 # screenshots; dbus-daemon: the private buses of tests/notify.rs; desktop-file-utils, appstream:
-# validating resources/; gettext: msgfmt for the translations install.sh compiles.
+# validating resources/; gettext: msgfmt for the translations install.sh compiles;
+# status-notifier-watcher, gtk-sni-tray-standalone and xdotool: the real tray host of
+# tests/tray_host.rs.
 packages=(pkg-config libgtk-4-dev libadwaita-1-dev xvfb xauth dbus-x11 dbus-daemon imagemagick
-    desktop-file-utils appstream gettext)
+    desktop-file-utils appstream gettext haskell-status-notifier-item-utils
+    haskell-gtk-sni-tray-utils xdotool)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,18 +9,79 @@ pub mod unit_list;
 pub mod unit_row;
 pub mod window;
 
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
 use adw::prelude::*;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use relm4::RelmApp;
 
+use crate::cgroup::CgroupFs;
 use crate::config::{APP_ID, APP_NAME, RESOURCE_BASE, VERSION};
-use crate::systemd::ManagerKind;
+use crate::controller::Controller;
+use crate::monitor::service::Monitor;
+use crate::presets::Config;
+use crate::systemd::{ManagerKind, Systemd};
 use window::{MainWindow, WindowInit};
 
-/// Runs the window; returns when the application quits. A second start only raises the first
-/// instance's window (GApplication's uniqueness on the session bus).
-pub fn run(manager: ManagerKind, show_all: bool) -> i32 {
+/// The process's one connection to systemd, its `Controller` and its `Monitor`, shared by the
+/// window and the tray. It connects when first awaited; every later await gets the same pair.
+#[derive(Clone)]
+pub struct SharedConnection(Shared<BoxFuture<'static, Connected>>);
+
+/// The controller and monitor, or why systemd could not be reached.
+type Connected = Result<(Arc<Controller>, Monitor), String>;
+
+impl SharedConnection {
+    pub fn new(manager: ManagerKind, interval: Duration) -> SharedConnection {
+        let connect = async move {
+            let systemd = Systemd::connect(manager).await.map_err(|e| e.to_string())?;
+            let monitor = Monitor::spawn(systemd.clone(), CgroupFs::system(), interval);
+            Ok((
+                Arc::new(Controller::new(systemd, CgroupFs::system())),
+                monitor,
+            ))
+        };
+        SharedConnection(connect.boxed().shared())
+    }
+
+    pub async fn get(&self) -> Connected {
+        self.0.clone().await
+    }
+}
+
+impl std::fmt::Debug for SharedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedConnection")
+    }
+}
+
+/// Runs the window, or with `tray` the tray icon with the window on demand; returns when the
+/// application quits. A second start only raises the first instance's window (GApplication's
+/// uniqueness on the session bus).
+pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
     register_resources();
     let app = adw::Application::builder().application_id(APP_ID).build();
+    let interval = Config::load().unwrap_or_default().general.refresh_period();
+    let connection = SharedConnection::new(manager, interval);
+    if tray {
+        // While the tray runs, closing the window hides it: the tray's "Open Corral" shows
+        // it again, and the process lives on (held below) until the tray's Quit.
+        app.connect_window_added(|_, window| {
+            if window.is::<adw::ApplicationWindow>() {
+                window.set_hide_on_close(true);
+            }
+        });
+        let hold = Rc::new(RefCell::new(None));
+        let connection = connection.clone();
+        app.connect_startup(move |app| {
+            *hold.borrow_mut() = Some(app.hold());
+            crate::tray::service::attach(app, connection.clone(), show_all, Rc::clone(&hold));
+        });
+    }
     {
         let quit = gtk::gio::SimpleAction::new("quit", None);
         let app_ref = app.clone();
@@ -39,10 +100,31 @@ pub fn run(manager: ManagerKind, show_all: bool) -> i32 {
         }
         gtk::Window::set_default_icon_name(APP_ID);
     });
-    // Activation (also from a second start) raises the window.
-    app.connect_activate(|app| {
+    // Activation (also from a second start) raises the window; with the tray, the first
+    // activation is the start itself, and the window waits to be asked for.
+    let quiet_start = Cell::new(tray);
+    app.connect_activate(move |app| {
+        if quiet_start.replace(false) {
+            return;
+        }
         if let Some(window) = app.windows().first() {
             window.present();
+        }
+    });
+    // A second start hands its activation to the first instance and returns from run(); relm4
+    // then waits for one more main-loop event (MainContext::iteration(true)), which never
+    // comes in a process with no windows, so the second start would hang. A tick until
+    // startup, which only the first instance sees, lets it end.
+    let started = Rc::new(Cell::new(false));
+    {
+        let started = Rc::clone(&started);
+        app.connect_startup(move |_| started.set(true));
+    }
+    gtk::glib::timeout_add_local(Duration::from_millis(200), move || {
+        if started.get() {
+            gtk::glib::ControlFlow::Break
+        } else {
+            gtk::glib::ControlFlow::Continue
         }
     });
     RelmApp::from_app(app)
@@ -51,7 +133,7 @@ pub fn run(manager: ManagerKind, show_all: bool) -> i32 {
         .run::<MainWindow>(WindowInit {
             manager,
             show_all,
-            connect: true,
+            connection: Some(connection),
         });
     0
 }

@@ -9,13 +9,12 @@ use adw::prelude::*;
 use relm4::prelude::*;
 
 use crate::apps::AppCatalog;
-use crate::cgroup::CgroupFs;
 use crate::controller::{ControlError, Controller, LimitCheck};
 use crate::launch::{self, LaunchRequest};
 use crate::monitor::history::History;
 use crate::monitor::service::{Monitor, MonitorState};
 use crate::presets::{Config, ConfigEditor, Settings};
-use crate::systemd::{ManagerKind, Systemd};
+use crate::systemd::ManagerKind;
 use crate::ui::details::{Details, DetailsAction};
 use crate::ui::launcher::Launcher;
 use crate::ui::unit_list::UnitList;
@@ -26,8 +25,9 @@ pub struct WindowInit {
     pub manager: ManagerKind,
     /// Show every contained app rather than Corral's own.
     pub show_all: bool,
-    /// Connect to systemd and follow the monitor; off in tests that feed fixture states.
-    pub connect: bool,
+    /// The process's systemd connection, controller and monitor (shared with the tray); `None`
+    /// in tests that feed fixture states.
+    pub connection: Option<crate::ui::SharedConnection>,
 }
 
 #[derive(Debug)]
@@ -161,16 +161,9 @@ impl Component for MainWindow {
         root: Self::Root,
         sender: ComponentSender<Self>,
     ) -> ComponentParts<Self> {
-        let (config, config_problem) = match Config::load() {
-            Ok(c) => (c, None),
-            Err(e) => (
-                Config::default(),
-                Some(format!(
-                    "Your config file has a mistake, so the built-in presets are in use: {e}"
-                )),
-            ),
-        };
-        let interval = config.general.refresh_period();
+        let config_problem = Config::load().err().map(|e| {
+            format!("Your config file has a mistake, so the built-in presets are in use: {e}")
+        });
 
         // Header bar: launch, filter, search, menu.
         let launch = gtk::Button::from_icon_name("list-add-symbolic");
@@ -335,21 +328,13 @@ impl Component for MainWindow {
             filter.connect_selected_notify(move |d| sender.input(Msg::ShowAll(d.selected() == 1)));
         }
 
-        // Connect to systemd, then follow the monitor.
-        let manager = init.manager;
-        let connect = init.connect;
+        // Connect to systemd (or join the tray's connection), then follow the monitor.
+        let connection = init.connection;
         sender.oneshot_command(async move {
-            if !connect {
+            let Some(connection) = connection else {
                 return Cmd::Connected(Err("not connected (test)".into()));
-            }
-            let result = Systemd::connect(manager).await.map(|systemd| {
-                let monitor = Monitor::spawn(systemd.clone(), CgroupFs::system(), interval);
-                (
-                    Arc::new(Controller::new(systemd, CgroupFs::system())),
-                    monitor,
-                )
-            });
-            Cmd::Connected(result.map_err(|e| e.to_string()))
+            };
+            Cmd::Connected(connection.get().await)
         });
 
         let model = MainWindow {

@@ -1,0 +1,371 @@
+//! Runs the tray inside the GTK application: keeps [`CorralTray`]'s model current from the
+//! shared monitor, and carries out its [`TrayAction`]s through the shared `Controller` (the
+//! window's), reporting failures with a desktop notification.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+
+use adw::prelude::*;
+use ksni::TrayMethods;
+use tokio::sync::mpsc;
+
+use super::{CorralTray, TrayAction, TrayModel, launchers};
+use crate::apps::AppCatalog;
+use crate::config::APP_ID;
+use crate::controller::{Controller, physical_memory};
+use crate::launch::{self, LaunchRequest};
+use crate::monitor::alerts::{AlertEngine, AlertThresholds};
+use crate::monitor::service::Monitor;
+use crate::notify::{Notification, Notifier, Urgency};
+use crate::presets::{Config, ConfigEditor, Mode, Settings};
+use crate::systemd::names::UnitKind;
+use crate::ui::SharedConnection;
+
+/// Starts the tray for `app`: the window opens on demand, and the application stays alive
+/// with its window closed while `hold` is kept. Without a StatusNotifierWatcher it says so
+/// once on stderr, drops the hold and shows the window instead.
+pub fn attach(
+    app: &adw::Application,
+    connection: SharedConnection,
+    show_all: bool,
+    hold: Rc<RefCell<Option<gtk::gio::ApplicationHoldGuard>>>,
+) {
+    let (actions_tx, mut actions) = mpsc::unbounded_channel();
+    let (offline_tx, mut offline) = mpsc::unbounded_channel::<String>();
+    relm4::spawn(drive(connection.clone(), actions_tx, offline_tx, show_all));
+
+    let ctx = gtk::glib::MainContext::default();
+    {
+        let app = app.clone();
+        ctx.spawn_local(async move {
+            while let Some(action) = actions.recv().await {
+                dispatch(&app, &connection, action);
+            }
+        });
+    }
+    {
+        let app = app.clone();
+        ctx.spawn_local(async move {
+            // Only the first report matters: from then on Corral runs as a window.
+            if offline.recv().await.is_some() {
+                hold.borrow_mut().take();
+                // Closing the window must now end Corral, as it does without the tray.
+                if let Some(window) = present_window(&app) {
+                    window.set_hide_on_close(false);
+                }
+            }
+        });
+    }
+}
+
+/// Keeps the tray's model current; ends when the monitor or the tray is gone.
+async fn drive(
+    connection: SharedConnection,
+    actions: mpsc::UnboundedSender<TrayAction>,
+    offline: mpsc::UnboundedSender<String>,
+    show_all: bool,
+) {
+    let config = Config::load().unwrap_or_default();
+    let catalog = AppCatalog::load();
+    let mut config_stamp = config_modified();
+    let mut launch_list = launchers(&config, &catalog);
+    let told = AtomicBool::new(false);
+    let report = move |why: String| {
+        if !told.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "corral: no tray: {why}. Is a tray (StatusNotifierItem host) running in your \
+                 panel? Corral keeps running with its window instead."
+            );
+            let _ = offline.send(why);
+        }
+    };
+    let report = Arc::new(report);
+    let tray = CorralTray::new(
+        TrayModel {
+            launchers: launch_list.clone(),
+            ..TrayModel::default()
+        },
+        actions,
+    )
+    .on_offline({
+        let report = Arc::clone(&report);
+        move |why| report(why)
+    });
+    // A watcher that is missing now is waited for (reported through watcher_offline), so a
+    // panel that starts after Corral still gets the icon.
+    let handle = match tray.assume_sni_available(true).spawn().await {
+        Ok(handle) => handle,
+        Err(e) => {
+            report(e.to_string());
+            return;
+        }
+    };
+    let (_ctl, monitor) = match connection.get().await {
+        Ok(shared) => shared,
+        Err(e) => {
+            let problem = format!("Not connected to systemd: {e}");
+            handle
+                .update(|tray| tray.model.problem = Some(problem))
+                .await;
+            // The handle must outlive the tray service (ksni stops serving the item when it is
+            // dropped): the icon stays, showing the problem, until Quit.
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    let thresholds = AlertThresholds::from_general(&config.general);
+    let mut alerts = AlertEngine::new(thresholds);
+    let mut known: Vec<String> = Vec::new();
+    let mut updates = monitor.subscribe();
+    loop {
+        let state = updates.borrow_and_update().clone();
+        let now = Instant::now();
+        for snap in &state.units {
+            alerts.observe(snap, now);
+        }
+        for gone in known
+            .iter()
+            .filter(|u| !state.units.iter().any(|s| &s.info.unit == *u))
+        {
+            alerts.forget(gone);
+        }
+        known = state.units.iter().map(|s| s.info.unit.clone()).collect();
+        // A launch remembers its preset in the config: the Launch submenu follows the file.
+        let stamp = config_modified();
+        if stamp != config_stamp {
+            config_stamp = stamp;
+            if let Ok(config) = Config::load() {
+                alerts.set_thresholds(AlertThresholds::from_general(&config.general));
+                launch_list = launchers(&config, &catalog);
+            }
+        }
+        let alert = alerts.all_active().next().is_some();
+        let model = TrayModel::from_state(
+            &state,
+            launch_list.clone(),
+            alert,
+            physical_memory(),
+            show_all,
+        );
+        // Only a changed model is sent, so hosts redraw the menu no more than needed.
+        let updated = handle
+            .update(|tray| {
+                if tray.model != model {
+                    tray.model = model;
+                }
+            })
+            .await;
+        if updated.is_none() {
+            return; // the tray service ended
+        }
+        if updates.changed().await.is_err() {
+            let problem = "Corral stopped watching apps; restart it to see them again".to_owned();
+            handle
+                .update(|tray| tray.model.problem = Some(problem))
+                .await;
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn config_modified() -> Option<SystemTime> {
+    std::fs::metadata(Config::path())
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// Runs one action: window actions here on the main loop, the rest off it.
+fn dispatch(app: &adw::Application, connection: &SharedConnection, action: TrayAction) {
+    match action {
+        TrayAction::OpenWindow => {
+            present_window(app);
+        }
+        TrayAction::OpenLauncher => {
+            if let Some(window) = present_window(app) {
+                let _ = window.activate_action("win.launch", None);
+            }
+        }
+        TrayAction::Quit => app.quit(),
+        action => {
+            let connection = connection.clone();
+            relm4::spawn(async move {
+                let result = match connection.get().await {
+                    Ok((ctl, monitor)) => perform(&ctl, &monitor, action).await,
+                    Err(e) => Err(format!(
+                        "Corral is not connected to systemd ({e}), so nothing was changed."
+                    )),
+                };
+                if let Err(message) = result {
+                    report_failure(&message).await;
+                }
+            });
+        }
+    }
+}
+
+/// Shows the main window (hidden, not destroyed, while the tray runs).
+fn present_window(app: &adw::Application) -> Option<gtk::Window> {
+    let window = app
+        .windows()
+        .into_iter()
+        .find(|w| w.is::<adw::ApplicationWindow>())?;
+    window.present();
+    Some(window)
+}
+
+/// Carries out a unit or launch action through the controller and reads the result back;
+/// `Err` says in plain words what did not happen.
+pub async fn perform(
+    ctl: &Controller,
+    monitor: &Monitor,
+    action: TrayAction,
+) -> Result<(), String> {
+    let find = |unit: &str| {
+        monitor
+            .latest()
+            .units
+            .iter()
+            .find(|s| s.info.unit == unit)
+            .map(|s| s.info.clone())
+            .ok_or_else(|| format!("{unit} is no longer running, so nothing was changed."))
+    };
+    let result = match action {
+        TrayAction::Freeze { unit } => {
+            let info = find(&unit)?;
+            ctl.freeze(&info)
+                .await
+                .map_err(|e| format!("Could not freeze {}: {e}", info.name))
+        }
+        TrayAction::Thaw { unit } => {
+            let info = find(&unit)?;
+            ctl.thaw(&info)
+                .await
+                .map_err(|e| format!("Could not thaw {}: {e}", info.name))
+        }
+        TrayAction::Stop { unit } => {
+            let info = find(&unit)?;
+            ctl.stop(&info)
+                .await
+                .map_err(|e| format!("Could not stop {}: {e}", info.name))
+        }
+        TrayAction::Kill { unit } => {
+            let info = find(&unit)?;
+            ctl.kill(&info, libc::SIGKILL)
+                .await
+                .map_err(|e| format!("Could not kill {}: {e}", info.name))
+        }
+        TrayAction::SetMemoryMax { unit, limit } => {
+            let settings = Settings {
+                memory_max: Some(limit),
+                ..Settings::default()
+            };
+            apply_limits(ctl, &find(&unit)?, &settings).await
+        }
+        TrayAction::SetCpuQuota { unit, quota } => {
+            let settings = Settings {
+                cpu_quota: Some(quota),
+                ..Settings::default()
+            };
+            apply_limits(ctl, &find(&unit)?, &settings).await
+        }
+        TrayAction::Launch { app_id, preset } => quick_launch(ctl, &app_id, &preset).await,
+        // Window actions are handled on the main loop.
+        TrayAction::OpenWindow | TrayAction::OpenLauncher | TrayAction::Quit => Ok(()),
+    };
+    monitor.refresh();
+    result
+}
+
+async fn apply_limits(
+    ctl: &Controller,
+    info: &crate::monitor::UnitInfo,
+    settings: &Settings,
+) -> Result<(), String> {
+    let checks = ctl
+        .set_limits(info, settings)
+        .await
+        .map_err(|e| format!("Could not change the limits of {}: {e}", info.name))?;
+    let problems: Vec<String> = checks
+        .iter()
+        .filter_map(|c| Some(format!("{}: {}", c.setting, c.problem.as_deref()?)))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "The new limit of {} did not take. {}",
+            info.name,
+            problems.join("; ")
+        ))
+    }
+}
+
+/// Launches an installed app with a preset, as the launcher would without overrides.
+async fn quick_launch(ctl: &Controller, app_id: &str, preset: &str) -> Result<(), String> {
+    let catalog = AppCatalog::load();
+    let app = catalog.get(app_id).ok_or_else(|| {
+        format!("Could not launch {app_id}: it is no longer installed (no desktop entry found).")
+    })?;
+    let fail = |e: String| format!("Could not launch {}: {e}", app.name);
+    let command = app.command(&[]).map_err(|e| fail(e.to_string()))?;
+    let executable = command[0].rsplit('/').next().unwrap_or(&command[0]);
+    let config = Config::load().map_err(|e| fail(e.to_string()))?;
+    let resolved = config
+        .resolve(
+            &app.id,
+            Some(executable),
+            Some(preset),
+            &Settings::default(),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+    if resolved.mode() == Mode::Scope {
+        return Err(fail(format!(
+            "the preset “{preset}” is for terminal commands; choose another in Corral's launcher"
+        )));
+    }
+    let request = LaunchRequest {
+        command,
+        app_id: app.id.clone(),
+        app_name: app.name.clone(),
+        preset: resolved.preset,
+        settings: resolved.settings,
+        kind: UnitKind::Service,
+        working_directory: app
+            .working_dir
+            .clone()
+            .or_else(|| std::env::var_os("HOME").map(Into::into)),
+    };
+    let unit = launch::launch_service(&ctl.systemd, &request, None)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    ctl.systemd.unref(&unit).await;
+    // Only a hint for next time: a config that cannot be written does not undo the launch.
+    if let Ok(mut editor) = ConfigEditor::open(Config::path())
+        && editor.set_last_preset(&app.id, preset).is_ok()
+    {
+        let _ = editor.save();
+    }
+    Ok(())
+}
+
+/// Tells the person an action failed: a desktop notification, and stderr for when no
+/// notification server runs.
+async fn report_failure(message: &str) {
+    eprintln!("corral: {message}");
+    let notification = Notification {
+        summary: "Corral could not do that".to_owned(),
+        body: message.to_owned(),
+        actions: Vec::new(),
+        urgency: Urgency::Normal,
+        raise: None,
+    };
+    if let Ok(notifier) = Notifier::connect().await {
+        let _ = notifier
+            .with_desktop_entry(APP_ID)
+            .show(&notification, None)
+            .await;
+    }
+}

@@ -1,0 +1,453 @@
+//! `corral --tray` in a real tray host: Debian's status-notifier-watcher and
+//! gtk-sni-tray-standalone on a private D-Bus, on the X display the tests run under (Xvfb in
+//! `xvfb-run -a cargo test`). The item must register with the watcher, the host must draw its
+//! icon, and a right click must open its menu; both screenshots are saved in
+//! target/tray-host/ for a person to look at.
+//!
+//! Needs status-notifier-watcher, gtk-sni-tray-standalone, xdotool and ImageMagick
+//! (tests/setup-host.sh installs them) and a display; without them the test says what is
+//! missing and does not run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process killed when the test ends, pass or fail.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn private_bus(dir: &Path) -> (Reaped, String) {
+    let config = dir.join("bus.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--print-address", "--nofork"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start dbus-daemon ({e}); install it with tests/setup-host.sh")
+        });
+    let mut address = String::new();
+    BufReader::new(daemon.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    (Reaped(daemon), address.trim().to_owned())
+}
+
+fn missing_tools() -> Vec<&'static str> {
+    let mut missing: Vec<&str> = [
+        "status-notifier-watcher",
+        "gtk-sni-tray-standalone",
+        "xdotool",
+        "import",
+        "convert",
+    ]
+    .into_iter()
+    .filter(|tool| corral::apps::find_in_path(tool).is_none())
+    .collect();
+    if std::env::var_os("DISPLAY").is_none() {
+        missing.push("an X display (run under xvfb-run -a)");
+    }
+    missing
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The items the watcher has registered, read with zbus over the private bus.
+fn registered_items(address: &str) -> Vec<String> {
+    let read = async {
+        let conn = zbus::connection::Builder::address(address)?.build().await?;
+        let proxy = zbus::Proxy::new(
+            &conn,
+            "org.kde.StatusNotifierWatcher",
+            "/StatusNotifierWatcher",
+            "org.kde.StatusNotifierWatcher",
+        )
+        .await?;
+        proxy
+            .get_property::<Vec<String>>("RegisteredStatusNotifierItems")
+            .await
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(read)
+        .unwrap_or_default()
+}
+
+/// The mean brightness (0 black … 1 white) of a region of a screenshot.
+fn brightness(image: &Path, geometry: &str) -> f64 {
+    let out = Command::new("convert")
+        .arg(image)
+        .args(["-crop", geometry, "+repage", "-colorspace", "Gray"])
+        .args(["-format", "%[fx:mean]", "info:"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ImageMagick said {:?}", out))
+}
+
+fn screenshot(path: &Path) {
+    let status = Command::new("import")
+        .args(["-window", "root"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "import could not take {}", path.display());
+}
+
+#[test]
+fn a_real_tray_host_shows_the_icon_and_its_menu() {
+    let missing = missing_tools();
+    if !missing.is_empty() {
+        eprintln!(
+            "tray host test not run: missing {} (tests/setup-host.sh installs them)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, address) = private_bus(dir.path());
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tray-host");
+    std::fs::create_dir_all(&out).unwrap();
+    let log = |name: &str| std::fs::File::create(out.join(name)).unwrap();
+    // Every process on the private bus, with a home of its own (Corral reads its config).
+    let spawn = |address: &str, program: &str, args: &[&str], log_name: &str| {
+        let err = log(log_name);
+        Reaped(
+            Command::new(program)
+                .args(args)
+                .env("DBUS_SESSION_BUS_ADDRESS", address)
+                .env("HOME", dir.path())
+                .env("XDG_CONFIG_HOME", dir.path().join("config"))
+                .env("XDG_STATE_HOME", dir.path().join("state"))
+                .env("NO_AT_BRIDGE", "1")
+                .env("GTK_A11Y", "none")
+                .stdout(err.try_clone().unwrap())
+                .stderr(err)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {program}: {e}")),
+        )
+    };
+
+    let _watcher = spawn(&address, "status-notifier-watcher", &[], "watcher.log");
+    let _host = spawn(
+        &address,
+        "gtk-sni-tray-standalone",
+        &["-m", "0", "--top", "-s", "40", "-c", "white"],
+        "host.log",
+    );
+    let corral = spawn(
+        &address,
+        env!("CARGO_BIN_EXE_corral"),
+        &["--tray"],
+        "corral.log",
+    );
+    let registered = wait_for(Duration::from_secs(15), || {
+        registered_items(&address)
+            .iter()
+            .any(|item| item.contains(&format!("StatusNotifierItem-{}-", corral.0.id())))
+    });
+    assert!(
+        registered,
+        "corral --tray did not register with status-notifier-watcher (items: {:?}); see {}",
+        registered_items(&address),
+        out.display()
+    );
+
+    // The host fetches the icon and draws it in its bar at the top left.
+    std::thread::sleep(Duration::from_secs(2));
+    let icon = out.join("icon.png");
+    screenshot(&icon);
+    let bar = brightness(&icon, "40x40+0+0");
+    assert!(
+        bar < 0.97,
+        "the bar's first slot is plain (brightness {bar}): no icon in {}",
+        icon.display()
+    );
+    // Nothing below the bar yet: the window waits to be asked for.
+    let below = brightness(&icon, "200x100+0+45");
+    assert!(
+        below < 0.05,
+        "something is drawn under the bar before any click ({below}): {}",
+        icon.display()
+    );
+
+    // A right click opens the menu (dbusmenu, drawn by the host) under the bar.
+    let clicked = Command::new("xdotool")
+        .args(["mousemove", "20", "20", "click", "3"])
+        .status()
+        .unwrap();
+    assert!(clicked.success());
+    let menu = out.join("menu.png");
+    let opened = wait_for(Duration::from_secs(5), || {
+        screenshot(&menu);
+        brightness(&menu, "200x100+0+45") > 0.5
+    });
+    assert!(
+        opened,
+        "no menu under the tray icon after a right click: {}",
+        menu.display()
+    );
+
+    // "Open Corral" (the menu's first item) shows the window.
+    let visible_window = || {
+        Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Corral$"])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    };
+    assert!(
+        !visible_window(),
+        "the window showed before it was asked for"
+    );
+    let clicked = Command::new("xdotool")
+        .args(["mousemove", "60", "56", "click", "1"])
+        .status()
+        .unwrap();
+    assert!(clicked.success());
+    assert!(
+        wait_for(Duration::from_secs(10), visible_window),
+        "“Open Corral” did not show the window"
+    );
+    // Mapped is not yet drawn: wait for the window's light background.
+    let window = out.join("window.png");
+    let drawn = wait_for(Duration::from_secs(10), || {
+        screenshot(&window);
+        brightness(&window, "400x300+100+100") > 0.5
+    });
+    assert!(drawn, "the window is not drawn: {}", window.display());
+
+    // Closing the window (its own close button: no window manager here) keeps Corral
+    // running with the tray; "Open Corral" shows the same window again.
+    close_window();
+    assert!(
+        wait_for(Duration::from_secs(5), || !visible_window()),
+        "the window's close button did not close it: {}",
+        window.display()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mut corral = corral;
+    assert!(
+        corral.0.try_wait().unwrap().is_none(),
+        "closing the window ended corral --tray"
+    );
+    click_item(&address, corral.0.id(), "Open Corral");
+    assert!(
+        wait_for(Duration::from_secs(10), visible_window),
+        "“Open Corral” did not show the window again after it was closed"
+    );
+
+    // Quit, clicked through dbusmenu as a host would, ends the process.
+    click_item(&address, corral.0.id(), "Quit");
+    let quit = wait_for(Duration::from_secs(10), || {
+        corral.0.try_wait().ok().flatten().is_some()
+    });
+    assert!(quit, "Quit in the tray menu did not end corral --tray");
+    assert!(
+        wait_for(Duration::from_secs(5), || !visible_window()),
+        "the window outlived Quit"
+    );
+
+    // Started again with the tray: a second `corral` shows the first one's window and ends.
+    let corral = spawn(
+        &address,
+        env!("CARGO_BIN_EXE_corral"),
+        &["--tray"],
+        "corral-again.log",
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            registered_items(&address)
+                .iter()
+                .any(|item| item.contains(&format!("StatusNotifierItem-{}-", corral.0.id())))
+        }),
+        "corral --tray did not register a second time"
+    );
+    assert!(
+        !visible_window(),
+        "the window showed before it was asked for"
+    );
+    let mut second = spawn(&address, env!("CARGO_BIN_EXE_corral"), &[], "second.log");
+    let ended = wait_for(Duration::from_secs(10), || {
+        second.0.try_wait().ok().flatten().is_some()
+    });
+    assert!(
+        ended,
+        "a second `corral` did not hand over to the first and end"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), visible_window),
+        "a second `corral` did not show the first one's window"
+    );
+    drop(corral);
+    assert!(
+        wait_for(Duration::from_secs(5), || !visible_window()),
+        "the window outlived its process"
+    );
+
+    // Without a StatusNotifierWatcher: said once, the window shows, and closing it ends Corral.
+    std::fs::create_dir(dir.path().join("bare")).unwrap();
+    let (_bare_daemon, bare_bus) = private_bus(&dir.path().join("bare"));
+    let mut alone = spawn(
+        &bare_bus,
+        env!("CARGO_BIN_EXE_corral"),
+        &["--tray"],
+        "alone.log",
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), visible_window),
+        "without a tray, corral --tray did not show its window"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    close_window();
+    assert!(
+        wait_for(Duration::from_secs(10), || alone
+            .0
+            .try_wait()
+            .ok()
+            .flatten()
+            .is_some()),
+        "without a tray, closing the window did not end corral --tray"
+    );
+    let said = std::fs::read_to_string(out.join("alone.log")).unwrap();
+    assert_eq!(
+        said.matches("corral: no tray:").count(),
+        1,
+        "the missing tray is said once: {said}"
+    );
+
+    eprintln!(
+        "screenshots: {}, {} and {}",
+        icon.display(),
+        menu.display(),
+        window.display()
+    );
+}
+
+/// Clicks the close button in the visible Corral window's own title bar (client-side
+/// decorations: there is no window manager under Xvfb).
+fn close_window() {
+    let geometry = Command::new("xdotool")
+        .args([
+            "search",
+            "--onlyvisible",
+            "--name",
+            "^Corral$",
+            "getwindowgeometry",
+            "--shell",
+        ])
+        .output()
+        .unwrap();
+    let geometry = String::from_utf8_lossy(&geometry.stdout).into_owned();
+    let field = |key: &str| -> i32 {
+        geometry
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in xdotool's {geometry:?}"))
+    };
+    let (x, y, width) = (field("X"), field("Y"), field("WIDTH"));
+    let closed = Command::new("xdotool")
+        .args([
+            "mousemove",
+            &(x + width - 29).to_string(),
+            &(y + 27).to_string(),
+        ])
+        .args(["click", "1"])
+        .status()
+        .unwrap();
+    assert!(closed.success());
+}
+
+/// Finds the top-level menu item labelled `wanted` on the tray of process `pid` and sends it
+/// a click, as a host does.
+fn click_item(address: &str, pid: u32, wanted: &str) {
+    use zbus::zvariant::{OwnedValue, Value};
+    type RawNode = (
+        i32,
+        std::collections::HashMap<String, OwnedValue>,
+        Vec<OwnedValue>,
+    );
+    let item = registered_items(address)
+        .into_iter()
+        .find(|i| i.contains(&format!("StatusNotifierItem-{pid}-")))
+        .expect("the item is registered");
+    let service = item.split('/').next().unwrap_or(&item).to_owned();
+    let click = async move {
+        let conn = zbus::connection::Builder::address(address)?.build().await?;
+        let menu = zbus::Proxy::new(&conn, service, "/MenuBar", "com.canonical.dbusmenu").await?;
+        let reply = menu
+            .call_method("GetLayout", &(0i32, 1i32, Vec::<String>::new()))
+            .await?;
+        let (_, (_, _, children)): (u32, RawNode) = reply.body().deserialize()?;
+        let quit = children
+            .iter()
+            .filter_map(|child| {
+                let node = match &**child {
+                    Value::Value(inner) => inner.as_ref(),
+                    other => other,
+                };
+                let Value::Structure(node) = node else {
+                    return None;
+                };
+                let id = i32::try_from(&node.fields()[0]).ok()?;
+                let props = std::collections::HashMap::<String, OwnedValue>::try_from(
+                    node.fields()[1].try_clone().ok()?,
+                )
+                .ok()?;
+                let label = String::try_from(props.get("label")?.try_clone().ok()?).ok()?;
+                (label == wanted).then_some(id)
+            })
+            .next()
+            .unwrap_or_else(|| panic!("the menu has no {wanted:?} item"));
+        menu.call_method("Event", &(quit, "clicked", Value::from(0i32), 0u32))
+            .await?;
+        zbus::Result::Ok(())
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(click)
+        .unwrap_or_else(|e| panic!("the click on {wanted:?} did not go through: {e}"));
+}
