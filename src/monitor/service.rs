@@ -1,16 +1,31 @@
-//! The long-running monitor the window and the tray render: keeps the list of contained units
-//! current from systemd's UnitNew/UnitRemoved signals, samples their cgroups at the refresh
-//! interval, and publishes each result on a watch channel. One per process.
+//! The long-running monitor the window, the tray and `corral watch` render: keeps the list of
+//! contained units current from systemd's UnitNew/UnitRemoved signals, samples their cgroups at
+//! the refresh interval and whenever a unit's cgroup signals a change (inotify on
+//! memory.events/cgroup.events, a PSI trigger on memory.pressure: see [`super::wakeup`]), runs
+//! the runaway rules on every sample, keeps the usage history, records post-mortems of apps
+//! that were OOM-killed or failed, and publishes each result on a watch channel and each alert
+//! change on a broadcast channel. One per process.
+//!
+//! Why a unit ended comes from systemd's Result while the unit is still loaded
+//! (org.freedesktop.systemd1(5)); once it is gone, from the memory.events oom_kill count seen
+//! just before (Documentation/admin-guide/cgroup-v2.rst): the inotify wakeup on memory.events
+//! makes that last sample happen right after the kill.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::cgroup::CgroupFs;
-use crate::monitor::{self, Sampler, UnitSnapshot};
-use crate::systemd::Systemd;
+use crate::monitor::alerts::{Alert, AlertChange, AlertEngine, AlertThresholds};
+use crate::monitor::history::History;
+use crate::monitor::postmortem::{EventLog, PostMortem};
+use crate::monitor::wakeup::UnitWakeup;
+use crate::monitor::{self, Sampler, UnitInfo, UnitSnapshot};
+use crate::presets::Config;
+use crate::systemd::{Systemd, UnitOutcome};
 
 /// Units that might be apps; other units' signals do not trigger a new listing.
 fn may_be_app_unit(name: &str) -> bool {
@@ -21,13 +36,53 @@ fn may_be_app_unit(name: &str) -> bool {
 /// Even without signals, list again this often: a safety net for missed signals.
 const RELIST_EVERY: Duration = Duration::from_secs(10);
 
-/// What the views show: every contained unit's latest snapshot.
+/// Alert changes a slow subscriber may fall behind by before it misses some.
+const CHANGES_BACKLOG: usize = 256;
+
+/// What the views show: every contained unit's latest snapshot and the alerts raised.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorState {
     pub units: Vec<UnitSnapshot>,
     pub sampled_at: Option<SystemTime>,
     /// Set while systemd cannot be listed; the views show it instead of failing.
     pub problem: Option<String>,
+    /// Every alert currently raised, by unit then condition. The window shows these whether or
+    /// not a notification server shows them too.
+    pub alerts: Vec<Alert>,
+}
+
+/// How the monitor judges and records what it sees.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorOptions {
+    pub thresholds: AlertThresholds,
+    /// Where post-mortems go; `None` keeps them in memory only (the alerts still say it).
+    pub event_log: Option<EventLog>,
+}
+
+impl MonitorOptions {
+    /// The thresholds of the user's config and the default journal. A broken config or a
+    /// missing state directory is reported once on stderr and the defaults stand in: the
+    /// monitor must run regardless.
+    pub fn from_config() -> MonitorOptions {
+        let thresholds = match Config::load() {
+            Ok(config) => AlertThresholds::from_general(&config.general),
+            Err(e) => {
+                eprintln!("corral: warning: using the default alert thresholds: {e}");
+                AlertThresholds::default()
+            }
+        };
+        let event_log = match EventLog::open_default() {
+            Ok(log) => Some(log),
+            Err(e) => {
+                eprintln!("corral: warning: post-mortems will not be kept: {e}");
+                None
+            }
+        };
+        MonitorOptions {
+            thresholds,
+            event_log,
+        }
+    }
 }
 
 /// A running monitor: its latest state, and ways to nudge it.
@@ -36,18 +91,34 @@ pub struct Monitor {
     state: watch::Receiver<Arc<MonitorState>>,
     refresh: Arc<Notify>,
     interval: watch::Sender<Duration>,
+    changes: broadcast::Sender<AlertChange>,
 }
 
 impl Monitor {
-    /// Starts the monitor on the current tokio runtime.
+    /// Starts the monitor on the current tokio runtime, with the config's thresholds.
     pub fn spawn(systemd: Systemd, cgroups: CgroupFs, interval: Duration) -> Monitor {
+        Monitor::spawn_with(systemd, cgroups, interval, MonitorOptions::from_config())
+    }
+
+    /// The same with given options.
+    pub fn spawn_with(
+        systemd: Systemd,
+        cgroups: CgroupFs,
+        interval: Duration,
+        options: MonitorOptions,
+    ) -> Monitor {
         let (state_tx, state) = watch::channel(Arc::new(MonitorState::default()));
         let refresh = Arc::new(Notify::new());
         let (interval_tx, interval_rx) = watch::channel(interval);
+        let (changes, _) = broadcast::channel(CHANGES_BACKLOG);
         tokio::spawn(run(
             systemd,
             cgroups,
-            state_tx,
+            options,
+            Outputs {
+                state: state_tx,
+                changes: changes.clone(),
+            },
             Arc::clone(&refresh),
             interval_rx,
         ));
@@ -55,12 +126,18 @@ impl Monitor {
             state,
             refresh,
             interval: interval_tx,
+            changes,
         }
     }
 
     /// A receiver that wakes on every new state.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MonitorState>> {
         self.state.clone()
+    }
+
+    /// Every alert raised, updated or cleared from now on, in order.
+    pub fn alert_changes(&self) -> broadcast::Receiver<AlertChange> {
+        self.changes.subscribe()
     }
 
     pub fn latest(&self) -> Arc<MonitorState> {
@@ -77,14 +154,170 @@ impl Monitor {
     }
 }
 
+struct Outputs {
+    state: watch::Sender<Arc<MonitorState>>,
+    changes: broadcast::Sender<AlertChange>,
+}
+
+/// Everything the monitor holds between samples.
+struct Watcher {
+    systemd: Systemd,
+    cgroups: CgroupFs,
+    sampler: Sampler,
+    engine: AlertEngine,
+    history: History,
+    event_log: Option<EventLog>,
+    units: Vec<UnitInfo>,
+    snapshots: Vec<UnitSnapshot>,
+    wakeups: HashMap<String, UnitWakeup>,
+    wakeup_tx: mpsc::Sender<String>,
+    /// Units whose end was already handled (a failed unit stays listed until it is collected).
+    ended: HashSet<String>,
+    problem: Option<String>,
+    /// Alert changes made while handling ended units, published with the next state.
+    pending: Vec<AlertChange>,
+}
+
+impl Watcher {
+    /// Lists the units again; handles those that ended and watches those that are new.
+    async fn relist(&mut self) {
+        let list = match monitor::list_units(&self.systemd, true).await {
+            Ok(list) => list,
+            Err(e) => {
+                self.problem = Some(e.to_string());
+                return;
+            }
+        };
+        self.problem = None;
+        let previous = std::mem::take(&mut self.units);
+        for info in &previous {
+            if !list.iter().any(|u| u.unit == info.unit) && !self.ended.contains(&info.unit) {
+                self.unit_ended(info).await;
+            }
+        }
+        for info in &list {
+            if info.active_state == "failed" && !self.ended.contains(&info.unit) {
+                self.unit_ended(info).await;
+                self.ended.insert(info.unit.clone());
+            }
+        }
+        self.ended
+            .retain(|unit| list.iter().any(|u| &u.unit == unit));
+        self.wakeups.retain(|unit, _| {
+            list.iter()
+                .any(|u| &u.unit == unit && u.active_state != "failed")
+        });
+        for info in &list {
+            if info.active_state == "failed" || self.wakeups.contains_key(&info.unit) {
+                continue;
+            }
+            if let Some(cg) = &info.control_group {
+                let dir = self.cgroups.path_of(cg);
+                let wakeup = UnitWakeup::start(&info.unit, &dir, self.wakeup_tx.clone());
+                self.wakeups.insert(info.unit.clone(), wakeup);
+            }
+        }
+        self.units = list;
+    }
+
+    /// Samples every unit: a tick.
+    fn sample_all(&mut self) -> Vec<AlertChange> {
+        let at = SystemTime::now();
+        let now = Instant::now();
+        self.snapshots = self.sampler.sample(&self.units);
+        self.history.record(&self.snapshots, at);
+        let mut changes = Vec::new();
+        for snapshot in &self.snapshots {
+            changes.extend(self.engine.observe(snapshot, now));
+        }
+        changes
+    }
+
+    /// Samples one unit its cgroup woke us for. Returns its changes, and whether the unit
+    /// looks like it is ending (its cgroup emptied or vanished), so the caller lists again.
+    fn sample_woken(&mut self, unit: &str) -> (Vec<AlertChange>, bool) {
+        let Some(info) = self.units.iter().find(|u| u.unit == unit) else {
+            return (Vec::new(), false);
+        };
+        let snapshot = self.sampler.sample_one(info);
+        let ending = match &snapshot.cgroup {
+            None => true,
+            Some(sample) => sample.events.and_then(|e| e.populated) == Some(false),
+        };
+        self.history.note(&snapshot, SystemTime::now());
+        let changes = self.engine.observe(&snapshot, Instant::now());
+        if let Some(slot) = self.snapshots.iter_mut().find(|s| s.info.unit == unit) {
+            *slot = snapshot;
+        }
+        (changes, ending)
+    }
+
+    /// A unit ended: read why while systemd still has it, tell the alert engine, and record a
+    /// post-mortem when it was OOM-killed or failed.
+    async fn unit_ended(&mut self, info: &UnitInfo) {
+        let at = SystemTime::now();
+        self.wakeups.remove(&info.unit);
+        let loaded = match self.systemd.object_path(&info.unit).await {
+            Ok(path) => self.systemd.outcome(&info.unit, &path).await.ok(),
+            Err(_) => None,
+        };
+        let oom_seen = self
+            .history
+            .latest(&info.unit)
+            .and_then(|s| s.cgroup.as_ref())
+            .and_then(|s| s.memory_events)
+            .and_then(|e| e.oom_kill)
+            .is_some_and(|kills| kills > 0);
+        // Without systemd's word, the kernel's kill count is the only cause we can vouch for;
+        // an app that merely exited leaves no post-mortem.
+        let outcome = loaded.or_else(|| {
+            oom_seen.then(|| UnitOutcome {
+                result: "oom-kill".to_owned(),
+                status: None,
+                killed: false,
+            })
+        });
+        let result = outcome.as_ref().map(|o| o.result.as_str());
+        self.history
+            .mark_ended(&info.unit, at, result == Some("oom-kill"));
+        let changes = self.engine.unit_ended(info, result);
+        self.pending.extend(changes);
+        let (Some(outcome), Some(status)) = (&outcome, self.history.latest(&info.unit)) else {
+            return;
+        };
+        let Some(record) = PostMortem::from_history(status, outcome, None, at) else {
+            return;
+        };
+        if let Some(log) = &self.event_log {
+            match log.append_unless_recorded(&record) {
+                Ok(_) => {}
+                Err(e) => eprintln!("corral: warning: {e}"),
+            }
+        }
+    }
+}
+
+impl Watcher {
+    fn state(&self) -> MonitorState {
+        let mut alerts: Vec<Alert> = self.engine.all_active().cloned().collect();
+        alerts.sort_by(|a, b| a.unit.cmp(&b.unit).then(a.condition().cmp(&b.condition())));
+        MonitorState {
+            units: self.snapshots.clone(),
+            sampled_at: Some(SystemTime::now()),
+            problem: self.problem.clone(),
+            alerts,
+        }
+    }
+}
+
 async fn run(
     systemd: Systemd,
     cgroups: CgroupFs,
-    state: watch::Sender<Arc<MonitorState>>,
+    options: MonitorOptions,
+    outputs: Outputs,
     refresh: Arc<Notify>,
     mut interval: watch::Receiver<Duration>,
 ) {
-    let mut sampler = Sampler::new(cgroups);
     let manager = systemd.manager().clone();
     let (mut new_units, mut removed_units) = match (
         manager.receive_unit_new().await,
@@ -93,30 +326,39 @@ async fn run(
         (Ok(new), Ok(removed)) => (Some(new), Some(removed)),
         _ => (None, None),
     };
-    let mut units = Vec::new();
+    let (wakeup_tx, mut wakeup_rx) = mpsc::channel(64);
+    let mut watcher = Watcher {
+        systemd,
+        sampler: Sampler::new(cgroups.clone()),
+        cgroups,
+        engine: AlertEngine::new(options.thresholds),
+        history: History::default(),
+        event_log: options.event_log,
+        units: Vec::new(),
+        snapshots: Vec::new(),
+        wakeups: HashMap::new(),
+        wakeup_tx,
+        ended: HashSet::new(),
+        problem: None,
+        pending: Vec::new(),
+    };
     let mut listed_at: Option<tokio::time::Instant> = None;
-    let mut problem = None;
     let mut must_list = true;
     let mut ticker = tokio::time::interval(*interval.borrow());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if must_list || listed_at.is_none_or(|t| t.elapsed() >= RELIST_EVERY) {
-            match monitor::list_units(&systemd, true).await {
-                Ok(list) => {
-                    units = list;
-                    problem = None;
-                }
-                Err(e) => problem = Some(e.to_string()),
-            }
+            watcher.relist().await;
             listed_at = Some(tokio::time::Instant::now());
             must_list = false;
         }
-        let snapshot = MonitorState {
-            units: sampler.sample(&units),
-            sampled_at: Some(SystemTime::now()),
-            problem: problem.clone(),
-        };
-        if state.send(Arc::new(snapshot)).is_err() {
+        let mut changes = std::mem::take(&mut watcher.pending);
+        changes.extend(watcher.sample_all());
+        for change in changes {
+            // Nobody listening for changes is fine: the state carries the alerts too.
+            let _ = outputs.changes.send(change);
+        }
+        if outputs.state.send(Arc::new(watcher.state())).is_err() {
             return; // nobody watches any more
         }
         // Wait for the next tick, or earlier when units come or go.
@@ -127,6 +369,21 @@ async fn run(
                 Ok(()) = interval.changed() => {
                     ticker = tokio::time::interval(*interval.borrow());
                     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                }
+                Some(unit) = wakeup_rx.recv() => {
+                    // Between ticks: judge this unit now rather than up to a tick later.
+                    let (changes, ending) = watcher.sample_woken(&unit);
+                    let changed = !changes.is_empty();
+                    for change in changes {
+                        let _ = outputs.changes.send(change);
+                    }
+                    if ending {
+                        must_list = true;
+                        break;
+                    }
+                    if changed && outputs.state.send(Arc::new(watcher.state())).is_err() {
+                        return;
+                    }
                 }
                 Some(signal) = next(&mut new_units) => {
                     if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
