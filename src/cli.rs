@@ -953,7 +953,7 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
 async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
     use crate::monitor::alerts::AlertChange;
     use crate::monitor::service::Monitor;
-    use crate::notify::{Notifier, deliver_alerts};
+    use crate::notify::spawn_notifications;
     use tokio::signal::unix::{SignalKind, signal};
     use tokio::sync::broadcast::error::RecvError;
 
@@ -966,16 +966,7 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
     );
     // Subscribed before anything awaits, so that no early alert is missed.
     let mut changes = monitor.alert_changes();
-    let to_notify = monitor.alert_changes();
-    let notifier = match Notifier::connect().await {
-        Ok(n) => Some(n.with_desktop_entry(crate::config::APP_ID)),
-        Err(e) => {
-            eprintln!("corral: {e}");
-            None
-        }
-    };
-    let (open_tx, mut open_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(deliver_alerts(notifier, to_notify, ctl, open_tx));
+    let mut open_rx = spawn_notifications(&monitor, ctl);
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     eprintln!("corral: watching contained apps; press Ctrl+C to stop");

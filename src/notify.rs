@@ -649,6 +649,29 @@ pub struct OpenRequest {
     pub unit: String,
 }
 
+/// Connects to the notification server and delivers the monitor's alerts there (see
+/// [`deliver_alerts`]) on the current tokio runtime. Returns the "Open Corral" presses for
+/// the app to present its window. No server: alerts stay in the monitor's state, logged once.
+pub fn spawn_notifications(
+    monitor: &crate::monitor::service::Monitor,
+    controller: crate::controller::Controller,
+) -> tokio::sync::mpsc::UnboundedReceiver<OpenRequest> {
+    // Subscribed now, before anything awaits, so that no early alert is missed.
+    let changes = monitor.alert_changes();
+    let (open_tx, open_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let notifier = match Notifier::connect().await {
+            Ok(n) => Some(n.with_desktop_entry(crate::config::APP_ID)),
+            Err(e) => {
+                eprintln!("corral: {e}");
+                None
+            }
+        };
+        deliver_alerts(notifier, changes, controller, open_tx).await;
+    });
+    open_rx
+}
+
 /// Turns the monitor's alert changes into notifications, one per unit and condition (replaced
 /// as the alert changes, withdrawn when it clears), and performs the buttons people press:
 /// Freeze, Raise limit (one step of [`raise_step`]), Kill, and Open Corral, which is sent on

@@ -327,12 +327,21 @@ impl Component for MainWindow {
         // Connect to systemd, then follow the monitor.
         let manager = init.manager;
         let connect = init.connect;
+        let ui = sender.clone();
         sender.oneshot_command(async move {
             if !connect {
                 return Cmd::Connected(Err("not connected (test)".into()));
             }
             let result = Systemd::connect(manager).await.map(|systemd| {
                 let monitor = Monitor::spawn(systemd.clone(), CgroupFs::system(), interval);
+                // Runaway alerts as desktop notifications; "Open Corral" presents this window.
+                let controller = Controller::new(systemd.clone(), CgroupFs::system());
+                let mut open = crate::notify::spawn_notifications(&monitor, controller);
+                tokio::spawn(async move {
+                    while open.recv().await.is_some() {
+                        ui.input(Msg::Present);
+                    }
+                });
                 (
                     Arc::new(Controller::new(systemd, CgroupFs::system())),
                     monitor,
