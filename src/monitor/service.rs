@@ -1,7 +1,8 @@
 //! The long-running monitor the window, the tray and `corral watch` render: keeps the list of
 //! contained units current from systemd's UnitNew/UnitRemoved signals, samples their cgroups at
 //! the refresh interval and whenever a unit's cgroup signals a change (inotify on
-//! memory.events/cgroup.events, a PSI trigger on memory.pressure: see [`super::wakeup`]), runs
+//! memory.events/cgroup.events, a PSI trigger on memory.pressure: see [`super::wakeup`]; and
+//! every 250 ms for units close to their memory warning, which no kernel event announces), runs
 //! the runaway rules on every sample, keeps the usage history, records post-mortems of apps
 //! that were OOM-killed or failed, and publishes each result on a watch channel and each alert
 //! change on a broadcast channel. One per process.
@@ -35,6 +36,12 @@ fn may_be_app_unit(name: &str) -> bool {
 
 /// Even without signals, list again this often: a safety net for missed signals.
 const RELIST_EVERY: Duration = Duration::from_secs(10);
+
+/// Units within this many percentage points below the memory warning are sampled every
+/// [`NEAR_SAMPLING`] too: crossing the warning below memory.high changes no memory.events
+/// counter and causes no pressure, so no inotify or PSI wakeup would announce it.
+const NEAR_MARGIN: f64 = 10.0;
+const NEAR_SAMPLING: Duration = Duration::from_millis(250);
 
 /// Alert changes a slow subscriber may fall behind by before it misses some.
 const CHANGES_BACKLOG: usize = 256;
@@ -233,6 +240,30 @@ impl Watcher {
         changes
     }
 
+    /// Units close enough to their memory warning to be sampled between ticks.
+    fn near_limit(&self) -> Vec<String> {
+        let warning = self.engine.thresholds().memory_warning - NEAR_MARGIN;
+        self.snapshots
+            .iter()
+            .filter(|s| {
+                let Some(sample) = &s.cgroup else {
+                    return false;
+                };
+                let limit = sample
+                    .memory_max
+                    .and_then(crate::cgroup::Limit::value)
+                    .or_else(|| sample.memory_high.and_then(crate::cgroup::Limit::value));
+                match (sample.memory_current, limit) {
+                    (Some(used), Some(limit)) if limit > 0 => {
+                        used as f64 * 100.0 / limit as f64 >= warning
+                    }
+                    _ => false,
+                }
+            })
+            .map(|s| s.info.unit.clone())
+            .collect()
+    }
+
     /// Samples one unit its cgroup woke us for. Returns its changes, and whether the unit
     /// looks like it is ending (its cgroup emptied or vanished), so the caller lists again.
     fn sample_woken(&mut self, unit: &str) -> (Vec<AlertChange>, bool) {
@@ -257,6 +288,10 @@ impl Watcher {
     async fn unit_ended(&mut self, info: &UnitInfo) {
         let at = SystemTime::now();
         self.wakeups.remove(&info.unit);
+        // A last look, in case the cgroup is still there: a kill whose inotify wakeup has not
+        // been handled yet still shows in its memory.events.
+        let last = self.sampler.sample_one(info);
+        self.history.note(&last, at);
         let loaded = match self.systemd.object_path(&info.unit).await {
             Ok(path) => self.systemd.outcome(&info.unit, &path).await.ok(),
             Err(_) => None,
@@ -361,10 +396,28 @@ async fn run(
         if outputs.state.send(Arc::new(watcher.state())).is_err() {
             return; // nobody watches any more
         }
+        let mut near = watcher.near_limit();
+        let mut near_ticker = tokio::time::interval(NEAR_SAMPLING);
+        near_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        near_ticker.reset(); // the first tick would fire at once: these units were just sampled
         // Wait for the next tick, or earlier when units come or go.
         loop {
             tokio::select! {
                 _ = ticker.tick() => break,
+                _ = near_ticker.tick(), if !near.is_empty() => {
+                    let mut changed = false;
+                    for unit in &near {
+                        let (changes, _) = watcher.sample_woken(unit);
+                        changed |= !changes.is_empty();
+                        for change in changes {
+                            let _ = outputs.changes.send(change);
+                        }
+                    }
+                    if changed && outputs.state.send(Arc::new(watcher.state())).is_err() {
+                        return;
+                    }
+                    near = watcher.near_limit();
+                }
                 _ = refresh.notified() => { must_list = true; break }
                 Ok(()) = interval.changed() => {
                     ticker = tokio::time::interval(*interval.borrow());

@@ -5,7 +5,6 @@ reaches PERCENT of memory.max, so the test can measure how long Corral took to n
 
   hog.py hold PERCENT OUT   grow to PERCENT, hover 4 times between PERCENT-3 and PERCENT+1,
                             then hold just above PERCENT until killed
-  hog.py oom                grow until the kernel kills it at memory.max
 """
 import sys
 import time
@@ -25,7 +24,8 @@ def read_int(path):
 
 
 def main():
-    mode = sys.argv[1]
+    if sys.argv[1] != "hold":
+        sys.exit("usage: hog.py hold PERCENT OUT")
     cg = cgroup_dir()
     chunks = []
 
@@ -33,9 +33,6 @@ def main():
         # b"x" * n writes every page, so the memory is really charged to the cgroup.
         chunks.append(b"x" * MIB)
 
-    if mode == "oom":
-        while True:
-            grow()
     percent = float(sys.argv[2])
     out = sys.argv[3]
     limit = read_int(cg + "/memory.max")

@@ -9,14 +9,15 @@ SCTL="systemctl --user"
 . "$(dirname "$0")/lib.sh"
 
 cd "$HOME"
-work=$(mktemp -d)
+# In $HOME, not /tmp: the hog writes here from its unit, which may have a private /tmp.
+work=$(mktemp -d -p "$HOME" watch.XXXXXX)
 config=~/.config/corral/config.toml
 mkdir -p ~/.config/corral
 [ -f "$config" ] && cp "$config" "$work/config.saved"
 cat >"$config" <<'TOML'
 [presets.hog]
 description = "A soft limit below a small hard one, no swap"
-memory-high = "48M"
+memory-high = "60M"
 memory-max = "64M"
 memory-swap-max = "0"
 
@@ -63,35 +64,39 @@ corral watch --json >"$work/watch.out" 2>"$work/watch.err" &
 pids+=($!)
 check "corral watch starts" wait_for 10 grep -q watching "$work/watch.err"
 
-echo "== near the limit: notified within 2 s, once"
+# The soft limit sits above the 90 % mark (57.6M), as in the browser preset: past memory.high a
+# hog without swap is throttled hard and thrashes its own page cache, too slow for the guest.
+echo "== near the limit: notified within 2 s, once ($(date +%T))"
 corral run -q -p hog --app-id hog1 -- python3 /tmp/guest/hog.py hold 90 "$work/hog1.out"
 hog1=$(wait_unit 'app-corral-hog1-*.service')
-check "the hog crosses 90 % of memory.max" wait_for 60 grep -q crossed "$work/hog1.out"
+check "the hog crosses 90 % of memory.max" wait_for 40 grep -q crossed "$work/hog1.out"
+echo "     memory.current=$(cg "$hog1" memory.current) state=$(active_state "$hog1")"
 check "a near-limit notification is sent" wait_for 5 near_limit_notifies
 crossed=$(awk '/crossed/ {print $2}' "$work/hog1.out")
 notified=$(near_limit_notifies | head -1 | json_field at_ms)
 latency=$((notified - crossed))
 echo "     detection latency (threshold crossed -> notification received): ${latency} ms"
 expect_range "notified within 2 s of crossing the threshold" -200 2000 "$latency"
-check "the hog hovered around the threshold" wait_for 60 grep -q hovered "$work/hog1.out"
+check "the hog hovered around the threshold" wait_for 40 grep -q hovered "$work/hog1.out"
 sleep 1
 expect_eq "hovering gives one near-limit notification, not many" 1 \
     "$(near_limit_notifies | grep -c '"replaces_id":0')"
 id=$(near_limit_notifies | head -1 | json_field id)
 expect_in "the notification offers Freeze" '"freeze"' "$(near_limit_notifies | head -1)"
 
-echo "== its Freeze button freezes the unit"
+echo "== its Freeze button freezes the unit ($(date +%T))"
 echo "freeze $id" >"$work/invoke"
 frozen() { [ "$(cg_key "$hog1" cgroup.events frozen)" = 1 ]; }
 check "invoking Freeze freezes the unit (cgroup.events frozen 1)" wait_for 5 frozen
 $SCTL kill --signal=KILL "$hog1" 2>/dev/null
 check "the frozen hog can be ended" gone "$hog1"
 
-echo "== an OOM kill under a hard limit leaves a post-mortem"
-corral run -q -p hogmax --app-id hog2 -- python3 /tmp/guest/hog.py oom
+echo "== an OOM kill under a hard limit leaves a post-mortem ($(date +%T))"
+# tail reads one endless line from /dev/zero: it grows fast and needs no page cache to thrash.
+corral run -q -p hogmax --app-id hog2 -- tail /dev/zero
 hog2=$(wait_unit 'app-corral-hog2-*.service')
 recorded() { corral events --json 2>/dev/null | grep -q "\"unit\": \"$hog2\""; }
-check "the watcher recorded the OOM-killed unit" wait_for 60 recorded
+check "the watcher recorded the OOM-killed unit" wait_for 30 recorded
 record=$(corral events --json 2>/dev/null | python3 -c "
 import json, sys
 for r in json.load(sys.stdin):
