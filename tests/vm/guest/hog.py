@@ -40,10 +40,13 @@ def main():
     def share():
         return 100.0 * read_int(cg + "/memory.current") / limit
 
-    crossed = None
+    # Give the watcher time to discover the new unit: what is measured is how fast it notices
+    # a crossing, not how fast it lists a unit that was just started (apps do not hit their
+    # limit in their first second). Then grow slowly, like a leaking browser, 1 MiB per 20 ms.
+    time.sleep(3)
     while share() < percent:
         grow()
-        time.sleep(0.005)
+        time.sleep(0.02)
     crossed = int(time.time() * 1000)
     with open(out, "w") as f:
         f.write("crossed %d\n" % crossed)
