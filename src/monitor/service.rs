@@ -9,10 +9,11 @@
 //!
 //! Why a unit ended comes from systemd's Result while the unit is still loaded
 //! (org.freedesktop.systemd1(5)); once it is gone, from the memory.events oom_kill count seen
-//! just before (Documentation/admin-guide/cgroup-v2.rst): the inotify wakeup on memory.events
-//! makes that last sample happen right after the kill.
+//! just before (Documentation/admin-guide/cgroup-v2.rst), or else from its parent slice's
+//! oom_kill count, which counts its children's kills and outlives them.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -183,6 +184,15 @@ struct Watcher {
     problem: Option<String>,
     /// Alert changes made while handling ended units, published with the next state.
     pending: Vec<AlertChange>,
+    /// OOM kills counted by each parent of a watched unit (its slice's memory.events, which
+    /// counts its descendants' kills: cgroup-v2.rst, "memory.events"), as of the last tick.
+    parent_oom_kills: HashMap<PathBuf, u64>,
+}
+
+/// The oom_kill count of a cgroup directory's memory.events, if readable.
+fn oom_kills_in(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("memory.events")).ok()?;
+    crate::cgroup::parse_memory_events(&text).oom_kill
 }
 
 impl Watcher {
@@ -237,7 +247,41 @@ impl Watcher {
         for snapshot in &self.snapshots {
             changes.extend(self.engine.observe(snapshot, now));
         }
+        self.parent_oom_kills.clear();
+        for info in &self.units {
+            if let Some(parent) = self.parent_of(info) {
+                if !self.parent_oom_kills.contains_key(&parent) {
+                    if let Some(kills) = oom_kills_in(&parent) {
+                        self.parent_oom_kills.insert(parent, kills);
+                    }
+                }
+            }
+        }
         changes
+    }
+
+    fn parent_of(&self, info: &UnitInfo) -> Option<PathBuf> {
+        let cg = info.control_group.as_deref()?;
+        self.cgroups.path_of(cg).parent().map(Path::to_path_buf)
+    }
+
+    /// Whether the unit's parent slice counted an OOM kill since the last tick: the unit's own
+    /// cgroup may be gone before its memory.events could be read. Claimed once, so a second
+    /// unit ending in the same slice is not blamed for the same kill.
+    fn parent_saw_oom_kill(&mut self, info: &UnitInfo) -> bool {
+        let Some(parent) = self.parent_of(info) else {
+            return false;
+        };
+        let (Some(&before), Some(now)) =
+            (self.parent_oom_kills.get(&parent), oom_kills_in(&parent))
+        else {
+            return false;
+        };
+        if now > before {
+            self.parent_oom_kills.insert(parent, before + 1);
+            return true;
+        }
+        false
     }
 
     /// Units close enough to their memory warning to be sampled between ticks.
@@ -303,6 +347,7 @@ impl Watcher {
             .and_then(|s| s.memory_events)
             .and_then(|e| e.oom_kill)
             .is_some_and(|kills| kills > 0);
+        let oom_seen = oom_seen || self.parent_saw_oom_kill(info);
         // Without systemd's word, the kernel's kill count is the only cause we can vouch for;
         // an app that merely exited leaves no post-mortem.
         let outcome = loaded.or_else(|| {
@@ -376,6 +421,7 @@ async fn run(
         ended: HashSet::new(),
         problem: None,
         pending: Vec::new(),
+        parent_oom_kills: HashMap::new(),
     };
     let mut listed_at: Option<tokio::time::Instant> = None;
     let mut must_list = true;
