@@ -248,13 +248,17 @@ impl Watcher {
             changes.extend(self.engine.observe(snapshot, now));
         }
         self.parent_oom_kills.clear();
-        for info in &self.units {
-            if let Some(parent) = self.parent_of(info) {
-                if !self.parent_oom_kills.contains_key(&parent) {
-                    if let Some(kills) = oom_kills_in(&parent) {
-                        self.parent_oom_kills.insert(parent, kills);
-                    }
-                }
+        let parents: Vec<PathBuf> = self
+            .units
+            .iter()
+            .filter_map(|u| self.parent_of(u))
+            .collect();
+        for parent in parents {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                self.parent_oom_kills.entry(parent)
+                && let Some(kills) = oom_kills_in(slot.key())
+            {
+                slot.insert(kills);
             }
         }
         changes
