@@ -8,7 +8,7 @@
 //!
 //! It prints "ready" on stdout once it owns the name. To press a button of the last
 //! notification: write an action key ("freeze") to PATH (the file is read and removed), or
-//! send SIGUSR1 to press its first action. Either emits ActionInvoked, as a real server does
+//! send SIGUSR1 to press its first action; "freeze 3" presses it on notification 3 instead. Either emits ActionInvoked, as a real server does
 //! when a person clicks, and is recorded too. It runs until killed.
 
 use std::collections::{HashMap, HashSet};
@@ -90,8 +90,13 @@ impl Recorder {
             .iter()
             .map(|(k, v)| (k.clone(), hint_json(v)))
             .collect();
+        // When it arrived, to measure how fast a sender reacts (milliseconds since the epoch).
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         state.record(json!({
             "call": "Notify",
+            "at_ms": at_ms,
             "id": id,
             "app_name": app_name,
             "replaces_id": replaces_id,
@@ -149,17 +154,22 @@ impl Recorder {
     ) -> zbus::Result<()>;
 }
 
-/// Presses `key` (or the first action) on the last notification.
+/// Presses `key` (or the first action) on notification `on`, or else the last one.
 async fn invoke(
     state: &Arc<Mutex<State>>,
     emitter: &SignalEmitter<'_>,
     key: Option<String>,
+    on: Option<u32>,
 ) -> Result<()> {
     let target = {
         let Ok(mut state) = state.lock() else {
             bail!("the recorder's state is poisoned");
         };
-        let Some((id, keys)) = state.last.clone() else {
+        let target = match on {
+            Some(id) => Some((id, Vec::new())),
+            None => state.last.clone(),
+        };
+        let Some((id, keys)) = target else {
             eprintln!("notification_recorder: no notification to invoke an action on");
             return Ok(());
         };
@@ -220,7 +230,7 @@ async fn main() -> Result<()> {
     let mut poll = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
-            _ = usr1.recv() => invoke(&state, &emitter, None).await?,
+            _ = usr1.recv() => invoke(&state, &emitter, None, None).await?,
             _ = poll.tick() => {
                 let Some(path) = &invoke_file else { continue };
                 let Ok(text) = std::fs::read_to_string(path) else { continue };
@@ -229,7 +239,10 @@ async fn main() -> Result<()> {
                     continue;
                 }
                 std::fs::remove_file(path).context("removing the invoke file")?;
-                invoke(&state, &emitter, Some(text.trim().to_owned())).await?;
+                let mut words = text.split_whitespace();
+                let key = words.next().map(str::to_owned);
+                let on = words.next().and_then(|id| id.parse().ok());
+                invoke(&state, &emitter, key, on).await?;
             }
         }
     }

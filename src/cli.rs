@@ -164,6 +164,22 @@ pub enum Command {
         #[arg(short = 'n', long, value_name = "N")]
         limit: Option<usize>,
     },
+    /// Watch contained apps and warn with desktop notifications before one runs out of memory
+    #[command(
+        long_about = "Watch contained apps without the window: the same monitor and runaway \
+                      alerts as the window and tray (near the memory limit, throttled at the \
+                      soft limit, held at the CPU quota, stalling for memory, OOM-killed), as \
+                      desktop notifications with Freeze, Raise limit, Kill and Open Corral \
+                      buttons, and post-mortems of apps that were OOM-killed or failed in \
+                      `corral events`. Each alert change is also printed on stdout. Runs until \
+                      interrupted; without a notification server it only prints.",
+        after_long_help = "Examples:\n  corral watch\n  corral watch --json | jq ."
+    )]
+    Watch {
+        /// Print each alert change as a JSON line (at_ms, change, unit, app, condition)
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a completion script for a shell, generated from this command line
     #[command(hide = true)]
     Completions {
@@ -306,6 +322,7 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
         Command::Presets { action } => presets(action),
         Command::Doctor => doctor(manager).await,
         Command::Events { json, limit } => events(json, limit),
+        Command::Watch { json } => watch(manager, json).await,
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             crate::cli_docs::write_completions(Cli::command(), shell, &mut out);
@@ -387,6 +404,7 @@ async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) ->
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
+    let started_at = std::time::SystemTime::now();
     let watch = UsageWatch::start(ctl, &child.unit).await;
     report_launch(ctl, request, &child.unit, quiet).await;
     let (code, signal) = launch::wait_child(child.pid).await;
@@ -404,6 +422,14 @@ async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) ->
     }
     ctl.systemd.unref(&child.unit).await;
     report_end(request, result.as_deref(), signal, &usage);
+    // A scope that was collected before its Result could be read counts as a success: then only
+    // its OOM kills, which the usage watch counted, make a post-mortem.
+    let outcome = crate::systemd::UnitOutcome {
+        result: result.unwrap_or_else(|| "success".to_owned()),
+        status: signal.or(Some(code)),
+        killed: signal.is_some(),
+    };
+    record_end(request, &child.unit, &outcome, &usage, started_at);
     Ok(code)
 }
 
@@ -427,6 +453,7 @@ async fn run_as_service(
         ctl.systemd.unref(&unit).await;
         return Ok(0);
     }
+    let started_at = std::time::SystemTime::now();
     let watch = UsageWatch::start(ctl, &unit).await;
     report_launch(ctl, request, &unit, quiet).await;
     let outcome = ctl.systemd.wait_for_end(&unit).await;
@@ -435,6 +462,7 @@ async fn run_as_service(
     let outcome = outcome?;
     let signal = outcome.killed.then_some(outcome.status).flatten();
     report_end(request, Some(&outcome.result), signal, &usage);
+    record_end(request, &unit, &outcome, &usage, started_at);
     Ok(match (outcome.killed, outcome.status) {
         (true, Some(sig)) => 128 + sig,
         (false, Some(code)) => code,
@@ -510,6 +538,7 @@ struct UsageWatch {
 #[derive(Debug, Default, Clone, Copy)]
 struct Usage {
     peak: Option<u64>,
+    memory_high: Option<Limit>,
     memory_max: Option<Limit>,
     oom_kills: u64,
 }
@@ -554,9 +583,57 @@ impl Usage {
         if s.memory_max.is_some() {
             self.memory_max = s.memory_max;
         }
+        if s.memory_high.is_some() {
+            self.memory_high = s.memory_high;
+        }
         if let Some(kills) = s.memory_events.as_ref().and_then(|e| e.oom_kill) {
             self.oom_kills = self.oom_kills.max(kills);
         }
+    }
+}
+
+/// Appends the post-mortem of a unit `corral run` waited for, when it was OOM-killed or
+/// failed, to the journal `corral events` reads (unless a watching Corral already did).
+fn record_end(
+    request: &LaunchRequest,
+    unit: &str,
+    outcome: &crate::systemd::UnitOutcome,
+    usage: &Usage,
+    started_at: std::time::SystemTime,
+) {
+    use crate::monitor::postmortem::{EndCause, PostMortem, RecordedLimits};
+    let Some(cause) = EndCause::of(outcome, usage.oom_kills) else {
+        return;
+    };
+    let epoch = |at: std::time::SystemTime| {
+        at.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let record = PostMortem {
+        app_name: request.app_name.clone(),
+        app_id: Some(request.app_id.clone()).filter(|id| !id.is_empty()),
+        unit: unit.to_owned(),
+        preset: Some(request.preset.clone()),
+        limits: RecordedLimits {
+            memory_high_bytes: usage.memory_high.and_then(Limit::value),
+            memory_max_bytes: usage.memory_max.and_then(Limit::value),
+            cpu_quota_percent: None,
+        },
+        peak_memory_bytes: usage.peak,
+        started_at: Some(epoch(started_at)),
+        ended_at: epoch(std::time::SystemTime::now()),
+        cause,
+        result: outcome.result.clone(),
+        oom_kills: usage.oom_kills,
+    };
+    let appended = EventLog::open_default()
+        .map_err(anyhow::Error::from)
+        .and_then(|log| Ok(log.append_unless_recorded(&record)?));
+    if let Err(e) = appended {
+        eprintln!(
+            "corral: warning: the post-mortem of {} was not kept: {e}",
+            request.app_name
+        );
     }
 }
 
@@ -874,6 +951,85 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `corral watch`: the monitor and its notifications, without GTK, until SIGINT or SIGTERM.
+async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
+    use crate::monitor::alerts::AlertChange;
+    use crate::monitor::service::Monitor;
+    use crate::notify::spawn_notifications;
+    use tokio::signal::unix::{SignalKind, signal};
+    use tokio::sync::broadcast::error::RecvError;
+
+    let config = Config::load()?;
+    let ctl = connect(manager).await?;
+    let monitor = Monitor::spawn(
+        ctl.systemd.clone(),
+        ctl.cgroups.clone(),
+        config.general.refresh_period(),
+    );
+    // Subscribed before anything awaits, so that no early alert is missed.
+    let mut changes = monitor.alert_changes();
+    let mut open_rx = spawn_notifications(&monitor, ctl);
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    eprintln!("corral: watching contained apps; press Ctrl+C to stop");
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ok(0),
+            _ = interrupt.recv() => return Ok(0),
+            change = changes.recv() => {
+                let change = match change {
+                    Ok(change) => change,
+                    Err(RecvError::Lagged(n)) => {
+                        eprintln!("corral: {n} alert changes came too fast to print");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => bail!("the monitor stopped"),
+                };
+                let (verb, alert) = match &change {
+                    AlertChange::Raised(a) => ("raised", a),
+                    AlertChange::Updated(a) => ("updated", a),
+                    AlertChange::Cleared(a) => ("cleared", a),
+                };
+                let line = if json {
+                    let at_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis());
+                    serde_json::json!({
+                        "at_ms": at_ms,
+                        "change": verb,
+                        "unit": alert.unit,
+                        "app": alert.app_name,
+                        "condition": alert.condition().as_str(),
+                    })
+                    .to_string()
+                } else {
+                    let summary = crate::notify::Notification::for_alert(alert).summary;
+                    format!("{verb}: {summary} ({})", alert.unit)
+                };
+                let mut out = std::io::stdout().lock();
+                // A closed stdout (the reader went away) is no reason to stop watching.
+                let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            }
+            Some(request) = open_rx.recv() => {
+                // Corral's window is a unique GApplication: starting it presents a running one.
+                match std::env::current_exe() {
+                    Ok(exe) => {
+                        match std::process::Command::new(exe).spawn() {
+                            // Reaped on a thread so that it never lingers as a zombie.
+                            Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
+                            Err(e) => eprintln!(
+                                "corral: cannot open the window for {}: {e}",
+                                request.unit
+                            ),
+                        }
+                    }
+                    Err(e) => eprintln!("corral: cannot open the window for {}: {e}", request.unit),
+                }
+            }
+        }
+    }
 }
 
 fn events(json: bool, limit: Option<usize>) -> Result<i32> {

@@ -643,6 +643,191 @@ impl NotificationBook {
     }
 }
 
+/// What a pressed "Open Corral" asks of the app: show its window on this unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenRequest {
+    pub unit: String,
+}
+
+/// Connects to the notification server and delivers the monitor's alerts there (see
+/// [`deliver_alerts`]) on the current tokio runtime. Returns the "Open Corral" presses for
+/// the app to present its window. No server: alerts stay in the monitor's state, logged once.
+pub fn spawn_notifications(
+    monitor: &crate::monitor::service::Monitor,
+    controller: crate::controller::Controller,
+) -> tokio::sync::mpsc::UnboundedReceiver<OpenRequest> {
+    // Subscribed now, before anything awaits, so that no early alert is missed.
+    let changes = monitor.alert_changes();
+    let (open_tx, open_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let notifier = match Notifier::connect().await {
+            Ok(n) => Some(n.with_desktop_entry(crate::config::APP_ID)),
+            Err(e) => {
+                eprintln!("corral: {e}");
+                None
+            }
+        };
+        deliver_alerts(notifier, changes, controller, open_tx).await;
+    });
+    open_rx
+}
+
+/// Turns the monitor's alert changes into notifications, one per unit and condition (replaced
+/// as the alert changes, withdrawn when it clears), and performs the buttons people press:
+/// Freeze, Raise limit (one step of [`raise_step`]), Kill, and Open Corral, which is sent on
+/// `open` for the app to present its window. Runs until the monitor stops.
+///
+/// Without a notification server (`notifier` is `None`, or it goes away), alerts only reach
+/// the window's state: the failure is logged once, not per alert.
+pub async fn deliver_alerts(
+    notifier: Option<Notifier>,
+    mut changes: tokio::sync::broadcast::Receiver<AlertChange>,
+    controller: crate::controller::Controller,
+    open: tokio::sync::mpsc::UnboundedSender<OpenRequest>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut notifier = notifier;
+    // Subscribe before the first notification, so that no button press is missed.
+    let mut events = match &notifier {
+        Some(n) => match n.events().await {
+            Ok(events) => Some(events),
+            Err(e) => {
+                eprintln!("corral: notifications: {e}");
+                notifier = None;
+                None
+            }
+        },
+        None => None,
+    };
+    let mut book = NotificationBook::default();
+    // The latest alert behind each notification, for what its buttons do.
+    let mut alerts: HashMap<AlertKey, Alert> = HashMap::new();
+    let mut complained = false;
+    loop {
+        tokio::select! {
+            change = changes.recv() => {
+                let change = match change {
+                    Ok(change) => change,
+                    // Missed some: later changes still carry each alert's whole state.
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return,
+                };
+                let alert = change.alert();
+                let key = AlertKey { unit: alert.unit.clone(), condition: alert.condition() };
+                match &change {
+                    AlertChange::Cleared(_) => { alerts.remove(&key); }
+                    _ => { alerts.insert(key, alert.clone()); }
+                }
+                let Some(n) = &notifier else { continue };
+                let failed = match book.step(&change) {
+                    None => None,
+                    Some(NotificationStep::Show { notification, replaces }) => {
+                        match n.show(&notification, replaces).await {
+                            Ok(id) => { book.shown(alert, id); None }
+                            Err(e) => Some(e),
+                        }
+                    }
+                    Some(NotificationStep::Close(id)) => {
+                        book.closed(id);
+                        n.close(id).await.err()
+                    }
+                };
+                if let Some(e) = failed {
+                    if !complained {
+                        eprintln!("corral: notifications: {e}");
+                        complained = true;
+                    }
+                    if matches!(e, NotifyError::NoServer(_)) {
+                        notifier = None;
+                        events = None;
+                    }
+                }
+            }
+            Some(event) = next_event(&mut events) => {
+                match event {
+                    NotificationEvent::Closed { id, .. } => {
+                        book.closed(id);
+                    }
+                    NotificationEvent::ActionInvoked { id, action: Some(action), .. } => {
+                        let Some(key) = book.alert_for(id).cloned() else { continue };
+                        if action == NotificationAction::Open {
+                            let _ = open.send(OpenRequest { unit: key.unit.clone() });
+                            continue;
+                        }
+                        let Some(alert) = alerts.get(&key) else { continue };
+                        if let Err(message) = perform(&controller, action, alert).await {
+                            eprintln!("corral: {message}");
+                            if let Some(n) = &notifier {
+                                let failure = Notification {
+                                    summary: format!("Corral could not act on {}", alert.app_name),
+                                    body: message,
+                                    actions: Vec::new(),
+                                    urgency: Urgency::Normal,
+                                    raise: None,
+                                };
+                                let _ = n.show(&failure, None).await;
+                            }
+                        }
+                    }
+                    NotificationEvent::ActionInvoked { action: None, .. } => {}
+                }
+            }
+        }
+    }
+}
+
+async fn next_event<S: Stream<Item = NotificationEvent> + Unpin>(
+    events: &mut Option<S>,
+) -> Option<NotificationEvent> {
+    match events {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Does what a button asks to the alert's unit; the error says what failed, in plain words.
+async fn perform(
+    controller: &crate::controller::Controller,
+    action: NotificationAction,
+    alert: &Alert,
+) -> Result<(), String> {
+    let app = &alert.app_name;
+    let unit = controller
+        .find(&alert.unit)
+        .await
+        .map_err(|e| format!("{app} ({}) is no longer running: {e}", alert.unit))?;
+    match action {
+        NotificationAction::Freeze => controller
+            .freeze(&unit)
+            .await
+            .map_err(|e| format!("freezing {app} failed: {e}")),
+        NotificationAction::Kill => controller
+            .kill(&unit, libc::SIGKILL)
+            .await
+            .map_err(|e| format!("killing {app} failed: {e}")),
+        NotificationAction::RaiseLimit => {
+            let Some(raise) = raise_step(alert) else {
+                return Err(format!("{app} has no limit to raise"));
+            };
+            let checks = controller
+                .set_limits(&unit, &raise.settings())
+                .await
+                .map_err(|e| format!("raising the limit of {app} failed: {e}"))?;
+            match checks
+                .iter()
+                .find_map(|c| c.problem.as_ref().map(|p| (c, p)))
+            {
+                None => Ok(()),
+                Some((check, problem)) => Err(format!(
+                    "the new {} of {app} ({}) did not apply: {problem}",
+                    check.setting, check.wanted
+                )),
+            }
+        }
+        NotificationAction::Open => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod history;
 pub mod postmortem;
 pub mod rates;
 pub mod service;
+pub mod wakeup;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -149,7 +150,8 @@ impl Sampler {
         units.iter().map(|info| self.sample_one(info)).collect()
     }
 
-    fn sample_one(&mut self, info: &UnitInfo) -> UnitSnapshot {
+    /// Reads one unit's cgroup now (an inotify or PSI wakeup), leaving the other units alone.
+    pub fn sample_one(&mut self, info: &UnitInfo) -> UnitSnapshot {
         let Some(control_group) = &info.control_group else {
             return UnitSnapshot {
                 info: info.clone(),

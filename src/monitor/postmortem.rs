@@ -48,6 +48,26 @@ pub enum EndCause {
     Other,
 }
 
+impl EndCause {
+    /// Why a unit ended, from systemd's outcome and the OOM kills its cgroup counted; `None`
+    /// when it ended successfully and nothing of it was OOM-killed: nothing to report.
+    pub fn of(outcome: &UnitOutcome, oom_kills: u64) -> Option<EndCause> {
+        Some(match (outcome.result.as_str(), outcome.status) {
+            ("success", _) if oom_kills == 0 => return None,
+            ("oom-kill", _) => EndCause::OomKill,
+            // A unit that ended after the OOM killer took some of its processes: the kill is
+            // the likely reason, whatever the main process did afterwards.
+            (_, _) if oom_kills > 0 => EndCause::OomKill,
+            ("exit-code", Some(code)) => EndCause::ExitCode { code },
+            ("signal" | "core-dump", Some(signal)) => EndCause::Signal {
+                signal,
+                core_dumped: outcome.result == "core-dump",
+            },
+            _ => EndCause::Other,
+        })
+    }
+}
+
 /// The limits the unit had when it ended, as the kernel held them; `None` is unlimited or
 /// unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,19 +120,7 @@ impl PostMortem {
             .and_then(|s| s.memory_events)
             .and_then(|e| e.oom_kill)
             .unwrap_or(0);
-        let cause = match (outcome.result.as_str(), outcome.status) {
-            ("success", _) if oom_kills == 0 => return None,
-            ("oom-kill", _) => EndCause::OomKill,
-            // A unit that ended after the OOM killer took some of its processes: the kill is
-            // the likely reason, whatever the main process did afterwards.
-            (_, _) if oom_kills > 0 => EndCause::OomKill,
-            ("exit-code", Some(code)) => EndCause::ExitCode { code },
-            ("signal" | "core-dump", Some(signal)) => EndCause::Signal {
-                signal,
-                core_dumped: outcome.result == "core-dump",
-            },
-            _ => EndCause::Other,
-        };
+        let cause = EndCause::of(outcome, oom_kills)?;
         let bytes = |limit: Option<Limit>| limit.and_then(Limit::value);
         let kernel_peak = sample.and_then(|s| s.memory_peak);
         let peak = status.peak_memory.map(|b| b.0).max(kernel_peak);
@@ -370,13 +378,29 @@ impl EventLog {
 
     /// Appends one record, trimming the file first if it would grow past its size limit.
     pub fn append(&self, record: &PostMortem) -> Result<(), EventLogError> {
+        let file = self.open_locked()?;
+        self.append_locked(file, record)
+    }
+
+    /// Appends a record unless one of the same unit is already there: the window, `corral
+    /// watch` and `corral run --wait` may all see the same app end, and unit names carry a
+    /// random part, so one unit is one event. Returns whether it was appended. The check and
+    /// the append happen under the file's lock, so two of them cannot both append.
+    pub fn append_unless_recorded(&self, record: &PostMortem) -> Result<bool, EventLogError> {
+        let file = self.open_locked()?;
+        if self.read()?.records.iter().any(|r| r.unit == record.unit) {
+            return Ok(false);
+        }
+        self.append_locked(file, record).map(|()| true)
+    }
+
+    fn append_locked(&self, file: File, record: &PostMortem) -> Result<(), EventLogError> {
         let mut line = serde_json::to_vec(&LineOut {
             v: FORMAT_VERSION,
             record,
         })
         .map_err(|e| self.write_error(io::Error::other(e)))?;
         line.push(b'\n');
-        let file = self.open_locked()?;
         let size = file.metadata().map_err(|e| self.write_error(e))?.len();
         if size + line.len() as u64 > self.max_bytes {
             return self.rotate(&file, &line);
@@ -746,6 +770,19 @@ mod tests {
             PostMortem::from_history(&status(), &outcome("oom-kill", None), None, ended()).unwrap();
         pm.ended_at = n;
         pm
+    }
+
+    #[test]
+    fn one_unit_is_recorded_once_whoever_sees_it_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path().join("events.jsonl"));
+        assert!(log.append_unless_recorded(&record(1)).unwrap());
+        // The window and `corral run --wait` saw the same unit end a moment later.
+        assert!(!log.append_unless_recorded(&record(2)).unwrap());
+        let mut other = record(3);
+        other.unit = "app-corral-firefox-99999999.service".to_owned();
+        assert!(log.append_unless_recorded(&other).unwrap());
+        assert_eq!(log.read().unwrap().records, [record(1), other]);
     }
 
     #[test]

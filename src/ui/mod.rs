@@ -40,6 +40,19 @@ impl SharedConnection {
         let connect = async move {
             let systemd = Systemd::connect(manager).await.map_err(|e| e.to_string())?;
             let monitor = Monitor::spawn(systemd.clone(), CgroupFs::system(), interval);
+            // Runaway alerts become desktop notifications, once per process; their "Open
+            // Corral" activates the application, which presents the window.
+            let controller = Controller::new(systemd.clone(), CgroupFs::system());
+            let mut open = crate::notify::spawn_notifications(&monitor, controller);
+            tokio::spawn(async move {
+                while open.recv().await.is_some() {
+                    gtk::glib::MainContext::default().invoke(|| {
+                        if let Some(app) = gtk::gio::Application::default() {
+                            app.activate();
+                        }
+                    });
+                }
+            });
             Ok((
                 Arc::new(Controller::new(systemd, CgroupFs::system())),
                 monitor,

@@ -7,10 +7,14 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/target/debug}/corral
 [ -x "$bin" ] || (cd "$top" && cargo build --quiet)
+# The notification server the runaway-watch suite records with (examples/notification_recorder.rs).
+recorder=$(dirname "$bin")/examples/notification_recorder
+[ -x "$recorder" ] || (cd "$top" && cargo build --quiet --example notification_recorder)
 
 share=$top/tests/vm/out
 rm -rf "$share" && mkdir -p "$share/guest"
 cp "$bin" "$share/corral"
+cp "$recorder" "$share/notification_recorder"
 cp "$top"/tests/vm/guest/*.sh "$top"/tests/vm/guest/*.py "$share/guest/"
 start=$(date +%s)
 status=0

@@ -24,6 +24,11 @@ setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=
     DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus bash /tmp/guest/gui.sh || status=1
 for core in /tmp/core.*; do [ -e "$core" ] && cp "$core" /mnt/host/ && echo "kept $core for gdb"; done
 echo
+echo "### runaway watch (testuser, notification recorder)"
+setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=testuser \
+    PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR=/run/user/1001 \
+    DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus bash /tmp/guest/watch.sh || status=1
+echo
 echo "### system manager (root)"
 bash /tmp/guest/system.sh || status=1
 exit $status

@@ -1,0 +1,120 @@
+#!/bin/bash
+# The runaway watch against a real kernel and a real notification server on the session bus:
+# `corral watch` notices a hog near its memory limit within 2 s, one notification however the
+# usage hovers, its Freeze button freezes the unit, and an OOM kill leaves a post-mortem.
+# Run as testuser, after user.sh (whose `corral run --wait` OOM kill is checked here too).
+set -u
+SUITE=watch
+SCTL="systemctl --user"
+. "$(dirname "$0")/lib.sh"
+
+cd "$HOME"
+# In $HOME, not /tmp: the hog writes here from its unit, which may have a private /tmp.
+work=$(mktemp -d -p "$HOME" watch.XXXXXX)
+config=~/.config/corral/config.toml
+mkdir -p ~/.config/corral
+[ -f "$config" ] && cp "$config" "$work/config.saved"
+cat >"$config" <<'TOML'
+[presets.hog]
+description = "A soft limit below a small hard one, no swap"
+memory-high = "60M"
+memory-max = "64M"
+memory-swap-max = "0"
+
+[presets.hogmax]
+description = "Only a small hard limit, no swap"
+memory-max = "64M"
+memory-swap-max = "0"
+TOML
+
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    $SCTL stop 'app-corral-hog*' 2>/dev/null
+    if [ -f "$work/config.saved" ]; then cp "$work/config.saved" "$config"; else rm -f "$config"; fi
+}
+trap cleanup EXIT
+
+# wait_for SECONDS COMMAND...: polls until the command succeeds.
+wait_for() {
+    local limit=$1 i
+    shift
+    for i in $(seq $((limit * 10))); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# near_limit_notifies: the recorder's Notify calls about memory near the limit.
+near_limit_notifies() { grep '"call":"Notify"' "$work/notify.log" | grep 'close to its memory limit'; }
+json_field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['$1'])"; }
+
+echo "== post-mortem of corral run --wait (user.sh's OOM-killed hog)"
+events=$(corral events --json 2>&1)
+expect_in "corral run --wait recorded its OOM-killed unit" '"app_id": "hog"' "$events"
+
+echo "== notification server and watcher"
+# Nothing else owns org.freedesktop.Notifications in the guest; the recorder takes it.
+/mnt/host/notification_recorder "$work/notify.log" --invoke-file "$work/invoke" >"$work/recorder.out" 2>&1 &
+pids+=($!)
+check "the recorder owns org.freedesktop.Notifications" wait_for 10 grep -q ready "$work/recorder.out"
+corral watch --json >"$work/watch.out" 2>"$work/watch.err" &
+pids+=($!)
+check "corral watch starts" wait_for 10 grep -q watching "$work/watch.err"
+
+# The soft limit sits above the 90 % mark (57.6M), as in the browser preset: past memory.high a
+# hog without swap is throttled hard and thrashes its own page cache, too slow for the guest.
+echo "== near the limit: notified within 2 s, once ($(date +%T))"
+corral run -q -p hog --app-id hog1 -- python3 /tmp/guest/hog.py hold 90 "$work/hog1.out"
+hog1=$(wait_unit 'app-corral-hog1-*.service')
+check "the hog crosses 90 % of memory.max" wait_for 40 grep -q crossed "$work/hog1.out"
+echo "     memory.current=$(cg "$hog1" memory.current) state=$(active_state "$hog1")"
+check "a near-limit notification is sent" wait_for 5 near_limit_notifies
+crossed=$(awk '/crossed/ {print $2}' "$work/hog1.out")
+notified=$(near_limit_notifies | head -1 | json_field at_ms)
+latency=$((notified - crossed))
+echo "     detection latency (threshold crossed -> notification received): ${latency} ms"
+expect_range "notified within 2 s of crossing the threshold" -200 2000 "$latency"
+check "the hog hovered around the threshold" wait_for 40 grep -q hovered "$work/hog1.out"
+sleep 1
+expect_eq "hovering gives one near-limit notification, not many" 1 \
+    "$(near_limit_notifies | grep -c '"replaces_id":0')"
+id=$(near_limit_notifies | head -1 | json_field id)
+expect_in "the notification offers Freeze" '"freeze"' "$(near_limit_notifies | head -1)"
+
+echo "== its Freeze button freezes the unit ($(date +%T))"
+echo "freeze $id" >"$work/invoke"
+frozen() { [ "$(cg_key "$hog1" cgroup.events frozen)" = 1 ]; }
+check "invoking Freeze freezes the unit (cgroup.events frozen 1)" wait_for 5 frozen
+$SCTL kill --signal=KILL "$hog1" 2>/dev/null
+check "the frozen hog can be ended" gone "$hog1"
+
+echo "== an OOM kill under a hard limit leaves a post-mortem ($(date +%T))"
+# tail reads one endless line from /dev/zero: it grows fast and needs no page cache to thrash.
+corral run -q -p hogmax --app-id hog2 -- tail /dev/zero
+hog2=$(wait_unit 'app-corral-hog2-*.service')
+recorded() { corral events --json 2>/dev/null | grep -q "\"unit\": \"$hog2\""; }
+check "the watcher recorded the OOM-killed unit" wait_for 30 recorded
+record=$(corral events --json 2>/dev/null | python3 -c "
+import json, sys
+for r in json.load(sys.stdin):
+    if r['unit'] == '$hog2':
+        print(r['cause']['kind'], r['peak_memory_bytes'] or 0, r['limits']['memory_max_bytes'] or 0)
+")
+read -r kind peak max <<<"$record"
+expect_eq "the post-mortem says OOM kill" oom-kill "${kind:-}"
+expect_eq "the post-mortem has the hard limit" 67108864 "${max:-}"
+expect_range "its peak is at least 90 % of the limit" 60397977 67108864 "${peak:-0}"
+check "an OOM-killed notification is sent" grep -q 'killed: out of memory' "$work/notify.log"
+kill -0 "${pids[1]}" 2>/dev/null
+check "corral watch is still running" test $? -eq 0
+
+if [ "$failed" -gt 0 ]; then
+    echo "---- watch.out"; cat "$work/watch.out"
+    echo "---- watch.err"; cat "$work/watch.err"
+    echo "---- notify.log"; cat "$work/notify.log"
+    diagnose
+fi
+summary
