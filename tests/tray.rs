@@ -170,6 +170,7 @@ fn fixture_model() -> TrayModel {
         ],
         sampled_at: None,
         problem: None,
+        alerts: Vec::new(),
     };
     let launchers = vec![TrayLauncher {
         app_id: "org.mozilla.firefox".into(),

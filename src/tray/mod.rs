@@ -696,6 +696,7 @@ mod tests {
             ],
             sampled_at: None,
             problem: None,
+            alerts: Vec::new(),
         }
     }
 
