@@ -188,8 +188,11 @@ impl AlertChange {
 pub struct AlertThresholds {
     /// Raise "near limit" at this share of the limit…
     pub memory_warning: f64,
-    /// …and clear it only below this one.
+    /// …and clear it only below this one…
     pub memory_clear: f64,
+    /// …once it has stayed below for this long: under memory.high the kernel reclaims in
+    /// bursts, and a dip of a second must not clear an alert that the next second raises again.
+    pub memory_clear_after: Duration,
     /// Update a raised "near limit" when the share moved this many points since it was shown.
     pub memory_update_step: f64,
     /// memory.high throttling must go on this long before it is raised…
@@ -228,6 +231,7 @@ impl AlertThresholds {
             memory_warning,
             // 5 points of hysteresis: allocation patterns swing by a few percent all the time.
             memory_clear: (memory_warning - 5.0).max(0.0),
+            memory_clear_after: Duration::from_secs(5),
             memory_update_step: 5.0,
             throttling_after: Duration::from_secs(2),
             throttling_lapse: Duration::from_secs(5),
@@ -309,6 +313,8 @@ struct UnitWatch {
     pressure: Sustained,
     oom_kills: u64,
     peak: Option<u64>,
+    /// Since when a raised "near limit" has been below its clear level.
+    memory_below_since: Option<Instant>,
     limits: UnitLimits,
     /// The alert last reported for each condition, indexed by `Condition::index`.
     active: [Option<Alert>; 5],
@@ -364,7 +370,7 @@ impl AlertEngine {
         watch.peak = watch.peak.max(seen);
 
         let verdicts = [
-            memory_near_limit(&thresholds, watch, sample),
+            memory_near_limit(&thresholds, watch, sample, now),
             memory_throttled(&thresholds, watch, sample, &current),
             cpu_throttled(&thresholds, watch, snapshot, &current),
             memory_pressure(&thresholds, watch, sample, now),
@@ -513,7 +519,12 @@ fn moved(thresholds: &AlertThresholds, shown: &AlertDetail, now: &AlertDetail) -
     }
 }
 
-fn memory_near_limit(t: &AlertThresholds, watch: &mut UnitWatch, s: &CgroupSample) -> Verdict {
+fn memory_near_limit(
+    t: &AlertThresholds,
+    watch: &mut UnitWatch,
+    s: &CgroupSample,
+    now: Instant,
+) -> Verdict {
     let limit = match (watch.limits.memory_max, watch.limits.memory_high) {
         (Some(max), _) => Some((max, MemoryBoundary::Max)),
         (None, Some(high)) => Some((high, MemoryBoundary::High)),
@@ -524,6 +535,9 @@ fn memory_near_limit(t: &AlertThresholds, watch: &mut UnitWatch, s: &CgroupSampl
     };
     let percent = used as f64 / limit.0.max(1) as f64 * 100.0;
     let active = watch.active[Condition::MemoryNearLimit.index()].is_some();
+    if percent >= t.memory_clear {
+        watch.memory_below_since = None;
+    }
     if percent >= t.memory_warning || (active && percent >= t.memory_clear) {
         Verdict::Holds(AlertDetail::MemoryNearLimit {
             used: Bytes(used),
@@ -532,7 +546,18 @@ fn memory_near_limit(t: &AlertThresholds, watch: &mut UnitWatch, s: &CgroupSampl
             percent,
         })
     } else if percent < t.memory_clear {
-        Verdict::Over(Condition::MemoryNearLimit)
+        let since = *watch.memory_below_since.get_or_insert(now);
+        // A new limit is a new situation (someone raised it): no need to wait.
+        let limit_changed = watch.active[Condition::MemoryNearLimit.index()]
+            .as_ref()
+            .is_some_and(|a| {
+                matches!(a.detail, AlertDetail::MemoryNearLimit { limit: shown, .. } if shown != limit)
+            });
+        if !active || limit_changed || now.duration_since(since) >= t.memory_clear_after {
+            Verdict::Over(Condition::MemoryNearLimit)
+        } else {
+            Verdict::Unchanged
+        }
     } else {
         Verdict::Unchanged
     }
@@ -839,7 +864,18 @@ mod tests {
         assert_eq!(all[0].alert().app_name, "Firefox");
         assert_eq!(all[0].alert().app_id.as_deref(), Some("firefox"));
 
-        // Well below: cleared once; above again: raised again.
+        // A dip below the clear level is not the end of it; 5 s below is.
+        assert!(r.memory_percent(80.0).tick().is_empty());
+        assert!(
+            r.memory_percent(88.0).tick().is_empty(),
+            "back above: the dip is over"
+        );
+        for _ in 0..5 {
+            assert!(
+                r.memory_percent(84.0).tick().is_empty(),
+                "below for less than 5 s"
+            );
+        }
         let cleared = r.memory_percent(84.0).tick();
         assert_eq!(kinds(&cleared), [("cleared", Condition::MemoryNearLimit)]);
         assert!(r.memory_percent(84.5).tick().is_empty());
