@@ -3,9 +3,12 @@
 //! implements org.freedesktop.Notifications and logs every call. No mocks: what is checked is
 //! what went over the bus.
 
+mod common;
+
+use common::{Reaped, private_bus};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use corral::limits::{Bytes, CpuQuota};
@@ -15,16 +18,6 @@ use corral::notify::{
 };
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
-
-/// A process killed when the test ends, pass or fail.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A session bus of our own, with no activatable services: nothing answers but what the test
 /// starts.
@@ -37,42 +30,9 @@ struct PrivateBus {
 impl PrivateBus {
     fn start() -> PrivateBus {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-                dir.path().display()
-            ),
-        )
-        .unwrap();
-        let mut daemon = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--print-address", "--nofork"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start dbus-daemon ({e}); install it with tests/setup-host.sh")
-            });
-        let mut address = String::new();
-        let stdout = daemon.stdout.take().unwrap();
-        BufReader::new(stdout).read_line(&mut address).unwrap();
-        let address = address.trim().to_owned();
-        assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
+        let (daemon, address) = private_bus(dir.path());
         PrivateBus {
-            _daemon: Reaped(daemon),
+            _daemon: daemon,
             address,
             dir,
         }

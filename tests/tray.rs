@@ -6,9 +6,10 @@
 //! One test in this binary: ksni connects to the session bus named by
 //! DBUS_SESSION_BUS_ADDRESS, which is set once, before any other thread runs.
 
+mod common;
+
+use common::private_bus;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,56 +25,6 @@ use zbus::zvariant::{OwnedValue, Value};
 const GIB: u64 = Bytes::GIB;
 const FIREFOX: &str = "app-corral-firefox-1a2b3c4d.service";
 const CODE: &str = "app-corral-code-5e6f7a8b.service";
-
-/// A process killed when the test ends, pass or fail.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A session bus of our own with nothing activatable on it.
-fn private_bus(dir: &std::path::Path) -> (Reaped, String) {
-    let config = dir.join("bus.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Command::new("dbus-daemon")
-        .arg(format!("--config-file={}", config.display()))
-        .args(["--print-address", "--nofork"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start dbus-daemon ({e}); install it with tests/setup-host.sh")
-        });
-    let mut address = String::new();
-    BufReader::new(daemon.stdout.take().unwrap())
-        .read_line(&mut address)
-        .unwrap();
-    let address = address.trim().to_owned();
-    assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
-    (Reaped(daemon), address)
-}
 
 /// The watcher side of the StatusNotifierItem spec: items register here, and a host is said
 /// to be present (otherwise items know they will not be shown).
