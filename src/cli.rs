@@ -2,7 +2,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -667,35 +666,13 @@ async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
             args.app_id
         )
     })?;
-    let command = app.command(&args.files)?;
-    let executable = program_name(&command[0]);
-    let resolved = config.resolve(
-        &app.id,
-        Some(&executable),
+    let request = launch::desktop_app_request(
+        app,
+        &config,
         args.preset.as_deref(),
         &args.limits.settings(),
+        &args.files,
     )?;
-    if resolved.mode() == Mode::Scope {
-        bail!(
-            "preset “{}” runs apps in a scope, which is for terminal commands; \
-             use `corral run -p {} -- {}` or choose another preset for a desktop app",
-            resolved.preset,
-            resolved.preset,
-            command.join(" ")
-        );
-    }
-    let request = LaunchRequest {
-        command,
-        app_id: app.id.clone(),
-        app_name: app.name.clone(),
-        preset: resolved.preset.clone(),
-        settings: resolved.settings.clone(),
-        kind: UnitKind::Service,
-        working_directory: app
-            .working_dir
-            .clone()
-            .or_else(|| std::env::var_os("HOME").map(PathBuf::from)),
-    };
     let ctl = connect(manager).await?;
     let unit = launch::launch_service(&ctl.systemd, &request, None).await?;
     report_launch(&ctl, &request, &unit, false).await;

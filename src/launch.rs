@@ -143,6 +143,53 @@ impl LaunchRequest {
     }
 }
 
+/// Why a desktop app cannot be launched, found before systemd is asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DesktopLaunchError {
+    #[error(transparent)]
+    Exec(#[from] apps::ExecError),
+    #[error(transparent)]
+    Config(#[from] crate::presets::ConfigError),
+    #[error(
+        "the preset “{preset}” runs apps in a scope, which is for terminal commands; \
+         choose another preset for {app}"
+    )]
+    ScopePreset { preset: String, app: String },
+}
+
+/// The request that launches an installed app: its Exec line with `targets` as argv, the
+/// preset resolved with the app's rule and `overrides`, as a service (a desktop app needs no
+/// terminal), in the app's Path= or the home folder. The CLI, the launcher and the tray share it.
+pub fn desktop_app_request(
+    app: &apps::DesktopEntry,
+    config: &crate::presets::Config,
+    preset: Option<&str>,
+    overrides: &Settings,
+    targets: &[String],
+) -> Result<LaunchRequest, DesktopLaunchError> {
+    let command = app.command(targets)?;
+    let executable = command[0].rsplit('/').next().unwrap_or(&command[0]);
+    let resolved = config.resolve(&app.id, Some(executable), preset, overrides)?;
+    if resolved.mode() == crate::presets::Mode::Scope {
+        return Err(DesktopLaunchError::ScopePreset {
+            preset: resolved.preset,
+            app: app.name.clone(),
+        });
+    }
+    Ok(LaunchRequest {
+        command,
+        app_id: app.id.clone(),
+        app_name: app.name.clone(),
+        preset: resolved.preset,
+        settings: resolved.settings,
+        kind: UnitKind::Service,
+        working_directory: app
+            .working_dir
+            .clone()
+            .or_else(|| std::env::var_os("HOME").map(PathBuf::from)),
+    })
+}
+
 /// Finds the program to run: a path with a `/` as given, a bare name in `$PATH`.
 pub fn resolve_program(argv0: &str) -> Result<PathBuf, LaunchError> {
     if argv0.contains('/') {

@@ -16,12 +16,11 @@ use super::{CorralTray, TrayAction, TrayModel, launchers};
 use crate::apps::AppCatalog;
 use crate::config::APP_ID;
 use crate::controller::{Controller, physical_memory};
-use crate::launch::{self, LaunchRequest};
+use crate::launch;
 use crate::monitor::alerts::{AlertEngine, AlertThresholds};
 use crate::monitor::service::Monitor;
 use crate::notify::{Notification, Notifier, Urgency};
-use crate::presets::{Config, ConfigEditor, Mode, Settings};
-use crate::systemd::names::UnitKind;
+use crate::presets::{Config, ConfigEditor, Settings};
 use crate::ui::SharedConnection;
 
 /// Starts the tray for `app`: the window opens on demand, and the application stays alive
@@ -310,34 +309,10 @@ async fn quick_launch(ctl: &Controller, app_id: &str, preset: &str) -> Result<()
         format!("Could not launch {app_id}: it is no longer installed (no desktop entry found).")
     })?;
     let fail = |e: String| format!("Could not launch {}: {e}", app.name);
-    let command = app.command(&[]).map_err(|e| fail(e.to_string()))?;
-    let executable = command[0].rsplit('/').next().unwrap_or(&command[0]);
     let config = Config::load().map_err(|e| fail(e.to_string()))?;
-    let resolved = config
-        .resolve(
-            &app.id,
-            Some(executable),
-            Some(preset),
-            &Settings::default(),
-        )
-        .map_err(|e| fail(e.to_string()))?;
-    if resolved.mode() == Mode::Scope {
-        return Err(fail(format!(
-            "the preset “{preset}” is for terminal commands; choose another in Corral's launcher"
-        )));
-    }
-    let request = LaunchRequest {
-        command,
-        app_id: app.id.clone(),
-        app_name: app.name.clone(),
-        preset: resolved.preset,
-        settings: resolved.settings,
-        kind: UnitKind::Service,
-        working_directory: app
-            .working_dir
-            .clone()
-            .or_else(|| std::env::var_os("HOME").map(Into::into)),
-    };
+    let request =
+        launch::desktop_app_request(app, &config, Some(preset), &Settings::default(), &[])
+            .map_err(|e| fail(e.to_string()))?;
     let unit = launch::launch_service(&ctl.systemd, &request, None)
         .await
         .map_err(|e| fail(e.to_string()))?;

@@ -8,8 +8,7 @@ use adw::prelude::*;
 
 use crate::apps::{AppCatalog, DesktopEntry};
 use crate::launch::LaunchRequest;
-use crate::presets::{Config, Mode, Settings};
-use crate::systemd::UnitKind;
+use crate::presets::{Config, Settings};
 
 pub struct Launcher {
     pub window: adw::Window,
@@ -231,7 +230,6 @@ impl Launcher {
 
     fn request(&self) -> Result<LaunchRequest, String> {
         let app = self.selected_app().ok_or("Choose an app to launch.")?;
-        let command = app.command(&[]).map_err(|e| e.to_string())?;
         let mut overrides = Settings::default();
         for (key, row) in &self.overrides {
             let text = row.text();
@@ -239,39 +237,14 @@ impl Launcher {
                 overrides.set(key, text.trim()).map_err(|e| e.to_string())?;
             }
         }
-        let executable = command[0]
-            .rsplit('/')
-            .next()
-            .unwrap_or(&command[0])
-            .to_owned();
-        let resolved = self
-            .config
-            .resolve(
-                &app.id,
-                Some(&executable),
-                self.selected_preset(),
-                &overrides,
-            )
-            .map_err(|e| e.to_string())?;
-        if resolved.mode() == Mode::Scope {
-            return Err(format!(
-                "The preset “{}” is for terminal commands (it runs them in a scope). Choose another preset for {}.",
-                resolved.preset, app.name
-            ));
-        }
-        crate::launch::resolve_program(&command[0]).map_err(|e| format!("{}: {e}", app.name))?;
-        Ok(LaunchRequest {
-            command,
-            app_id: app.id.clone(),
-            app_name: app.name.clone(),
-            preset: resolved.preset,
-            settings: resolved.settings,
-            kind: UnitKind::Service,
-            working_directory: app
-                .working_dir
-                .clone()
-                .or_else(|| std::env::var_os("HOME").map(Into::into)),
-        })
+        crate::launch::desktop_app_request(
+            app,
+            &self.config,
+            self.selected_preset(),
+            &overrides,
+            &[],
+        )
+        .map_err(|e| format!("{}: {e}", app.name))
     }
 
     /// Shows why a launch failed, in the dialog, and lets the person try again.
