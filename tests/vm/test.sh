@@ -3,6 +3,9 @@
 # guest with the binary and the scripts on the share, and reports the guest's verdict.
 #
 # Usage: tests/vm/test.sh [CARGO_PROFILE_DIR]   (default: target/debug, built if needed)
+# Environment: SUITES="user gui" runs only those suites (default: all; see guest/main.sh).
+# Guest runs are serialised machine-wide (flock on /tmp/corral-vm.lock): two emulated guests
+# on two cores would each run at half speed and miss the timing checks.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/target/debug}/corral
@@ -16,6 +19,9 @@ rm -rf "$share" && mkdir -p "$share/guest"
 cp "$bin" "$share/corral"
 cp "$recorder" "$share/notification_recorder"
 cp "$top"/tests/vm/guest/*.sh "$top"/tests/vm/guest/*.py "$share/guest/"
+[ -n "${SUITES:-}" ] && echo "$SUITES" >"$share/suites"
+exec 9>/tmp/corral-vm.lock
+flock 9
 start=$(date +%s)
 status=0
 "$top/tests/vm/run.sh" "$share" /mnt/host/guest/main.sh || status=$?

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Guest entry point (runs as root once the guest has booted): installs the corral binary from
-# the share, runs the user-manager suite as testuser and the system-manager suite as root.
+# the share, then runs the suites named in /mnt/host/suites (default: all of them, in order):
+# each user-manager suite as testuser, the system-manager suite as root.
 set -u
 here=$(dirname "$0")
 # Also stream everything to the share, so a host can follow a run as it goes.
@@ -12,23 +13,33 @@ echo '/tmp/core.%p' >/proc/sys/kernel/core_pattern   # a crash leaves a core to 
 mkdir -p /tmp/guest && cp "$here"/*.sh "$here"/*.py /tmp/guest/ && chmod 755 /tmp/guest/*
 mkdir -p /mnt/host/screenshots && chmod 777 /mnt/host/screenshots
 
+as_testuser() {
+    setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=testuser \
+        PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR=/run/user/1001 \
+        DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus "$@"
+}
+
+suites=$(cat /mnt/host/suites 2>/dev/null || echo "user gui watch system")
 status=0
-echo "### user manager (testuser)"
-setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=testuser \
-    PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR=/run/user/1001 \
-    DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus bash /tmp/guest/user.sh || status=1
-echo
-echo "### window (testuser, Xvfb, AT-SPI)"
-setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=testuser \
-    PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR=/run/user/1001 \
-    DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus bash /tmp/guest/gui.sh || status=1
-for core in /tmp/core.*; do [ -e "$core" ] && cp "$core" /mnt/host/ && echo "kept $core for gdb"; done
-echo
-echo "### runaway watch (testuser, notification recorder)"
-setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=testuser \
-    PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR=/run/user/1001 \
-    DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus bash /tmp/guest/watch.sh || status=1
-echo
-echo "### system manager (root)"
-bash /tmp/guest/system.sh || status=1
+for suite in $suites; do
+    case $suite in
+        user) echo "### user manager (testuser)"; as_testuser bash /tmp/guest/user.sh || status=1 ;;
+        gui)
+            echo "### window (testuser, Xvfb, AT-SPI)"
+            as_testuser bash /tmp/guest/gui.sh || status=1
+            for core in /tmp/core.*; do [ -e "$core" ] && cp "$core" /mnt/host/ && echo "kept $core for gdb"; done
+            ;;
+        watch) echo "### runaway watch (testuser, notification recorder)"; as_testuser bash /tmp/guest/watch.sh || status=1 ;;
+        system) echo "### system manager (root)"; bash /tmp/guest/system.sh || status=1 ;;
+        *)
+            # Any other suite is a script of that name run as testuser (e.g. faults, tray, bench).
+            if [ -f "/tmp/guest/$suite.sh" ]; then
+                echo "### $suite (testuser)"; as_testuser bash "/tmp/guest/$suite.sh" || status=1
+            else
+                echo "no guest suite named $suite"; status=1
+            fi
+            ;;
+    esac
+    echo
+done
 exit $status
