@@ -180,6 +180,7 @@ impl Component for MainWindow {
             .build();
         crate::ui::set_accessible_label(&search_button, "Search");
         let menu = gtk::gio::Menu::new();
+        menu.append(Some("_Events"), Some("win.events"));
         menu.append(Some("_Preferences"), Some("win.preferences"));
         menu.append(Some("_Keyboard Shortcuts"), Some("win.show-help-overlay"));
         menu.append(Some("_About Corral"), Some("win.about"));
@@ -291,6 +292,12 @@ impl Component for MainWindow {
         add_action("launch", || Msg::OpenLauncher);
         add_action("preferences", || Msg::OpenPreferences);
         {
+            let action = gtk::gio::SimpleAction::new("events", None);
+            let window = root.clone();
+            action.connect_activate(move |_, _| crate::ui::events::show(&window));
+            root.add_action(&action);
+        }
+        {
             let action = gtk::gio::SimpleAction::new("about", None);
             let window = root.clone();
             action.connect_activate(move |_, _| crate::ui::show_about(&window));
@@ -305,6 +312,7 @@ impl Component for MainWindow {
         if let Some(app) = relm4::main_application().downcast_ref::<gtk::Application>() {
             app.set_accels_for_action("win.launch", &["<Control>n"]);
             app.set_accels_for_action("win.search", &["<Control>f"]);
+            app.set_accels_for_action("win.events", &["<Control>e"]);
             app.set_accels_for_action("win.preferences", &["<Control>comma"]);
             app.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
             app.set_accels_for_action("app.quit", &["<Control>q"]);
