@@ -11,8 +11,7 @@ use relm4::prelude::*;
 use crate::apps::AppCatalog;
 use crate::controller::{ControlError, Controller, LimitCheck};
 use crate::launch::{self, LaunchRequest};
-use crate::monitor::history::History;
-use crate::monitor::service::{Monitor, MonitorState};
+use crate::monitor::service::{Monitor, MonitorState, SharedHistory, lock_history};
 use crate::presets::{Config, ConfigEditor, Settings};
 use crate::systemd::ManagerKind;
 use crate::ui::details::{Details, DetailsAction};
@@ -69,7 +68,9 @@ pub struct MainWindow {
     catalog: AppCatalog,
     config_problem: Option<String>,
     state: Arc<MonitorState>,
-    history: History,
+    /// The monitor's history once connected; until then (and in tests fed fixture states)
+    /// one the window records itself.
+    history: SharedHistory,
     launcher: Option<Rc<Launcher>>,
 }
 
@@ -108,7 +109,9 @@ impl MainWindow {
         widgets
             .units
             .show(&state.units, |snap| icon_for(catalog, snap));
-        self.history.record(&state.units, now);
+        if self.monitor.is_none() {
+            lock_history(&self.history).record(&state.units, now);
+        }
         // A search that matches nothing is not the same as having no apps.
         let page = if widgets.units.visible_count() > 0 {
             "list"
@@ -122,7 +125,9 @@ impl MainWindow {
         // The details follow the selected unit; an ended unit's details close.
         match widgets.details.unit() {
             Some(unit) => match state.units.iter().find(|s| s.info.unit == unit) {
-                Some(snap) => widgets.details.update(snap, &self.history, now),
+                Some(snap) => widgets
+                    .details
+                    .update(snap, &lock_history(&self.history), now),
                 None => widgets.details_stack.set_visible_child_name("none"),
             },
             None => widgets.details_stack.set_visible_child_name("none"),
@@ -351,7 +356,7 @@ impl Component for MainWindow {
             catalog: AppCatalog::load(),
             config_problem,
             state: Arc::default(),
-            history: History::default(),
+            history: SharedHistory::default(),
             launcher: None,
         };
         let widgets = Widgets {
@@ -387,7 +392,9 @@ impl Component for MainWindow {
                     let icon = icon_for(&self.catalog, snap);
                     widgets.details.show_unit(snap, icon.as_deref());
                     let now = self.state.sampled_at.unwrap_or_else(SystemTime::now);
-                    widgets.details.update(snap, &self.history, now);
+                    widgets
+                        .details
+                        .update(snap, &lock_history(&self.history), now);
                     widgets.details_stack.set_visible_child_name("details");
                 }
             }
@@ -498,6 +505,7 @@ impl Component for MainWindow {
             Cmd::Connected(Ok((ctl, monitor))) => {
                 let mut updates = monitor.subscribe();
                 self.ctl = Some(ctl);
+                self.history = monitor.history();
                 self.monitor = Some(monitor);
                 sender.command(move |out, shutdown| {
                     shutdown
