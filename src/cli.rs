@@ -548,9 +548,16 @@ impl UsageWatch {
             Ok(path) => ctl.systemd.control_group(unit, &path).await.ok(),
             Err(_) => None,
         };
+        // Woken by the kernel too (memory.events changes as the app hits its limit, just
+        // before an OOM kill), so the peak is read at the limit, not up to 200 ms before it.
+        let (wake_tx, mut woken) = tokio::sync::mpsc::channel(8);
+        let wakeup = control_group.as_ref().map(|cg| {
+            crate::monitor::wakeup::UnitWakeup::start(unit, &ctl.cgroups.path_of(cg), wake_tx)
+        });
         let mut cgroup = control_group.map(|cg| ctl.cgroups.unit(&cg));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
+            let _wakeup = wakeup;
             let mut usage = Usage::default();
             let Some(cgroup) = cgroup.as_mut() else {
                 return usage;
@@ -562,6 +569,7 @@ impl UsageWatch {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    Some(_) = woken.recv() => {}
                     _ = stopped.changed() => return usage,
                 }
             }
