@@ -3,6 +3,7 @@ use clap::Parser;
 use corral::cli::{self, Cli};
 
 fn main() {
+    corral::i18n::init();
     let cli = Cli::parse();
     corral::raise_fd_limit();
     let manager = cli.manager();

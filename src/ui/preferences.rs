@@ -4,17 +4,18 @@
 
 use adw::prelude::*;
 
+use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::monitor::service::Monitor;
 use crate::presets::{Config, ConfigEditor, Preset, Settings};
 
-/// Limit settings a preset row lets the person edit.
+/// Limit settings a preset row lets the person edit, with their (untranslated) titles.
 const EDITABLE: [(&str, &str); 6] = [
-    ("memory-high", "Memory high"),
-    ("memory-max", "Memory max"),
-    ("memory-swap-max", "Swap max"),
-    ("cpu-quota", "CPU quota"),
-    ("cpu-weight", "CPU weight"),
-    ("tasks-max", "Tasks max"),
+    ("memory-high", gettext_noop("Memory high")),
+    ("memory-max", gettext_noop("Memory max")),
+    ("memory-swap-max", gettext_noop("Swap max")),
+    ("cpu-quota", gettext_noop("CPU quota")),
+    ("cpu-weight", gettext_noop("CPU weight")),
+    ("tasks-max", gettext_noop("Tasks max")),
 ];
 
 pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
@@ -31,8 +32,11 @@ pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
             // A malformed file is shown, never overwritten.
             let page = adw::PreferencesPage::new();
             let group = adw::PreferencesGroup::builder()
-                .title("The config file has a mistake")
-                .description(format!("{e}\n\nFix it in a text editor; Corral will not change it until it loads again."))
+                .title(gettext("The config file has a mistake"))
+                .description(format!(
+                    "{e}\n\n{}",
+                    gettext("Fix it in a text editor; Corral will not change it until it loads again.")
+                ))
                 .build();
             page.add(&group);
             window.add(&page);
@@ -51,7 +55,10 @@ fn save(window: &adw::PreferencesWindow, editor: &std::cell::RefCell<ConfigEdito
     match editor.borrow_mut().save() {
         Ok(()) => true,
         Err(e) => {
-            window.add_toast(adw::Toast::new(&format!("Not saved: {e}")));
+            window.add_toast(adw::Toast::new(&gettext_f(
+                "Not saved: {error}",
+                &[("error", &e)],
+            )));
             false
         }
     }
@@ -64,10 +71,12 @@ fn general_page(
     monitor: Option<Monitor>,
 ) -> adw::PreferencesPage {
     let page = adw::PreferencesPage::builder()
-        .title("General")
+        .title(gettext("General"))
         .icon_name("preferences-system-symbolic")
         .build();
-    let group = adw::PreferencesGroup::builder().title("Monitoring").build();
+    let group = adw::PreferencesGroup::builder()
+        .title(gettext("Monitoring"))
+        .build();
     let spin_row =
         |title: &str, subtitle: &str, value: f64, min: f64, max: f64, step: f64, digits: u32| {
             let spin = gtk::SpinButton::with_range(min, max, step);
@@ -85,8 +94,8 @@ fn general_page(
             spin
         };
     let interval = spin_row(
-        "Refresh Interval",
-        "Seconds between usage samples",
+        &gettext("Refresh Interval"),
+        &gettext("Seconds between usage samples"),
         config.general.refresh_interval,
         0.1,
         60.0,
@@ -94,8 +103,8 @@ fn general_page(
         1,
     );
     let warning = spin_row(
-        "Memory Warning",
-        "Warn when an app uses this share of its memory limit (%)",
+        &gettext("Memory Warning"),
+        &gettext("Warn when an app uses this share of its memory limit (%)"),
         config.general.memory_warning,
         1.0,
         100.0,
@@ -138,19 +147,21 @@ fn presets_page(
     editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
 ) -> adw::PreferencesPage {
     let page = adw::PreferencesPage::builder()
-        .title("Presets")
+        .title(gettext("Presets"))
         .icon_name("view-list-symbolic")
         .build();
     let group = adw::PreferencesGroup::builder()
-        .title("Presets")
-        .description(
+        .title(gettext("Presets"))
+        .description(gettext(
             "Sizes like 4G or 70 %, CPU like 150 %, or max. Empty means not limited by the preset.",
-        )
+        ))
         .build();
     for preset in config.presets() {
         group.add(&preset_row(window, &preset, editor));
     }
-    let new_row = adw::EntryRow::builder().title("New preset name").build();
+    let new_row = adw::EntryRow::builder()
+        .title(gettext("New preset name"))
+        .build();
     new_row.set_show_apply_button(true);
     {
         let (window, editor, group) = (window.clone(), std::rc::Rc::clone(editor), group.clone());
@@ -199,27 +210,31 @@ fn preset_row(
     let entries: Vec<(&'static str, adw::EntryRow)> = EDITABLE
         .iter()
         .map(|&(key, title)| {
-            let entry = adw::EntryRow::builder().title(title).build();
+            let entry = adw::EntryRow::builder().title(gettext(title)).build();
             entry.set_text(values.get(key).map(String::as_str).unwrap_or(""));
             row.add_row(&entry);
             (key, entry)
         })
         .collect();
     let save_button = gtk::Button::builder()
-        .label("Save")
+        .label(gettext("Save"))
         .css_classes(["suggested-action"])
         .valign(gtk::Align::Center)
         .build();
     let delete_button = gtk::Button::builder()
-        .label(if preset.builtin { "Reset" } else { "Delete" })
+        .label(if preset.builtin {
+            gettext("Reset")
+        } else {
+            gettext("Delete")
+        })
         .css_classes(["destructive-action"])
         .valign(gtk::Align::Center)
         .sensitive(preset.in_file)
         .build();
-    delete_button.set_tooltip_text(Some(if preset.builtin {
-        "Forget your changes to this built-in preset"
+    delete_button.set_tooltip_text(Some(&if preset.builtin {
+        gettext("Forget your changes to this built-in preset")
     } else {
-        "Delete this preset"
+        gettext("Delete this preset")
     }));
     let buttons = adw::ActionRow::new();
     buttons.add_suffix(&delete_button);
@@ -252,7 +267,10 @@ fn preset_row(
                 }
             }
             if save(&window, &editor) {
-                window.add_toast(adw::Toast::new(&format!("Saved preset {name}")));
+                window.add_toast(adw::Toast::new(&gettext_f(
+                    "Saved preset {preset}",
+                    &[("preset", &name)],
+                )));
             }
         });
     }
@@ -263,8 +281,9 @@ fn preset_row(
             match removed {
                 Ok(_) if save(&window, &editor) => {
                     row_ref.set_sensitive(false);
-                    window.add_toast(adw::Toast::new(&format!(
-                        "Removed {name} from the config file"
+                    window.add_toast(adw::Toast::new(&gettext_f(
+                        "Removed {preset} from the config file",
+                        &[("preset", &name)],
                     )));
                 }
                 Ok(_) => {}
