@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::apps::AppCatalog;
 use crate::cgroup::{CgroupFs, CgroupSample, Limit};
 use crate::controller::{Controller, LimitCheck};
+use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f, pgettext};
 use crate::launch::{self, LaunchRequest, Stdio};
 use crate::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
 use crate::monitor::postmortem::{EventLog, LocalTime};
@@ -473,22 +474,25 @@ fn warn_service_only(request: &LaunchRequest) {
     let s = &request.settings;
     let mut ignored = Vec::new();
     if s.private_tmp == Some(true) {
-        ignored.push("private /tmp");
+        ignored.push(gettext("private /tmp"));
     }
     if s.protect_system
         .is_some_and(|p| p != crate::presets::ProtectSystem::No)
     {
-        ignored.push("protect-system");
+        ignored.push("protect-system".to_owned());
     }
     if s.protect_home
         .is_some_and(|p| p != crate::presets::ProtectHome::No)
     {
-        ignored.push("protect-home");
+        ignored.push("protect-home".to_owned());
     }
     if !ignored.is_empty() {
         eprintln!(
-            "corral: note: a scope cannot have {} (it needs a service); use --service for those",
-            ignored.join(", ")
+            "corral: {}",
+            gettext_f(
+                "note: a scope cannot have {settings} (it needs a service); use --service for those",
+                &[("settings", &ignored.join(", "))],
+            )
         );
     }
 }
@@ -505,8 +509,15 @@ async fn report_launch(ctl: &Controller, request: &LaunchRequest, unit: &str, qu
         .unwrap_or_default();
     if !quiet {
         eprintln!(
-            "corral: {} runs in {unit} (preset {})",
-            request.app_name, request.preset
+            "corral: {}",
+            gettext_f(
+                "{app} runs in {unit} (preset {preset})",
+                &[
+                    ("app", &request.app_name),
+                    ("unit", &unit),
+                    ("preset", &request.preset),
+                ],
+            )
         );
     }
     print_checks(&checks, quiet);
@@ -515,13 +526,24 @@ async fn report_launch(ctl: &Controller, request: &LaunchRequest, unit: &str, qu
 fn print_checks(checks: &[LimitCheck], only_problems: bool) {
     for check in checks {
         match &check.problem {
-            None if !only_problems => {
-                eprintln!("  ✓ {} {}: applied", check.setting, check.wanted)
-            }
+            None if !only_problems => eprintln!(
+                "  {}",
+                gettext_f(
+                    "✓ {setting} {value}: applied",
+                    &[("setting", &check.setting_label()), ("value", &check.wanted)],
+                )
+            ),
             None => {}
             Some(problem) => eprintln!(
-                "  ✗ {} {}: NOT applied: {problem}",
-                check.setting, check.wanted
+                "  {}",
+                gettext_f(
+                    "✗ {setting} {value}: NOT applied: {problem}",
+                    &[
+                        ("setting", &check.setting_label()),
+                        ("value", &check.wanted),
+                        ("problem", problem),
+                    ],
+                )
             ),
         }
     }
@@ -630,8 +652,11 @@ fn record_end(
         .and_then(|log| Ok(log.append_unless_recorded(&record)?));
     if let Err(e) = appended {
         eprintln!(
-            "corral: warning: the post-mortem of {} was not kept: {e}",
-            request.app_name
+            "corral: {}",
+            gettext_f(
+                "warning: the post-mortem of {app} was not kept: {error}",
+                &[("app", &request.app_name), ("error", &e)],
+            )
         );
     }
 }
@@ -640,20 +665,28 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
     let oom = result == Some("oom-kill") || usage.oom_kills > 0;
     if oom {
         let limit = match usage.memory_max {
-            Some(Limit::Value(v)) => format!(" of {}", Bytes(v)),
+            Some(Limit::Value(v)) => gettext_f(" of {size}", &[("size", &Bytes(v))]),
             _ => String::new(),
         };
         let peak = usage
             .peak
-            .map(|p| format!("; peak use {}", Bytes(p)))
+            .map(|p| gettext_f("; peak use {size}", &[("size", &Bytes(p))]))
             .unwrap_or_default();
         eprintln!(
-            "corral: {} was killed by the kernel's OOM killer: it ran out of its memory limit{limit}{peak}. \
-             Raise the limit (--memory-max) or choose a larger preset.",
-            request.app_name
+            "corral: {}",
+            gettext_f(
+                "{app} was killed by the kernel's OOM killer: it ran out of its memory limit{limit}{peak}. Raise the limit (--memory-max) or choose a larger preset.",
+                &[("app", &request.app_name), ("limit", &limit), ("peak", &peak)],
+            )
         );
     } else if let Some(signal) = signal {
-        eprintln!("corral: {} was ended by signal {signal}", request.app_name);
+        eprintln!(
+            "corral: {}",
+            gettext_f(
+                "{app} was ended by signal {signal}",
+                &[("app", &request.app_name), ("signal", &signal)],
+            )
+        );
     }
 }
 
@@ -661,10 +694,10 @@ async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
     let config = Config::load()?;
     let catalog = AppCatalog::load();
     let app = catalog.get(&args.app_id).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no installed app has the id “{}”; `corral apps` lists the installed ones",
-            args.app_id
-        )
+        anyhow::anyhow!(gettext_f(
+            "no installed app has the id “{id}”; `corral apps` lists the installed ones",
+            &[("id", &args.app_id)],
+        ))
     })?;
     let request = launch::desktop_app_request(
         app,
@@ -691,13 +724,20 @@ fn list_apps(search: Option<&str>, json: bool) -> Result<i32> {
         return Ok(0);
     }
     if apps.is_empty() {
-        eprintln!("No installed apps found in the XDG data folders.");
+        eprintln!("{}", gettext("No installed apps found in the XDG data folders."));
         return Ok(0);
     }
-    let width = apps.iter().map(|a| a.id.len()).max().unwrap_or(2).max(2);
-    println!("{:width$}  NAME", "ID");
+    // TRANSLATORS: table headers of `corral apps`; capitals, like the ones of `corral ps`.
+    let (id, name) = (gettext("ID"), gettext("NAME"));
+    let width = apps
+        .iter()
+        .map(|a| a.id.chars().count())
+        .chain([id.chars().count()])
+        .max()
+        .unwrap_or(2);
+    println!("{}", pad_cells(&[&id, &name], &[width]));
     for app in apps {
-        println!("{:width$}  {}", app.id, app.name);
+        println!("{}", pad_cells(&[&app.id, &app.name], &[width]));
     }
     Ok(0)
 }
@@ -716,11 +756,13 @@ async fn ps(manager: ManagerKind, all: bool, json: bool) -> Result<i32> {
     }
     if snapshots.is_empty() {
         if all {
-            println!("No contained apps are running.");
+            println!("{}", gettext("No contained apps are running."));
         } else {
             println!(
-                "Corral runs no apps right now. Start one with `corral run -- COMMAND`, \
-                 or see all contained apps with `corral ps --all`."
+                "{}",
+                gettext(
+                    "Corral runs no apps right now. Start one with `corral run -- COMMAND`, or see all contained apps with `corral ps --all`."
+                )
             );
         }
         return Ok(0);
@@ -743,7 +785,7 @@ fn print_table(snapshots: &[UnitSnapshot], all: bool) {
                     s.info.preset.clone().unwrap_or_else(|| "-".into())
                 },
                 if frozen {
-                    "frozen".into()
+                    pgettext("app state", "frozen")
                 } else {
                     s.info.sub_state.clone()
                 },
@@ -761,38 +803,47 @@ fn print_table(snapshots: &[UnitSnapshot], all: bool) {
             ]
         })
         .collect();
+    // TRANSLATORS: the table headers of `corral ps`, in capitals; MEM PRESSURE is memory
+    // pressure, BY who launched the app.
     let header = [
-        "APP",
-        if all { "BY" } else { "PRESET" },
-        "STATE",
-        "MEMORY",
-        "CPU",
-        "TASKS",
-        "MEM PRESSURE",
-        "UNIT",
+        gettext("APP"),
+        if all { gettext("BY") } else { gettext("PRESET") },
+        gettext("STATE"),
+        gettext("MEMORY"),
+        gettext("CPU"),
+        gettext("TASKS"),
+        gettext("MEM PRESSURE"),
+        gettext("UNIT"),
     ];
-    let mut widths = header.map(|h| h.chars().count());
+    let mut widths = header.clone().map(|h| h.chars().count());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out
-    };
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", line(header.to_vec()));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let _ = writeln!(stdout, "{}", pad_cells(&header, &widths));
     for row in &rows {
-        let _ = writeln!(stdout, "{}", line(row.iter().map(String::as_str).collect()));
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        let _ = writeln!(stdout, "{}", pad_cells(&cells, &widths));
     }
+}
+
+/// A table line: every cell but the last padded to its column's width (in characters, so
+/// that translated headers with umlauts line up) and two spaces.
+fn pad_cells(cells: &[&str], widths: &[usize]) -> String {
+    let mut out = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i + 1 == cells.len() {
+            out.push_str(cell);
+        } else {
+            let width = widths.get(i).copied().unwrap_or(0);
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count()) + 2));
+        }
+    }
+    out
 }
 
 /// "1.2 GiB / 4.0 GiB": current use against the hard limit, or the soft one if only that is set.
@@ -824,18 +875,19 @@ async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> 
     let ctl = connect(manager).await?;
     let unit = ctl.find(target).await?;
     let who = format!("{} ({})", unit.name, unit.unit);
+    let said = |message: &str| gettext_f(message, &[("app", &who)]);
     match action {
         Action::Freeze => {
             ctl.freeze(&unit).await?;
-            println!("Froze {who}");
+            println!("{}", said(gettext_noop("Froze {app}")));
         }
         Action::Thaw => {
             ctl.thaw(&unit).await?;
-            println!("Thawed {who}");
+            println!("{}", said(gettext_noop("Thawed {app}")));
         }
         Action::Stop => {
             ctl.stop(&unit).await?;
-            println!("Stopped {who}");
+            println!("{}", said(gettext_noop("Stopped {app}")));
         }
         Action::Kill(signal) => {
             ctl.kill(&unit, signal).await?;
@@ -844,15 +896,23 @@ async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> 
                 for _ in 0..40 {
                     match ctl.systemd.active_state(&unit.unit).await.as_deref() {
                         None | Some("inactive" | "failed") => {
-                            println!("Killed {who}");
+                            println!("{}", said(gettext_noop("Killed {app}")));
                             return Ok(0);
                         }
                         _ => tokio::time::sleep(Duration::from_millis(50)).await,
                     }
                 }
-                bail!("sent SIGKILL to {who}, but the unit is still active after 2 s");
+                bail!(said(gettext_noop(
+                    "sent SIGKILL to {app}, but the unit is still active after 2 s"
+                )));
             }
-            println!("Sent signal {signal} to {who}");
+            println!(
+                "{}",
+                gettext_f(
+                    "Sent signal {signal} to {app}",
+                    &[("signal", &signal), ("app", &who)],
+                )
+            );
         }
     }
     Ok(0)
@@ -863,7 +923,10 @@ fn parse_signal(text: &str) -> Result<i32> {
         if (1..=64).contains(&n) {
             return Ok(n);
         }
-        bail!("signal {n} does not exist; use a number from 1 to 64 or a name such as TERM");
+        bail!(gettext_f(
+            "signal {n} does not exist; use a number from 1 to 64 or a name such as TERM",
+            &[("n", &n)],
+        ));
     }
     let name = text.to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
@@ -877,23 +940,31 @@ fn parse_signal(text: &str) -> Result<i32> {
         "TERM" => libc::SIGTERM,
         "CONT" => libc::SIGCONT,
         "STOP" => libc::SIGSTOP,
-        _ => bail!(
-            "unknown signal “{text}”; use one of HUP, INT, QUIT, KILL, USR1, USR2, TERM, CONT, STOP or a number"
-        ),
+        _ => bail!(gettext_f(
+            "unknown signal “{signal}”; use one of HUP, INT, QUIT, KILL, USR1, USR2, TERM, CONT, STOP or a number",
+            &[("signal", &text)],
+        )),
     })
 }
 
 async fn limit(manager: ManagerKind, target: &str, limits: &LimitArgs) -> Result<i32> {
     let settings = limits.settings();
     if settings.is_empty() {
-        bail!(
-            "say which limit to change, e.g. `corral limit {target} --memory-max 4G` (see `corral limit --help`)"
-        );
+        bail!(gettext_f(
+            "say which limit to change, e.g. `corral limit {target} --memory-max 4G` (see `corral limit --help`)",
+            &[("target", &target)],
+        ));
     }
     let ctl = connect(manager).await?;
     let unit = ctl.find(target).await?;
     let checks = ctl.set_limits(&unit, &settings).await?;
-    println!("Changed the limits of {} ({}):", unit.name, unit.unit);
+    println!(
+        "{}",
+        gettext_f(
+            "Changed the limits of {app} ({unit}):",
+            &[("app", &unit.name), ("unit", &unit.unit)],
+        )
+    );
     print_checks(&checks, false);
     Ok(if checks.iter().all(LimitCheck::applied) {
         0
@@ -910,14 +981,20 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
             let width = presets.iter().map(|p| p.name.len()).max().unwrap_or(4);
             for p in presets {
                 let origin = match (p.builtin, p.in_file) {
-                    (true, true) => " (changed in config)",
-                    (false, _) => " (from config)",
-                    _ => "",
+                    (true, true) => gettext(" (changed in config)"),
+                    (false, _) => gettext(" (from config)"),
+                    _ => String::new(),
                 };
                 println!("{:width$}  {}{origin}", p.name, p.description);
                 println!("{:width$}  {}", "", p.settings.summary());
             }
-            println!("\nConfig file: {}", Config::path().display());
+            println!(
+                "\n{}",
+                gettext_f(
+                    "Config file: {path}",
+                    &[("path", &Config::path().display())],
+                )
+            );
         }
         Some(PresetsAction::Show { name }) => {
             let preset = config.preset(&name)?;
@@ -950,7 +1027,10 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
     let mut open_rx = spawn_notifications(&monitor, ctl);
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    eprintln!("corral: watching contained apps; press Ctrl+C to stop");
+    eprintln!(
+        "corral: {}",
+        gettext("watching contained apps; press Ctrl+C to stop")
+    );
     loop {
         tokio::select! {
             _ = terminate.recv() => return Ok(0),
@@ -959,10 +1039,18 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                 let change = match change {
                     Ok(change) => change,
                     Err(RecvError::Lagged(n)) => {
-                        eprintln!("corral: {n} alert changes came too fast to print");
+                        eprintln!(
+                            "corral: {}",
+                            ngettext_f(
+                                "{n} alert change came too fast to print",
+                                "{n} alert changes came too fast to print",
+                                n,
+                                &[("n", &n)],
+                            )
+                        );
                         continue;
                     }
-                    Err(RecvError::Closed) => bail!("the monitor stopped"),
+                    Err(RecvError::Closed) => bail!(gettext("the monitor stopped")),
                 };
                 let (verb, alert) = match &change {
                     AlertChange::Raised(a) => ("raised", a),
@@ -983,6 +1071,11 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                     .to_string()
                 } else {
                     let summary = crate::notify::Notification::for_alert(alert).summary;
+                    let verb = match &change {
+                        AlertChange::Raised(_) => pgettext("alert change", "raised"),
+                        AlertChange::Updated(_) => pgettext("alert change", "updated"),
+                        AlertChange::Cleared(_) => pgettext("alert change", "cleared"),
+                    };
                     format!("{verb}: {summary} ({})", alert.unit)
                 };
                 let mut out = std::io::stdout().lock();
@@ -996,17 +1089,21 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                         match std::process::Command::new(exe).spawn() {
                             // Reaped on a thread so that it never lingers as a zombie.
                             Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
-                            Err(e) => eprintln!(
-                                "corral: cannot open the window for {}: {e}",
-                                request.unit
-                            ),
+                            Err(e) => eprintln!("corral: {}", cannot_open(&request.unit, &e)),
                         }
                     }
-                    Err(e) => eprintln!("corral: cannot open the window for {}: {e}", request.unit),
+                    Err(e) => eprintln!("corral: {}", cannot_open(&request.unit, &e)),
                 }
             }
         }
     }
+}
+
+fn cannot_open(unit: &str, error: &dyn std::fmt::Display) -> String {
+    gettext_f(
+        "cannot open the window for {unit}: {error}",
+        &[("unit", &unit), ("error", error)],
+    )
 }
 
 fn events(json: bool, limit: Option<usize>) -> Result<i32> {
@@ -1014,10 +1111,13 @@ fn events(json: bool, limit: Option<usize>) -> Result<i32> {
     let contents = log.read()?;
     if contents.skipped_lines > 0 {
         eprintln!(
-            "corral: note: skipped {} unreadable line(s) in {} (a record cut short by a crash, \
-             or written by a newer Corral)",
-            contents.skipped_lines,
-            log.path().display()
+            "corral: {}",
+            ngettext_f(
+                "note: skipped {n} unreadable line in {path} (a record cut short by a crash, or written by a newer Corral)",
+                "note: skipped {n} unreadable lines in {path} (a record cut short by a crash, or written by a newer Corral)",
+                contents.skipped_lines as u64,
+                &[("n", &contents.skipped_lines), ("path", &log.path().display())],
+            )
         );
     }
     let records = &contents.records;
@@ -1028,9 +1128,11 @@ fn events(json: bool, limit: Option<usize>) -> Result<i32> {
     }
     if newest.is_empty() {
         println!(
-            "No events yet. Corral records a post-mortem here when an app it watches is killed \
-             by the OOM killer or fails ({}).",
-            log.path().display()
+            "{}",
+            gettext_f(
+                "No events yet. Corral records a post-mortem here when an app it watches is killed by the OOM killer or fails ({path}).",
+                &[("path", &log.path().display())],
+            )
         );
         return Ok(0);
     }
@@ -1047,18 +1149,21 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
     let mut checks = Vec::new();
     match Config::load() {
         Ok(_) => checks.push((
-            "config",
+            gettext("config"),
             doctor::Status::Ok,
-            format!("{} is valid (or absent)", Config::path().display()),
+            gettext_f(
+                "{path} is valid (or absent)",
+                &[("path", &Config::path().display())],
+            ),
             None,
         )),
         Err(e) => checks.push((
-            "config",
+            gettext("config"),
             doctor::Status::Failed,
             e.to_string(),
-            Some(
-                "fix the file at the line and column shown; Corral never overwrites it".to_owned(),
-            ),
+            Some(gettext(
+                "fix the file at the line and column shown; Corral never overwrites it",
+            )),
         )),
     }
     let fs = CgroupFs::system();
@@ -1066,29 +1171,30 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
         Ok(systemd) => {
             let version = systemd.manager().version().await.unwrap_or_default();
             let cgroup = systemd.manager().control_group().await.ok();
+            let answers = match manager {
+                ManagerKind::User => gettext_noop("the user's manager answers (systemd {version})"),
+                ManagerKind::System => gettext_noop("the system manager answers (systemd {version})"),
+            };
             checks.push((
-                "systemd manager",
+                gettext("systemd manager"),
                 doctor::Status::Ok,
-                format!(
-                    "the {} manager answers (systemd {version})",
-                    manager.label()
-                ),
+                gettext_f(answers, &[("version", &version)]),
                 None,
             ));
             cgroup.or_else(|| Some(String::new()))
         }
         Err(e) => {
             checks.push((
-                "systemd manager",
+                gettext("systemd manager"),
                 doctor::Status::Failed,
                 e.to_string(),
-                Some("log in to a systemd session (loginctl), or install dbus-user-session so the user manager has a session bus".to_owned()),
+                Some(gettext("log in to a systemd session (loginctl), or install dbus-user-session so the user manager has a session bus")),
             ));
             None
         }
     };
     for c in doctor::cgroup_checks(&fs, manager_cgroup.as_deref()) {
-        checks.push((c.name, c.status, c.detail, c.fix));
+        checks.push((c.label(), c.status, c.detail, c.fix));
     }
     let color = std::io::stdout().is_terminal();
     let mut failed = false;
@@ -1115,7 +1221,7 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
         };
         println!("{mark} {name}: {detail}");
         if let Some(fix) = fix {
-            println!("    fix: {fix}");
+            println!("    {}", gettext_f("fix: {fix}", &[("fix", fix)]));
         }
     }
     Ok(if failed { 1 } else { 0 })

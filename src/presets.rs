@@ -16,6 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
+use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, Percent, SwapLimit, TasksLimit};
 
 /// The preset used when neither the caller nor a rule picks one.
@@ -42,7 +43,7 @@ pub const SETTING_KEYS: [&str; 12] = [
 
 /// A word that is not one of the accepted choices for a setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("“{input}” is not a valid {what}; use {accepted}")]
+#[error("{}", gettext_f("“{input}” is not a valid {what}; use {accepted}", &[("input", .input), ("what", &gettext(.what)), ("accepted", &gettext(.accepted))]))]
 pub struct InvalidChoice {
     pub input: String,
     pub what: &'static str,
@@ -85,8 +86,8 @@ impl FromStr for Mode {
             "scope" => Ok(Mode::Scope),
             _ => Err(InvalidChoice {
                 input: input.to_owned(),
-                what: "mode",
-                accepted: "service or scope",
+                what: gettext_noop("mode"),
+                accepted: gettext_noop("service or scope"),
             }),
         }
     }
@@ -137,8 +138,8 @@ impl FromStr for ProtectSystem {
                 .map(ProtectSystem::from)
                 .ok_or(InvalidChoice {
                     input: input.to_owned(),
-                    what: "protect-system value",
-                    accepted: "no, yes, full or strict",
+                    what: gettext_noop("protect-system value"),
+                    accepted: gettext_noop("no, yes, full or strict"),
                 }),
         }
     }
@@ -187,8 +188,8 @@ impl FromStr for ProtectHome {
                 .map(ProtectHome::from)
                 .ok_or(InvalidChoice {
                     input: input.to_owned(),
-                    what: "protect-home value",
-                    accepted: "no, yes, read-only or tmpfs",
+                    what: gettext_noop("protect-home value"),
+                    accepted: gettext_noop("no, yes, read-only or tmpfs"),
                 }),
         }
     }
@@ -228,7 +229,9 @@ where
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("true, false or one of the words listed for this setting")
+        f.write_str(&gettext(
+            "true, false or one of the words listed for this setting",
+        ))
     }
 
     fn visit_bool<E: de::Error>(self, on: bool) -> Result<T, E> {
@@ -342,7 +345,10 @@ impl Settings {
             Some(on) => Ok(Some(on)),
             None => Err(ConfigError::InvalidSetting {
                 key: key.to_owned(),
-                message: format!("“{value}” is not yes or no; use true or false"),
+                message: gettext_f(
+                    "“{value}” is not yes or no; use true or false",
+                    &[("value", &value)],
+                ),
             }),
         };
         match key {
@@ -361,7 +367,10 @@ impl Settings {
                 let Some((name, val)) = value.split_once('=') else {
                     return Err(ConfigError::InvalidSetting {
                         key: key.to_owned(),
-                        message: format!("“{value}” is not of the form NAME=value"),
+                        message: gettext_f(
+                            "“{value}” is not of the form NAME=value",
+                            &[("value", &value)],
+                        ),
                     });
                 };
                 check_environment(name, val).map_err(|message| ConfigError::InvalidSetting {
@@ -497,9 +506,9 @@ impl Settings {
             if above {
                 return Some(Problem {
                     keys: ["memory-high", "memory-max"],
-                    message: format!(
-                        "memory-high {high} is above memory-max {max}: the soft limit must not \
-                         exceed the hard limit; lower memory-high or raise memory-max"
+                    message: gettext_f(
+                        "memory-high {high} is above memory-max {max}: the soft limit must not exceed the hard limit; lower memory-high or raise memory-max",
+                        &[("high", &high), ("max", &max)],
                     ),
                 });
             }
@@ -515,9 +524,9 @@ impl Settings {
         {
             return Some(Problem {
                 keys: [key, "mode"],
-                message: format!(
-                    "it runs as a scope (mode = \"scope\"), and systemd applies {key} only to \
-                     services; remove {key} or set mode = \"service\""
+                message: gettext_f(
+                    "it runs as a scope (mode = \"scope\"), and systemd applies {key} only to services; remove {key} or set mode = \"service\"",
+                    &[("key", key)],
                 ),
             });
         }
@@ -539,14 +548,15 @@ fn check_environment(name: &str, value: &str) -> Result<(), String> {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_name {
-        return Err(format!(
-            "“{name}” is not a valid environment variable name; use letters, digits and _, \
-             not starting with a digit"
+        return Err(gettext_f(
+            "“{name}” is not a valid environment variable name; use letters, digits and _, not starting with a digit",
+            &[("name", &name)],
         ));
     }
     if value.contains('\0') {
-        return Err(format!(
-            "the value of {name} contains a NUL character, which no environment can hold"
+        return Err(gettext_f(
+            "the value of {name} contains a NUL character, which no environment can hold",
+            &[("name", &name)],
         ));
     }
     Ok(())
@@ -643,8 +653,9 @@ fn refresh_interval<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (0.1..=60.0).contains(&seconds) {
         Ok(seconds)
     } else {
-        Err(de::Error::custom(format!(
-            "a refresh interval of {seconds} seconds is out of range; use 0.1 to 60"
+        Err(de::Error::custom(gettext_f(
+            "a refresh interval of {seconds} seconds is out of range; use 0.1 to 60",
+            &[("seconds", &seconds)],
         )))
     }
 }
@@ -654,8 +665,9 @@ fn memory_warning<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (1.0..=100.0).contains(&percent) {
         Ok(percent)
     } else {
-        Err(de::Error::custom(format!(
-            "a memory warning at {percent}% of the limit is out of range; use 1 to 100"
+        Err(de::Error::custom(gettext_f(
+            "a memory warning at {percent}% of the limit is out of range; use 1 to 100",
+            &[("percent", &percent)],
         )))
     }
 }
@@ -665,8 +677,9 @@ fn pressure_warning<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (1.0..=100.0).contains(&percent) {
         Ok(percent)
     } else {
-        Err(de::Error::custom(format!(
-            "a pressure warning at {percent}% of the time is out of range; use 1 to 100"
+        Err(de::Error::custom(gettext_f(
+            "a pressure warning at {percent}% of the time is out of range; use 1 to 100",
+            &[("percent", &percent)],
         )))
     }
 }
@@ -676,8 +689,9 @@ fn pressure_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (1.0..=600.0).contains(&seconds) {
         Ok(seconds)
     } else {
-        Err(de::Error::custom(format!(
-            "pressure lasting {seconds} seconds is out of range; use 1 to 600"
+        Err(de::Error::custom(gettext_f(
+            "pressure lasting {seconds} seconds is out of range; use 1 to 600",
+            &[("seconds", &seconds)],
         )))
     }
 }
@@ -697,8 +711,9 @@ fn percentage<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
             .strip_suffix('%')
             .and_then(|n| n.trim().parse::<f64>().ok())
             .ok_or_else(|| {
-                de::Error::custom(format!(
-                    "“{text}” is not a percentage; write it as 90 or \"90%\""
+                de::Error::custom(gettext_f(
+                    "“{text}” is not a percentage; write it as 90 or \"90%\"",
+                    &[("text", &text)],
                 ))
             })?,
     };
@@ -719,7 +734,9 @@ fn share(percent: u32) -> Option<MemoryLimit> {
 const BUILTINS: [Builtin; 5] = [
     Builtin {
         name: "background",
-        description: "For batch jobs: gives way to other apps, at most half a CPU and 40% of RAM",
+        description: gettext_noop(
+            "For batch jobs: gives way to other apps, at most half a CPU and 40% of RAM",
+        ),
         settings: || Settings {
             cpu_weight: CpuWeight::new(20).ok(),
             cpu_quota: Some(CpuQuota::Percent(50)),
@@ -730,8 +747,9 @@ const BUILTINS: [Builtin; 5] = [
     },
     Builtin {
         name: "browser",
-        description: "For web browsers: slows down and frees memory above 50% of RAM, \
-                      killed at 60%, at most 3 CPUs",
+        description: gettext_noop(
+            "For web browsers: slows down and frees memory above 50% of RAM, killed at 60%, at most 3 CPUs",
+        ),
         settings: || Settings {
             memory_high: share(50),
             memory_max: share(60),
@@ -741,7 +759,9 @@ const BUILTINS: [Builtin; 5] = [
     },
     Builtin {
         name: "relaxed",
-        description: "Memory cap only: the app may use up to 70% of RAM (the default)",
+        description: gettext_noop(
+            "Memory cap only: the app may use up to 70% of RAM (the default)",
+        ),
         settings: || Settings {
             memory_max: share(70),
             ..Settings::default()
@@ -749,7 +769,9 @@ const BUILTINS: [Builtin; 5] = [
     },
     Builtin {
         name: "shell",
-        description: "For shells and terminal programs: keeps the terminal, at most 70% of RAM",
+        description: gettext_noop(
+            "For shells and terminal programs: keeps the terminal, at most 70% of RAM",
+        ),
         settings: || Settings {
             mode: Some(Mode::Scope),
             memory_max: share(70),
@@ -758,8 +780,9 @@ const BUILTINS: [Builtin; 5] = [
     },
     Builtin {
         name: "strict",
-        description: "Memory cap and sandbox: at most 70% of RAM, no privilege gain, \
-                      a private /tmp, system folders read-only",
+        description: gettext_noop(
+            "Memory cap and sandbox: at most 70% of RAM, no privilege gain, a private /tmp, system folders read-only",
+        ),
         settings: || Settings {
             memory_max: share(70),
             no_new_privileges: Some(true),
@@ -880,14 +903,14 @@ struct PresetDef {
 /// where, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("{}", gettext_f("cannot read {path}: {error}", &[("path", &.path.display()), ("error", .source)]))]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
 
-    #[error("cannot save {}: {source}; the file on disk is unchanged", path.display())]
+    #[error("{}", gettext_f("cannot save {path}: {error}; the file on disk is unchanged", &[("path", &.path.display()), ("error", .source)]))]
     Write {
         path: PathBuf,
         #[source]
@@ -896,7 +919,7 @@ pub enum ConfigError {
 
     /// The file is not valid: bad TOML, an unknown key, a bad value, an unknown preset.
     /// `line` and `column` are 1-based; the column counts characters.
-    #[error("{}:{line}:{column}: {message} — fix the file; Corral has not changed it", path.display())]
+    #[error("{}:{line}:{column}: {}", path.display(), gettext_f("{message} — fix the file; Corral has not changed it", &[("message", .message)]))]
     Syntax {
         path: PathBuf,
         line: usize,
@@ -904,17 +927,17 @@ pub enum ConfigError {
         message: String,
     },
 
-    #[error("unknown preset “{name}”: known presets are {}{}", known.join(", "), did_you_mean(suggestion))]
+    #[error("{}", gettext_f("unknown preset “{name}”: known presets are {known}{suggestion}", &[("name", .name), ("known", &.known.join(", ")), ("suggestion", &did_you_mean(.suggestion))]))]
     UnknownPreset {
         name: String,
         known: Vec<String>,
         suggestion: Option<String>,
     },
 
-    #[error("“{name}” is not a valid preset name; use lowercase letters, digits, - and _")]
+    #[error("{}", invalid_preset_name(.name))]
     InvalidPresetName { name: String },
 
-    #[error("unknown setting “{key}”{}; settings are {}", did_you_mean(suggestion), SETTING_KEYS.join(", "))]
+    #[error("{}", gettext_f("unknown setting “{key}”{suggestion}; settings are {settings}", &[("key", .key), ("suggestion", &did_you_mean(.suggestion)), ("settings", &SETTING_KEYS.join(", "))]))]
     UnknownSetting {
         key: String,
         suggestion: Option<String>,
@@ -924,7 +947,7 @@ pub enum ConfigError {
     InvalidSetting { key: String, message: String },
 
     /// The combined settings for a launch contradict each other.
-    #[error("cannot launch {app} with preset “{preset}”: {message}")]
+    #[error("{}", gettext_f("cannot launch {app} with preset “{preset}”: {message}", &[("app", .app), ("preset", .preset), ("message", .message)]))]
     Conflict {
         app: String,
         preset: String,
@@ -932,25 +955,28 @@ pub enum ConfigError {
     },
 
     /// An edit would leave the file invalid; the edit was undone.
-    #[error("{message}; Corral did not make the change")]
+    #[error("{}", gettext_f("{message}; Corral did not make the change", &[("message", .message)]))]
     InvalidEdit { message: String },
 
-    #[error(
-        "{} changed on disk since Corral read it; Corral did not save, so that your edits \
-         are not lost: reopen it and make the change again",
-        path.display()
-    )]
+    #[error("{}", gettext_f("{path} changed on disk since Corral read it; Corral did not save, so that your edits are not lost: reopen it and make the change again", &[("path", &.path.display())]))]
     ChangedOnDisk { path: PathBuf },
 
-    #[error("preset “{name}” is still used by the rules for {}; change those rules first", rules.join(", "))]
+    #[error("{}", gettext_f("preset “{name}” is still used by the rules for {rules}; change those rules first", &[("name", .name), ("rules", &.rules.join(", "))]))]
     PresetInUse { name: String, rules: Vec<String> },
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {
     suggestion
         .as_ref()
-        .map(|s| format!("; did you mean “{s}”?"))
+        .map(|s| gettext_f("; did you mean “{name}”?", &[("name", s)]))
         .unwrap_or_default()
+}
+
+fn invalid_preset_name(name: &str) -> String {
+    gettext_f(
+        "“{name}” is not a valid preset name; use lowercase letters, digits, - and _",
+        &[("name", &name)],
+    )
 }
 
 /// The candidate that `input` is most likely a typo of.
@@ -1133,18 +1159,31 @@ fn explain(message: &str, found: Option<(Vec<String>, bool)>, at_span: &str) -> 
         let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let known = backticked(expected);
         let table = match path.split_last() {
-            Some((_, parents)) if !parents.is_empty() => format!(" in [{}]", dotted(parents)),
+            Some((_, parents)) if !parents.is_empty() => {
+                gettext_f(" in [{table}]", &[("table", &dotted(parents))])
+            }
             _ => String::new(),
         };
         let hint = closest(field, known.iter().copied())
-            .map(|s| format!(" (did you mean “{s}”?)"))
+            .map(|s| gettext_f(" (did you mean “{name}”?)", &[("name", &s)]))
             .unwrap_or_default();
         let listed = if known.is_empty() {
             String::new()
         } else {
-            format!("; the keys allowed here are {}", known.join(", "))
+            gettext_f(
+                "; the keys allowed here are {keys}",
+                &[("keys", &known.join(", "))],
+            )
         };
-        return format!("unknown key “{field}”{table}{hint}{listed}");
+        return gettext_f(
+            "unknown key “{key}”{table}{suggestion}{keys}",
+            &[
+                ("key", &field),
+                ("table", &table),
+                ("suggestion", &hint),
+                ("keys", &listed),
+            ],
+        );
     }
     let prefix = if path.is_empty() || is_key {
         String::new()
@@ -1155,15 +1194,28 @@ fn explain(message: &str, found: Option<(Vec<String>, bool)>, at_span: &str) -> 
         let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let known = backticked(expected);
         let hint = closest(word, known.iter().copied())
-            .map(|s| format!(" (did you mean “{s}”?)"))
+            .map(|s| gettext_f(" (did you mean “{name}”?)", &[("name", &s)]))
             .unwrap_or_default();
-        return format!("{prefix}“{word}” is not one of {}{hint}", known.join(", "));
+        return prefix
+            + &gettext_f(
+                "“{word}” is not one of {words}{suggestion}",
+                &[
+                    ("word", &word),
+                    ("words", &known.join(", ")),
+                    ("suggestion", &hint),
+                ],
+            );
     }
     if message.ends_with("expected a boolean") {
-        return format!("{prefix}write true or false, without quotes (found {at_span})");
+        return prefix
+            + &gettext_f(
+                "write true or false, without quotes (found {value})",
+                &[("value", &at_span)],
+            );
     }
     if message == "duplicate key" && !at_span.is_empty() {
-        return format!("{prefix}the key “{at_span}” appears twice");
+        return prefix
+            + &gettext_f("the key “{key}” appears twice", &[("key", &at_span)]);
     }
     format!("{prefix}{message}")
 }
@@ -1249,10 +1301,7 @@ impl Config {
             if !valid_preset_name(&name) {
                 return Err(at(
                     source.span(&["presets", &name], Spot::Key),
-                    format!(
-                        "“{name}” is not a valid preset name; use lowercase letters, digits, \
-                         - and _"
-                    ),
+                    invalid_preset_name(&name),
                 ));
             }
             let ((description,), settings) = table.into_parts();
@@ -1273,7 +1322,13 @@ impl Config {
                     .iter()
                     .find_map(|key| source.span(&["presets", name, key], Spot::Value))
                     .or_else(|| source.span(&["presets", name], Spot::Key));
-                return Err(at(span, format!("preset “{name}”: {}", problem.message)));
+                return Err(at(
+                    span,
+                    gettext_f(
+                        "preset “{name}”: {problem}",
+                        &[("name", name), ("problem", &problem.message)],
+                    ),
+                ));
             }
         }
 
@@ -1284,7 +1339,7 @@ impl Config {
             if key.is_empty() {
                 return Err(at(
                     source.span(&here, Spot::Key),
-                    "a rule needs an app id or executable name, not an empty key".to_owned(),
+                    gettext("a rule needs an app id or executable name, not an empty key"),
                 ));
             }
             check_environment_table(&settings, &here, &source, &at)?;
@@ -1294,7 +1349,11 @@ impl Config {
                 Err(unknown) => {
                     return Err(at(
                         source.span(&["apps", &key, "preset"], Spot::Value),
-                        format!("the rule for “{key}” names an {unknown}"),
+                        // TRANSLATORS: {error} is "unknown preset “x”: known presets are …".
+                        gettext_f(
+                            "the rule for “{key}” names an {error}",
+                            &[("key", &key), ("error", &unknown)],
+                        ),
                     ));
                 }
             };
@@ -1309,9 +1368,13 @@ impl Config {
                     .or_else(|| source.span(&here, Spot::Key));
                 return Err(at(
                     span,
-                    format!(
-                        "the rule for “{key}” (preset “{chosen}”): {}",
-                        problem.message
+                    gettext_f(
+                        "the rule for “{key}” (preset “{preset}”): {problem}",
+                        &[
+                            ("key", &key),
+                            ("preset", &chosen),
+                            ("problem", &problem.message),
+                        ],
                     ),
                 ));
             }
@@ -1348,7 +1411,8 @@ impl Config {
         }
         let description = def
             .and_then(|d| d.description.clone())
-            .or_else(|| builtin.map(|b| b.description.to_owned()))
+            // Built-in descriptions in the person's language; the file's as written.
+            .or_else(|| builtin.map(|b| gettext(b.description)))
             .unwrap_or_default();
         Ok(Preset {
             name: name.to_owned(),
@@ -1713,7 +1777,7 @@ impl ConfigEditor {
             let table = general
                 .as_table_like_mut()
                 .ok_or_else(|| ConfigError::InvalidEdit {
-                    message: "general in the file is not a table".to_owned(),
+                    message: gettext("general in the file is not a table"),
                 })?;
             set_value(table, key, Value::from(value));
             Ok(())
@@ -1754,7 +1818,7 @@ fn entry_table<'a>(
         Item::Table(table)
     });
     let not_a_table = |what: String| ConfigError::InvalidEdit {
-        message: format!("{what} in the file is not a table"),
+        message: gettext_f("{table} in the file is not a table", &[("table", &what)]),
     };
     let item = match parent {
         Item::Table(table) => table
@@ -1798,7 +1862,7 @@ fn env_table(table: &mut dyn TableLike) -> Result<&mut dyn TableLike, ConfigErro
         .get_mut("environment")
         .and_then(Item::as_table_like_mut)
         .ok_or_else(|| ConfigError::InvalidEdit {
-            message: "environment in the file is not a table".to_owned(),
+            message: gettext("environment in the file is not a table"),
         })
 }
 
