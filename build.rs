@@ -14,7 +14,10 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let locale = out.join("locale");
     compile_catalogs(Path::new("po"), &locale);
-    println!("cargo:rustc-env=CORRAL_BUILD_LOCALEDIR={}", locale.display());
+    println!(
+        "cargo:rustc-env=CORRAL_BUILD_LOCALEDIR={}",
+        locale.display()
+    );
 }
 
 /// `msgfmt --check -o $OUT_DIR/locale/LANG/LC_MESSAGES/corral.mo po/LANG.po` for each language.

@@ -63,7 +63,10 @@ pub enum FileProblem {
     DuplicateKey(String),
     #[error("{}", gettext_f("{key}={value} is not a boolean (true or false)", &[("key", .key), ("value", &format!("{:?}", .value))]))]
     NotBoolean { key: String, value: String },
-    #[error("{}", gettext("the line holds a NUL byte, which no value may (§4), so the file is damaged"))]
+    #[error(
+        "{}",
+        gettext("the line holds a NUL byte, which no value may (§4), so the file is damaged")
+    )]
     NulByte,
 }
 
@@ -84,13 +87,21 @@ pub enum ExecSyntax {
     UnknownFieldCode(char),
     #[error("{}", gettext_f("has `{code}` inside a longer argument, but it must be an argument on its own", &[("code", .0)]))]
     FieldCodeNotAlone(FieldCode),
-    #[error("{}", gettext("has more than one of %f, %F, %u, %U (the spec allows at most one)"))]
+    #[error(
+        "{}",
+        gettext("has more than one of %f, %F, %u, %U (the spec allows at most one)")
+    )]
     SeveralFileFieldCodes,
     #[error("{}", gettext("starts with a field code instead of a program"))]
     ProgramIsFieldCode,
     #[error("{}", gettext("has an empty program name"))]
     EmptyProgram,
-    #[error("{}", gettext("has `=` in the program name, which the spec forbids (to set a variable, use `env NAME=value program`)"))]
+    #[error(
+        "{}",
+        gettext(
+            "has `=` in the program name, which the spec forbids (to set a variable, use `env NAME=value program`)"
+        )
+    )]
     EqualsInProgram,
 }
 

@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::apps::AppCatalog;
 use crate::cgroup::{CgroupFs, CgroupSample, Limit};
@@ -22,22 +22,16 @@ use crate::systemd::{ManagerKind, Systemd, UnitKind};
 #[command(
     name = "corral",
     version,
-    about = "Keep desktop apps from eating the machine",
-    long_about = "Corral runs apps in systemd transient units with memory, CPU and task limits, \
-                  shows what each one uses, and freezes, stops or re-limits them on demand. \
-                  Everything goes through your own systemd user manager: no root needed. \
-                  Start with `corral doctor`, which checks that this machine can contain apps.",
-    after_help = "Examples:\n  corral run -p shell -- bash -i\n  corral run --memory-max 2G -- firefox\n  \
-                  corral launch org.mozilla.firefox -p browser\n  corral ps --all\n  \
-                  corral limit firefox --memory-max 4G\n  corral freeze firefox\n\n\
-                  `corral COMMAND --help` explains each command; `man corral` has it all."
+    about = gettext("Keep desktop apps from eating the machine"),
+    long_about = gettext("Corral runs apps in systemd transient units with memory, CPU and task limits, shows what each one uses, and freezes, stops or re-limits them on demand. Everything goes through your own systemd user manager: no root needed. Start with `corral doctor`, which checks that this machine can contain apps."),
+    after_help = gettext("Examples:\n  corral run -p shell -- bash -i\n  corral run --memory-max 2G -- firefox\n  corral launch org.mozilla.firefox -p browser\n  corral ps --all\n  corral limit firefox --memory-max 4G\n  corral freeze firefox\n\n`corral COMMAND --help` explains each command; `man corral` has it all.")
 )]
 pub struct Cli {
-    /// Use the system manager instead of your user manager (asks polkit for permission)
+    #[arg(help = gettext("Use the system manager instead of your user manager (asks polkit for permission)"))]
     #[arg(long, global = true)]
     pub system: bool,
 
-    /// Start with the tray icon only; the window opens from its menu (for the session autostart)
+    #[arg(help = gettext("Start with the tray icon only; the window opens from its menu (for the session autostart)"))]
     #[arg(long)]
     pub tray: bool,
 
@@ -47,6 +41,13 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the command line like `Cli::parse`, with the words clap adds itself (the help
+    /// and version flags, "Usage:" and the section headings) in the person's language too.
+    pub fn parse_localized() -> Cli {
+        let matches = localized(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     pub fn manager(&self) -> ManagerKind {
         if self.system {
             ManagerKind::System
@@ -58,83 +59,62 @@ impl Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a command in a new contained unit
+    #[command(about = gettext("Run a command in a new contained unit"))]
     #[command(
-        long_about = "Run a command in a new contained unit, with the limits of a preset and \
-                      any given here.\n\n\
-                      By default the unit is a service: systemd starts the command itself, it \
-                      can be sandboxed (--isolation strict), and it keeps running when this \
-                      terminal closes; Corral returns once it runs, unless --wait. With \
-                      --scope (and the shell preset) Corral forks the command itself into a \
-                      scope: it keeps this terminal, and Corral waits and exits with its \
-                      status. Inside a Flatpak sandbox only services are possible.\n\n\
-                      After the start, Corral reads every limit back from the unit's cgroup and \
-                      says plainly when one did not apply, and why.",
-        after_long_help = "Examples:\n  corral run -- firefox\n  \
-                           corral run -p browser --memory-max 6G -- firefox\n  \
-                           corral run -p shell -- bash -i\n  \
-                           corral run --cpu-quota 200% --wait -- make -j8"
+        long_about = gettext("Run a command in a new contained unit, with the limits of a preset and any given here.\n\nBy default the unit is a service: systemd starts the command itself, it can be sandboxed (--isolation strict), and it keeps running when this terminal closes; Corral returns once it runs, unless --wait. With --scope (and the shell preset) Corral forks the command itself into a scope: it keeps this terminal, and Corral waits and exits with its status. Inside a Flatpak sandbox only services are possible.\n\nAfter the start, Corral reads every limit back from the unit's cgroup and says plainly when one did not apply, and why."),
+        after_long_help = gettext("Examples:\n  corral run -- firefox\n  corral run -p browser --memory-max 6G -- firefox\n  corral run -p shell -- bash -i\n  corral run --cpu-quota 200% --wait -- make -j8")
     )]
     Run(RunArgs),
-    /// Launch an installed desktop app by its id (see `corral apps`)
+    #[command(about = gettext("Launch an installed desktop app by its id (see `corral apps`)"))]
     #[command(
-        long_about = "Launch an installed desktop app by its desktop file id, as a service with \
-                      the limits of its rule, the preset given, or \"relaxed\". The app's Exec \
-                      line is run as its desktop entry says, with FILES as its file or URL \
-                      arguments; Corral returns once it runs."
+        long_about = gettext("Launch an installed desktop app by its desktop file id, as a service with the limits of its rule, the preset given, or \"relaxed\". The app's Exec line is run as its desktop entry says, with FILES as its file or URL arguments; Corral returns once it runs.")
     )]
     Launch(LaunchArgs),
-    /// List installed desktop apps
+    #[command(about = gettext("List installed desktop apps"))]
     #[command(after_long_help = crate::cli_docs::json_help(
         crate::cli_docs::APPS_JSON_INTRO,
         crate::cli_docs::APPS_JSON_FIELDS,
     ))]
     Apps {
-        /// Show only apps whose name, id or keywords contain this
+        #[arg(help = gettext("Show only apps whose name, id or keywords contain this"))]
         search: Option<String>,
-        /// Print every field of each app's desktop entry as JSON instead of a table
+        #[arg(help = gettext("Print every field of each app's desktop entry as JSON instead of a table"))]
         #[arg(long)]
         json: bool,
     },
-    /// List contained apps with their memory, CPU, tasks and pressure
+    #[command(about = gettext("List contained apps with their memory, CPU, tasks and pressure"))]
     #[command(
-        long_about = "List contained apps with their memory, CPU, tasks and pressure.\n\n\
-                      MEMORY is the memory in use against the hard limit (or the soft one if \
-                      only that is set); CPU is the use over a quarter of a second in percent \
-                      of one CPU; TASKS counts processes and threads; MEM PRESSURE is the share \
-                      of the last 10 s in which some of the app's tasks waited for memory.",
+        long_about = gettext("List contained apps with their memory, CPU, tasks and pressure.\n\nMEMORY is the memory in use against the hard limit (or the soft one if only that is set); CPU is the use over a quarter of a second in percent of one CPU; TASKS counts processes and threads; MEM PRESSURE is the share of the last 10 s in which some of the app's tasks waited for memory."),
         after_long_help = crate::cli_docs::json_help(
             crate::cli_docs::PS_JSON_INTRO,
             crate::cli_docs::PS_JSON_FIELDS,
         )
     )]
     Ps {
-        /// Include apps launched elsewhere (GNOME, KDE, Flatpak, systemd-run)
+        #[arg(help = gettext("Include apps launched elsewhere (GNOME, KDE, Flatpak, systemd-run)"))]
         #[arg(short, long)]
         all: bool,
-        /// Print everything read about each unit as JSON instead of a table (fields below)
+        #[arg(help = gettext("Print everything read about each unit as JSON instead of a table (fields below)"))]
         #[arg(long)]
         json: bool,
     },
-    /// Freeze every process of an app: it keeps its memory but gets no CPU until thawed
+    #[command(about = gettext("Freeze every process of an app: it keeps its memory but gets no CPU until thawed"))]
     Freeze(Target),
-    /// Let a frozen app run again
+    #[command(about = gettext("Let a frozen app run again"))]
     Thaw(Target),
-    /// Stop an app gracefully (SIGTERM, then SIGKILL after systemd's timeout)
+    #[command(about = gettext("Stop an app gracefully (SIGTERM, then SIGKILL after systemd's timeout)"))]
     Stop(Target),
-    /// Send a signal to every process of an app (SIGKILL unless --signal says otherwise)
+    #[command(about = gettext("Send a signal to every process of an app (SIGKILL unless --signal says otherwise)"))]
     Kill {
         #[command(flatten)]
         target: Target,
-        /// Signal name or number, e.g. TERM, INT, HUP, 9
+        #[arg(help = gettext("Signal name or number, e.g. TERM, INT, HUP, 9"))]
         #[arg(short, long, default_value = "KILL")]
         signal: String,
     },
-    /// Change the limits of a running app; they hold until it ends
+    #[command(about = gettext("Change the limits of a running app; they hold until it ends"))]
     #[command(
-        long_about = "Change the limits of a running app; they hold until it ends. Corral \
-                      reads each limit back from the kernel and says when one did not apply, \
-                      and why; the exit status is then 2."
+        long_about = gettext("Change the limits of a running app; they hold until it ends. Corral reads each limit back from the kernel and says when one did not apply, and why; the exit status is then 2.")
     )]
     Limit {
         #[command(flatten)]
@@ -142,91 +122,81 @@ pub enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
-    /// List presets, or show one in full
+    #[command(about = gettext("List presets, or show one in full"))]
     Presets {
         #[command(subcommand)]
         action: Option<PresetsAction>,
     },
-    /// Check that this machine can contain apps, and say how to fix what is missing
+    #[command(about = gettext("Check that this machine can contain apps, and say how to fix what is missing"))]
     #[command(
-        long_about = "Check that this machine can contain apps, and say how to fix what is \
-                      missing: the config file, the systemd manager, cgroup v2, and the \
-                      controllers (memory, cpu, pids) delegated to the manager. The exit \
-                      status is 1 when a check failed."
+        long_about = gettext("Check that this machine can contain apps, and say how to fix what is missing: the config file, the systemd manager, cgroup v2, and the controllers (memory, cpu, pids) delegated to the manager. The exit status is 1 when a check failed.")
     )]
     Doctor,
-    /// List post-mortems of contained apps that were OOM-killed or failed, newest last
+    #[command(about = gettext("List post-mortems of contained apps that were OOM-killed or failed, newest last"))]
     Events {
-        /// Print JSON (an array of post-mortems) instead of one line each
+        #[arg(help = gettext("Print JSON (an array of post-mortems) instead of one line each"))]
         #[arg(long)]
         json: bool,
-        /// Show only the newest N
+        #[arg(help = gettext("Show only the newest N"))]
         #[arg(short = 'n', long, value_name = "N")]
         limit: Option<usize>,
     },
-    /// Watch contained apps and warn with desktop notifications before one runs out of memory
+    #[command(about = gettext("Watch contained apps and warn with desktop notifications before one runs out of memory"))]
     #[command(
-        long_about = "Watch contained apps without the window: the same monitor and runaway \
-                      alerts as the window and tray (near the memory limit, throttled at the \
-                      soft limit, held at the CPU quota, stalling for memory, OOM-killed), as \
-                      desktop notifications with Freeze, Raise limit, Kill and Open Corral \
-                      buttons, and post-mortems of apps that were OOM-killed or failed in \
-                      `corral events`. Each alert change is also printed on stdout. Runs until \
-                      interrupted; without a notification server it only prints.",
-        after_long_help = "Examples:\n  corral watch\n  corral watch --json | jq ."
+        long_about = gettext("Watch contained apps without the window: the same monitor and runaway alerts as the window and tray (near the memory limit, throttled at the soft limit, held at the CPU quota, stalling for memory, OOM-killed), as desktop notifications with Freeze, Raise limit, Kill and Open Corral buttons, and post-mortems of apps that were OOM-killed or failed in `corral events`. Each alert change is also printed on stdout. Runs until interrupted; without a notification server it only prints."),
+        after_long_help = gettext("Examples:\n  corral watch\n  corral watch --json | jq .")
     )]
     Watch {
-        /// Print each alert change as a JSON line (at_ms, change, unit, app, condition)
+        #[arg(help = gettext("Print each alert change as a JSON line (at_ms, change, unit, app, condition)"))]
         #[arg(long)]
         json: bool,
     },
-    /// Print a completion script for a shell, generated from this command line
+    #[command(about = gettext("Print a completion script for a shell, generated from this command line"))]
     #[command(hide = true)]
     Completions {
-        /// The shell: bash, zsh, fish, elvish or powershell
+        #[arg(help = gettext("The shell: bash, zsh, fish, elvish or powershell"))]
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the corral(1) man page (roff), generated from this command line
+    #[command(about = gettext("Print the corral(1) man page (roff), generated from this command line"))]
     #[command(hide = true)]
     Man,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PresetsAction {
-    /// Show every setting of one preset
+    #[command(about = gettext("Show every setting of one preset"))]
     Show {
-        /// The preset's name, e.g. browser
+        #[arg(help = gettext("The preset's name, e.g. browser"))]
         name: String,
     },
 }
 
 #[derive(Args, Debug)]
 pub struct Target {
-    /// A unit name, app id or app name, as `corral ps --all` shows them
+    #[arg(help = gettext("A unit name, app id or app name, as `corral ps --all` shows them"))]
     pub target: String,
 }
 
 /// Limits that override the preset's.
 #[derive(Args, Debug, Default, Clone)]
 pub struct LimitArgs {
-    /// Soft memory limit: above it the app is slowed and its memory reclaimed (e.g. 3G, 50% of
-    /// RAM, max)
+    #[arg(help = gettext("Soft memory limit: above it the app is slowed and its memory reclaimed (e.g. 3G, 50% of RAM, max)"))]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_high: Option<MemoryLimit>,
-    /// Hard memory limit: above it the kernel kills the app (e.g. 4G, 70% of RAM, max)
+    #[arg(help = gettext("Hard memory limit: above it the kernel kills the app (e.g. 4G, 70% of RAM, max)"))]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_max: Option<MemoryLimit>,
-    /// Most swap the app may use (e.g. 0, 1G, max)
+    #[arg(help = gettext("Most swap the app may use (e.g. 0, 1G, max)"))]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_swap_max: Option<SwapLimit>,
-    /// CPU time in percent of one CPU (e.g. 50%, 250%, max)
+    #[arg(help = gettext("CPU time in percent of one CPU (e.g. 50%, 250%, max)"))]
     #[arg(long, value_name = "PERCENT", allow_hyphen_values = true)]
     pub cpu_quota: Option<CpuQuota>,
-    /// CPU share against other apps, 1 to 10000 (default 100)
+    #[arg(help = gettext("CPU share against other apps, 1 to 10000 (default 100)"))]
     #[arg(long, value_name = "WEIGHT", allow_hyphen_values = true)]
     pub cpu_weight: Option<CpuWeight>,
-    /// Most processes and threads the app may have at once (e.g. 512, max)
+    #[arg(help = gettext("Most processes and threads the app may have at once (e.g. 512, max)"))]
     #[arg(long, value_name = "COUNT", allow_hyphen_values = true)]
     pub tasks_max: Option<TasksLimit>,
 }
@@ -247,57 +217,123 @@ impl LimitArgs {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
-    /// NoNewPrivileges and a private /tmp on top of the limits
+    #[value(help = gettext("NoNewPrivileges and a private /tmp on top of the limits"))]
     Strict,
-    /// Limits only: turns the preset's sandboxing off
+    #[value(help = gettext("Limits only: turns the preset's sandboxing off"))]
     Relaxed,
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Preset to start from (see `corral presets`); default: the app's rule, else "relaxed"
+    #[arg(help = gettext("Preset to start from (see `corral presets`); default: the app's rule, else \"relaxed\""))]
     #[arg(short, long)]
     pub preset: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Override the preset's sandboxing (services only)
+    #[arg(help = gettext("Override the preset's sandboxing (services only)"))]
     #[arg(long, value_enum)]
     pub isolation: Option<Isolation>,
-    /// Run in a scope: the command keeps this terminal and Corral waits for it
+    #[arg(help = gettext("Run in a scope: the command keeps this terminal and Corral waits for it"))]
     #[arg(long, conflicts_with = "service")]
     pub scope: bool,
-    /// Run as a service started by systemd (the default, except for scope presets such as shell)
+    #[arg(help = gettext("Run as a service started by systemd (the default, except for scope presets such as shell)"))]
     #[arg(long)]
     pub service: bool,
-    /// Wait for the command to end, with this terminal as its input and output, and exit with
-    /// its status (a scope always waits)
+    #[arg(help = gettext("Wait for the command to end, with this terminal as its input and output, and exit with its status (a scope always waits)"))]
     #[arg(short, long)]
     pub wait: bool,
-    /// Name shown for the app (default: the command's name)
+    #[arg(help = gettext("Name shown for the app (default: the command's name)"))]
     #[arg(long)]
     pub name: Option<String>,
-    /// App id used in the unit name and for per-app rules (default: the command's name)
+    #[arg(help = gettext("App id used in the unit name and for per-app rules (default: the command's name)"))]
     #[arg(long)]
     pub app_id: Option<String>,
-    /// Say nothing but errors and limits that did not apply
+    #[arg(help = gettext("Say nothing but errors and limits that did not apply"))]
     #[arg(short, long)]
     pub quiet: bool,
-    /// The command and its arguments
+    #[arg(help = gettext("The command and its arguments"))]
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct LaunchArgs {
-    /// Desktop app id, e.g. org.mozilla.firefox or firefox
+    #[arg(help = gettext("Desktop app id, e.g. org.mozilla.firefox or firefox"))]
     pub app_id: String,
-    /// Preset to start from (see `corral presets`); default: the app's rule, else "relaxed"
+    #[arg(help = gettext("Preset to start from (see `corral presets`); default: the app's rule, else \"relaxed\""))]
     #[arg(short, long)]
     pub preset: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Files or URLs to open with the app
+    #[arg(help = gettext("Files or URLs to open with the app"))]
     pub files: Vec<String>,
+}
+
+/// `cmd` and its subcommands with clap's own words translated: its built-in help and version
+/// flags are replaced by equal ones with translated help, and a help template writes the
+/// translated headings (clap's default template, section by section). Clap's error messages
+/// and its `help` subcommand stay in English: clap has no hook for them.
+fn localized(cmd: clap::Command) -> clap::Command {
+    use clap::{Arg, ArgAction};
+    let mut cmd = cmd.disable_help_flag(true);
+    // As clap words the flag it builds (Command::_check_help_and_version).
+    let has_long_help = cmd.get_long_about().is_some()
+        || cmd.get_after_long_help().is_some()
+        || cmd.get_arguments().any(|a| {
+            !a.is_hide_set()
+                && (a.get_long_help().is_some()
+                    || a.get_possible_values()
+                        .iter()
+                        .any(|v| v.get_help().is_some()))
+        });
+    // Display order 999: after every other option, as clap places its own.
+    let help = Arg::new("help")
+        .short('h')
+        .long("help")
+        .action(ArgAction::Help)
+        .display_order(999);
+    cmd = cmd.arg(if has_long_help {
+        help.help(gettext("Print help (see more with '--help')"))
+            .long_help(gettext("Print help (see a summary with '-h')"))
+    } else {
+        help.help(gettext("Print help"))
+    });
+    if cmd.get_version().is_some() {
+        cmd = cmd.disable_version_flag(true).arg(
+            Arg::new("version")
+                .short('V')
+                .long("version")
+                .action(ArgAction::Version)
+                .display_order(999)
+                .help(gettext("Print version")),
+        );
+    }
+    let header = |text: String| {
+        let style = cmd.get_styles().get_header();
+        format!("{}{text}{}", style.render(), style.render_reset())
+    };
+    let usage = cmd.get_styles().get_usage();
+    let mut template = format!(
+        "{{before-help}}{{about-with-newline}}\n{}{}{} {{usage}}",
+        usage.render(),
+        gettext("Usage:"),
+        usage.render_reset()
+    );
+    let mut sections = Vec::new();
+    if cmd.has_subcommands() {
+        sections.push(format!("{}\n{{subcommands}}", header(gettext("Commands:"))));
+    }
+    if cmd.get_positionals().any(|a| !a.is_hide_set()) {
+        sections.push(format!(
+            "{}\n{{positionals}}",
+            header(gettext("Arguments:"))
+        ));
+    }
+    sections.push(format!("{}\n{{options}}", header(gettext("Options:"))));
+    template.push_str("\n\n");
+    template.push_str(&sections.join("\n\n"));
+    template.push_str("{after-help}");
+    cmd.help_template(template).mut_subcommands(localized)
 }
 
 /// Runs one command; returns the process exit code.
@@ -323,12 +359,15 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
         Command::Doctor => doctor(manager).await,
         Command::Events { json, limit } => events(json, limit),
         Command::Watch { json } => watch(manager, json).await,
+        // Generated files are installed where English belongs (man1/, the shells' folders).
         Command::Completions { shell } => {
+            crate::i18n::disable();
             let mut out = std::io::stdout().lock();
             crate::cli_docs::write_completions(Cli::command(), shell, &mut out);
             Ok(0)
         }
         Command::Man => {
+            crate::i18n::disable();
             crate::cli_docs::write_man_page(Cli::command(), &mut std::io::stdout().lock())?;
             Ok(0)
         }
@@ -530,7 +569,10 @@ fn print_checks(checks: &[LimitCheck], only_problems: bool) {
                 "  {}",
                 gettext_f(
                     "✓ {setting} {value}: applied",
-                    &[("setting", &check.setting_label()), ("value", &check.wanted)],
+                    &[
+                        ("setting", &check.setting_label()),
+                        ("value", &check.wanted)
+                    ],
                 )
             ),
             None => {}
@@ -676,7 +718,11 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
             "corral: {}",
             gettext_f(
                 "{app} was killed by the kernel's OOM killer: it ran out of its memory limit{limit}{peak}. Raise the limit (--memory-max) or choose a larger preset.",
-                &[("app", &request.app_name), ("limit", &limit), ("peak", &peak)],
+                &[
+                    ("app", &request.app_name),
+                    ("limit", &limit),
+                    ("peak", &peak)
+                ],
             )
         );
     } else if let Some(signal) = signal {
@@ -724,7 +770,10 @@ fn list_apps(search: Option<&str>, json: bool) -> Result<i32> {
         return Ok(0);
     }
     if apps.is_empty() {
-        eprintln!("{}", gettext("No installed apps found in the XDG data folders."));
+        eprintln!(
+            "{}",
+            gettext("No installed apps found in the XDG data folders.")
+        );
         return Ok(0);
     }
     // TRANSLATORS: table headers of `corral apps`; capitals, like the ones of `corral ps`.
@@ -807,7 +856,11 @@ fn print_table(snapshots: &[UnitSnapshot], all: bool) {
     // pressure, BY who launched the app.
     let header = [
         gettext("APP"),
-        if all { gettext("BY") } else { gettext("PRESET") },
+        if all {
+            gettext("BY")
+        } else {
+            gettext("PRESET")
+        },
         gettext("STATE"),
         gettext("MEMORY"),
         gettext("CPU"),
@@ -840,7 +893,10 @@ fn pad_cells(cells: &[&str], widths: &[usize]) -> String {
         } else {
             let width = widths.get(i).copied().unwrap_or(0);
             out.push_str(cell);
-            out.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count()) + 2));
+            out.extend(std::iter::repeat_n(
+                ' ',
+                width.saturating_sub(cell.chars().count()) + 2,
+            ));
         }
     }
     out
@@ -1116,7 +1172,10 @@ fn events(json: bool, limit: Option<usize>) -> Result<i32> {
                 "note: skipped {n} unreadable line in {path} (a record cut short by a crash, or written by a newer Corral)",
                 "note: skipped {n} unreadable lines in {path} (a record cut short by a crash, or written by a newer Corral)",
                 contents.skipped_lines as u64,
-                &[("n", &contents.skipped_lines), ("path", &log.path().display())],
+                &[
+                    ("n", &contents.skipped_lines),
+                    ("path", &log.path().display())
+                ],
             )
         );
     }
@@ -1173,7 +1232,9 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
             let cgroup = systemd.manager().control_group().await.ok();
             let answers = match manager {
                 ManagerKind::User => gettext_noop("the user's manager answers (systemd {version})"),
-                ManagerKind::System => gettext_noop("the system manager answers (systemd {version})"),
+                ManagerKind::System => {
+                    gettext_noop("the system manager answers (systemd {version})")
+                }
             };
             checks.push((
                 gettext("systemd manager"),

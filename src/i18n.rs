@@ -239,10 +239,7 @@ mod tests {
         // The unit tests never bind a catalog: English comes back, with plurals by count.
         assert_eq!(gettext("Freeze"), "Freeze");
         assert_eq!(ngettext("{n} app", "{n} apps", 1), "{n} app");
-        assert_eq!(
-            ngettext_f("{n} app", "{n} apps", 3, &[("n", &3)]),
-            "3 apps"
-        );
+        assert_eq!(ngettext_f("{n} app", "{n} apps", 3, &[("n", &3)]), "3 apps");
         assert_eq!(pgettext("graph", "max"), "max");
         assert_eq!(gettext(""), "");
         assert_eq!(gettext("nul\0byte"), "nul\0byte");

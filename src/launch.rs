@@ -53,7 +53,10 @@ fn without_own_variables(
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("{}", gettext("no command given: put the command after `--`, e.g. `corral run -- firefox`"))]
+    #[error(
+        "{}",
+        gettext("no command given: put the command after `--`, e.g. `corral run -- firefox`")
+    )]
     NoCommand,
     #[error("{}", gettext_f("command not found: “{program}” is not an executable file in PATH; check the spelling or give its full path", &[("program", .0)]))]
     NotFound(String),
@@ -73,7 +76,12 @@ pub enum LaunchError {
     },
     #[error("{}", gettext_f("could not fork a child for the scope: {error}", &[("error", .0)]))]
     Fork(#[source] std::io::Error),
-    #[error("{}", gettext("inside the Flatpak sandbox Corral cannot run a command in a scope: a scope adopts a process that Corral forks, and a process forked in the sandbox has an ID systemd does not know (the sandbox has its own PID namespace) and would stay confined by the sandbox. Run it as a service, which systemd starts outside the sandbox: add --service (with --wait to keep this terminal's input and output), or choose a preset whose mode is \"service\""))]
+    #[error(
+        "{}",
+        gettext(
+            "inside the Flatpak sandbox Corral cannot run a command in a scope: a scope adopts a process that Corral forks, and a process forked in the sandbox has an ID systemd does not know (the sandbox has its own PID namespace) and would stay confined by the sandbox. Run it as a service, which systemd starts outside the sandbox: add --service (with --wait to keep this terminal's input and output), or choose a preset whose mode is \"service\""
+        )
+    )]
     ScopeInFlatpak,
 }
 

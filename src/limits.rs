@@ -295,7 +295,11 @@ fn parse_memory(input: &str, allow_zero: bool) -> Result<MemoryLimit, LimitError
             "M" | "MB" | "MI" | "MIB" => Bytes::MIB,
             "G" | "GB" | "GI" | "GIB" => Bytes::GIB,
             "T" | "TB" | "TI" | "TIB" => Bytes::GIB * 1024,
-            _ => return err(gettext_noop("the unit after the number is not one of K, M, G, T")),
+            _ => {
+                return err(gettext_noop(
+                    "the unit after the number is not one of K, M, G, T",
+                ));
+            }
         };
         let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
         if whole.is_empty() || frac.contains('.') {
@@ -321,7 +325,9 @@ fn parse_memory(input: &str, allow_zero: bool) -> Result<MemoryLimit, LimitError
             };
         }
         if bytes == 0 && !allow_zero {
-            return err(gettext_noop("a limit of 0 bytes would stop the app at once"));
+            return err(gettext_noop(
+                "a limit of 0 bytes would stop the app at once",
+            ));
         }
         if bytes == u64::MAX {
             return Ok(MemoryLimit::Unlimited);
@@ -351,7 +357,9 @@ impl FromStr for CpuQuota {
         }
         match permyriad / 100 {
             0 => err(gettext_noop("a quota of 0% would stop the app at once")),
-            p if p > u64::from(CpuQuota::MAX_PERCENT) => err(gettext_noop("it is more than 1024 CPUs")),
+            p if p > u64::from(CpuQuota::MAX_PERCENT) => {
+                err(gettext_noop("it is more than 1024 CPUs"))
+            }
             p => Ok(CpuQuota::Percent(p as u32)),
         }
     }

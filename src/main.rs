@@ -1,10 +1,8 @@
-use clap::Parser;
-
 use corral::cli::{self, Cli};
 
 fn main() {
     corral::i18n::init();
-    let cli = Cli::parse();
+    let cli = Cli::parse_localized();
     corral::raise_fd_limit();
     let manager = cli.manager();
     let Some(command) = cli.command else {

@@ -815,24 +815,25 @@ async fn perform(
     alert: &Alert,
 ) -> Result<(), String> {
     let app = &alert.app_name;
-    let unit = controller
-        .find(&alert.unit)
-        .await
-        .map_err(|e| {
-            gettext_f(
-                "{app} ({unit}) is no longer running: {error}",
-                &[("app", app), ("unit", &alert.unit), ("error", &e)],
-            )
-        })?;
+    let unit = controller.find(&alert.unit).await.map_err(|e| {
+        gettext_f(
+            "{app} ({unit}) is no longer running: {error}",
+            &[("app", app), ("unit", &alert.unit), ("error", &e)],
+        )
+    })?;
     match action {
-        NotificationAction::Freeze => controller
-            .freeze(&unit)
-            .await
-            .map_err(|e| gettext_f("freezing {app} failed: {error}", &[("app", app), ("error", &e)])),
-        NotificationAction::Kill => controller
-            .kill(&unit, libc::SIGKILL)
-            .await
-            .map_err(|e| gettext_f("killing {app} failed: {error}", &[("app", app), ("error", &e)])),
+        NotificationAction::Freeze => controller.freeze(&unit).await.map_err(|e| {
+            gettext_f(
+                "freezing {app} failed: {error}",
+                &[("app", app), ("error", &e)],
+            )
+        }),
+        NotificationAction::Kill => controller.kill(&unit, libc::SIGKILL).await.map_err(|e| {
+            gettext_f(
+                "killing {app} failed: {error}",
+                &[("app", app), ("error", &e)],
+            )
+        }),
         NotificationAction::RaiseLimit => {
             let Some(raise) = raise_step(alert) else {
                 return Err(gettext_f("{app} has no limit to raise", &[("app", app)]));

@@ -1214,8 +1214,7 @@ fn explain(message: &str, found: Option<(Vec<String>, bool)>, at_span: &str) -> 
             );
     }
     if message == "duplicate key" && !at_span.is_empty() {
-        return prefix
-            + &gettext_f("the key “{key}” appears twice", &[("key", &at_span)]);
+        return prefix + &gettext_f("the key “{key}” appears twice", &[("key", &at_span)]);
     }
     format!("{prefix}{message}")
 }

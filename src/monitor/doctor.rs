@@ -147,7 +147,10 @@ pub fn cgroup_checks(fs: &CgroupFs, manager_cgroup: Option<&str>) -> Vec<Check> 
         Err(e) => checks.push(Check::problem(
             DELEGATED,
             Status::Failed,
-            gettext_f("cannot read the manager's cgroup: {error}", &[("error", &e)]),
+            gettext_f(
+                "cannot read the manager's cgroup: {error}",
+                &[("error", &e)],
+            ),
             gettext("check that /sys/fs/cgroup is mounted and readable"),
         )),
     }

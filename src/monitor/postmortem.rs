@@ -179,14 +179,22 @@ impl PostMortem {
                 core_dumped: false,
             } => gettext_f(
                 "{app} killed by signal {signal}{peak}",
-                &[("app", app), ("signal", &signal_name(signal)), ("peak", &peak)],
+                &[
+                    ("app", app),
+                    ("signal", &signal_name(signal)),
+                    ("peak", &peak),
+                ],
             ),
             EndCause::Signal {
                 signal,
                 core_dumped: true,
             } => gettext_f(
                 "{app} killed by signal {signal}, core dumped{peak}",
-                &[("app", app), ("signal", &signal_name(signal)), ("peak", &peak)],
+                &[
+                    ("app", app),
+                    ("signal", &signal_name(signal)),
+                    ("peak", &peak),
+                ],
             ),
             EndCause::Other => gettext_f(
                 "{app} failed ({result}){peak}",
@@ -276,7 +284,12 @@ impl LocalTime {
 /// Why the journal could not be read or written; each says which file and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
-    #[error("{}", gettext("cannot find where to keep Corral's event log: neither XDG_STATE_HOME nor HOME is set; set one of them"))]
+    #[error(
+        "{}",
+        gettext(
+            "cannot find where to keep Corral's event log: neither XDG_STATE_HOME nor HOME is set; set one of them"
+        )
+    )]
     NoStateDir,
     #[error("{}", gettext_f("cannot create the folder {path}: {error}; check its permissions", &[("path", &.path.display()), ("error", .source)]))]
     CreateDir {

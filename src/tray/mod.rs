@@ -217,12 +217,10 @@ fn unit_label(snap: &UnitSnapshot, frozen: bool) -> String {
         sample.and_then(|s| s.memory_current),
         sample.and_then(|s| s.memory_max),
     ) {
-        (Some(used), Some(Limit::Value(max))) => {
-            parts.push(gettext_f(
-                "{used} of {limit}",
-                &[("used", &Bytes(used)), ("limit", &Bytes(max))],
-            ))
-        }
+        (Some(used), Some(Limit::Value(max))) => parts.push(gettext_f(
+            "{used} of {limit}",
+            &[("used", &Bytes(used)), ("limit", &Bytes(max))],
+        )),
         (Some(used), _) => parts.push(Bytes(used).to_string()),
         (None, _) => {}
     }

@@ -244,27 +244,43 @@ pub async fn perform(
     let result = match action {
         TrayAction::Freeze { unit } => {
             let info = find(&unit)?;
-            ctl.freeze(&info)
-                .await
-                .map_err(|e| failed(gettext_noop("Could not freeze {app}: {error}"), &info.name, &e))
+            ctl.freeze(&info).await.map_err(|e| {
+                failed(
+                    gettext_noop("Could not freeze {app}: {error}"),
+                    &info.name,
+                    &e,
+                )
+            })
         }
         TrayAction::Thaw { unit } => {
             let info = find(&unit)?;
-            ctl.thaw(&info)
-                .await
-                .map_err(|e| failed(gettext_noop("Could not thaw {app}: {error}"), &info.name, &e))
+            ctl.thaw(&info).await.map_err(|e| {
+                failed(
+                    gettext_noop("Could not thaw {app}: {error}"),
+                    &info.name,
+                    &e,
+                )
+            })
         }
         TrayAction::Stop { unit } => {
             let info = find(&unit)?;
-            ctl.stop(&info)
-                .await
-                .map_err(|e| failed(gettext_noop("Could not stop {app}: {error}"), &info.name, &e))
+            ctl.stop(&info).await.map_err(|e| {
+                failed(
+                    gettext_noop("Could not stop {app}: {error}"),
+                    &info.name,
+                    &e,
+                )
+            })
         }
         TrayAction::Kill { unit } => {
             let info = find(&unit)?;
-            ctl.kill(&info, libc::SIGKILL)
-                .await
-                .map_err(|e| failed(gettext_noop("Could not kill {app}: {error}"), &info.name, &e))
+            ctl.kill(&info, libc::SIGKILL).await.map_err(|e| {
+                failed(
+                    gettext_noop("Could not kill {app}: {error}"),
+                    &info.name,
+                    &e,
+                )
+            })
         }
         TrayAction::SetMemoryMax { unit, limit } => {
             let settings = Settings {
@@ -298,15 +314,12 @@ async fn apply_limits(
     info: &crate::monitor::UnitInfo,
     settings: &Settings,
 ) -> Result<(), String> {
-    let checks = ctl
-        .set_limits(info, settings)
-        .await
-        .map_err(|e| {
-            gettext_f(
-                "Could not change the limits of {app}: {error}",
-                &[("app", &info.name), ("error", &e)],
-            )
-        })?;
+    let checks = ctl.set_limits(info, settings).await.map_err(|e| {
+        gettext_f(
+            "Could not change the limits of {app}: {error}",
+            &[("app", &info.name), ("error", &e)],
+        )
+    })?;
     let problems: Vec<String> = checks
         .iter()
         .filter_map(|c| Some(format!("{}: {}", c.setting_label(), c.problem.as_deref()?)))

@@ -125,9 +125,7 @@ impl Details {
             .label(gettext("Apply Limits"))
             .css_classes(["suggested-action"])
             .build();
-        apply.set_tooltip_text(Some(&gettext(
-            "Apply every limit above to the running app",
-        )));
+        apply.set_tooltip_text(Some(&gettext("Apply every limit above to the running app")));
         let remember = gtk::Button::builder()
             .label(gettext("Remember for This App"))
             .build();
@@ -395,7 +393,14 @@ impl Details {
             .and_then(|c| c.cpu_stat.as_ref())
             .and_then(|s| s.nr_throttled)
             .filter(|&n| n > 0)
-            .map(|n| ngettext_f(", throttled {n} time", ", throttled {n} times", n, &[("n", &n)]))
+            .map(|n| {
+                ngettext_f(
+                    ", throttled {n} time",
+                    ", throttled {n} times",
+                    n,
+                    &[("n", &n)],
+                )
+            })
             .unwrap_or_default();
         self.cpu_caption.set_text(&gettext_f(
             "Now: {cpu}{throttled} · tasks: {tasks}",
@@ -405,10 +410,7 @@ impl Details {
                     &snap
                         .cpu_percent
                         .map(|p| {
-                            gettext_f(
-                                "{percent} % of one CPU",
-                                &[("percent", &format!("{p:.0}"))],
-                            )
+                            gettext_f("{percent} % of one CPU", &[("percent", &format!("{p:.0}"))])
                         })
                         .unwrap_or_else(|| gettext("measuring…")),
                 ),

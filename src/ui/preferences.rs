@@ -35,7 +35,9 @@ pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
                 .title(gettext("The config file has a mistake"))
                 .description(format!(
                     "{e}\n\n{}",
-                    gettext("Fix it in a text editor; Corral will not change it until it loads again.")
+                    gettext(
+                        "Fix it in a text editor; Corral will not change it until it loads again."
+                    )
                 ))
                 .build();
             page.add(&group);

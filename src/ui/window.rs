@@ -589,12 +589,17 @@ impl MainWindow {
                 )
             };
             match action {
-                DetailsAction::Freeze(_) => done(ctl.freeze(&info).await, gettext_noop("Froze {app}")),
-                DetailsAction::Thaw(_) => done(ctl.thaw(&info).await, gettext_noop("Thawed {app}")),
-                DetailsAction::Stop(_) => done(ctl.stop(&info).await, gettext_noop("Stopped {app}")),
-                DetailsAction::Kill(_) => {
-                    done(ctl.kill(&info, libc::SIGKILL).await, gettext_noop("Killed {app}"))
+                DetailsAction::Freeze(_) => {
+                    done(ctl.freeze(&info).await, gettext_noop("Froze {app}"))
                 }
+                DetailsAction::Thaw(_) => done(ctl.thaw(&info).await, gettext_noop("Thawed {app}")),
+                DetailsAction::Stop(_) => {
+                    done(ctl.stop(&info).await, gettext_noop("Stopped {app}"))
+                }
+                DetailsAction::Kill(_) => done(
+                    ctl.kill(&info, libc::SIGKILL).await,
+                    gettext_noop("Killed {app}"),
+                ),
                 DetailsAction::ApplyLimits(_, settings) => Cmd::LimitsApplied(
                     ctl.set_limits(&info, &settings)
                         .await
