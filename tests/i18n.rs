@@ -462,8 +462,8 @@ fn the_command_line_speaks_german_with_language_de() {
         assert_eq!(unknown.status.code(), Some(1), "{vars:?}");
         let error = text(&unknown);
         assert!(
-            error.contains("corral: Fehler: Unbekannte Voreinstellung „brwoser“")
-                && error.contains("Meinten Sie „browser“?"),
+            error.contains("corral: Fehler: unbekannte Voreinstellung „brwoser“")
+                && error.contains("meinten Sie „browser“?"),
             "{vars:?}: an error in German:\n{error}"
         );
 
