@@ -12,7 +12,8 @@
 # quote; raw strings (r"…", r#"…"#) are emptied; a string that spans lines gets C's line
 # splices; attributes (#[error(…)]) lose the # that would make them preprocessor lines to C.
 # Line numbers stay as they are, so the references stay right.
-# The UI files are read as GtkBuilder files; the desktop entry and metainfo with their ITS rules.
+# UI files and the AppStream metainfo are read with their ITS rules (gtk4builder, metainfo), the
+# desktop entries as such (GenericName, Comment, Keywords; Name and Icon are not translated).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -36,7 +37,8 @@ for f in $files; do
 done
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 rust=$(printf '%s\n' $files | grep '\.rs$' || true)
-other=$(printf '%s\n' $files | grep -v '\.rs$' || true)
+desktop=$(printf '%s\n' $files | grep '\.desktop$' || true)
+other=$(printf '%s\n' $files | grep -v '\.rs$' | grep -v '\.desktop$' || true)
 
 tmp=$(mktemp)
 copies=$(mktemp -d)
@@ -74,6 +76,11 @@ xgt() {
 if [ -n "$other" ]; then
     # shellcheck disable=SC2086
     xgt --join-existing --output="$tmp" $other
+fi
+if [ -n "$desktop" ]; then
+    # shellcheck disable=SC2086
+    xgt --join-existing --output="$tmp" --language=Desktop --keyword= --keyword=GenericName \
+        --keyword=Comment --keyword=Keywords $desktop
 fi
 # A stable header: no creation date, so that an unchanged template stays unchanged.
 sed -e '1s/.*/# Translatable strings of Corral./' -e '/^"POT-Creation-Date: /d' -e 's/^"Content-Type: text\/plain; charset=CHARSET\\n"$/"Content-Type: text\/plain; charset=UTF-8\\n"/' \

@@ -96,11 +96,7 @@ fn rust_literal(text: &str) -> Option<(String, &str)> {
                 }
                 // A line continuation: Rust skips the newline and the next line's indent.
                 '\n' => {
-                    let mut peek = chars.clone();
-                    while let Some((_, c)) = peek.next() {
-                        if !c.is_whitespace() {
-                            break;
-                        }
+                    while chars.clone().next().is_some_and(|(_, c)| c.is_whitespace()) {
                         chars.next();
                     }
                 }
@@ -129,7 +125,6 @@ fn marked_in_rust() -> BTreeMap<Key, String> {
             if before[line_start..].contains("//") || before.ends_with("fn ") {
                 continue; // a comment, or a definition
             }
-            let _ = name;
             let mut rest = &text[start + 1..];
             let mut literals = Vec::new();
             for _ in 0..strings {
@@ -250,6 +245,12 @@ fn placeholders(text: &str) -> BTreeSet<&str> {
 #[test]
 fn potfiles_lists_exactly_the_files_with_translatable_strings() {
     let listed = potfiles();
+    // The desktop entries and the metainfo are made to be translated.
+    let installed_texts = fs::read_dir(source("resources"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".desktop") || name.ends_with(".metainfo.xml"))
+        .map(|name| format!("resources/{name}"));
     let with_strings: Vec<String> = sources()
         .into_iter()
         .filter(|(path, text)| {
@@ -262,6 +263,7 @@ fn potfiles_lists_exactly_the_files_with_translatable_strings() {
             })
         })
         .map(|(path, _)| path)
+        .chain(installed_texts)
         .collect();
     for path in &with_strings {
         assert!(
