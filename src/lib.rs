@@ -18,6 +18,7 @@ pub mod launch;
 pub mod limits;
 pub mod monitor;
 pub mod notify;
+pub mod policy;
 pub mod presets;
 pub mod systemd;
 pub mod tray;

@@ -68,6 +68,8 @@ pub enum Urgency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NotificationAction {
     Freeze,
+    /// Offered when a policy froze the app.
+    Thaw,
     RaiseLimit,
     Kill,
     /// Show Corral's window on the app; also what clicking the notification itself does.
@@ -79,6 +81,7 @@ impl NotificationAction {
     pub fn key(self) -> &'static str {
         match self {
             NotificationAction::Freeze => "freeze",
+            NotificationAction::Thaw => "thaw",
             NotificationAction::RaiseLimit => "raise",
             NotificationAction::Kill => "kill",
             NotificationAction::Open => "open",
@@ -90,6 +93,7 @@ impl NotificationAction {
     pub fn from_key(key: &str) -> Option<NotificationAction> {
         match key {
             "freeze" => Some(NotificationAction::Freeze),
+            "thaw" => Some(NotificationAction::Thaw),
             "raise" => Some(NotificationAction::RaiseLimit),
             "kill" => Some(NotificationAction::Kill),
             "open" | "default" => Some(NotificationAction::Open),
@@ -378,6 +382,32 @@ impl Notification {
             },
             raise: raise.filter(|_| !unit_gone),
         }
+    }
+}
+
+impl Notification {
+    /// The alert's notification once a policy has acted on it: what was done comes first. A
+    /// frozen app is offered Thaw instead of Freeze; a changed limit needs no Raise button.
+    pub fn after_policy(alert: &Alert, outcome: &crate::policy::PolicyOutcome) -> Notification {
+        let mut n = Notification::for_alert(alert);
+        n.body = format!("{} {}", outcome.message, n.body);
+        if outcome.failed {
+            return n;
+        }
+        if outcome.froze {
+            n.summary = format!("{} was frozen", alert.app_name);
+            for (action, label) in &mut n.actions {
+                if *action == NotificationAction::Freeze {
+                    *action = NotificationAction::Thaw;
+                    *label = "Thaw".to_owned();
+                }
+            }
+        } else {
+            n.actions
+                .retain(|(a, _)| *a != NotificationAction::RaiseLimit);
+            n.raise = None;
+        }
+        n
     }
 }
 
@@ -720,6 +750,7 @@ pub async fn deliver_alerts(
         None => None,
     };
     let mut book = NotificationBook::default();
+    let mut policies = crate::policy::Policies::default();
     // The latest alert behind each notification, for what its buttons do.
     let mut alerts: HashMap<AlertKey, Alert> = HashMap::new();
     let mut complained = false;
@@ -738,10 +769,22 @@ pub async fn deliver_alerts(
                     AlertChange::Cleared(_) => { alerts.remove(&key); }
                     _ => { alerts.insert(key, alert.clone()); }
                 }
+                // Opt-in policies act when an alert is first raised, before anyone is told.
+                let outcome = match &change {
+                    AlertChange::Raised(alert) => policies.enforce(&controller, alert).await,
+                    _ => None,
+                };
+                if let Some(outcome) = &outcome {
+                    eprintln!("corral: {}", outcome.message);
+                }
                 let Some(n) = &notifier else { continue };
                 let failed = match book.step(&change) {
                     None => None,
                     Some(NotificationStep::Show { notification, replaces }) => {
+                        let notification = match &outcome {
+                            Some(outcome) => Notification::after_policy(alert, outcome),
+                            None => notification,
+                        };
                         match n.show(&notification, replaces).await {
                             Ok(id) => { book.shown(alert, id); None }
                             Err(e) => Some(e),
@@ -828,6 +871,12 @@ async fn perform(
                 &[("app", app), ("error", &e)],
             )
         }),
+        NotificationAction::Thaw => controller.thaw(&unit).await.map_err(|e| {
+            gettext_f(
+                "thawing {app} failed: {error}",
+                &[("app", app), ("error", &e)],
+            )
+        }),
         NotificationAction::Kill => controller.kill(&unit, libc::SIGKILL).await.map_err(|e| {
             gettext_f(
                 "killing {app} failed: {error}",
@@ -881,6 +930,7 @@ mod tests {
             unit: "app-corral-firefox-1a2b3c4d.service".to_owned(),
             app_name: "Firefox".to_owned(),
             app_id: Some("firefox".to_owned()),
+            preset: Some("browser".to_owned()),
             limits: UnitLimits {
                 memory_high: Some(Bytes(3 * GIB)),
                 memory_max: Some(Bytes(4 * GIB)),

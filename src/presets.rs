@@ -23,7 +23,7 @@ use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, Percent, SwapLimit, TasksL
 pub const DEFAULT_PRESET: &str = "relaxed";
 
 /// Every setting key a preset or rule may carry, in the order they are listed and written.
-pub const SETTING_KEYS: [&str; 12] = [
+pub const SETTING_KEYS: [&str; 16] = [
     "mode",
     "memory-high",
     "memory-max",
@@ -36,6 +36,18 @@ pub const SETTING_KEYS: [&str; 12] = [
     "protect-system",
     "protect-home",
     "environment",
+    "on-memory-near-limit",
+    "on-memory-throttled",
+    "on-cpu-throttled",
+    "on-memory-pressure",
+];
+
+/// The policy keys: what Corral does by itself when an alert of that kind is raised.
+pub const POLICY_KEYS: [&str; 4] = [
+    "on-memory-near-limit",
+    "on-memory-throttled",
+    "on-cpu-throttled",
+    "on-memory-pressure",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -195,6 +207,64 @@ impl FromStr for ProtectHome {
     }
 }
 
+/// What Corral does by itself when a runaway-watch rule fires for a unit (the `on-…` policy
+/// settings of a preset or rule). Whatever it does, it says so in the alert's notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PolicyAction {
+    /// Only notify (what happens without a policy).
+    #[default]
+    Notify,
+    /// Freeze the unit until the person thaws it.
+    Freeze,
+    /// Raise the limit the alert is about by one step, as the notification's button does.
+    RaiseLimit,
+    /// Halve the unit's CPU quota (one CPU if it has none), slowing a runaway down.
+    LowerCpu,
+}
+
+impl PolicyAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyAction::Notify => "notify",
+            PolicyAction::Freeze => "freeze",
+            PolicyAction::RaiseLimit => "raise-limit",
+            PolicyAction::LowerCpu => "lower-cpu",
+        }
+    }
+}
+
+impl FromStr for PolicyAction {
+    type Err = InvalidChoice;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "notify" => Ok(PolicyAction::Notify),
+            "freeze" => Ok(PolicyAction::Freeze),
+            "raise-limit" => Ok(PolicyAction::RaiseLimit),
+            "lower-cpu" => Ok(PolicyAction::LowerCpu),
+            _ => Err(InvalidChoice {
+                input: input.to_owned(),
+                what: "policy",
+                accepted: "notify, freeze, raise-limit or lower-cpu",
+            }),
+        }
+    }
+}
+
+impl fmt::Display for PolicyAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// A word only: unlike systemd's settings, a policy has no boolean spelling.
+impl<'de> Deserialize<'de> for PolicyAction {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        word.parse().map_err(de::Error::custom)
+    }
+}
+
 macro_rules! display_and_serde_as_word {
     ($($ty:ty),*) => {$(
         impl fmt::Display for $ty {
@@ -280,6 +350,11 @@ pub struct Settings {
     /// Extra environment variables. A map rather than an `Option`: "nothing set" is the empty
     /// map, and layers merge variable by variable.
     pub environment: BTreeMap<String, String>,
+    /// Policies: what Corral does by itself when the runaway watch raises that alert.
+    pub on_memory_near_limit: Option<PolicyAction>,
+    pub on_memory_throttled: Option<PolicyAction>,
+    pub on_cpu_throttled: Option<PolicyAction>,
+    pub on_memory_pressure: Option<PolicyAction>,
 }
 
 impl Settings {
@@ -304,6 +379,10 @@ impl Settings {
             protect_system,
             protect_home,
             environment,
+            on_memory_near_limit,
+            on_memory_throttled,
+            on_cpu_throttled,
+            on_memory_pressure,
         } = other;
         take(&mut self.mode, mode);
         take(&mut self.memory_high, memory_high);
@@ -316,6 +395,10 @@ impl Settings {
         take(&mut self.private_tmp, private_tmp);
         take(&mut self.protect_system, protect_system);
         take(&mut self.protect_home, protect_home);
+        take(&mut self.on_memory_near_limit, on_memory_near_limit);
+        take(&mut self.on_memory_throttled, on_memory_throttled);
+        take(&mut self.on_cpu_throttled, on_cpu_throttled);
+        take(&mut self.on_memory_pressure, on_memory_pressure);
         for (name, value) in environment {
             self.environment.insert(name.clone(), value.clone());
         }
@@ -363,6 +446,10 @@ impl Settings {
             "private-tmp" => self.private_tmp = boolean()?,
             "protect-system" => self.protect_system = parsed(key, value)?,
             "protect-home" => self.protect_home = parsed(key, value)?,
+            "on-memory-near-limit" => self.on_memory_near_limit = parsed(key, value)?,
+            "on-memory-throttled" => self.on_memory_throttled = parsed(key, value)?,
+            "on-cpu-throttled" => self.on_cpu_throttled = parsed(key, value)?,
+            "on-memory-pressure" => self.on_memory_pressure = parsed(key, value)?,
             "environment" => {
                 let Some((name, val)) = value.split_once('=') else {
                     return Err(ConfigError::InvalidSetting {
@@ -398,6 +485,10 @@ impl Settings {
             "private-tmp" => self.private_tmp = None,
             "protect-system" => self.protect_system = None,
             "protect-home" => self.protect_home = None,
+            "on-memory-near-limit" => self.on_memory_near_limit = None,
+            "on-memory-throttled" => self.on_memory_throttled = None,
+            "on-cpu-throttled" => self.on_cpu_throttled = None,
+            "on-memory-pressure" => self.on_memory_pressure = None,
             "environment" => self.environment.clear(),
             _ => return Err(unknown_setting(key)),
         }
@@ -424,6 +515,10 @@ impl Settings {
             "private-tmp" => Value::from(self.private_tmp?),
             "protect-system" => Value::from(self.protect_system?.as_str()),
             "protect-home" => Value::from(self.protect_home?.as_str()),
+            "on-memory-near-limit" => Value::from(self.on_memory_near_limit?.as_str()),
+            "on-memory-throttled" => Value::from(self.on_memory_throttled?.as_str()),
+            "on-cpu-throttled" => Value::from(self.on_cpu_throttled?.as_str()),
+            "on-memory-pressure" => Value::from(self.on_memory_pressure?.as_str()),
             "environment" if !self.environment.is_empty() => {
                 let mut table = InlineTable::new();
                 for (name, value) in &self.environment {
@@ -470,6 +565,92 @@ impl Settings {
             .map(|(key, value)| format!("{key}={value}"))
             .collect();
         parts.join(", ")
+    }
+
+    /// What the settings do, in plain words for the launcher and Preferences: "killed above
+    /// 64 MiB, at most 2 CPUs, private /tmp". Empty when nothing is set.
+    pub fn plain_words(&self) -> String {
+        fn memory(limit: MemoryLimit) -> String {
+            match limit {
+                MemoryLimit::Unlimited => "no limit".to_owned(),
+                MemoryLimit::Bytes(bytes) => bytes.to_string(),
+                MemoryLimit::Percent(p) => {
+                    format!("{} % of RAM", p.to_string().trim_end_matches('%'))
+                }
+            }
+        }
+        let mut parts = Vec::new();
+        match self.memory_high {
+            Some(MemoryLimit::Unlimited) | None => {}
+            Some(high) => parts.push(format!("slowed down above {}", memory(high))),
+        }
+        match self.memory_max {
+            Some(MemoryLimit::Unlimited) | None => {}
+            Some(max) => parts.push(format!("killed above {}", memory(max))),
+        }
+        match self.memory_swap_max.map(|s| s.0) {
+            Some(MemoryLimit::Bytes(b)) if b.0 == 0 => parts.push("no swap".to_owned()),
+            Some(MemoryLimit::Unlimited) | None => {}
+            Some(swap) => parts.push(format!("at most {} of swap", memory(swap))),
+        }
+        match self.cpu_quota {
+            Some(CpuQuota::Percent(p)) if p % 100 == 0 && p > 100 => {
+                parts.push(format!("at most {} CPUs", p / 100))
+            }
+            Some(CpuQuota::Percent(100)) => parts.push("at most one CPU".to_owned()),
+            Some(CpuQuota::Percent(50)) => parts.push("at most half a CPU".to_owned()),
+            Some(CpuQuota::Percent(p)) => parts.push(format!("at most {p} % of one CPU")),
+            Some(CpuQuota::Unlimited) | None => {}
+        }
+        match self.cpu_weight.map(CpuWeight::get) {
+            Some(w) if w < 100 => parts.push("gives way to other apps".to_owned()),
+            Some(w) if w > 100 => parts.push("gets more CPU time than other apps".to_owned()),
+            _ => {}
+        }
+        if let Some(TasksLimit::Count(n)) = self.tasks_max {
+            parts.push(format!("at most {n} processes"));
+        }
+        if self.no_new_privileges == Some(true) {
+            parts.push("cannot gain privileges".to_owned());
+        }
+        if self.private_tmp == Some(true) {
+            parts.push("private /tmp".to_owned());
+        }
+        match self.protect_system {
+            Some(ProtectSystem::Yes | ProtectSystem::Full) => {
+                parts.push("system files read-only".to_owned())
+            }
+            Some(ProtectSystem::Strict) => parts.push("only its own files writable".to_owned()),
+            _ => {}
+        }
+        match self.protect_home {
+            Some(ProtectHome::Yes | ProtectHome::Tmpfs) => {
+                parts.push("home folders hidden".to_owned())
+            }
+            Some(ProtectHome::ReadOnly) => parts.push("home folders read-only".to_owned()),
+            _ => {}
+        }
+        let policies = [
+            (self.on_memory_near_limit, "near its memory limit"),
+            (self.on_memory_throttled, "slowed for memory"),
+            (self.on_cpu_throttled, "held at its CPU limit"),
+            (self.on_memory_pressure, "stalling for memory"),
+        ];
+        for (action, when) in policies {
+            let done = match action {
+                Some(PolicyAction::Freeze) => "frozen",
+                Some(PolicyAction::RaiseLimit) => "limit raised",
+                Some(PolicyAction::LowerCpu) => "CPU lowered",
+                Some(PolicyAction::Notify) | None => continue,
+            };
+            parts.push(format!("{done} when {when}"));
+        }
+        let mut text = parts.join(", ");
+        if let Some(first) = text.get(..1) {
+            let upper = first.to_uppercase();
+            text.replace_range(..1, &upper);
+        }
+        text
     }
 
     /// The sandboxing settings that are switched on but that a scope cannot honour, because
@@ -842,6 +1023,10 @@ macro_rules! settings_table {
             protect_home: Option<ProtectHome>,
             #[serde(default)]
             environment: BTreeMap<String, String>,
+            on_memory_near_limit: Option<PolicyAction>,
+            on_memory_throttled: Option<PolicyAction>,
+            on_cpu_throttled: Option<PolicyAction>,
+            on_memory_pressure: Option<PolicyAction>,
         }
 
         impl $name {
@@ -860,6 +1045,10 @@ macro_rules! settings_table {
                     protect_system,
                     protect_home,
                     environment,
+                    on_memory_near_limit,
+                    on_memory_throttled,
+                    on_cpu_throttled,
+                    on_memory_pressure,
                 } = self;
                 let settings = Settings {
                     mode,
@@ -874,6 +1063,10 @@ macro_rules! settings_table {
                     protect_system,
                     protect_home,
                     environment,
+                    on_memory_near_limit,
+                    on_memory_throttled,
+                    on_cpu_throttled,
+                    on_memory_pressure,
                 };
                 (($($own,)*), settings)
             }
@@ -1993,6 +2186,33 @@ memory-high = \"3G\"             # overrides on top of the preset
 ";
 
     #[test]
+    fn settings_read_in_plain_words() {
+        let config = Config::default();
+        let words = |name: &str| config.preset(name).unwrap().settings.plain_words();
+        assert_eq!(
+            words("browser"),
+            "Slowed down above 50 % of RAM, killed above 60 % of RAM, at most 3 CPUs"
+        );
+        let mut settings = Settings::default();
+        assert_eq!(settings.plain_words(), "");
+        for (key, value) in [
+            ("memory-max", "64M"),
+            ("memory-swap-max", "0"),
+            ("cpu-quota", "200%"),
+            ("tasks-max", "100"),
+            ("private-tmp", "yes"),
+            ("on-memory-near-limit", "freeze"),
+        ] {
+            settings.set(key, value).unwrap();
+        }
+        assert_eq!(
+            settings.plain_words(),
+            "Killed above 64 MiB, no swap, at most 2 CPUs, at most 100 processes, private /tmp, \
+             frozen when near its memory limit"
+        );
+    }
+
+    #[test]
     fn builtins_are_present_described_and_consistent() {
         let config = Config::default();
         assert_eq!(
@@ -2106,6 +2326,10 @@ private-tmp = false
 protect-system = \"strict\"
 protect-home = \"read-only\"
 environment = { MOZ_ENABLE_WAYLAND = \"1\" }
+on-memory-near-limit = \"freeze\"
+on-memory-throttled = \"raise-limit\"
+on-cpu-throttled = \"lower-cpu\"
+on-memory-pressure = \"notify\"
 ",
         );
         let s = config.preset("all").unwrap().settings;
@@ -2114,6 +2338,7 @@ environment = { MOZ_ENABLE_WAYLAND = \"1\" }
         assert_eq!(s.memory_swap_max, Some(SwapLimit(MemoryLimit::Unlimited)));
         assert_eq!(s.protect_home, Some(ProtectHome::ReadOnly));
         assert_eq!(s.environment["MOZ_ENABLE_WAYLAND"], "1");
+        assert_eq!(s.on_cpu_throttled, Some(PolicyAction::LowerCpu));
         // systemd's booleans are accepted for the protect-* settings too.
         let s = parse("[presets.p]\nprotect-system = true\nprotect-home = false\n")
             .preset("p")
@@ -2595,6 +2820,10 @@ memory-max = \"8G\"
             ("protect-system", "strict"),
             ("protect-home", "tmpfs"),
             ("environment", "A=b c"),
+            ("on-memory-near-limit", "raise-limit"),
+            ("on-memory-throttled", "freeze"),
+            ("on-cpu-throttled", "notify"),
+            ("on-memory-pressure", "lower-cpu"),
         ] {
             all.set(key, value).unwrap();
         }

@@ -96,6 +96,7 @@ fn near_limit(percent: f64) -> Alert {
         unit: "app-corral-firefox-1a2b3c4d.service".to_owned(),
         app_name: "Firefox".to_owned(),
         app_id: Some("firefox".to_owned()),
+        preset: Some("browser".to_owned()),
         limits: UnitLimits {
             memory_high: None,
             memory_max: Some(Bytes(4 * Bytes::GIB)),

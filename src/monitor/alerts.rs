@@ -154,6 +154,8 @@ pub struct Alert {
     pub unit: String,
     pub app_name: String,
     pub app_id: Option<String>,
+    /// The preset the unit was launched with, when Corral launched it (for its policies).
+    pub preset: Option<String>,
     pub limits: UnitLimits,
     pub detail: AlertDetail,
 }
@@ -440,6 +442,7 @@ fn alert(info: &UnitInfo, limits: UnitLimits, detail: AlertDetail) -> Alert {
         unit: info.unit.clone(),
         app_name: info.name.clone(),
         app_id: info.app_id.clone(),
+        preset: info.preset.clone(),
         limits,
         detail,
     }

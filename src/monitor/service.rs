@@ -105,10 +105,23 @@ impl MonitorOptions {
     }
 }
 
+/// The usage history the monitor keeps, shared with whoever draws it (the window's graphs):
+/// one copy per process, however many views read it.
+pub type SharedHistory = Arc<std::sync::Mutex<History>>;
+
+/// Locks a shared history; a panic elsewhere while it was held leaves it usable, since every
+/// update leaves it consistent.
+pub fn lock_history(history: &SharedHistory) -> std::sync::MutexGuard<'_, History> {
+    history
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A running monitor: its latest state, and ways to nudge it.
 #[derive(Clone)]
 pub struct Monitor {
     state: watch::Receiver<Arc<MonitorState>>,
+    history: SharedHistory,
     refresh: Arc<Notify>,
     interval: watch::Sender<Duration>,
     changes: broadcast::Sender<AlertChange>,
@@ -131,10 +144,12 @@ impl Monitor {
         let refresh = Arc::new(Notify::new());
         let (interval_tx, interval_rx) = watch::channel(interval);
         let (changes, _) = broadcast::channel(CHANGES_BACKLOG);
+        let history = SharedHistory::default();
         tokio::spawn(run(
             systemd,
             cgroups,
             options,
+            Arc::clone(&history),
             Outputs {
                 state: state_tx,
                 changes: changes.clone(),
@@ -144,6 +159,7 @@ impl Monitor {
         ));
         Monitor {
             state,
+            history,
             refresh,
             interval: interval_tx,
             changes,
@@ -158,6 +174,11 @@ impl Monitor {
     /// Every alert raised, updated or cleared from now on, in order.
     pub fn alert_changes(&self) -> broadcast::Receiver<AlertChange> {
         self.changes.subscribe()
+    }
+
+    /// The usage history of every unit seen, recent and long views.
+    pub fn history(&self) -> SharedHistory {
+        Arc::clone(&self.history)
     }
 
     pub fn latest(&self) -> Arc<MonitorState> {
@@ -185,7 +206,7 @@ struct Watcher {
     cgroups: CgroupFs,
     sampler: Sampler,
     engine: AlertEngine,
-    history: History,
+    history: SharedHistory,
     event_log: Option<EventLog>,
     units: Vec<UnitInfo>,
     snapshots: Vec<UnitSnapshot>,
@@ -254,7 +275,7 @@ impl Watcher {
         let at = SystemTime::now();
         let now = Instant::now();
         self.snapshots = self.sampler.sample(&self.units);
-        self.history.record(&self.snapshots, at);
+        lock_history(&self.history).record(&self.snapshots, at);
         let mut changes = Vec::new();
         for snapshot in &self.snapshots {
             changes.extend(self.engine.observe(snapshot, now));
@@ -335,7 +356,7 @@ impl Watcher {
             None => true,
             Some(sample) => sample.events.and_then(|e| e.populated) == Some(false),
         };
-        self.history.note(&snapshot, SystemTime::now());
+        lock_history(&self.history).note(&snapshot, SystemTime::now());
         let changes = self.engine.observe(&snapshot, Instant::now());
         if let Some(slot) = self.snapshots.iter_mut().find(|s| s.info.unit == unit) {
             *slot = snapshot;
@@ -351,13 +372,12 @@ impl Watcher {
         // A last look, in case the cgroup is still there: a kill whose inotify wakeup has not
         // been handled yet still shows in its memory.events.
         let last = self.sampler.sample_one(info);
-        self.history.note(&last, at);
+        lock_history(&self.history).note(&last, at);
         let loaded = match self.systemd.object_path(&info.unit).await {
             Ok(path) => self.systemd.outcome(&info.unit, &path).await.ok(),
             Err(_) => None,
         };
-        let oom_seen = self
-            .history
+        let oom_seen = lock_history(&self.history)
             .latest(&info.unit)
             .and_then(|s| s.cgroup.as_ref())
             .and_then(|s| s.memory_events)
@@ -374,14 +394,16 @@ impl Watcher {
             })
         });
         let result = outcome.as_ref().map(|o| o.result.as_str());
-        self.history
-            .mark_ended(&info.unit, at, result == Some("oom-kill"));
+        lock_history(&self.history).mark_ended(&info.unit, at, result == Some("oom-kill"));
         let changes = self.engine.unit_ended(info, result);
         self.pending.extend(changes);
-        let (Some(outcome), Some(status)) = (&outcome, self.history.latest(&info.unit)) else {
+        let Some(outcome) = &outcome else {
             return;
         };
-        let Some(record) = PostMortem::from_history(status, outcome, None, at) else {
+        let record = lock_history(&self.history)
+            .latest(&info.unit)
+            .and_then(|status| PostMortem::from_history(status, outcome, None, at));
+        let Some(record) = record else {
             return;
         };
         if let Some(log) = &self.event_log {
@@ -410,6 +432,7 @@ async fn run(
     systemd: Systemd,
     cgroups: CgroupFs,
     options: MonitorOptions,
+    history: SharedHistory,
     outputs: Outputs,
     refresh: Arc<Notify>,
     mut interval: watch::Receiver<Duration>,
@@ -428,7 +451,7 @@ async fn run(
         sampler: Sampler::new(cgroups.clone()),
         cgroups,
         engine: AlertEngine::new(options.thresholds),
-        history: History::default(),
+        history,
         event_log: options.event_log,
         units: Vec::new(),
         snapshots: Vec::new(),

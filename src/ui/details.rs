@@ -30,6 +30,63 @@ pub enum DetailsAction {
 struct LimitEditor {
     key: &'static str,
     row: adw::EntryRow,
+    /// The exact value behind a rounded text the editor was filled with ("982.5M" shown for
+    /// 1006064K): an untouched editor applies and remembers the exact limit, not the rounding.
+    exact: std::cell::RefCell<Option<(String, String)>>,
+}
+
+impl LimitEditor {
+    fn fill(&self, text: EditorText) {
+        self.row.set_text(&text.shown);
+        *self.exact.borrow_mut() = Some((text.shown, text.exact));
+    }
+
+    /// The text to apply: the exact value if the person left the rounded one as it was.
+    fn value(&self) -> String {
+        let text = self.row.text().trim().to_owned();
+        match &*self.exact.borrow() {
+            Some((shown, exact)) if *shown == text => exact.clone(),
+            _ => text,
+        }
+    }
+}
+
+/// What an editor shows for a current limit, and the exact value it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EditorText {
+    shown: String,
+    exact: String,
+}
+
+impl EditorText {
+    fn plain(text: String) -> EditorText {
+        EditorText {
+            shown: text.clone(),
+            exact: text,
+        }
+    }
+
+    /// A memory limit as a person would type it: exact when it is a whole number of MiB
+    /// ("64M", "2G"), else rounded ("982.5M", "3.86G"): percentage limits resolve to sizes
+    /// like 1006064K that nobody reads at a glance.
+    fn memory(limit: Option<Limit>) -> EditorText {
+        let bytes = match limit {
+            Some(Limit::Value(v)) => v,
+            Some(Limit::Max) => return EditorText::plain("max".into()),
+            None => return EditorText::plain(String::new()),
+        };
+        let exact = crate::limits::MemoryLimit::Bytes(Bytes(bytes)).to_string();
+        let shown = if bytes % Bytes::MIB == 0 {
+            exact.clone()
+        } else if bytes >= Bytes::GIB {
+            let text = format!("{:.2}", bytes as f64 / Bytes::GIB as f64);
+            format!("{}G", text.trim_end_matches('0').trim_end_matches('.'))
+        } else {
+            let text = format!("{:.1}", bytes as f64 / Bytes::MIB as f64);
+            format!("{}M", text.trim_end_matches('0').trim_end_matches('.'))
+        };
+        EditorText { shown, exact }
+    }
 }
 
 pub struct Details {
@@ -113,7 +170,11 @@ impl Details {
             let row = adw::EntryRow::builder().title(label).build();
             row.set_show_apply_button(true);
             limits.add(&row);
-            LimitEditor { key, row }
+            LimitEditor {
+                key,
+                row,
+                exact: std::cell::RefCell::default(),
+            }
         })
         .collect();
         let result = gtk::Label::builder()
@@ -249,13 +310,11 @@ impl Details {
     fn settings(&self) -> Result<Settings, String> {
         let mut settings = Settings::default();
         for editor in &self.editors {
-            let text = editor.row.text();
-            if text.trim().is_empty() {
+            let text = editor.value();
+            if text.is_empty() {
                 continue;
             }
-            settings
-                .set(editor.key, text.trim())
-                .map_err(|e| e.to_string())?;
+            settings.set(editor.key, &text).map_err(|e| e.to_string())?;
         }
         Ok(settings)
     }
@@ -271,27 +330,31 @@ impl Details {
             .set_icon_name(Some(icon.unwrap_or("application-x-executable")));
         self.result.set_text("");
         let c = snap.cgroup.as_ref();
-        let show = |limit: Option<Limit>| match limit {
-            Some(Limit::Value(v)) => crate::limits::MemoryLimit::Bytes(Bytes(v)).to_string(),
+        let count = |limit: Option<Limit>| match limit {
+            Some(Limit::Value(v)) => v.to_string(),
             Some(Limit::Max) => "max".into(),
             None => String::new(),
         };
         let current = [
-            show(c.and_then(|c| c.memory_high)),
-            show(c.and_then(|c| c.memory_max)),
-            c.and_then(|c| c.cpu_max)
-                .map(|m| match m.quota {
-                    Limit::Max => "max".to_owned(),
-                    Limit::Value(q) => format!("{}%", q * 100 / m.period_usec.max(1)),
-                })
-                .unwrap_or_default(),
-            c.and_then(|c| c.cpu_weight)
-                .map(|w| w.to_string())
-                .unwrap_or_default(),
-            show(c.and_then(|c| c.pids_max)),
+            EditorText::memory(c.and_then(|c| c.memory_high)),
+            EditorText::memory(c.and_then(|c| c.memory_max)),
+            EditorText::plain(
+                c.and_then(|c| c.cpu_max)
+                    .map(|m| match m.quota {
+                        Limit::Max => "max".to_owned(),
+                        Limit::Value(q) => format!("{}%", q * 100 / m.period_usec.max(1)),
+                    })
+                    .unwrap_or_default(),
+            ),
+            EditorText::plain(
+                c.and_then(|c| c.cpu_weight)
+                    .map(|w| w.to_string())
+                    .unwrap_or_default(),
+            ),
+            EditorText::plain(count(c.and_then(|c| c.pids_max))),
         ];
         for (editor, text) in self.editors.iter().zip(current) {
-            editor.row.set_text(&text);
+            editor.fill(text);
         }
     }
 
@@ -516,4 +579,24 @@ fn caption() -> gtk::Label {
         .xalign(0.0)
         .css_classes(["caption", "dim-label"])
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits_read_rounded_but_apply_exactly() {
+        let text = |limit| EditorText::memory(limit);
+        assert_eq!(text(Some(Limit::Value(64 * Bytes::MIB))).shown, "64M");
+        assert_eq!(text(Some(Limit::Value(2 * Bytes::GIB))).shown, "2G");
+        let odd = text(Some(Limit::Value(1006064 * Bytes::KIB)));
+        assert_eq!(odd.shown, "982.5M");
+        assert_eq!(odd.exact, "1006064K");
+        let big = text(Some(Limit::Value(4_047_044_608)));
+        assert_eq!(big.shown, "3.77G");
+        assert_eq!(big.exact, "3952192K");
+        assert_eq!(text(Some(Limit::Max)).shown, "max");
+        assert_eq!(text(None).shown, "");
+    }
 }

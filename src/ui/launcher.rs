@@ -224,7 +224,14 @@ impl Launcher {
         let text = self
             .selected_preset()
             .and_then(|name| self.config.preset(name).ok())
-            .map(|p| format!("{} — {}", p.description, p.settings.summary()))
+            .map(|p| {
+                let words = p.settings.plain_words();
+                match (p.description.is_empty(), words.is_empty()) {
+                    (_, true) => p.description.clone(),
+                    (true, false) => words,
+                    (false, false) => format!("{}\n{words}", p.description),
+                }
+            })
             .unwrap_or_default();
         self.presets.set_subtitle(&text);
     }

@@ -2,6 +2,7 @@
 //! with their details, the launcher and preferences. Views only: the logic lives in the library.
 
 pub mod details;
+pub mod events;
 pub mod graph;
 pub mod launcher;
 pub mod preferences;

@@ -1,5 +1,5 @@
-//! Preferences: the refresh interval and alert threshold, and the presets (create, edit,
-//! delete). Every change goes through the config editor, which keeps the person's comments and
+//! Preferences: the refresh interval and alert thresholds, and the presets (create, edit,
+//! delete) with their limits and policies. Every change goes through the config editor, which keeps the person's comments and
 //! formatting and refuses to touch a malformed file.
 
 use adw::prelude::*;
@@ -16,6 +16,22 @@ const EDITABLE: [(&str, &str); 6] = [
     ("cpu-quota", gettext_noop("CPU quota")),
     ("cpu-weight", gettext_noop("CPU weight")),
     ("tasks-max", gettext_noop("Tasks max")),
+];
+
+/// Policies a preset row lets the person choose: what Corral does by itself on an alert.
+const POLICIES: [(&str, &str); 4] = [
+    ("on-memory-near-limit", "When Near Its Memory Limit"),
+    ("on-memory-throttled", "When Slowed for Memory"),
+    ("on-cpu-throttled", "When Held at Its CPU Limit"),
+    ("on-memory-pressure", "When Stalling for Memory"),
+];
+
+/// The choices of a policy row, as (word in the file, label).
+const POLICY_CHOICES: [(&str, &str); 4] = [
+    ("notify", "Only Notify"),
+    ("freeze", "Freeze It"),
+    ("raise-limit", "Raise the Limit One Step"),
+    ("lower-cpu", "Halve Its CPU Limit"),
 ];
 
 pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
@@ -127,14 +143,34 @@ fn general_page(
             }
         });
     }
-    {
+    let pressure = spin_row(
+        "Memory Pressure Warning",
+        "Warn when an app waits for memory this share of the time (%)…",
+        config.general.pressure_warning,
+        1.0,
+        100.0,
+        1.0,
+        0,
+    );
+    let pressure_seconds = spin_row(
+        "Pressure Duration",
+        "…for at least this many seconds",
+        config.general.pressure_seconds,
+        1.0,
+        600.0,
+        1.0,
+        0,
+    );
+    for (spin, key) in [
+        (&warning, "memory-warning"),
+        (&pressure, "pressure-warning"),
+        (&pressure_seconds, "pressure-seconds"),
+    ] {
         let (window, editor) = (window.clone(), std::rc::Rc::clone(editor));
-        warning.connect_value_changed(move |spin| {
-            if editor
-                .borrow_mut()
-                .set_general("memory-warning", spin.value())
-                .is_ok()
-            {
+        spin.connect_value_changed(move |spin| {
+            // The edit's borrow must end before save() borrows the editor again.
+            let edited = editor.borrow_mut().set_general(key, spin.value());
+            if edited.is_ok() {
                 save(&window, &editor);
             }
         });
@@ -202,7 +238,7 @@ fn preset_row(
     let row = adw::ExpanderRow::builder()
         .title(&preset.name)
         .subtitle(if preset.description.is_empty() {
-            preset.settings.summary()
+            preset.settings.plain_words()
         } else {
             preset.description.clone()
         })
@@ -216,6 +252,25 @@ fn preset_row(
             entry.set_text(values.get(key).map(String::as_str).unwrap_or(""));
             row.add_row(&entry);
             (key, entry)
+        })
+        .collect();
+    let policies: Vec<(&'static str, adw::ComboRow)> = POLICIES
+        .iter()
+        .map(|&(key, title)| {
+            let choices = gtk::StringList::new(&POLICY_CHOICES.map(|(_, label)| label));
+            let current = values.get(key).map(String::as_str).unwrap_or("notify");
+            let combo = adw::ComboRow::builder()
+                .title(title)
+                .model(&choices)
+                .selected(
+                    POLICY_CHOICES
+                        .iter()
+                        .position(|(word, _)| *word == current)
+                        .unwrap_or(0) as u32,
+                )
+                .build();
+            row.add_row(&combo);
+            (key, combo)
         })
         .collect();
     let save_button = gtk::Button::builder()
@@ -255,6 +310,17 @@ fn preset_row(
                     settings.unset(key)
                 } else {
                     settings.set(key, text.trim())
+                };
+                if let Err(e) = result {
+                    window.add_toast(adw::Toast::new(&e.to_string()));
+                    return;
+                }
+            }
+            for (key, combo) in &policies {
+                // "Only notify" is what no policy means: the key is left out of the file.
+                let result = match POLICY_CHOICES.get(combo.selected() as usize) {
+                    Some((word, _)) if *word != "notify" => settings.set(key, word),
+                    _ => settings.unset(key),
                 };
                 if let Err(e) = result {
                     window.add_toast(adw::Toast::new(&e.to_string()));

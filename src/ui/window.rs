@@ -12,8 +12,7 @@ use crate::apps::AppCatalog;
 use crate::controller::{ControlError, Controller, LimitCheck};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::launch::{self, LaunchRequest};
-use crate::monitor::history::History;
-use crate::monitor::service::{Monitor, MonitorState};
+use crate::monitor::service::{Monitor, MonitorState, SharedHistory, lock_history};
 use crate::presets::{Config, ConfigEditor, Settings};
 use crate::systemd::ManagerKind;
 use crate::ui::details::{Details, DetailsAction};
@@ -70,7 +69,9 @@ pub struct MainWindow {
     catalog: AppCatalog,
     config_problem: Option<String>,
     state: Arc<MonitorState>,
-    history: History,
+    /// The monitor's history once connected; until then (and in tests fed fixture states)
+    /// one the window records itself.
+    history: SharedHistory,
     launcher: Option<Rc<Launcher>>,
 }
 
@@ -109,7 +110,9 @@ impl MainWindow {
         widgets
             .units
             .show(&state.units, |snap| icon_for(catalog, snap));
-        self.history.record(&state.units, now);
+        if self.monitor.is_none() {
+            lock_history(&self.history).record(&state.units, now);
+        }
         // A search that matches nothing is not the same as having no apps.
         let page = if widgets.units.visible_count() > 0 {
             "list"
@@ -123,7 +126,9 @@ impl MainWindow {
         // The details follow the selected unit; an ended unit's details close.
         match widgets.details.unit() {
             Some(unit) => match state.units.iter().find(|s| s.info.unit == unit) {
-                Some(snap) => widgets.details.update(snap, &self.history, now),
+                Some(snap) => widgets
+                    .details
+                    .update(snap, &lock_history(&self.history), now),
                 None => widgets.details_stack.set_visible_child_name("none"),
             },
             None => widgets.details_stack.set_visible_child_name("none"),
@@ -186,6 +191,7 @@ impl Component for MainWindow {
             .build();
         crate::ui::set_accessible_label(&search_button, &gettext("Search"));
         let menu = gtk::gio::Menu::new();
+        menu.append(Some(&gettext("_Events")), Some("win.events"));
         menu.append(Some(&gettext("_Preferences")), Some("win.preferences"));
         menu.append(
             Some(&gettext("_Keyboard Shortcuts")),
@@ -306,6 +312,12 @@ impl Component for MainWindow {
         add_action("launch", || Msg::OpenLauncher);
         add_action("preferences", || Msg::OpenPreferences);
         {
+            let action = gtk::gio::SimpleAction::new("events", None);
+            let window = root.clone();
+            action.connect_activate(move |_, _| crate::ui::events::show(&window));
+            root.add_action(&action);
+        }
+        {
             let action = gtk::gio::SimpleAction::new("about", None);
             let window = root.clone();
             action.connect_activate(move |_, _| crate::ui::show_about(&window));
@@ -320,6 +332,7 @@ impl Component for MainWindow {
         if let Some(app) = relm4::main_application().downcast_ref::<gtk::Application>() {
             app.set_accels_for_action("win.launch", &["<Control>n"]);
             app.set_accels_for_action("win.search", &["<Control>f"]);
+            app.set_accels_for_action("win.events", &["<Control>e"]);
             app.set_accels_for_action("win.preferences", &["<Control>comma"]);
             app.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
             app.set_accels_for_action("app.quit", &["<Control>q"]);
@@ -358,7 +371,7 @@ impl Component for MainWindow {
             catalog: AppCatalog::load(),
             config_problem,
             state: Arc::default(),
-            history: History::default(),
+            history: SharedHistory::default(),
             launcher: None,
         };
         let widgets = Widgets {
@@ -394,7 +407,9 @@ impl Component for MainWindow {
                     let icon = icon_for(&self.catalog, snap);
                     widgets.details.show_unit(snap, icon.as_deref());
                     let now = self.state.sampled_at.unwrap_or_else(SystemTime::now);
-                    widgets.details.update(snap, &self.history, now);
+                    widgets
+                        .details
+                        .update(snap, &lock_history(&self.history), now);
                     widgets.details_stack.set_visible_child_name("details");
                 }
             }
@@ -508,6 +523,7 @@ impl Component for MainWindow {
             Cmd::Connected(Ok((ctl, monitor))) => {
                 let mut updates = monitor.subscribe();
                 self.ctl = Some(ctl);
+                self.history = monitor.history();
                 self.monitor = Some(monitor);
                 sender.command(move |out, shutdown| {
                     shutdown

@@ -13,6 +13,11 @@ description = "Fixed limits the tests can compare"
 memory-high = "48M"
 memory-max = "64M"
 
+[presets.tiny]
+description = "Too little memory for anything"
+memory-max = "32M"
+memory-swap-max = "0"
+
 [apps."org.example.Sleeper"]
 last-preset = "test"
 TOML
@@ -24,6 +29,9 @@ Comment=Sleeps for five minutes
 Icon=utilities-terminal
 Exec=sleep 300
 DESKTOP
+
+# An app killed for lack of memory, for the Events window (corral run --wait records it).
+corral run -q -w -p tiny --app-id oomtest --name OomTest -- tail /dev/zero
 
 # Three apps with different presets for the list.
 corral run -q -p browser --name browsertest -- sleep 600

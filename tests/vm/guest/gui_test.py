@@ -48,9 +48,12 @@ def wait_for(what, timeout=20.0):
     return None
 
 
-def screenshot(name):
+def screenshot(name, window=None):
+    """The whole screen, or the toplevel window of that title (a dialog that has no window
+    manager to stack it may not show in the root window's picture)."""
     path = f"{SHOTS}/{name}.xwd"
-    subprocess.run(["xwd", "-root", "-silent", "-out", path], check=False)
+    where = ["-name", window] if window else ["-root"]
+    subprocess.run(["xwd", *where, "-silent", "-out", path], check=False)
     print(f"     screenshot {name}", flush=True)
 
 
@@ -269,7 +272,7 @@ def main():
         if sleeper is not None:
             select(sleeper)
         time.sleep(4)  # the first frame of a new window is slow under emulation
-        screenshot("launcher")
+        screenshot("launcher", "Launch an App")
         click(wait_for(lambda: find(dialog, ROLE_PUSH_BUTTON, "Launch")))
     launched = wait_for(lambda: units("app-corral-org.example.Sleeper-*"), 20)
     expect("launching from the picker starts a unit", launched, sysctl("list-units", "app-corral-*"))
@@ -339,7 +342,24 @@ def main():
     prefs = wait_for(lambda: find(app, ROLE_FRAME, "Preferences") or find(app, ROLE_DIALOG, "Preferences"), 10)
     expect("Ctrl+, opens the preferences", prefs is not None)
     time.sleep(4)
-    screenshot("preferences")
+    screenshot("preferences", "Preferences")
+
+    # The events: the OOM kill gui.sh caused, as a post-mortem row.
+    key(9, 2)  # Escape closes the preferences
+    time.sleep(1)
+    key(37, 0)  # Control_L
+    key(26, 2)  # e
+    key(37, 1)
+    events = wait_for(lambda: find(app, ROLE_FRAME, "Events") or find(app, ROLE_DIALOG, "Events"), 10)
+    expect("Ctrl+E opens the events", events is not None)
+    if events is not None:
+        killed = wait_for(lambda: find_all(events, lambda n: n.name.startswith(
+            "OomTest killed by the OOM killer at its 32 MiB limit")), 10)
+        expect("the events show the OOM-killed app's post-mortem", killed)
+        if not killed:
+            dump(events)
+        time.sleep(2)
+        screenshot("events", "Events")
 
 
 main()

@@ -21,6 +21,13 @@ memory-high = "60M"
 memory-max = "64M"
 memory-swap-max = "0"
 
+[presets.hogfreeze]
+description = "As hog, with a policy: freeze it when it nears its limit"
+memory-high = "60M"
+memory-max = "64M"
+memory-swap-max = "0"
+on-memory-near-limit = "freeze"
+
 [presets.hogmax]
 description = "Only a small hard limit, no swap"
 memory-max = "64M"
@@ -91,6 +98,23 @@ check "invoking Freeze freezes the unit (cgroup.events frozen 1)" wait_for 5 fro
 $SCTL kill --signal=KILL "$hog1" 2>/dev/null
 check "the frozen hog can be ended" gone "$hog1"
 
+echo "== a freeze policy freezes the app by itself and says so ($(date +%T))"
+corral run -q -p hogfreeze --app-id hog3 -- python3 /tmp/guest/hog.py hold 90 "$work/hog3.out"
+hog3=$(wait_unit 'app-corral-hog3-*.service')
+check "the hog crosses 90 % of memory.max" wait_for 40 grep -q crossed "$work/hog3.out"
+frozen3() { [ "$(cg_key "$hog3" cgroup.events frozen)" = 1 ]; }
+check "on-memory-near-limit = freeze freezes the unit (frozen 1)" wait_for 5 frozen3
+policy_notifies() { grep '"call":"Notify"' "$work/notify.log" | grep 'python3 was frozen'; }
+check "the notification says Corral froze it" wait_for 5 policy_notifies
+expect_in "and names the setting that asked" 'on-memory-near-limit = \"freeze\"' "$(policy_notifies | head -1)"
+expect_in "and offers Thaw" '"thaw"' "$(policy_notifies | head -1)"
+id3=$(policy_notifies | head -1 | json_field id)
+echo "thaw $id3" >"$work/invoke"
+thawed3() { [ "$(cg_key "$hog3" cgroup.events frozen)" = 0 ]; }
+check "its Thaw button thaws the unit (frozen 0)" wait_for 5 thawed3
+$SCTL kill --signal=KILL "$hog3" 2>/dev/null
+check "the policy's hog can be ended" gone "$hog3"
+
 echo "== an OOM kill under a hard limit leaves a post-mortem ($(date +%T))"
 # tail reads one endless line from /dev/zero: it grows fast and needs no page cache to thrash.
 corral run -q -p hogmax --app-id hog2 -- tail /dev/zero
@@ -115,6 +139,7 @@ if [ "$failed" -gt 0 ]; then
     echo "---- watch.out"; cat "$work/watch.out"
     echo "---- watch.err"; cat "$work/watch.err"
     echo "---- notify.log"; cat "$work/notify.log"
+    echo "---- events.jsonl (last lines)"; tail -4 ~/.local/state/corral/events.jsonl
     diagnose
 fi
 summary

@@ -1,0 +1,357 @@
+//! Policies: what Corral does by itself when the runaway watch raises an alert for a unit
+//! whose preset or app rule asks for it (`on-memory-near-limit = "freeze"`, …), and the
+//! sentence that tells the person what was done. Opt-in: without a policy Corral only notifies.
+//!
+//! Deciding ([`plan`]) is pure and tested here; acting ([`Policies::enforce`]) goes through the
+//! same [`Controller`] as the window, the tray and the CLI, and reads the result back.
+
+use std::collections::HashMap;
+
+use crate::controller::Controller;
+use crate::limits::CpuQuota;
+use crate::monitor::alerts::{Alert, Condition};
+use crate::notify::{LimitRaise, raise_step};
+use crate::presets::{Config, PolicyAction, Settings};
+
+/// A limit-changing policy acts at most this many times per unit and condition, so that an
+/// app that keeps growing is not raised without end (and a lowered quota not ground to zero).
+pub const MAX_LIMIT_STEPS: u32 = 3;
+
+/// The lowest CPU quota `lower-cpu` sets, in percent of one CPU.
+const MIN_CPU_PERCENT: u32 = 10;
+
+/// The setting that holds the policy for a condition; OOM kills have none (the app is dead or
+/// the kernel is mid-kill: there is nothing left to decide).
+pub fn policy_key(condition: Condition) -> Option<&'static str> {
+    match condition {
+        Condition::MemoryNearLimit => Some("on-memory-near-limit"),
+        Condition::MemoryThrottled => Some("on-memory-throttled"),
+        Condition::CpuThrottled => Some("on-cpu-throttled"),
+        Condition::MemoryPressure => Some("on-memory-pressure"),
+        Condition::OomKilled => None,
+    }
+}
+
+/// The policy `settings` set for a condition (notify when none).
+pub fn policy_for(settings: &Settings, condition: Condition) -> PolicyAction {
+    let action = match condition {
+        Condition::MemoryNearLimit => settings.on_memory_near_limit,
+        Condition::MemoryThrottled => settings.on_memory_throttled,
+        Condition::CpuThrottled => settings.on_cpu_throttled,
+        Condition::MemoryPressure => settings.on_memory_pressure,
+        Condition::OomKilled => None,
+    };
+    action.unwrap_or_default()
+}
+
+/// The policy for an alert: the unit's preset (from its description) with its app's rule on
+/// top, as at launch. A unit whose preset no longer exists gets none.
+pub fn resolve(config: &Config, alert: &Alert) -> PolicyAction {
+    let app_id = alert.app_id.as_deref().unwrap_or("");
+    match config.resolve(app_id, None, alert.preset.as_deref(), &Settings::default()) {
+        Ok(resolved) => policy_for(&resolved.settings, alert.condition()),
+        Err(_) => PolicyAction::Notify,
+    }
+}
+
+/// What a policy will do to the unit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyStep {
+    Freeze,
+    /// New limits, and the words for them ("its memory limit to 80 MiB").
+    SetLimits(LimitRaise, String),
+}
+
+/// What the policy `action` does for `alert`, given how often it has already changed this
+/// unit's limits for this condition; `None` when there is nothing it can do (no limit to
+/// raise, the quota already at its floor, the step budget used up, or "notify").
+pub fn plan(action: PolicyAction, alert: &Alert, steps_taken: u32) -> Option<PolicyStep> {
+    match action {
+        PolicyAction::Notify => None,
+        PolicyAction::Freeze => Some(PolicyStep::Freeze),
+        _ if steps_taken >= MAX_LIMIT_STEPS => None,
+        PolicyAction::RaiseLimit => {
+            let raise = raise_step(alert)?;
+            let what = match (raise.memory_high, raise.memory_max, raise.cpu_quota) {
+                (_, Some(max), _) => format!("its memory limit to {max}"),
+                (Some(high), None, _) => format!("its soft memory limit to {high}"),
+                (None, None, Some(quota)) => format!("its CPU limit to {}", cpu_words(quota)),
+                (None, None, None) => return None,
+            };
+            Some(PolicyStep::SetLimits(raise, what))
+        }
+        PolicyAction::LowerCpu => {
+            let lowered = match alert.limits.cpu_quota {
+                Some(CpuQuota::Percent(p)) if p <= MIN_CPU_PERCENT => return None,
+                Some(CpuQuota::Percent(p)) => (p / 2).max(MIN_CPU_PERCENT),
+                // No quota yet: one CPU is the first step down from "all of them".
+                Some(CpuQuota::Unlimited) | None => 100,
+            };
+            let quota = CpuQuota::Percent(lowered);
+            Some(PolicyStep::SetLimits(
+                LimitRaise {
+                    cpu_quota: Some(quota),
+                    ..LimitRaise::default()
+                },
+                format!("its CPU limit to {}", cpu_words(quota)),
+            ))
+        }
+    }
+}
+
+fn cpu_words(quota: CpuQuota) -> String {
+    match quota {
+        CpuQuota::Percent(p) => format!("{p} % of one CPU"),
+        CpuQuota::Unlimited => "no limit".to_owned(),
+    }
+}
+
+/// What a policy did, or why it could not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyOutcome {
+    pub action: PolicyAction,
+    /// The setting that asked for it, e.g. `on-memory-near-limit`.
+    pub key: &'static str,
+    /// The unit ended up frozen by the policy.
+    pub froze: bool,
+    /// A sentence for the notification: what Corral did and which setting made it.
+    pub message: String,
+    pub failed: bool,
+}
+
+/// The policies in force: the last config that loaded (a config broken while Corral runs
+/// leaves the last good one in force) and how many limit steps each unit has had (an entry
+/// only for units a limit policy changed: a handful, so they are kept for the process's life).
+#[derive(Debug, Default)]
+pub struct Policies {
+    config: Option<Config>,
+    steps: HashMap<(String, Condition), u32>,
+}
+
+impl Policies {
+    /// Applies the policy for a newly raised alert, if its preset or rule has one.
+    pub async fn enforce(
+        &mut self,
+        controller: &Controller,
+        alert: &Alert,
+    ) -> Option<PolicyOutcome> {
+        let key = policy_key(alert.condition())?;
+        // Read afresh, so that a policy set in Preferences applies to apps already running.
+        match Config::load() {
+            Ok(config) => self.config = Some(config),
+            Err(e) if self.config.is_some() => {
+                eprintln!("corral: policies: {e}; the last good configuration stays in force")
+            }
+            Err(_) => {}
+        }
+        let config = self.config.get_or_insert_with(Config::default);
+        let action = resolve(config, alert);
+        let counted = (alert.unit.clone(), alert.condition());
+        let step = plan(
+            action,
+            alert,
+            self.steps.get(&counted).copied().unwrap_or(0),
+        )?;
+        let app = &alert.app_name;
+        let setting = format!("{key} = \"{action}\"");
+        let result = match &step {
+            PolicyStep::Freeze => match controller.find(&alert.unit).await {
+                Ok(unit) => controller
+                    .freeze(&unit)
+                    .await
+                    .map(|()| format!("Corral froze {app}, as its setting {setting} asks."))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            PolicyStep::SetLimits(limits, what) => {
+                *self.steps.entry(counted).or_default() += 1;
+                let applied = match controller.find(&alert.unit).await {
+                    Ok(unit) => controller
+                        .set_limits(&unit, &limits.settings())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                applied.and_then(|checks| {
+                    match checks
+                        .iter()
+                        .find_map(|c| c.problem.as_ref().map(|p| (c, p)))
+                    {
+                        Some((check, problem)) => Err(format!(
+                            "the new {} ({}) did not apply: {problem}",
+                            check.setting, check.wanted
+                        )),
+                        None => {
+                            let verb = if action == PolicyAction::LowerCpu {
+                                "lowered"
+                            } else {
+                                "raised"
+                            };
+                            Ok(format!(
+                                "Corral {verb} {what} for {app}, as its setting {setting} asks."
+                            ))
+                        }
+                    }
+                })
+            }
+        };
+        Some(match result {
+            Ok(message) => PolicyOutcome {
+                action,
+                key,
+                froze: step == PolicyStep::Freeze,
+                message,
+                failed: false,
+            },
+            Err(e) => PolicyOutcome {
+                action,
+                key,
+                froze: false,
+                message: format!("Corral could not apply {setting} to {app}: {e}"),
+                failed: true,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Bytes;
+    use crate::monitor::alerts::{AlertDetail, MemoryBoundary, UnitLimits};
+
+    const MIB: u64 = Bytes::MIB;
+
+    fn alert(detail: AlertDetail, cpu_quota: Option<CpuQuota>) -> Alert {
+        Alert {
+            unit: "app-corral-firefox-1a2b3c4d.service".to_owned(),
+            app_name: "Firefox".to_owned(),
+            app_id: Some("firefox".to_owned()),
+            preset: Some("watched".to_owned()),
+            limits: UnitLimits {
+                memory_high: None,
+                memory_max: Some(Bytes(512 * MIB)),
+                cpu_quota,
+            },
+            detail,
+        }
+    }
+
+    fn near_limit() -> Alert {
+        alert(
+            AlertDetail::MemoryNearLimit {
+                used: Bytes(470 * MIB),
+                limit: Bytes(512 * MIB),
+                boundary: MemoryBoundary::Max,
+                percent: 91.8,
+            },
+            None,
+        )
+    }
+
+    fn cpu_throttled(quota: CpuQuota) -> Alert {
+        alert(
+            AlertDetail::CpuThrottled {
+                throttled_percent: 50.0,
+                quota,
+                usage_percent: Some(200.0),
+            },
+            Some(quota),
+        )
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("config.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_policy_comes_from_the_preset_with_the_rule_on_top() {
+        let config = config(
+            r#"
+[presets.watched]
+memory-max = "512M"
+on-memory-near-limit = "freeze"
+on-cpu-throttled = "lower-cpu"
+
+[apps.firefox]
+on-cpu-throttled = "notify"
+"#,
+        );
+        assert_eq!(resolve(&config, &near_limit()), PolicyAction::Freeze);
+        assert_eq!(
+            resolve(&config, &cpu_throttled(CpuQuota::Percent(200))),
+            PolicyAction::Notify,
+            "the app's rule overrides its preset"
+        );
+        let mut other = cpu_throttled(CpuQuota::Percent(200));
+        other.app_id = Some("code".to_owned());
+        assert_eq!(resolve(&config, &other), PolicyAction::LowerCpu);
+    }
+
+    #[test]
+    fn no_policy_without_a_setting_or_a_preset() {
+        let config = config("");
+        assert_eq!(resolve(&config, &near_limit()), PolicyAction::Notify);
+        let mut launched_elsewhere = near_limit();
+        launched_elsewhere.preset = None;
+        launched_elsewhere.app_id = None;
+        assert_eq!(resolve(&config, &launched_elsewhere), PolicyAction::Notify);
+    }
+
+    #[test]
+    fn a_bad_policy_word_is_reported_where_it_is() {
+        let error = Config::parse(
+            "[presets.x]\non-memory-pressure = \"explode\"\n",
+            std::path::Path::new("config.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("config.toml:2:22:"), "{error}");
+        assert!(
+            error.contains("notify, freeze, raise-limit or lower-cpu"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn raising_follows_the_notification_button_and_stops_after_three_steps() {
+        let step = plan(PolicyAction::RaiseLimit, &near_limit(), 0);
+        let Some(PolicyStep::SetLimits(limits, what)) = step else {
+            panic!("{step:?}");
+        };
+        assert_eq!(limits.memory_max, Some(Bytes(640 * MIB)));
+        assert_eq!(what, "its memory limit to 640 MiB");
+        assert_eq!(plan(PolicyAction::RaiseLimit, &near_limit(), 3), None);
+        assert_eq!(
+            plan(PolicyAction::Freeze, &near_limit(), 3),
+            Some(PolicyStep::Freeze),
+            "freezing changes no limit and has no budget"
+        );
+        assert_eq!(plan(PolicyAction::Notify, &near_limit(), 0), None);
+    }
+
+    #[test]
+    fn lowering_halves_the_quota_down_to_a_floor() {
+        let quota = |alert: &Alert, steps| match plan(PolicyAction::LowerCpu, alert, steps) {
+            Some(PolicyStep::SetLimits(limits, _)) => limits.cpu_quota,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            quota(&cpu_throttled(CpuQuota::Percent(200)), 0),
+            Some(CpuQuota::Percent(100))
+        );
+        assert_eq!(
+            quota(&cpu_throttled(CpuQuota::Percent(15)), 0),
+            Some(CpuQuota::Percent(10))
+        );
+        assert_eq!(
+            plan(
+                PolicyAction::LowerCpu,
+                &cpu_throttled(CpuQuota::Percent(10)),
+                0
+            ),
+            None
+        );
+        assert_eq!(quota(&near_limit(), 0), Some(CpuQuota::Percent(100)));
+    }
+}
