@@ -395,11 +395,11 @@ impl Notification {
             return n;
         }
         if outcome.froze {
-            n.summary = format!("{} was frozen", alert.app_name);
+            n.summary = gettext_f("{app} was frozen", &[("app", &alert.app_name)]);
             for (action, label) in &mut n.actions {
                 if *action == NotificationAction::Freeze {
                     *action = NotificationAction::Thaw;
-                    *label = "Thaw".to_owned();
+                    *label = gettext("Thaw");
                 }
             }
         } else {

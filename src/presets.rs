@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
-use crate::i18n::{gettext, gettext_f, gettext_noop};
+use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f, pgettext};
 use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, Percent, SwapLimit, TasksLimit};
 
 /// The preset used when neither the caller nor a rule picks one.
@@ -244,8 +244,8 @@ impl FromStr for PolicyAction {
             "lower-cpu" => Ok(PolicyAction::LowerCpu),
             _ => Err(InvalidChoice {
                 input: input.to_owned(),
-                what: "policy",
-                accepted: "notify, freeze, raise-limit or lower-cpu",
+                what: gettext_noop("policy"),
+                accepted: gettext_noop("notify, freeze, raise-limit or lower-cpu"),
             }),
         }
     }
@@ -572,78 +572,106 @@ impl Settings {
     pub fn plain_words(&self) -> String {
         fn memory(limit: MemoryLimit) -> String {
             match limit {
-                MemoryLimit::Unlimited => "no limit".to_owned(),
+                MemoryLimit::Unlimited => gettext("no limit"),
                 MemoryLimit::Bytes(bytes) => bytes.to_string(),
-                MemoryLimit::Percent(p) => {
-                    format!("{} % of RAM", p.to_string().trim_end_matches('%'))
-                }
+                MemoryLimit::Percent(p) => gettext_f(
+                    "{percent} % of RAM",
+                    &[("percent", &p.to_string().trim_end_matches('%'))],
+                ),
             }
         }
         let mut parts = Vec::new();
         match self.memory_high {
             Some(MemoryLimit::Unlimited) | None => {}
-            Some(high) => parts.push(format!("slowed down above {}", memory(high))),
+            Some(high) => parts.push(gettext_f(
+                "slowed down above {size}",
+                &[("size", &memory(high))],
+            )),
         }
         match self.memory_max {
             Some(MemoryLimit::Unlimited) | None => {}
-            Some(max) => parts.push(format!("killed above {}", memory(max))),
+            Some(max) => parts.push(gettext_f("killed above {size}", &[("size", &memory(max))])),
         }
         match self.memory_swap_max.map(|s| s.0) {
-            Some(MemoryLimit::Bytes(b)) if b.0 == 0 => parts.push("no swap".to_owned()),
+            Some(MemoryLimit::Bytes(b)) if b.0 == 0 => parts.push(gettext("no swap")),
             Some(MemoryLimit::Unlimited) | None => {}
-            Some(swap) => parts.push(format!("at most {} of swap", memory(swap))),
+            Some(swap) => parts.push(gettext_f(
+                "at most {size} of swap",
+                &[("size", &memory(swap))],
+            )),
         }
         match self.cpu_quota {
             Some(CpuQuota::Percent(p)) if p % 100 == 0 && p > 100 => {
-                parts.push(format!("at most {} CPUs", p / 100))
+                let n = p / 100;
+                parts.push(ngettext_f(
+                    "at most {n} CPU",
+                    "at most {n} CPUs",
+                    u64::from(n),
+                    &[("n", &n)],
+                ))
             }
-            Some(CpuQuota::Percent(100)) => parts.push("at most one CPU".to_owned()),
-            Some(CpuQuota::Percent(50)) => parts.push("at most half a CPU".to_owned()),
-            Some(CpuQuota::Percent(p)) => parts.push(format!("at most {p} % of one CPU")),
+            Some(CpuQuota::Percent(100)) => parts.push(gettext("at most one CPU")),
+            Some(CpuQuota::Percent(50)) => parts.push(gettext("at most half a CPU")),
+            Some(CpuQuota::Percent(p)) => parts.push(gettext_f(
+                "at most {percent} % of one CPU",
+                &[("percent", &p)],
+            )),
             Some(CpuQuota::Unlimited) | None => {}
         }
         match self.cpu_weight.map(CpuWeight::get) {
-            Some(w) if w < 100 => parts.push("gives way to other apps".to_owned()),
-            Some(w) if w > 100 => parts.push("gets more CPU time than other apps".to_owned()),
+            Some(w) if w < 100 => parts.push(gettext("gives way to other apps")),
+            Some(w) if w > 100 => parts.push(gettext("gets more CPU time than other apps")),
             _ => {}
         }
         if let Some(TasksLimit::Count(n)) = self.tasks_max {
-            parts.push(format!("at most {n} processes"));
+            parts.push(ngettext_f(
+                "at most {n} process",
+                "at most {n} processes",
+                n,
+                &[("n", &n)],
+            ));
         }
         if self.no_new_privileges == Some(true) {
-            parts.push("cannot gain privileges".to_owned());
+            parts.push(gettext("cannot gain privileges"));
         }
         if self.private_tmp == Some(true) {
-            parts.push("private /tmp".to_owned());
+            parts.push(gettext("private /tmp"));
         }
         match self.protect_system {
             Some(ProtectSystem::Yes | ProtectSystem::Full) => {
-                parts.push("system files read-only".to_owned())
+                parts.push(gettext("system files read-only"))
             }
-            Some(ProtectSystem::Strict) => parts.push("only its own files writable".to_owned()),
+            Some(ProtectSystem::Strict) => parts.push(gettext("only its own files writable")),
             _ => {}
         }
         match self.protect_home {
             Some(ProtectHome::Yes | ProtectHome::Tmpfs) => {
-                parts.push("home folders hidden".to_owned())
+                parts.push(gettext("home folders hidden"))
             }
-            Some(ProtectHome::ReadOnly) => parts.push("home folders read-only".to_owned()),
+            Some(ProtectHome::ReadOnly) => parts.push(gettext("home folders read-only")),
             _ => {}
         }
+        // TRANSLATORS: "{done} when {when}" reads e.g. "frozen when near its memory limit".
         let policies = [
-            (self.on_memory_near_limit, "near its memory limit"),
-            (self.on_memory_throttled, "slowed for memory"),
-            (self.on_cpu_throttled, "held at its CPU limit"),
-            (self.on_memory_pressure, "stalling for memory"),
+            (
+                self.on_memory_near_limit,
+                gettext_noop("near its memory limit"),
+            ),
+            (self.on_memory_throttled, gettext_noop("slowed for memory")),
+            (self.on_cpu_throttled, gettext_noop("held at its CPU limit")),
+            (self.on_memory_pressure, gettext_noop("stalling for memory")),
         ];
         for (action, when) in policies {
             let done = match action {
-                Some(PolicyAction::Freeze) => "frozen",
-                Some(PolicyAction::RaiseLimit) => "limit raised",
-                Some(PolicyAction::LowerCpu) => "CPU lowered",
+                Some(PolicyAction::Freeze) => pgettext("policy done", "frozen"),
+                Some(PolicyAction::RaiseLimit) => pgettext("policy done", "limit raised"),
+                Some(PolicyAction::LowerCpu) => pgettext("policy done", "CPU lowered"),
                 Some(PolicyAction::Notify) | None => continue,
             };
-            parts.push(format!("{done} when {when}"));
+            parts.push(gettext_f(
+                "{done} when {when}",
+                &[("done", &done), ("when", &gettext(when))],
+            ));
         }
         let mut text = parts.join(", ");
         if let Some(first) = text.get(..1) {

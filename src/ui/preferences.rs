@@ -20,18 +20,30 @@ const EDITABLE: [(&str, &str); 6] = [
 
 /// Policies a preset row lets the person choose: what Corral does by itself on an alert.
 const POLICIES: [(&str, &str); 4] = [
-    ("on-memory-near-limit", "When Near Its Memory Limit"),
-    ("on-memory-throttled", "When Slowed for Memory"),
-    ("on-cpu-throttled", "When Held at Its CPU Limit"),
-    ("on-memory-pressure", "When Stalling for Memory"),
+    (
+        "on-memory-near-limit",
+        gettext_noop("When Near Its Memory Limit"),
+    ),
+    (
+        "on-memory-throttled",
+        gettext_noop("When Slowed for Memory"),
+    ),
+    (
+        "on-cpu-throttled",
+        gettext_noop("When Held at Its CPU Limit"),
+    ),
+    (
+        "on-memory-pressure",
+        gettext_noop("When Stalling for Memory"),
+    ),
 ];
 
 /// The choices of a policy row, as (word in the file, label).
 const POLICY_CHOICES: [(&str, &str); 4] = [
-    ("notify", "Only Notify"),
-    ("freeze", "Freeze It"),
-    ("raise-limit", "Raise the Limit One Step"),
-    ("lower-cpu", "Halve Its CPU Limit"),
+    ("notify", gettext_noop("Only Notify")),
+    ("freeze", gettext_noop("Freeze It")),
+    ("raise-limit", gettext_noop("Raise the Limit One Step")),
+    ("lower-cpu", gettext_noop("Halve Its CPU Limit")),
 ];
 
 pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
@@ -144,8 +156,8 @@ fn general_page(
         });
     }
     let pressure = spin_row(
-        "Memory Pressure Warning",
-        "Warn when an app waits for memory this share of the time (%)…",
+        &gettext("Memory Pressure Warning"),
+        &gettext("Warn when an app waits for memory this share of the time (%)…"),
         config.general.pressure_warning,
         1.0,
         100.0,
@@ -153,8 +165,8 @@ fn general_page(
         0,
     );
     let pressure_seconds = spin_row(
-        "Pressure Duration",
-        "…for at least this many seconds",
+        &gettext("Pressure Duration"),
+        &gettext("…for at least this many seconds"),
         config.general.pressure_seconds,
         1.0,
         600.0,
@@ -257,10 +269,11 @@ fn preset_row(
     let policies: Vec<(&'static str, adw::ComboRow)> = POLICIES
         .iter()
         .map(|&(key, title)| {
-            let choices = gtk::StringList::new(&POLICY_CHOICES.map(|(_, label)| label));
+            let labels = POLICY_CHOICES.map(|(_, label)| gettext(label));
+            let choices = gtk::StringList::new(&labels.each_ref().map(String::as_str));
             let current = values.get(key).map(String::as_str).unwrap_or("notify");
             let combo = adw::ComboRow::builder()
-                .title(title)
+                .title(gettext(title))
                 .model(&choices)
                 .selected(
                     POLICY_CHOICES
