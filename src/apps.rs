@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::i18n::{gettext, gettext_f, ngettext_f};
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------------
@@ -22,86 +24,83 @@ use serde::Serialize;
 /// Why a desktop file was skipped. [`AppCatalog`] collects these as warnings; none is fatal.
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
-    #[error("could not read {}: {source} — check its permissions, or remove it", .path.display())]
+    #[error("{}", gettext_f("could not read {path}: {error} — check its permissions, or remove it", &[("path", &.path.display()), ("error", .source)]))]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error(
-        "{}: line {line} is not valid UTF-8, which desktop entries must be (§3) — re-save the file as UTF-8",
-        .path.display()
-    )]
+    #[error("{}", gettext_f("{path}: line {line} is not valid UTF-8, which desktop entries must be (§3) — re-save the file as UTF-8", &[("path", &.path.display()), ("line", .line)]))]
     NotUtf8 { path: PathBuf, line: usize },
-    #[error(
-        "{}: the path is not valid UTF-8, so the entry has no usable desktop file ID — rename the file",
-        .path.display()
-    )]
+    #[error("{}", gettext_f("{path}: the path is not valid UTF-8, so the entry has no usable desktop file ID — rename the file", &[("path", &.path.display())]))]
     NonUtf8Path { path: PathBuf },
-    #[error("{}: line {line}: {problem} — fix the file or remove it", .path.display())]
+    #[error("{}", gettext_f("{path}: line {line}: {problem} — fix the file or remove it", &[("path", &.path.display()), ("line", .line), ("problem", .problem)]))]
     Malformed {
         path: PathBuf,
         line: usize,
         problem: FileProblem,
     },
-    #[error("{}: there is no [Desktop Entry] group — fix the file or remove it", .path.display())]
+    #[error("{}", gettext_f("{path}: there is no [Desktop Entry] group — fix the file or remove it", &[("path", &.path.display())]))]
     NoDesktopEntryGroup { path: PathBuf },
-    #[error(
-        "{}: the required key {key}= is missing from [Desktop Entry] — add it or remove the file",
-        .path.display()
-    )]
+    #[error("{}", gettext_f("{path}: the required key {key}= is missing from [Desktop Entry] — add it or remove the file", &[("path", &.path.display()), ("key", .key)]))]
     MissingKey { path: PathBuf, key: &'static str },
-    #[error(
-        "{}: the app has no Exec= line (it can only be D-Bus activated), so Corral cannot launch it in a unit",
-        .path.display()
-    )]
+    #[error("{}", gettext_f("{path}: the app has no Exec= line (it can only be D-Bus activated), so Corral cannot launch it in a unit", &[("path", &.path.display())]))]
     NoExec { path: PathBuf },
 }
 
 /// What is wrong with one line of a desktop file (§3 "Basic format of the file").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileProblem {
-    #[error("a key=value line comes before any [group] header")]
+    #[error("{}", gettext("a key=value line comes before any [group] header"))]
     KeyOutsideGroup,
-    #[error("the line is neither a comment, a [group] header nor key=value: {0:?}")]
+    #[error("{}", gettext_f("the line is neither a comment, a [group] header nor key=value: {line}", &[("line", &format!("{:?}", .0))]))]
     NotKeyValue(String),
-    #[error("the group header is not of the form [name]: {0:?}")]
+    #[error("{}", gettext_f("the group header is not of the form [name]: {line}", &[("line", &format!("{:?}", .0))]))]
     BadGroupHeader(String),
-    #[error("the group [{0}] appears twice")]
+    #[error("{}", gettext_f("the group [{group}] appears twice", &[("group", .0)]))]
     DuplicateGroup(String),
-    #[error("the key {0} appears twice in [Desktop Entry]")]
+    #[error("{}", gettext_f("the key {key} appears twice in [Desktop Entry]", &[("key", .0)]))]
     DuplicateKey(String),
-    #[error("{key}={value:?} is not a boolean (true or false)")]
+    #[error("{}", gettext_f("{key}={value} is not a boolean (true or false)", &[("key", .key), ("value", &format!("{:?}", .value))]))]
     NotBoolean { key: String, value: String },
-    #[error("the line holds a NUL byte, which no value may (§4), so the file is damaged")]
+    #[error(
+        "{}",
+        gettext("the line holds a NUL byte, which no value may (§4), so the file is damaged")
+    )]
     NulByte,
 }
 
 /// What is wrong with an `Exec` command line (§7 "The Exec key").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecSyntax {
-    #[error("is empty")]
+    // TRANSLATORS: these complete "Exec line …" (the line of a desktop file that says what to
+    // run), as in "Exec line is empty: `…`".
+    #[error("{}", gettext("is empty"))]
     Empty,
-    #[error("has an unterminated quote")]
+    #[error("{}", gettext("has an unterminated quote"))]
     UnterminatedQuote,
-    #[error("ends in a lone backslash")]
+    #[error("{}", gettext("ends in a lone backslash"))]
     TrailingBackslash,
-    #[error(
-        "has the reserved character {0:?} outside double quotes (the spec requires quoting it, and Corral runs no shell to interpret it)"
-    )]
+    #[error("{}", gettext_f("has the reserved character {character} outside double quotes (the spec requires quoting it, and Corral runs no shell to interpret it)", &[("character", &format!("{:?}", .0))]))]
     UnquotedReserved(char),
-    #[error("has the unknown field code `%{0}` (the spec says such a line must not be run)")]
+    #[error("{}", gettext_f("has the unknown field code `%{code}` (the spec says such a line must not be run)", &[("code", .0)]))]
     UnknownFieldCode(char),
-    #[error("has `{0}` inside a longer argument, but it must be an argument on its own")]
+    #[error("{}", gettext_f("has `{code}` inside a longer argument, but it must be an argument on its own", &[("code", .0)]))]
     FieldCodeNotAlone(FieldCode),
-    #[error("has more than one of %f, %F, %u, %U (the spec allows at most one)")]
+    #[error(
+        "{}",
+        gettext("has more than one of %f, %F, %u, %U (the spec allows at most one)")
+    )]
     SeveralFileFieldCodes,
-    #[error("starts with a field code instead of a program")]
+    #[error("{}", gettext("starts with a field code instead of a program"))]
     ProgramIsFieldCode,
-    #[error("has an empty program name")]
+    #[error("{}", gettext("has an empty program name"))]
     EmptyProgram,
     #[error(
-        "has `=` in the program name, which the spec forbids (to set a variable, use `env NAME=value program`)"
+        "{}",
+        gettext(
+            "has `=` in the program name, which the spec forbids (to set a variable, use `env NAME=value program`)"
+        )
     )]
     EqualsInProgram,
 }
@@ -110,36 +109,29 @@ pub enum ExecSyntax {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     /// From [`parse_exec`], which does not know which app the line belongs to.
-    #[error("Exec line {problem}: `{exec}`")]
+    #[error("{}", gettext_f("Exec line {problem}: `{exec}`", &[("problem", .problem), ("exec", .exec)]))]
     Syntax { exec: String, problem: ExecSyntax },
-    #[error("{id}: Exec line {problem}: `{exec}` — fix the .desktop file at {}", .path.display())]
+    #[error("{}", gettext_f("{id}: Exec line {problem}: `{exec}` — fix the .desktop file at {path}", &[("id", .id), ("problem", .problem), ("exec", .exec), ("path", &.path.display())]))]
     InvalidExec {
         id: String,
         path: PathBuf,
         exec: String,
         problem: ExecSyntax,
     },
-    #[error(
-        "{id}: not installed: its TryExec program `{try_exec}` is missing or not executable — install the app, or delete the stale entry at {}",
-        .path.display()
-    )]
+    #[error("{}", gettext_f("{id}: not installed: its TryExec program `{program}` is missing or not executable — install the app, or delete the stale entry at {path}", &[("id", .id), ("program", .try_exec), ("path", &.path.display())]))]
     NotInstalled {
         id: String,
         path: PathBuf,
         try_exec: String,
     },
-    #[error(
-        "{id}: its Exec line takes a single file or URL ({code}) but {count} were given — open them one at a time"
-    )]
+    #[error("{}", ngettext_f("{id}: its Exec line takes a single file or URL ({code}) but {count} was given — open them one at a time", "{id}: its Exec line takes a single file or URL ({code}) but {count} were given — open them one at a time", *.count as u64, &[("id", .id), ("code", .code), ("count", .count)]))]
     TooManyTargets {
         id: String,
         path: PathBuf,
         code: FieldCode,
         count: usize,
     },
-    #[error(
-        "{id}: its Exec line has no %f, %F, %u or %U, so it cannot open the {count} file(s) or URL(s) given — launch it without them"
-    )]
+    #[error("{}", ngettext_f("{id}: its Exec line has no %f, %F, %u or %U, so it cannot open the {count} file or URL given — launch it without them", "{id}: its Exec line has no %f, %F, %u or %U, so it cannot open the {count} files or URLs given — launch it without them", *.count as u64, &[("id", .id), ("count", .count)]))]
     TargetsNotAccepted {
         id: String,
         path: PathBuf,

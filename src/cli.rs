@@ -5,11 +5,12 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::apps::AppCatalog;
 use crate::cgroup::{CgroupFs, CgroupSample, Limit};
 use crate::controller::{Controller, LimitCheck};
+use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f, pgettext};
 use crate::launch::{self, LaunchRequest, Stdio};
 use crate::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
 use crate::monitor::postmortem::{EventLog, LocalTime};
@@ -21,22 +22,16 @@ use crate::systemd::{ManagerKind, Systemd, UnitKind};
 #[command(
     name = "corral",
     version,
-    about = "Keep desktop apps from eating the machine",
-    long_about = "Corral runs apps in systemd transient units with memory, CPU and task limits, \
-                  shows what each one uses, and freezes, stops or re-limits them on demand. \
-                  Everything goes through your own systemd user manager: no root needed. \
-                  Start with `corral doctor`, which checks that this machine can contain apps.",
-    after_help = "Examples:\n  corral run -p shell -- bash -i\n  corral run --memory-max 2G -- firefox\n  \
-                  corral launch org.mozilla.firefox -p browser\n  corral ps --all\n  \
-                  corral limit firefox --memory-max 4G\n  corral freeze firefox\n\n\
-                  `corral COMMAND --help` explains each command; `man corral` has it all."
+    about = gettext("Keep desktop apps from eating the machine"),
+    long_about = gettext("Corral runs apps in systemd transient units with memory, CPU and task limits, shows what each one uses, and freezes, stops or re-limits them on demand. Everything goes through your own systemd user manager: no root needed. Start with `corral doctor`, which checks that this machine can contain apps."),
+    after_help = gettext("Examples:\n  corral run -p shell -- bash -i\n  corral run --memory-max 2G -- firefox\n  corral launch org.mozilla.firefox -p browser\n  corral ps --all\n  corral limit firefox --memory-max 4G\n  corral freeze firefox\n\n`corral COMMAND --help` explains each command; `man corral` has it all.")
 )]
 pub struct Cli {
-    /// Use the system manager instead of your user manager (asks polkit for permission)
+    #[arg(help = gettext("Use the system manager instead of your user manager (asks polkit for permission)"))]
     #[arg(long, global = true)]
     pub system: bool,
 
-    /// Start with the tray icon only; the window opens from its menu (for the session autostart)
+    #[arg(help = gettext("Start with the tray icon only; the window opens from its menu (for the session autostart)"))]
     #[arg(long)]
     pub tray: bool,
 
@@ -46,6 +41,13 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the command line like `Cli::parse`, with the words clap adds itself (the help
+    /// and version flags, "Usage:" and the section headings) in the person's language too.
+    pub fn parse_localized() -> Cli {
+        let matches = localized(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     pub fn manager(&self) -> ManagerKind {
         if self.system {
             ManagerKind::System
@@ -57,83 +59,62 @@ impl Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a command in a new contained unit
+    #[command(about = gettext("Run a command in a new contained unit"))]
     #[command(
-        long_about = "Run a command in a new contained unit, with the limits of a preset and \
-                      any given here.\n\n\
-                      By default the unit is a service: systemd starts the command itself, it \
-                      can be sandboxed (--isolation strict), and it keeps running when this \
-                      terminal closes; Corral returns once it runs, unless --wait. With \
-                      --scope (and the shell preset) Corral forks the command itself into a \
-                      scope: it keeps this terminal, and Corral waits and exits with its \
-                      status. Inside a Flatpak sandbox only services are possible.\n\n\
-                      After the start, Corral reads every limit back from the unit's cgroup and \
-                      says plainly when one did not apply, and why.",
-        after_long_help = "Examples:\n  corral run -- firefox\n  \
-                           corral run -p browser --memory-max 6G -- firefox\n  \
-                           corral run -p shell -- bash -i\n  \
-                           corral run --cpu-quota 200% --wait -- make -j8"
+        long_about = gettext("Run a command in a new contained unit, with the limits of a preset and any given here.\n\nBy default the unit is a service: systemd starts the command itself, it can be sandboxed (--isolation strict), and it keeps running when this terminal closes; Corral returns once it runs, unless --wait. With --scope (and the shell preset) Corral forks the command itself into a scope: it keeps this terminal, and Corral waits and exits with its status. Inside a Flatpak sandbox only services are possible.\n\nAfter the start, Corral reads every limit back from the unit's cgroup and says plainly when one did not apply, and why."),
+        after_long_help = gettext("Examples:\n  corral run -- firefox\n  corral run -p browser --memory-max 6G -- firefox\n  corral run -p shell -- bash -i\n  corral run --cpu-quota 200% --wait -- make -j8")
     )]
     Run(RunArgs),
-    /// Launch an installed desktop app by its id (see `corral apps`)
+    #[command(about = gettext("Launch an installed desktop app by its id (see `corral apps`)"))]
     #[command(
-        long_about = "Launch an installed desktop app by its desktop file id, as a service with \
-                      the limits of its rule, the preset given, or \"relaxed\". The app's Exec \
-                      line is run as its desktop entry says, with FILES as its file or URL \
-                      arguments; Corral returns once it runs."
+        long_about = gettext("Launch an installed desktop app by its desktop file id, as a service with the limits of its rule, the preset given, or \"relaxed\". The app's Exec line is run as its desktop entry says, with FILES as its file or URL arguments; Corral returns once it runs.")
     )]
     Launch(LaunchArgs),
-    /// List installed desktop apps
+    #[command(about = gettext("List installed desktop apps"))]
     #[command(after_long_help = crate::cli_docs::json_help(
         crate::cli_docs::APPS_JSON_INTRO,
         crate::cli_docs::APPS_JSON_FIELDS,
     ))]
     Apps {
-        /// Show only apps whose name, id or keywords contain this
+        #[arg(help = gettext("Show only apps whose name, id or keywords contain this"))]
         search: Option<String>,
-        /// Print every field of each app's desktop entry as JSON instead of a table
+        #[arg(help = gettext("Print every field of each app's desktop entry as JSON instead of a table"))]
         #[arg(long)]
         json: bool,
     },
-    /// List contained apps with their memory, CPU, tasks and pressure
+    #[command(about = gettext("List contained apps with their memory, CPU, tasks and pressure"))]
     #[command(
-        long_about = "List contained apps with their memory, CPU, tasks and pressure.\n\n\
-                      MEMORY is the memory in use against the hard limit (or the soft one if \
-                      only that is set); CPU is the use over a quarter of a second in percent \
-                      of one CPU; TASKS counts processes and threads; MEM PRESSURE is the share \
-                      of the last 10 s in which some of the app's tasks waited for memory.",
+        long_about = gettext("List contained apps with their memory, CPU, tasks and pressure.\n\nMEMORY is the memory in use against the hard limit (or the soft one if only that is set); CPU is the use over a quarter of a second in percent of one CPU; TASKS counts processes and threads; MEM PRESSURE is the share of the last 10 s in which some of the app's tasks waited for memory."),
         after_long_help = crate::cli_docs::json_help(
             crate::cli_docs::PS_JSON_INTRO,
             crate::cli_docs::PS_JSON_FIELDS,
         )
     )]
     Ps {
-        /// Include apps launched elsewhere (GNOME, KDE, Flatpak, systemd-run)
+        #[arg(help = gettext("Include apps launched elsewhere (GNOME, KDE, Flatpak, systemd-run)"))]
         #[arg(short, long)]
         all: bool,
-        /// Print everything read about each unit as JSON instead of a table (fields below)
+        #[arg(help = gettext("Print everything read about each unit as JSON instead of a table (fields below)"))]
         #[arg(long)]
         json: bool,
     },
-    /// Freeze every process of an app: it keeps its memory but gets no CPU until thawed
+    #[command(about = gettext("Freeze every process of an app: it keeps its memory but gets no CPU until thawed"))]
     Freeze(Target),
-    /// Let a frozen app run again
+    #[command(about = gettext("Let a frozen app run again"))]
     Thaw(Target),
-    /// Stop an app gracefully (SIGTERM, then SIGKILL after systemd's timeout)
+    #[command(about = gettext("Stop an app gracefully (SIGTERM, then SIGKILL after systemd's timeout)"))]
     Stop(Target),
-    /// Send a signal to every process of an app (SIGKILL unless --signal says otherwise)
+    #[command(about = gettext("Send a signal to every process of an app (SIGKILL unless --signal says otherwise)"))]
     Kill {
         #[command(flatten)]
         target: Target,
-        /// Signal name or number, e.g. TERM, INT, HUP, 9
+        #[arg(help = gettext("Signal name or number, e.g. TERM, INT, HUP, 9"))]
         #[arg(short, long, default_value = "KILL")]
         signal: String,
     },
-    /// Change the limits of a running app; they hold until it ends
+    #[command(about = gettext("Change the limits of a running app; they hold until it ends"))]
     #[command(
-        long_about = "Change the limits of a running app; they hold until it ends. Corral \
-                      reads each limit back from the kernel and says when one did not apply, \
-                      and why; the exit status is then 2."
+        long_about = gettext("Change the limits of a running app; they hold until it ends. Corral reads each limit back from the kernel and says when one did not apply, and why; the exit status is then 2.")
     )]
     Limit {
         #[command(flatten)]
@@ -141,91 +122,81 @@ pub enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
-    /// List presets, or show one in full
+    #[command(about = gettext("List presets, or show one in full"))]
     Presets {
         #[command(subcommand)]
         action: Option<PresetsAction>,
     },
-    /// Check that this machine can contain apps, and say how to fix what is missing
+    #[command(about = gettext("Check that this machine can contain apps, and say how to fix what is missing"))]
     #[command(
-        long_about = "Check that this machine can contain apps, and say how to fix what is \
-                      missing: the config file, the systemd manager, cgroup v2, and the \
-                      controllers (memory, cpu, pids) delegated to the manager. The exit \
-                      status is 1 when a check failed."
+        long_about = gettext("Check that this machine can contain apps, and say how to fix what is missing: the config file, the systemd manager, cgroup v2, and the controllers (memory, cpu, pids) delegated to the manager. The exit status is 1 when a check failed.")
     )]
     Doctor,
-    /// List post-mortems of contained apps that were OOM-killed or failed, newest last
+    #[command(about = gettext("List post-mortems of contained apps that were OOM-killed or failed, newest last"))]
     Events {
-        /// Print JSON (an array of post-mortems) instead of one line each
+        #[arg(help = gettext("Print JSON (an array of post-mortems) instead of one line each"))]
         #[arg(long)]
         json: bool,
-        /// Show only the newest N
+        #[arg(help = gettext("Show only the newest N"))]
         #[arg(short = 'n', long, value_name = "N")]
         limit: Option<usize>,
     },
-    /// Watch contained apps and warn with desktop notifications before one runs out of memory
+    #[command(about = gettext("Watch contained apps and warn with desktop notifications before one runs out of memory"))]
     #[command(
-        long_about = "Watch contained apps without the window: the same monitor and runaway \
-                      alerts as the window and tray (near the memory limit, throttled at the \
-                      soft limit, held at the CPU quota, stalling for memory, OOM-killed), as \
-                      desktop notifications with Freeze, Raise limit, Kill and Open Corral \
-                      buttons, and post-mortems of apps that were OOM-killed or failed in \
-                      `corral events`. Each alert change is also printed on stdout. Runs until \
-                      interrupted; without a notification server it only prints.",
-        after_long_help = "Examples:\n  corral watch\n  corral watch --json | jq ."
+        long_about = gettext("Watch contained apps without the window: the same monitor and runaway alerts as the window and tray (near the memory limit, throttled at the soft limit, held at the CPU quota, stalling for memory, OOM-killed), as desktop notifications with Freeze, Raise limit, Kill and Open Corral buttons, and post-mortems of apps that were OOM-killed or failed in `corral events`. Each alert change is also printed on stdout. Runs until interrupted; without a notification server it only prints."),
+        after_long_help = gettext("Examples:\n  corral watch\n  corral watch --json | jq .")
     )]
     Watch {
-        /// Print each alert change as a JSON line (at_ms, change, unit, app, condition)
+        #[arg(help = gettext("Print each alert change as a JSON line (at_ms, change, unit, app, condition)"))]
         #[arg(long)]
         json: bool,
     },
-    /// Print a completion script for a shell, generated from this command line
+    #[command(about = gettext("Print a completion script for a shell, generated from this command line"))]
     #[command(hide = true)]
     Completions {
-        /// The shell: bash, zsh, fish, elvish or powershell
+        #[arg(help = gettext("The shell: bash, zsh, fish, elvish or powershell"))]
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the corral(1) man page (roff), generated from this command line
+    #[command(about = gettext("Print the corral(1) man page (roff), generated from this command line"))]
     #[command(hide = true)]
     Man,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PresetsAction {
-    /// Show every setting of one preset
+    #[command(about = gettext("Show every setting of one preset"))]
     Show {
-        /// The preset's name, e.g. browser
+        #[arg(help = gettext("The preset's name, e.g. browser"))]
         name: String,
     },
 }
 
 #[derive(Args, Debug)]
 pub struct Target {
-    /// A unit name, app id or app name, as `corral ps --all` shows them
+    #[arg(help = gettext("A unit name, app id or app name, as `corral ps --all` shows them"))]
     pub target: String,
 }
 
 /// Limits that override the preset's.
 #[derive(Args, Debug, Default, Clone)]
 pub struct LimitArgs {
-    /// Soft memory limit: above it the app is slowed and its memory reclaimed (e.g. 3G, 50% of
-    /// RAM, max)
+    #[arg(help = gettext("Soft memory limit: above it the app is slowed and its memory reclaimed (e.g. 3G, 50% of RAM, max)"))]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_high: Option<MemoryLimit>,
-    /// Hard memory limit: above it the kernel kills the app (e.g. 4G, 70% of RAM, max)
+    #[arg(help = gettext("Hard memory limit: above it the kernel kills the app (e.g. 4G, 70% of RAM, max)"))]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_max: Option<MemoryLimit>,
-    /// Most swap the app may use (e.g. 0, 1G, max)
+    #[arg(help = gettext("Most swap the app may use (e.g. 0, 1G, max)"))]
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_swap_max: Option<SwapLimit>,
-    /// CPU time in percent of one CPU (e.g. 50%, 250%, max)
+    #[arg(help = gettext("CPU time in percent of one CPU (e.g. 50%, 250%, max)"))]
     #[arg(long, value_name = "PERCENT", allow_hyphen_values = true)]
     pub cpu_quota: Option<CpuQuota>,
-    /// CPU share against other apps, 1 to 10000 (default 100)
+    #[arg(help = gettext("CPU share against other apps, 1 to 10000 (default 100)"))]
     #[arg(long, value_name = "WEIGHT", allow_hyphen_values = true)]
     pub cpu_weight: Option<CpuWeight>,
-    /// Most processes and threads the app may have at once (e.g. 512, max)
+    #[arg(help = gettext("Most processes and threads the app may have at once (e.g. 512, max)"))]
     #[arg(long, value_name = "COUNT", allow_hyphen_values = true)]
     pub tasks_max: Option<TasksLimit>,
 }
@@ -246,57 +217,123 @@ impl LimitArgs {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
-    /// NoNewPrivileges and a private /tmp on top of the limits
+    #[value(help = gettext("NoNewPrivileges and a private /tmp on top of the limits"))]
     Strict,
-    /// Limits only: turns the preset's sandboxing off
+    #[value(help = gettext("Limits only: turns the preset's sandboxing off"))]
     Relaxed,
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Preset to start from (see `corral presets`); default: the app's rule, else "relaxed"
+    #[arg(help = gettext("Preset to start from (see `corral presets`); default: the app's rule, else \"relaxed\""))]
     #[arg(short, long)]
     pub preset: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Override the preset's sandboxing (services only)
+    #[arg(help = gettext("Override the preset's sandboxing (services only)"))]
     #[arg(long, value_enum)]
     pub isolation: Option<Isolation>,
-    /// Run in a scope: the command keeps this terminal and Corral waits for it
+    #[arg(help = gettext("Run in a scope: the command keeps this terminal and Corral waits for it"))]
     #[arg(long, conflicts_with = "service")]
     pub scope: bool,
-    /// Run as a service started by systemd (the default, except for scope presets such as shell)
+    #[arg(help = gettext("Run as a service started by systemd (the default, except for scope presets such as shell)"))]
     #[arg(long)]
     pub service: bool,
-    /// Wait for the command to end, with this terminal as its input and output, and exit with
-    /// its status (a scope always waits)
+    #[arg(help = gettext("Wait for the command to end, with this terminal as its input and output, and exit with its status (a scope always waits)"))]
     #[arg(short, long)]
     pub wait: bool,
-    /// Name shown for the app (default: the command's name)
+    #[arg(help = gettext("Name shown for the app (default: the command's name)"))]
     #[arg(long)]
     pub name: Option<String>,
-    /// App id used in the unit name and for per-app rules (default: the command's name)
+    #[arg(help = gettext("App id used in the unit name and for per-app rules (default: the command's name)"))]
     #[arg(long)]
     pub app_id: Option<String>,
-    /// Say nothing but errors and limits that did not apply
+    #[arg(help = gettext("Say nothing but errors and limits that did not apply"))]
     #[arg(short, long)]
     pub quiet: bool,
-    /// The command and its arguments
+    #[arg(help = gettext("The command and its arguments"))]
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct LaunchArgs {
-    /// Desktop app id, e.g. org.mozilla.firefox or firefox
+    #[arg(help = gettext("Desktop app id, e.g. org.mozilla.firefox or firefox"))]
     pub app_id: String,
-    /// Preset to start from (see `corral presets`); default: the app's rule, else "relaxed"
+    #[arg(help = gettext("Preset to start from (see `corral presets`); default: the app's rule, else \"relaxed\""))]
     #[arg(short, long)]
     pub preset: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Files or URLs to open with the app
+    #[arg(help = gettext("Files or URLs to open with the app"))]
     pub files: Vec<String>,
+}
+
+/// `cmd` and its subcommands with clap's own words translated: its built-in help and version
+/// flags are replaced by equal ones with translated help, and a help template writes the
+/// translated headings (clap's default template, section by section). Clap's error messages
+/// and its `help` subcommand stay in English: clap has no hook for them.
+fn localized(cmd: clap::Command) -> clap::Command {
+    use clap::{Arg, ArgAction};
+    let mut cmd = cmd.disable_help_flag(true);
+    // As clap words the flag it builds (Command::_check_help_and_version).
+    let has_long_help = cmd.get_long_about().is_some()
+        || cmd.get_after_long_help().is_some()
+        || cmd.get_arguments().any(|a| {
+            !a.is_hide_set()
+                && (a.get_long_help().is_some()
+                    || a.get_possible_values()
+                        .iter()
+                        .any(|v| v.get_help().is_some()))
+        });
+    // Display order 999: after every other option, as clap places its own.
+    let help = Arg::new("help")
+        .short('h')
+        .long("help")
+        .action(ArgAction::Help)
+        .display_order(999);
+    cmd = cmd.arg(if has_long_help {
+        help.help(gettext("Print help (see more with '--help')"))
+            .long_help(gettext("Print help (see a summary with '-h')"))
+    } else {
+        help.help(gettext("Print help"))
+    });
+    if cmd.get_version().is_some() {
+        cmd = cmd.disable_version_flag(true).arg(
+            Arg::new("version")
+                .short('V')
+                .long("version")
+                .action(ArgAction::Version)
+                .display_order(999)
+                .help(gettext("Print version")),
+        );
+    }
+    let header = |text: String| {
+        let style = cmd.get_styles().get_header();
+        format!("{}{text}{}", style.render(), style.render_reset())
+    };
+    let usage = cmd.get_styles().get_usage();
+    let mut template = format!(
+        "{{before-help}}{{about-with-newline}}\n{}{}{} {{usage}}",
+        usage.render(),
+        gettext("Usage:"),
+        usage.render_reset()
+    );
+    let mut sections = Vec::new();
+    if cmd.has_subcommands() {
+        sections.push(format!("{}\n{{subcommands}}", header(gettext("Commands:"))));
+    }
+    if cmd.get_positionals().any(|a| !a.is_hide_set()) {
+        sections.push(format!(
+            "{}\n{{positionals}}",
+            header(gettext("Arguments:"))
+        ));
+    }
+    sections.push(format!("{}\n{{options}}", header(gettext("Options:"))));
+    template.push_str("\n\n");
+    template.push_str(&sections.join("\n\n"));
+    template.push_str("{after-help}");
+    cmd.help_template(template).mut_subcommands(localized)
 }
 
 /// Runs one command; returns the process exit code.
@@ -322,12 +359,15 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
         Command::Doctor => doctor(manager).await,
         Command::Events { json, limit } => events(json, limit),
         Command::Watch { json } => watch(manager, json).await,
+        // Generated files are installed where English belongs (man1/, the shells' folders).
         Command::Completions { shell } => {
+            crate::i18n::disable();
             let mut out = std::io::stdout().lock();
             crate::cli_docs::write_completions(Cli::command(), shell, &mut out);
             Ok(0)
         }
         Command::Man => {
+            crate::i18n::disable();
             crate::cli_docs::write_man_page(Cli::command(), &mut std::io::stdout().lock())?;
             Ok(0)
         }
@@ -473,22 +513,25 @@ fn warn_service_only(request: &LaunchRequest) {
     let s = &request.settings;
     let mut ignored = Vec::new();
     if s.private_tmp == Some(true) {
-        ignored.push("private /tmp");
+        ignored.push(gettext("private /tmp"));
     }
     if s.protect_system
         .is_some_and(|p| p != crate::presets::ProtectSystem::No)
     {
-        ignored.push("protect-system");
+        ignored.push("protect-system".to_owned());
     }
     if s.protect_home
         .is_some_and(|p| p != crate::presets::ProtectHome::No)
     {
-        ignored.push("protect-home");
+        ignored.push("protect-home".to_owned());
     }
     if !ignored.is_empty() {
         eprintln!(
-            "corral: note: a scope cannot have {} (it needs a service); use --service for those",
-            ignored.join(", ")
+            "corral: {}",
+            gettext_f(
+                "note: a scope cannot have {settings} (it needs a service); use --service for those",
+                &[("settings", &ignored.join(", "))],
+            )
         );
     }
 }
@@ -505,8 +548,15 @@ async fn report_launch(ctl: &Controller, request: &LaunchRequest, unit: &str, qu
         .unwrap_or_default();
     if !quiet {
         eprintln!(
-            "corral: {} runs in {unit} (preset {})",
-            request.app_name, request.preset
+            "corral: {}",
+            gettext_f(
+                "{app} runs in {unit} (preset {preset})",
+                &[
+                    ("app", &request.app_name),
+                    ("unit", &unit),
+                    ("preset", &request.preset),
+                ],
+            )
         );
     }
     print_checks(&checks, quiet);
@@ -515,13 +565,27 @@ async fn report_launch(ctl: &Controller, request: &LaunchRequest, unit: &str, qu
 fn print_checks(checks: &[LimitCheck], only_problems: bool) {
     for check in checks {
         match &check.problem {
-            None if !only_problems => {
-                eprintln!("  ✓ {} {}: applied", check.setting, check.wanted)
-            }
+            None if !only_problems => eprintln!(
+                "  {}",
+                gettext_f(
+                    "✓ {setting} {value}: applied",
+                    &[
+                        ("setting", &check.setting_label()),
+                        ("value", &check.wanted)
+                    ],
+                )
+            ),
             None => {}
             Some(problem) => eprintln!(
-                "  ✗ {} {}: NOT applied: {problem}",
-                check.setting, check.wanted
+                "  {}",
+                gettext_f(
+                    "✗ {setting} {value}: NOT applied: {problem}",
+                    &[
+                        ("setting", &check.setting_label()),
+                        ("value", &check.wanted),
+                        ("problem", problem),
+                    ],
+                )
             ),
         }
     }
@@ -638,8 +702,11 @@ fn record_end(
         .and_then(|log| Ok(log.append_unless_recorded(&record)?));
     if let Err(e) = appended {
         eprintln!(
-            "corral: warning: the post-mortem of {} was not kept: {e}",
-            request.app_name
+            "corral: {}",
+            gettext_f(
+                "warning: the post-mortem of {app} was not kept: {error}",
+                &[("app", &request.app_name), ("error", &e)],
+            )
         );
     }
 }
@@ -648,20 +715,32 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
     let oom = result == Some("oom-kill") || usage.oom_kills > 0;
     if oom {
         let limit = match usage.memory_max {
-            Some(Limit::Value(v)) => format!(" of {}", Bytes(v)),
+            Some(Limit::Value(v)) => gettext_f(" of {size}", &[("size", &Bytes(v))]),
             _ => String::new(),
         };
         let peak = usage
             .peak
-            .map(|p| format!("; peak use {}", Bytes(p)))
+            .map(|p| gettext_f("; peak use {size}", &[("size", &Bytes(p))]))
             .unwrap_or_default();
         eprintln!(
-            "corral: {} was killed by the kernel's OOM killer: it ran out of its memory limit{limit}{peak}. \
-             Raise the limit (--memory-max) or choose a larger preset.",
-            request.app_name
+            "corral: {}",
+            gettext_f(
+                "{app} was killed by the kernel's OOM killer: it ran out of its memory limit{limit}{peak}. Raise the limit (--memory-max) or choose a larger preset.",
+                &[
+                    ("app", &request.app_name),
+                    ("limit", &limit),
+                    ("peak", &peak)
+                ],
+            )
         );
     } else if let Some(signal) = signal {
-        eprintln!("corral: {} was ended by signal {signal}", request.app_name);
+        eprintln!(
+            "corral: {}",
+            gettext_f(
+                "{app} was ended by signal {signal}",
+                &[("app", &request.app_name), ("signal", &signal)],
+            )
+        );
     }
 }
 
@@ -669,10 +748,10 @@ async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
     let config = Config::load()?;
     let catalog = AppCatalog::load();
     let app = catalog.get(&args.app_id).ok_or_else(|| {
-        anyhow::anyhow!(
-            "no installed app has the id “{}”; `corral apps` lists the installed ones",
-            args.app_id
-        )
+        anyhow::anyhow!(gettext_f(
+            "no installed app has the id “{id}”; `corral apps` lists the installed ones",
+            &[("id", &args.app_id)],
+        ))
     })?;
     let request = launch::desktop_app_request(
         app,
@@ -699,13 +778,23 @@ fn list_apps(search: Option<&str>, json: bool) -> Result<i32> {
         return Ok(0);
     }
     if apps.is_empty() {
-        eprintln!("No installed apps found in the XDG data folders.");
+        eprintln!(
+            "{}",
+            gettext("No installed apps found in the XDG data folders.")
+        );
         return Ok(0);
     }
-    let width = apps.iter().map(|a| a.id.len()).max().unwrap_or(2).max(2);
-    println!("{:width$}  NAME", "ID");
+    // TRANSLATORS: table headers of `corral apps`; capitals, like the ones of `corral ps`.
+    let (id, name) = (gettext("ID"), gettext("NAME"));
+    let width = apps
+        .iter()
+        .map(|a| a.id.chars().count())
+        .chain([id.chars().count()])
+        .max()
+        .unwrap_or(2);
+    println!("{}", pad_cells(&[&id, &name], &[width]));
     for app in apps {
-        println!("{:width$}  {}", app.id, app.name);
+        println!("{}", pad_cells(&[&app.id, &app.name], &[width]));
     }
     Ok(0)
 }
@@ -724,11 +813,13 @@ async fn ps(manager: ManagerKind, all: bool, json: bool) -> Result<i32> {
     }
     if snapshots.is_empty() {
         if all {
-            println!("No contained apps are running.");
+            println!("{}", gettext("No contained apps are running."));
         } else {
             println!(
-                "Corral runs no apps right now. Start one with `corral run -- COMMAND`, \
-                 or see all contained apps with `corral ps --all`."
+                "{}",
+                gettext(
+                    "Corral runs no apps right now. Start one with `corral run -- COMMAND`, or see all contained apps with `corral ps --all`."
+                )
             );
         }
         return Ok(0);
@@ -751,7 +842,7 @@ fn print_table(snapshots: &[UnitSnapshot], all: bool) {
                     s.info.preset.clone().unwrap_or_else(|| "-".into())
                 },
                 if frozen {
-                    "frozen".into()
+                    pgettext("app state", "frozen")
                 } else {
                     s.info.sub_state.clone()
                 },
@@ -769,38 +860,54 @@ fn print_table(snapshots: &[UnitSnapshot], all: bool) {
             ]
         })
         .collect();
+    // TRANSLATORS: the table headers of `corral ps`, in capitals; MEM PRESSURE is memory
+    // pressure, BY who launched the app.
     let header = [
-        "APP",
-        if all { "BY" } else { "PRESET" },
-        "STATE",
-        "MEMORY",
-        "CPU",
-        "TASKS",
-        "MEM PRESSURE",
-        "UNIT",
+        gettext("APP"),
+        if all {
+            gettext("BY")
+        } else {
+            gettext("PRESET")
+        },
+        gettext("STATE"),
+        gettext("MEMORY"),
+        gettext("CPU"),
+        gettext("TASKS"),
+        gettext("MEM PRESSURE"),
+        gettext("UNIT"),
     ];
-    let mut widths = header.map(|h| h.chars().count());
+    let mut widths = header.clone().map(|h| h.chars().count());
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out
-    };
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", line(header.to_vec()));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let _ = writeln!(stdout, "{}", pad_cells(&header, &widths));
     for row in &rows {
-        let _ = writeln!(stdout, "{}", line(row.iter().map(String::as_str).collect()));
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        let _ = writeln!(stdout, "{}", pad_cells(&cells, &widths));
     }
+}
+
+/// A table line: every cell but the last padded to its column's width (in characters, so
+/// that translated headers with umlauts line up) and two spaces.
+fn pad_cells(cells: &[&str], widths: &[usize]) -> String {
+    let mut out = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i + 1 == cells.len() {
+            out.push_str(cell);
+        } else {
+            let width = widths.get(i).copied().unwrap_or(0);
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(
+                ' ',
+                width.saturating_sub(cell.chars().count()) + 2,
+            ));
+        }
+    }
+    out
 }
 
 /// "1.2 GiB / 4.0 GiB": current use against the hard limit, or the soft one if only that is set.
@@ -832,18 +939,19 @@ async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> 
     let ctl = connect(manager).await?;
     let unit = ctl.find(target).await?;
     let who = format!("{} ({})", unit.name, unit.unit);
+    let said = |message: &str| gettext_f(message, &[("app", &who)]);
     match action {
         Action::Freeze => {
             ctl.freeze(&unit).await?;
-            println!("Froze {who}");
+            println!("{}", said(gettext_noop("Froze {app}")));
         }
         Action::Thaw => {
             ctl.thaw(&unit).await?;
-            println!("Thawed {who}");
+            println!("{}", said(gettext_noop("Thawed {app}")));
         }
         Action::Stop => {
             ctl.stop(&unit).await?;
-            println!("Stopped {who}");
+            println!("{}", said(gettext_noop("Stopped {app}")));
         }
         Action::Kill(signal) => {
             ctl.kill(&unit, signal).await?;
@@ -852,15 +960,23 @@ async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> 
                 for _ in 0..40 {
                     match ctl.systemd.active_state(&unit.unit).await.as_deref() {
                         None | Some("inactive" | "failed") => {
-                            println!("Killed {who}");
+                            println!("{}", said(gettext_noop("Killed {app}")));
                             return Ok(0);
                         }
                         _ => tokio::time::sleep(Duration::from_millis(50)).await,
                     }
                 }
-                bail!("sent SIGKILL to {who}, but the unit is still active after 2 s");
+                bail!(said(gettext_noop(
+                    "sent SIGKILL to {app}, but the unit is still active after 2 s"
+                )));
             }
-            println!("Sent signal {signal} to {who}");
+            println!(
+                "{}",
+                gettext_f(
+                    "Sent signal {signal} to {app}",
+                    &[("signal", &signal), ("app", &who)],
+                )
+            );
         }
     }
     Ok(0)
@@ -871,7 +987,10 @@ fn parse_signal(text: &str) -> Result<i32> {
         if (1..=64).contains(&n) {
             return Ok(n);
         }
-        bail!("signal {n} does not exist; use a number from 1 to 64 or a name such as TERM");
+        bail!(gettext_f(
+            "signal {n} does not exist; use a number from 1 to 64 or a name such as TERM",
+            &[("n", &n)],
+        ));
     }
     let name = text.to_ascii_uppercase();
     let name = name.strip_prefix("SIG").unwrap_or(&name);
@@ -885,23 +1004,31 @@ fn parse_signal(text: &str) -> Result<i32> {
         "TERM" => libc::SIGTERM,
         "CONT" => libc::SIGCONT,
         "STOP" => libc::SIGSTOP,
-        _ => bail!(
-            "unknown signal “{text}”; use one of HUP, INT, QUIT, KILL, USR1, USR2, TERM, CONT, STOP or a number"
-        ),
+        _ => bail!(gettext_f(
+            "unknown signal “{signal}”; use one of HUP, INT, QUIT, KILL, USR1, USR2, TERM, CONT, STOP or a number",
+            &[("signal", &text)],
+        )),
     })
 }
 
 async fn limit(manager: ManagerKind, target: &str, limits: &LimitArgs) -> Result<i32> {
     let settings = limits.settings();
     if settings.is_empty() {
-        bail!(
-            "say which limit to change, e.g. `corral limit {target} --memory-max 4G` (see `corral limit --help`)"
-        );
+        bail!(gettext_f(
+            "say which limit to change, e.g. `corral limit {target} --memory-max 4G` (see `corral limit --help`)",
+            &[("target", &target)],
+        ));
     }
     let ctl = connect(manager).await?;
     let unit = ctl.find(target).await?;
     let checks = ctl.set_limits(&unit, &settings).await?;
-    println!("Changed the limits of {} ({}):", unit.name, unit.unit);
+    println!(
+        "{}",
+        gettext_f(
+            "Changed the limits of {app} ({unit}):",
+            &[("app", &unit.name), ("unit", &unit.unit)],
+        )
+    );
     print_checks(&checks, false);
     Ok(if checks.iter().all(LimitCheck::applied) {
         0
@@ -918,14 +1045,20 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
             let width = presets.iter().map(|p| p.name.len()).max().unwrap_or(4);
             for p in presets {
                 let origin = match (p.builtin, p.in_file) {
-                    (true, true) => " (changed in config)",
-                    (false, _) => " (from config)",
-                    _ => "",
+                    (true, true) => gettext(" (changed in config)"),
+                    (false, _) => gettext(" (from config)"),
+                    _ => String::new(),
                 };
                 println!("{:width$}  {}{origin}", p.name, p.description);
                 println!("{:width$}  {}", "", p.settings.summary());
             }
-            println!("\nConfig file: {}", Config::path().display());
+            println!(
+                "\n{}",
+                gettext_f(
+                    "Config file: {path}",
+                    &[("path", &Config::path().display())],
+                )
+            );
         }
         Some(PresetsAction::Show { name }) => {
             let preset = config.preset(&name)?;
@@ -958,7 +1091,10 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
     let mut open_rx = spawn_notifications(&monitor, ctl);
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    eprintln!("corral: watching contained apps; press Ctrl+C to stop");
+    eprintln!(
+        "corral: {}",
+        gettext("watching contained apps; press Ctrl+C to stop")
+    );
     loop {
         tokio::select! {
             _ = terminate.recv() => return Ok(0),
@@ -967,10 +1103,18 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                 let change = match change {
                     Ok(change) => change,
                     Err(RecvError::Lagged(n)) => {
-                        eprintln!("corral: {n} alert changes came too fast to print");
+                        eprintln!(
+                            "corral: {}",
+                            ngettext_f(
+                                "{n} alert change came too fast to print",
+                                "{n} alert changes came too fast to print",
+                                n,
+                                &[("n", &n)],
+                            )
+                        );
                         continue;
                     }
-                    Err(RecvError::Closed) => bail!("the monitor stopped"),
+                    Err(RecvError::Closed) => bail!(gettext("the monitor stopped")),
                 };
                 let (verb, alert) = match &change {
                     AlertChange::Raised(a) => ("raised", a),
@@ -991,6 +1135,11 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                     .to_string()
                 } else {
                     let summary = crate::notify::Notification::for_alert(alert).summary;
+                    let verb = match &change {
+                        AlertChange::Raised(_) => pgettext("alert change", "raised"),
+                        AlertChange::Updated(_) => pgettext("alert change", "updated"),
+                        AlertChange::Cleared(_) => pgettext("alert change", "cleared"),
+                    };
                     format!("{verb}: {summary} ({})", alert.unit)
                 };
                 let mut out = std::io::stdout().lock();
@@ -1004,17 +1153,21 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                         match std::process::Command::new(exe).spawn() {
                             // Reaped on a thread so that it never lingers as a zombie.
                             Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
-                            Err(e) => eprintln!(
-                                "corral: cannot open the window for {}: {e}",
-                                request.unit
-                            ),
+                            Err(e) => eprintln!("corral: {}", cannot_open(&request.unit, &e)),
                         }
                     }
-                    Err(e) => eprintln!("corral: cannot open the window for {}: {e}", request.unit),
+                    Err(e) => eprintln!("corral: {}", cannot_open(&request.unit, &e)),
                 }
             }
         }
     }
+}
+
+fn cannot_open(unit: &str, error: &dyn std::fmt::Display) -> String {
+    gettext_f(
+        "cannot open the window for {unit}: {error}",
+        &[("unit", &unit), ("error", error)],
+    )
 }
 
 fn events(json: bool, limit: Option<usize>) -> Result<i32> {
@@ -1022,10 +1175,16 @@ fn events(json: bool, limit: Option<usize>) -> Result<i32> {
     let contents = log.read()?;
     if contents.skipped_lines > 0 {
         eprintln!(
-            "corral: note: skipped {} unreadable line(s) in {} (a record cut short by a crash, \
-             or written by a newer Corral)",
-            contents.skipped_lines,
-            log.path().display()
+            "corral: {}",
+            ngettext_f(
+                "note: skipped {n} unreadable line in {path} (a record cut short by a crash, or written by a newer Corral)",
+                "note: skipped {n} unreadable lines in {path} (a record cut short by a crash, or written by a newer Corral)",
+                contents.skipped_lines as u64,
+                &[
+                    ("n", &contents.skipped_lines),
+                    ("path", &log.path().display())
+                ],
+            )
         );
     }
     let records = &contents.records;
@@ -1036,9 +1195,11 @@ fn events(json: bool, limit: Option<usize>) -> Result<i32> {
     }
     if newest.is_empty() {
         println!(
-            "No events yet. Corral records a post-mortem here when an app it watches is killed \
-             by the OOM killer or fails ({}).",
-            log.path().display()
+            "{}",
+            gettext_f(
+                "No events yet. Corral records a post-mortem here when an app it watches is killed by the OOM killer or fails ({path}).",
+                &[("path", &log.path().display())],
+            )
         );
         return Ok(0);
     }
@@ -1055,18 +1216,21 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
     let mut checks = Vec::new();
     match Config::load() {
         Ok(_) => checks.push((
-            "config",
+            gettext("config"),
             doctor::Status::Ok,
-            format!("{} is valid (or absent)", Config::path().display()),
+            gettext_f(
+                "{path} is valid (or absent)",
+                &[("path", &Config::path().display())],
+            ),
             None,
         )),
         Err(e) => checks.push((
-            "config",
+            gettext("config"),
             doctor::Status::Failed,
             e.to_string(),
-            Some(
-                "fix the file at the line and column shown; Corral never overwrites it".to_owned(),
-            ),
+            Some(gettext(
+                "fix the file at the line and column shown; Corral never overwrites it",
+            )),
         )),
     }
     let fs = CgroupFs::system();
@@ -1074,29 +1238,32 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
         Ok(systemd) => {
             let version = systemd.manager().version().await.unwrap_or_default();
             let cgroup = systemd.manager().control_group().await.ok();
+            let answers = match manager {
+                ManagerKind::User => gettext_noop("the user's manager answers (systemd {version})"),
+                ManagerKind::System => {
+                    gettext_noop("the system manager answers (systemd {version})")
+                }
+            };
             checks.push((
-                "systemd manager",
+                gettext("systemd manager"),
                 doctor::Status::Ok,
-                format!(
-                    "the {} manager answers (systemd {version})",
-                    manager.label()
-                ),
+                gettext_f(answers, &[("version", &version)]),
                 None,
             ));
             cgroup.or_else(|| Some(String::new()))
         }
         Err(e) => {
             checks.push((
-                "systemd manager",
+                gettext("systemd manager"),
                 doctor::Status::Failed,
                 e.to_string(),
-                Some("log in to a systemd session (loginctl), or install dbus-user-session so the user manager has a session bus".to_owned()),
+                Some(gettext("log in to a systemd session (loginctl), or install dbus-user-session so the user manager has a session bus")),
             ));
             None
         }
     };
     for c in doctor::cgroup_checks(&fs, manager_cgroup.as_deref()) {
-        checks.push((c.name, c.status, c.detail, c.fix));
+        checks.push((c.label(), c.status, c.detail, c.fix));
     }
     let color = std::io::stdout().is_terminal();
     let mut failed = false;
@@ -1123,7 +1290,7 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
         };
         println!("{mark} {name}: {detail}");
         if let Some(fix) = fix {
-            println!("    fix: {fix}");
+            println!("    {}", gettext_f("fix: {fix}", &[("fix", fix)]));
         }
     }
     Ok(if failed { 1 } else { 0 })

@@ -8,6 +8,8 @@ use clap::{Arg, Command};
 use clap_complete::Shell;
 use roff::{Roff, bold, italic, roman};
 
+use crate::i18n::{gettext, gettext_noop};
+
 /// One key of a JSON object and what it holds; `name` may list several keys that share a
 /// meaning ("a, b").
 pub struct JsonField {
@@ -26,137 +28,163 @@ const fn field(name: &'static str, meaning: &'static str) -> JsonField {
 }
 
 /// What `corral ps --json` prints (see [`crate::monitor::UnitSnapshot`]).
-pub const PS_JSON_INTRO: &str = "An array with one object per unit, sorted by app name. Sizes \
-     are in bytes and times in microseconds (µs). A limit is either \"max\" (no limit) or \
-     {\"value\": N}. A field is null when systemd or the kernel does not provide it: a \
-     controller that is not enabled, an older kernel, a unit without processes.";
+pub const PS_JSON_INTRO: &str = gettext_noop(
+    "An array with one object per unit, sorted by app name. Sizes are in bytes and times in microseconds (µs). A limit is either \"max\" (no limit) or {\"value\": N}. A field is null when systemd or the kernel does not provide it: a controller that is not enabled, an older kernel, a unit without processes.",
+);
 
 pub const PS_JSON_FIELDS: &[JsonField] = &[
     field(
         "unit",
-        "the unit's name, e.g. app-corral-firefox-1a2b3c4d.service",
+        gettext_noop("the unit's name, e.g. app-corral-firefox-1a2b3c4d.service"),
     ),
-    field("kind", "\"service\" or \"scope\""),
+    field("kind", gettext_noop("\"service\" or \"scope\"")),
     field(
         "launcher",
-        "who started it: \"corral\", \"gnome\", \"kde\", \"flatpak\" or \"other\"",
+        gettext_noop("who started it: \"corral\", \"gnome\", \"kde\", \"flatpak\" or \"other\""),
     ),
-    field("name", "the app's name"),
-    field("app_id", "the app id taken from the unit name"),
+    field("name", gettext_noop("the app's name")),
+    field(
+        "app_id",
+        gettext_noop("the app id taken from the unit name"),
+    ),
     field(
         "preset",
-        "the preset Corral launched it with; null for other launchers",
+        gettext_noop("the preset Corral launched it with; null for other launchers"),
     ),
     field(
         "active_state, sub_state",
-        "systemd's states, e.g. \"active\" and \"running\"",
+        gettext_noop("systemd's states, e.g. \"active\" and \"running\""),
     ),
     field(
         "control_group",
-        "the unit's cgroup, a path below /sys/fs/cgroup",
+        gettext_noop("the unit's cgroup, a path below /sys/fs/cgroup"),
     ),
     field(
         "cpu_percent",
-        "CPU use between two readings 0.25 s apart, in percent of one CPU (200 = two CPUs busy)",
+        gettext_noop(
+            "CPU use between two readings 0.25 s apart, in percent of one CPU (200 = two CPUs busy)",
+        ),
     ),
     JsonField {
         name: "cgroup",
-        meaning: "what the unit's cgroup files say (cgroup v2), or null:",
+        meaning: gettext_noop("what the unit's cgroup files say (cgroup v2), or null:"),
         fields: &[
             field(
                 "memory_current, memory_peak",
-                "memory in use now, and the most used so far (bytes)",
+                gettext_noop("memory in use now, and the most used so far (bytes)"),
             ),
             field(
                 "memory_high, memory_max",
-                "the soft limit (above it the app is slowed) and the hard limit (above it the \
-                 kernel kills it), in bytes",
+                gettext_noop(
+                    "the soft limit (above it the app is slowed) and the hard limit (above it the kernel kills it), in bytes",
+                ),
             ),
             field(
                 "memory_low",
-                "memory protected from reclaim (bytes, or \"max\")",
+                gettext_noop("memory protected from reclaim (bytes, or \"max\")"),
             ),
             field(
                 "memory_swap_current, memory_swap_max",
-                "swap in use and its limit (bytes)",
+                gettext_noop("swap in use and its limit (bytes)"),
             ),
             field(
                 "memory_events",
-                "how often each memory boundary was hit since the unit started (counts): low, \
-                 high, max, oom, oom_kill, oom_group_kill",
+                gettext_noop(
+                    "how often each memory boundary was hit since the unit started (counts): low, high, max, oom, oom_kill, oom_group_kill",
+                ),
             ),
             field(
                 "cpu_stat",
-                "CPU time used: usage_usec, user_usec, system_usec (µs); with a quota also \
-                 nr_periods and nr_throttled (counts) and throttled_usec (µs)",
+                gettext_noop(
+                    "CPU time used: usage_usec, user_usec, system_usec (µs); with a quota also nr_periods and nr_throttled (counts) and throttled_usec (µs)",
+                ),
             ),
             field(
                 "cpu_max",
-                "the CPU quota: quota (\"max\" or {\"value\": µs}) in each period_usec (µs)",
+                gettext_noop(
+                    "the CPU quota: quota (\"max\" or {\"value\": µs}) in each period_usec (µs)",
+                ),
             ),
             field(
                 "cpu_weight",
-                "CPU share against other units, 1 to 10000 (100 is the default)",
+                gettext_noop("CPU share against other units, 1 to 10000 (100 is the default)"),
             ),
             field(
                 "pids_current, pids_max",
-                "processes and threads now (count), and their limit",
+                gettext_noop("processes and threads now (count), and their limit"),
             ),
             field(
                 "memory_pressure, cpu_pressure, io_pressure",
-                "pressure stall information: \"some\" (at least one task waited for the \
-                 resource) and \"full\" (all tasks waited, null where the kernel has no such \
-                 line), each with avg10, avg60, avg300 (percent of the last 10, 60 and 300 s) \
-                 and total_usec (µs)",
+                gettext_noop(
+                    "pressure stall information: \"some\" (at least one task waited for the resource) and \"full\" (all tasks waited, null where the kernel has no such line), each with avg10, avg60, avg300 (percent of the last 10, 60 and 300 s) and total_usec (µs)",
+                ),
             ),
             field(
                 "events",
-                "from cgroup.events: populated (it has processes) and frozen (booleans)",
+                gettext_noop(
+                    "from cgroup.events: populated (it has processes) and frozen (booleans)",
+                ),
             ),
             field(
                 "freeze",
-                "from cgroup.freeze: whether a freeze is asked for (true while frozen)",
+                gettext_noop(
+                    "from cgroup.freeze: whether a freeze is asked for (true while frozen)",
+                ),
             ),
         ],
     },
 ];
 
 /// What `corral apps --json` prints (see [`crate::apps::DesktopEntry`]).
-pub const APPS_JSON_INTRO: &str = "An array with one object per installed app, from its \
-     desktop entry (Desktop Entry Specification). Missing keys are null; lists are empty.";
+pub const APPS_JSON_INTRO: &str = gettext_noop(
+    "An array with one object per installed app, from its desktop entry (Desktop Entry Specification). Missing keys are null; lists are empty.",
+);
 
 pub const APPS_JSON_FIELDS: &[JsonField] = &[
     field(
         "id",
-        "the desktop file id without \".desktop\", e.g. org.mozilla.firefox; give it to \
-         `corral launch`",
+        gettext_noop(
+            "the desktop file id without \".desktop\", e.g. org.mozilla.firefox; give it to `corral launch`",
+        ),
     ),
-    field("path", "the desktop file that was read"),
+    field("path", gettext_noop("the desktop file that was read")),
     field(
         "name, generic_name, comment",
-        "Name, GenericName and Comment, in your language where the file has it",
+        gettext_noop("Name, GenericName and Comment, in your language where the file has it"),
     ),
-    field("icon", "Icon: a theme icon name or an absolute path"),
+    field(
+        "icon",
+        gettext_noop("Icon: a theme icon name or an absolute path"),
+    ),
     field(
         "exec",
-        "Exec as written, with its quoting and %-field codes",
+        gettext_noop("Exec as written, with its quoting and %-field codes"),
     ),
     field(
         "try_exec",
-        "TryExec: the program whose presence shows the app is installed",
+        gettext_noop("TryExec: the program whose presence shows the app is installed"),
     ),
-    field("working_dir", "Path: the folder the app runs in"),
-    field("terminal, no_display", "Terminal and NoDisplay (booleans)"),
+    field(
+        "working_dir",
+        gettext_noop("Path: the folder the app runs in"),
+    ),
+    field(
+        "terminal, no_display",
+        gettext_noop("Terminal and NoDisplay (booleans)"),
+    ),
     field(
         "categories, keywords, mime_types",
-        "Categories, Keywords and MimeType (lists)",
+        gettext_noop("Categories, Keywords and MimeType (lists)"),
     ),
     field(
         "only_show_in, not_show_in",
-        "OnlyShowIn and NotShowIn: desktops (lists)",
+        gettext_noop("OnlyShowIn and NotShowIn: desktops (lists)"),
     ),
-    field("startup_wm_class", "StartupWMClass"),
-    field("actions", "the ids of the app's desktop actions (list)"),
+    field("startup_wm_class", gettext_noop("StartupWMClass")),
+    field(
+        "actions",
+        gettext_noop("the ids of the app's desktop actions (list)"),
+    ),
 ];
 
 const HELP_WIDTH: usize = 100;
@@ -164,8 +192,9 @@ const HELP_WIDTH: usize = 100;
 /// The JSON description as plain text for `--help`: the intro, then one aligned, wrapped
 /// entry per field.
 pub fn json_help(intro: &str, fields: &[JsonField]) -> String {
-    let mut out = String::from("JSON output (--json):\n");
-    wrap_into(&mut out, intro, "  ", "  ");
+    let mut out = json_heading();
+    out.push('\n');
+    wrap_into(&mut out, &gettext(intro), "  ", "  ");
     out.push('\n');
     let width = fields
         .iter()
@@ -179,10 +208,10 @@ pub fn json_help(intro: &str, fields: &[JsonField]) -> String {
             let hanging = format!("{indent}{:width$}  ", "");
             if f.name.len() <= width {
                 let first = format!("{indent}{:width$}  ", f.name);
-                wrap_into(out, f.meaning, &first, &hanging);
+                wrap_into(out, &gettext(f.meaning), &first, &hanging);
             } else {
                 out.push_str(&format!("{indent}{}\n", f.name));
-                wrap_into(out, f.meaning, &hanging, &hanging);
+                wrap_into(out, &gettext(f.meaning), &hanging, &hanging);
             }
             entries(
                 out,
@@ -195,6 +224,11 @@ pub fn json_help(intro: &str, fields: &[JsonField]) -> String {
     entries(&mut out, fields, "  ", width);
     out.pop();
     out
+}
+
+/// The line that starts the JSON description in `--help` (the man page has its own section).
+fn json_heading() -> String {
+    gettext("JSON output (--json):")
 }
 
 /// Appends `text` word-wrapped to [`HELP_WIDTH`], the first line after `first`, the others
@@ -354,10 +388,7 @@ fn command_section(roff: &mut Roff, cmd: &Command) {
     if let Some(after) = cmd.get_after_long_help() {
         // Long help may end with the JSON description, which has its own section here.
         let after = after.to_string();
-        let after = after
-            .split("JSON output (--json):")
-            .next()
-            .unwrap_or_default();
+        let after = after.split(&json_heading()).next().unwrap_or_default();
         if !after.trim().is_empty() {
             roff.control("PP", []);
             paragraphs(roff, after);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cgroup::{CgroupFs, CgroupSample, Layout, Limit};
+use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::limits::{Bytes, CpuQuota, MemoryLimit, TasksLimit};
 use crate::monitor::{self, UnitInfo};
 use crate::presets::Settings;
@@ -17,11 +18,11 @@ use crate::systemd::{Systemd, SystemdError};
 pub enum ControlError {
     #[error(transparent)]
     Systemd(#[from] SystemdError),
-    #[error("no running app matches “{0}”; `corral ps --all` lists what runs")]
+    #[error("{}", gettext_f("no running app matches “{target}”; `corral ps --all` lists what runs", &[("target", .0)]))]
     NotFound(String),
-    #[error("“{target}” matches several apps: {}; name one of these units instead", .units.join(", "))]
+    #[error("{}", gettext_f("“{target}” matches several apps: {units}; name one of these units instead", &[("target", .target), ("units", &.units.join(", "))]))]
     Ambiguous { target: String, units: Vec<String> },
-    #[error("“{0}” has no cgroup (it has no processes left); there is nothing to act on")]
+    #[error("{}", gettext_f("“{unit}” has no cgroup (it has no processes left); there is nothing to act on", &[("unit", .0)]))]
     NoCgroup(String),
     #[error("{0}")]
     NotApplied(String),
@@ -30,7 +31,8 @@ pub enum ControlError {
 /// Whether one setting reached the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitCheck {
-    /// The setting as a person names it: "memory max", "CPU quota", ...
+    /// The setting as a person names it in English: "memory max", "CPU quota", ...
+    /// ([`LimitCheck::setting_label`] translates it).
     pub setting: &'static str,
     /// The cgroup file it was read back from.
     pub file: &'static str,
@@ -44,6 +46,11 @@ pub struct LimitCheck {
 impl LimitCheck {
     pub fn applied(&self) -> bool {
         self.problem.is_none()
+    }
+
+    /// The setting's name in the person's language.
+    pub fn setting_label(&self) -> String {
+        gettext(self.setting)
     }
 }
 
@@ -115,11 +122,9 @@ impl Controller {
         if self.cgroups.layout() != Layout::V2 {
             // On a v1 or hybrid host the v2 files are missing for a reason worth naming.
             for check in checks.iter_mut().filter(|c| c.problem.is_some()) {
-                check.problem = Some(
-                    "this machine does not use cgroup v2, so systemd cannot apply it; \
-                     run `corral doctor` for the fix"
-                        .to_owned(),
-                );
+                check.problem = Some(gettext(
+                    "this machine does not use cgroup v2, so systemd cannot apply it; run `corral doctor` for the fix",
+                ));
             }
         }
         checks
@@ -139,11 +144,18 @@ impl Controller {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(ControlError::NotApplied(format!(
-            "systemd accepted the request, but {} is still {} according to its cgroup.events",
-            unit.name,
-            if frozen { "not frozen" } else { "frozen" }
-        )))
+        let message = if frozen {
+            gettext_f(
+                "systemd accepted the request, but {app} is still not frozen according to its cgroup.events",
+                &[("app", &unit.name)],
+            )
+        } else {
+            gettext_f(
+                "systemd accepted the request, but {app} is still frozen according to its cgroup.events",
+                &[("app", &unit.name)],
+            )
+        };
+        Err(ControlError::NotApplied(message))
     }
 }
 
@@ -212,19 +224,23 @@ pub fn verify(
     let mut checks = Vec::new();
     let missing_reason = |controller: &str| -> String {
         match (sample, controllers) {
-            (None, _) => "the unit's cgroup is gone (the app has ended)".to_owned(),
+            (None, _) => gettext("the unit's cgroup is gone (the app has ended)"),
             (Some(_), Some(list)) if !list.split_whitespace().any(|c| c == controller) => {
-                format!(
-                    "the {controller} controller is not available to this unit (its manager was \
-                     given only: {}); run `corral doctor` for the fix",
-                    if list.trim().is_empty() {
-                        "none"
-                    } else {
-                        list.trim()
-                    }
+                let given = if list.trim().is_empty() {
+                    // TRANSLATORS: no cgroup controllers at all.
+                    gettext("none")
+                } else {
+                    list.trim().to_owned()
+                };
+                gettext_f(
+                    "the {controller} controller is not available to this unit (its manager was given only: {controllers}); run `corral doctor` for the fix",
+                    &[("controller", &controller), ("controllers", &given)],
                 )
             }
-            _ => format!("the kernel shows no {controller} limit file for this unit"),
+            _ => gettext_f(
+                "the kernel shows no {controller} limit file for this unit",
+                &[("controller", &controller)],
+            ),
         }
     };
     let check = |setting,
@@ -237,7 +253,10 @@ pub fn verify(
         let problem = match actual {
             None => Some(missing_reason(controller)),
             Some(a) if ok(a) => None,
-            Some(_) => Some(format!("the kernel kept a different value than {wanted}")),
+            Some(_) => Some(gettext_f(
+                "the kernel kept a different value than {value}",
+                &[("value", &wanted)],
+            )),
         };
         LimitCheck {
             setting,
@@ -260,19 +279,19 @@ pub fn verify(
     };
     for (setting, file, wanted, actual) in [
         (
-            "memory high",
+            gettext_noop("memory high"),
             "memory.high",
             settings.memory_high,
             sample.map(|s| s.memory_high),
         ),
         (
-            "memory max",
+            gettext_noop("memory max"),
             "memory.max",
             settings.memory_max,
             sample.map(|s| s.memory_max),
         ),
         (
-            "swap max",
+            gettext_noop("swap max"),
             "memory.swap.max",
             settings.memory_swap_max.map(|swap| swap.0),
             sample.map(|s| s.memory_swap_max),
@@ -302,7 +321,7 @@ pub fn verify(
             _ => false,
         };
         let mut cpu = check(
-            "CPU quota",
+            gettext_noop("CPU quota"),
             "cpu.max",
             quota.to_string(),
             actual,
@@ -320,7 +339,7 @@ pub fn verify(
         let actual = sample.map(|s| s.cpu_weight.map(Limit::Value));
         let ok = move |a: Limit| a == Limit::Value(u64::from(weight.get()));
         checks.push(check(
-            "CPU weight",
+            gettext_noop("CPU weight"),
             "cpu.weight",
             weight.to_string(),
             actual,
@@ -336,7 +355,7 @@ pub fn verify(
             _ => false,
         };
         checks.push(check(
-            "tasks max",
+            gettext_noop("tasks max"),
             "pids.max",
             tasks.to_string(),
             actual,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use zbus::zvariant::{Fd, Value};
 
 use crate::apps;
+use crate::i18n::{gettext, gettext_f};
 use crate::presets::Settings;
 use crate::systemd::names::{self, UnitKind};
 use crate::systemd::properties::{Property, TransientSpec};
@@ -52,35 +53,34 @@ fn without_own_variables(
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("no command given: put the command after `--`, e.g. `corral run -- firefox`")]
-    NoCommand,
     #[error(
-        "command not found: “{0}” is not an executable file in PATH; check the spelling or give its full path"
+        "{}",
+        gettext("no command given: put the command after `--`, e.g. `corral run -- firefox`")
     )]
+    NoCommand,
+    #[error("{}", gettext_f("command not found: “{program}” is not an executable file in PATH; check the spelling or give its full path", &[("program", .0)]))]
     NotFound(String),
-    #[error("“{0}” is not an executable file; check the path and its permissions")]
+    #[error("{}", gettext_f("“{path}” is not an executable file; check the path and its permissions", &[("path", &.0.display())]))]
     NotExecutable(PathBuf),
-    #[error("the working directory “{0}” does not exist")]
+    #[error("{}", gettext_f("the working directory “{path}” does not exist", &[("path", &.0.display())]))]
     NoWorkingDirectory(PathBuf),
-    #[error("“{0}” cannot be passed to systemd: it contains a NUL byte or is not UTF-8")]
+    #[error("{}", gettext_f("“{argument}” cannot be passed to systemd: it contains a NUL byte or is not UTF-8", &[("argument", .0)]))]
     BadArgument(String),
     #[error(transparent)]
     Systemd(#[from] SystemdError),
-    #[error("could not start “{program}”: {source}")]
+    #[error("{}", gettext_f("could not start “{program}”: {error}", &[("program", &.program.display()), ("error", .source)]))]
     Exec {
         program: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("could not fork a child for the scope: {0}")]
+    #[error("{}", gettext_f("could not fork a child for the scope: {error}", &[("error", .0)]))]
     Fork(#[source] std::io::Error),
     #[error(
-        "inside the Flatpak sandbox Corral cannot run a command in a scope: a scope adopts a \
-         process that Corral forks, and a process forked in the sandbox has an ID systemd does \
-         not know (the sandbox has its own PID namespace) and would stay confined by the \
-         sandbox. Run it as a service, which systemd starts outside the sandbox: add --service \
-         (with --wait to keep this terminal's input and output), or choose a preset whose mode \
-         is \"service\""
+        "{}",
+        gettext(
+            "inside the Flatpak sandbox Corral cannot run a command in a scope: a scope adopts a process that Corral forks, and a process forked in the sandbox has an ID systemd does not know (the sandbox has its own PID namespace) and would stay confined by the sandbox. Run it as a service, which systemd starts outside the sandbox: add --service (with --wait to keep this terminal's input and output), or choose a preset whose mode is \"service\""
+        )
     )]
     ScopeInFlatpak,
 }
@@ -150,10 +150,7 @@ pub enum DesktopLaunchError {
     Exec(#[from] apps::ExecError),
     #[error(transparent)]
     Config(#[from] crate::presets::ConfigError),
-    #[error(
-        "the preset “{preset}” runs apps in a scope, which is for terminal commands; \
-         choose another preset for {app}"
-    )]
+    #[error("{}", gettext_f("the preset “{preset}” runs apps in a scope, which is for terminal commands; choose another preset for {app}", &[("preset", .preset), ("app", .app)]))]
     ScopePreset { preset: String, app: String },
 }
 
@@ -264,7 +261,7 @@ pub async fn launch_service(
                 program,
                 source: std::io::Error::other(match reason {
                     Some(outcome) => exec_failure_text(&outcome),
-                    None => "systemd could not start it".to_owned(),
+                    None => gettext("systemd could not start it"),
                 }),
             })
         }
@@ -275,16 +272,19 @@ pub async fn launch_service(
 /// systemd's exit statuses for a failed spawn (systemd.exec(5), "Process Exit Codes").
 fn exec_failure_text(outcome: &crate::systemd::UnitOutcome) -> String {
     match outcome.status {
-        Some(200) => "the working directory could not be entered (CHDIR)".into(),
-        Some(203) => "the program could not be executed (EXEC)".into(),
-        Some(217) => "the user could not be set up (USER)".into(),
-        Some(218) => "the capabilities could not be set up (CAPABILITIES)".into(),
-        Some(226) => "the mount namespace could not be set up (NAMESPACE)".into(),
-        Some(status) => format!(
-            "systemd's start failed with result {} and status {status}",
-            outcome.result
+        Some(200) => gettext("the working directory could not be entered (CHDIR)"),
+        Some(203) => gettext("the program could not be executed (EXEC)"),
+        Some(217) => gettext("the user could not be set up (USER)"),
+        Some(218) => gettext("the capabilities could not be set up (CAPABILITIES)"),
+        Some(226) => gettext("the mount namespace could not be set up (NAMESPACE)"),
+        Some(status) => gettext_f(
+            "systemd's start failed with result {result} and status {status}",
+            &[("result", &outcome.result), ("status", &status)],
         ),
-        None => format!("systemd's start failed with result {}", outcome.result),
+        None => gettext_f(
+            "systemd's start failed with result {result}",
+            &[("result", &outcome.result)],
+        ),
     }
 }
 

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::i18n::{gettext, gettext_f, gettext_noop};
+
 /// An amount of memory in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Bytes(pub u64);
@@ -129,7 +131,7 @@ impl CpuWeight {
             Err(LimitError::new(
                 weight.to_string(),
                 LimitKind::CpuWeight,
-                "it is out of range",
+                gettext_noop("it is out of range"),
             ))
         }
     }
@@ -156,33 +158,34 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
-    fn accepted(self) -> &'static str {
+    /// "“4X” is not a valid memory limit: …; use a size such as …", translated whole, since
+    /// the kind's noun changes the sentence around it in other languages.
+    fn message(self, input: &str, reason: &str) -> String {
+        let args: [(&str, &dyn fmt::Display); 2] = [("input", &input), ("reason", &reason)];
         match self {
-            LimitKind::Memory => {
-                "use a size such as 512M or 4G (K, M, G, T are powers of 1024), \
-                 a share of RAM such as 70%, or max"
-            }
-            LimitKind::CpuQuota => {
-                "use a percentage of one CPU such as 50% or 250% (up to 102400%), or max"
-            }
-            LimitKind::CpuWeight => "use a whole number from 1 to 10000 (100 is the default)",
-            LimitKind::Tasks => "use a whole number of at least 1, or max",
-        }
-    }
-
-    fn noun(self) -> &'static str {
-        match self {
-            LimitKind::Memory => "memory limit",
-            LimitKind::CpuQuota => "CPU quota",
-            LimitKind::CpuWeight => "CPU weight",
-            LimitKind::Tasks => "tasks limit",
+            LimitKind::Memory => gettext_f(
+                "“{input}” is not a valid memory limit: {reason}; use a size such as 512M or 4G (K, M, G, T are powers of 1024), a share of RAM such as 70%, or max",
+                &args,
+            ),
+            LimitKind::CpuQuota => gettext_f(
+                "“{input}” is not a valid CPU quota: {reason}; use a percentage of one CPU such as 50% or 250% (up to 102400%), or max",
+                &args,
+            ),
+            LimitKind::CpuWeight => gettext_f(
+                "“{input}” is not a valid CPU weight: {reason}; use a whole number from 1 to 10000 (100 is the default)",
+                &args,
+            ),
+            LimitKind::Tasks => gettext_f(
+                "“{input}” is not a valid tasks limit: {reason}; use a whole number of at least 1, or max",
+                &args,
+            ),
         }
     }
 }
 
 /// A limit that could not be understood; says what was given and what would be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("“{input}” is not a valid {noun}: {reason}; {accepted}", noun = .kind.noun(), accepted = .kind.accepted())]
+#[error("{}", .kind.message(.input, &gettext(.reason)))]
 pub struct LimitError {
     pub input: String,
     pub kind: LimitKind,
@@ -211,21 +214,21 @@ fn parse_percent(s: &str, input: &str, kind: LimitKind) -> Option<Result<u64, Li
     let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
         return err(if whole.starts_with('-') {
-            "it is negative"
+            gettext_noop("it is negative")
         } else {
-            "the part before % is not a plain number"
+            gettext_noop("the part before % is not a plain number")
         });
     }
     if frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return err("at most two decimals are allowed before %");
+        return err(gettext_noop("at most two decimals are allowed before %"));
     }
     let Ok(whole) = whole.parse::<u64>() else {
-        return err("it is far too large");
+        return err(gettext_noop("it is far too large"));
     };
     let frac: u64 = format!("{frac:0<2}").parse().unwrap_or(0);
     match whole.checked_mul(100).and_then(|w| w.checked_add(frac)) {
         Some(permyriad) => Some(Ok(permyriad)),
-        None => err("it is far too large"),
+        None => err(gettext_noop("it is far too large")),
     }
 }
 
@@ -260,7 +263,7 @@ fn parse_memory(input: &str, allow_zero: bool) -> Result<MemoryLimit, LimitError
         let s = input.trim();
         let err = |reason| Err(LimitError::new(input, LimitKind::Memory, reason));
         if s.is_empty() {
-            return err("it is empty");
+            return err(gettext_noop("it is empty"));
         }
         if is_max(s) {
             return Ok(MemoryLimit::Unlimited);
@@ -268,11 +271,11 @@ fn parse_memory(input: &str, allow_zero: bool) -> Result<MemoryLimit, LimitError
         if let Some(permyriad) = parse_percent(s, input, LimitKind::Memory) {
             let permyriad = permyriad?;
             if permyriad == 0 && !allow_zero {
-                return err("a limit of 0% would stop the app at once");
+                return err(gettext_noop("a limit of 0% would stop the app at once"));
             }
             return match Percent::from_permyriad(u32::try_from(permyriad).unwrap_or(u32::MAX)) {
                 Some(p) => Ok(MemoryLimit::Percent(p)),
-                None => err("a share of RAM cannot be more than 100%"),
+                None => err(gettext_noop("a share of RAM cannot be more than 100%")),
             };
         }
         let digits_end = s
@@ -281,9 +284,9 @@ fn parse_memory(input: &str, allow_zero: bool) -> Result<MemoryLimit, LimitError
         let (number, suffix) = s.split_at(digits_end);
         if number.is_empty() {
             return err(if s.starts_with('-') {
-                "it is negative"
+                gettext_noop("it is negative")
             } else {
-                "it does not start with a number"
+                gettext_noop("it does not start with a number")
             });
         }
         let multiplier: u64 = match suffix.trim().to_ascii_uppercase().as_str() {
@@ -292,33 +295,39 @@ fn parse_memory(input: &str, allow_zero: bool) -> Result<MemoryLimit, LimitError
             "M" | "MB" | "MI" | "MIB" => Bytes::MIB,
             "G" | "GB" | "GI" | "GIB" => Bytes::GIB,
             "T" | "TB" | "TI" | "TIB" => Bytes::GIB * 1024,
-            _ => return err("the unit after the number is not one of K, M, G, T"),
+            _ => {
+                return err(gettext_noop(
+                    "the unit after the number is not one of K, M, G, T",
+                ));
+            }
         };
         let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
         if whole.is_empty() || frac.contains('.') {
-            return err("the number is malformed");
+            return err(gettext_noop("the number is malformed"));
         }
         let Ok(whole) = whole.parse::<u64>() else {
-            return err("it is far too large");
+            return err(gettext_noop("it is far too large"));
         };
         let Some(mut bytes) = whole.checked_mul(multiplier) else {
-            return err("it is far too large");
+            return err(gettext_noop("it is far too large"));
         };
         if !frac.is_empty() {
             // Decimals such as "1.5G": at most 9 digits, exact enough for any size.
             if frac.len() > 9 {
-                return err("the number has too many decimals");
+                return err(gettext_noop("the number has too many decimals"));
             }
             let scale = 10u64.pow(frac.len() as u32);
             let frac: u64 = frac.parse().unwrap_or(0);
             let extra = u128::from(frac) * u128::from(multiplier) / u128::from(scale);
             bytes = match bytes.checked_add(extra as u64) {
                 Some(b) => b,
-                None => return err("it is far too large"),
+                None => return err(gettext_noop("it is far too large")),
             };
         }
         if bytes == 0 && !allow_zero {
-            return err("a limit of 0 bytes would stop the app at once");
+            return err(gettext_noop(
+                "a limit of 0 bytes would stop the app at once",
+            ));
         }
         if bytes == u64::MAX {
             return Ok(MemoryLimit::Unlimited);
@@ -334,21 +343,23 @@ impl FromStr for CpuQuota {
         let s = input.trim();
         let err = |reason| Err(LimitError::new(input, LimitKind::CpuQuota, reason));
         if s.is_empty() {
-            return err("it is empty");
+            return err(gettext_noop("it is empty"));
         }
         if is_max(s) {
             return Ok(CpuQuota::Unlimited);
         }
         let Some(permyriad) = parse_percent(s, input, LimitKind::CpuQuota) else {
-            return err("it has no % sign");
+            return err(gettext_noop("it has no % sign"));
         };
         let permyriad = permyriad?;
         if permyriad % 100 != 0 {
-            return err("use whole percent");
+            return err(gettext_noop("use whole percent"));
         }
         match permyriad / 100 {
-            0 => err("a quota of 0% would stop the app at once"),
-            p if p > u64::from(CpuQuota::MAX_PERCENT) => err("it is more than 1024 CPUs"),
+            0 => err(gettext_noop("a quota of 0% would stop the app at once")),
+            p if p > u64::from(CpuQuota::MAX_PERCENT) => {
+                err(gettext_noop("it is more than 1024 CPUs"))
+            }
             p => Ok(CpuQuota::Percent(p as u32)),
         }
     }
@@ -368,9 +379,9 @@ impl FromStr for CpuWeight {
                 input,
                 LimitKind::CpuWeight,
                 if s.starts_with('-') {
-                    "it is negative"
+                    gettext_noop("it is negative")
                 } else {
-                    "it is not a whole number"
+                    gettext_noop("it is not a whole number")
                 },
             )),
         }
@@ -389,7 +400,7 @@ impl FromStr for TasksLimit {
             Ok(0) => Err(LimitError::new(
                 input,
                 LimitKind::Tasks,
-                "a limit of 0 tasks would stop the app at once",
+                gettext_noop("a limit of 0 tasks would stop the app at once"),
             )),
             Ok(u64::MAX) => Ok(TasksLimit::Unlimited),
             Ok(n) => Ok(TasksLimit::Count(n)),
@@ -397,9 +408,9 @@ impl FromStr for TasksLimit {
                 input,
                 LimitKind::Tasks,
                 if s.starts_with('-') {
-                    "it is negative"
+                    gettext_noop("it is negative")
                 } else {
-                    "it is not a whole number"
+                    gettext_noop("it is not a whole number")
                 },
             )),
         }

@@ -1,9 +1,8 @@
-use clap::Parser;
-
 use corral::cli::{self, Cli};
 
 fn main() {
-    let cli = Cli::parse();
+    corral::i18n::init();
+    let cli = Cli::parse_localized();
     corral::raise_fd_limit();
     let manager = cli.manager();
     let Some(command) = cli.command else {
@@ -16,14 +15,23 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("corral: error: cannot start the async runtime: {e}");
+            eprintln!(
+                "corral: {}",
+                corral::i18n::gettext_f(
+                    "error: cannot start the async runtime: {error}",
+                    &[("error", &e)]
+                )
+            );
             std::process::exit(1);
         }
     };
     let code = match runtime.block_on(cli::run(manager, command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("corral: error: {e}");
+            eprintln!(
+                "corral: {}",
+                corral::i18n::gettext_f("error: {error}", &[("error", &e)])
+            );
             1
         }
     };

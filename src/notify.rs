@@ -11,6 +11,7 @@ use futures_util::{Stream, StreamExt, stream};
 use zbus::proxy;
 use zbus::zvariant::Value;
 
+use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::limits::{Bytes, CpuQuota, MemoryLimit};
 use crate::monitor::alerts::{Alert, AlertChange, AlertDetail, Condition, MemoryBoundary};
 use crate::presets::Settings;
@@ -123,10 +124,12 @@ impl LimitRaise {
     /// What the step does, as a button label: "Raise limit to 5.0 GiB".
     pub fn label(&self) -> String {
         match (self.memory_high, self.memory_max, self.cpu_quota) {
-            (_, Some(max), _) => format!("Raise limit to {max}"),
-            (Some(high), None, _) => format!("Raise soft limit to {high}"),
-            (None, None, Some(CpuQuota::Percent(p))) => format!("Raise CPU limit to {p} %"),
-            _ => "Raise limit".to_owned(),
+            (_, Some(max), _) => gettext_f("Raise limit to {size}", &[("size", &max)]),
+            (Some(high), None, _) => gettext_f("Raise soft limit to {size}", &[("size", &high)]),
+            (None, None, Some(CpuQuota::Percent(p))) => {
+                gettext_f("Raise CPU limit to {percent} %", &[("percent", &p)])
+            }
+            _ => gettext("Raise limit"),
         }
     }
 }
@@ -234,11 +237,15 @@ impl Notification {
                 boundary: MemoryBoundary::Max,
                 percent: p,
             } => (
-                format!("{app} is close to its memory limit"),
-                format!(
-                    "{app} uses {used} of its {limit} limit ({}). If it reaches the limit, \
-                     the kernel kills it.",
-                    percent(p)
+                gettext_f("{app} is close to its memory limit", &[("app", app)]),
+                gettext_f(
+                    "{app} uses {used} of its {limit} limit ({percent}). If it reaches the limit, the kernel kills it.",
+                    &[
+                        ("app", app),
+                        ("used", &used),
+                        ("limit", &limit),
+                        ("percent", &percent(p)),
+                    ],
                 ),
             ),
             AlertDetail::MemoryNearLimit {
@@ -247,47 +254,54 @@ impl Notification {
                 boundary: MemoryBoundary::High,
                 percent: p,
             } => (
-                format!("{app} is close to its soft memory limit"),
-                format!(
-                    "{app} uses {used} of its {limit} soft limit ({}). Above it, the kernel \
-                     slows it down to reclaim memory.",
-                    percent(p)
+                gettext_f("{app} is close to its soft memory limit", &[("app", app)]),
+                gettext_f(
+                    "{app} uses {used} of its {limit} soft limit ({percent}). Above it, the kernel slows it down to reclaim memory.",
+                    &[
+                        ("app", app),
+                        ("used", &used),
+                        ("limit", &limit),
+                        ("percent", &percent(p)),
+                    ],
                 ),
             ),
             AlertDetail::MemoryThrottled { used, high, .. } => (
-                format!("{app} is slowed down for lack of memory"),
+                gettext_f("{app} is slowed down for lack of memory", &[("app", app)]),
                 match used {
-                    Some(used) => format!(
-                        "{app} uses {used} and keeps hitting its {high} soft limit, so the \
-                         kernel slows it down to reclaim memory."
+                    Some(used) => gettext_f(
+                        "{app} uses {used} and keeps hitting its {limit} soft limit, so the kernel slows it down to reclaim memory.",
+                        &[("app", app), ("used", &used), ("limit", &high)],
                     ),
-                    None => format!(
-                        "{app} keeps hitting its {high} soft limit, so the kernel slows it \
-                         down to reclaim memory."
+                    None => gettext_f(
+                        "{app} keeps hitting its {limit} soft limit, so the kernel slows it down to reclaim memory.",
+                        &[("app", app), ("limit", &high)],
                     ),
                 },
             ),
             AlertDetail::CpuThrottled { quota, .. } => (
-                format!("{app} is held at its CPU limit"),
+                gettext_f("{app} is held at its CPU limit", &[("app", app)]),
                 match quota {
-                    CpuQuota::Percent(p) => format!(
-                        "{app} keeps using all the CPU time it is allowed ({p} % of one CPU), \
-                         so it runs slower than it could."
+                    CpuQuota::Percent(p) => gettext_f(
+                        "{app} keeps using all the CPU time it is allowed ({percent} % of one CPU), so it runs slower than it could.",
+                        &[("app", app), ("percent", &p)],
                     ),
-                    CpuQuota::Unlimited => {
-                        format!("{app} keeps using all the CPU time it is allowed.")
-                    }
+                    CpuQuota::Unlimited => gettext_f(
+                        "{app} keeps using all the CPU time it is allowed.",
+                        &[("app", app)],
+                    ),
                 },
             ),
             AlertDetail::MemoryPressure {
                 some_avg10, held, ..
             } => (
-                format!("{app} is stalling for memory"),
-                format!(
-                    "{app}'s tasks waited for memory {} of the time for {} s. It may be \
-                     slow to respond.",
-                    percent(some_avg10),
-                    held.as_secs()
+                gettext_f("{app} is stalling for memory", &[("app", app)]),
+                gettext_f(
+                    "{app}'s tasks waited for memory {percent} of the time for {seconds} s. It may be slow to respond.",
+                    &[
+                        ("app", app),
+                        ("percent", &percent(some_avg10)),
+                        ("seconds", &held.as_secs()),
+                    ],
                 ),
             ),
             AlertDetail::OomKilled {
@@ -297,14 +311,17 @@ impl Notification {
                 ..
             } => {
                 let at = limit
-                    .map(|l| format!(" at its {l} limit"))
+                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
                     .unwrap_or_default();
                 let peak = peak
-                    .map(|p| format!(" It used at most {p}."))
+                    .map(|p| gettext_f(" It used at most {size}.", &[("size", &p)]))
                     .unwrap_or_default();
                 (
-                    format!("{app} was killed: out of memory"),
-                    format!("The kernel's OOM killer ended {app}{at}.{peak}"),
+                    gettext_f("{app} was killed: out of memory", &[("app", app)]),
+                    gettext_f(
+                        "The kernel's OOM killer ended {app}{at}.{peak}",
+                        &[("app", app), ("at", &at), ("peak", &peak)],
+                    ),
                 )
             }
             AlertDetail::OomKilled {
@@ -314,18 +331,23 @@ impl Notification {
                 ..
             } => {
                 let at = limit
-                    .map(|l| format!(" at its {l} limit"))
+                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
                     .unwrap_or_default();
                 let processes = if kills == 1 {
-                    "one of its processes".to_owned()
+                    gettext("one of its processes")
                 } else {
-                    format!("{kills} of its processes")
+                    ngettext_f(
+                        "{n} of its processes",
+                        "{n} of its processes",
+                        kills,
+                        &[("n", &kills)],
+                    )
                 };
                 (
-                    format!("Part of {app} was killed: out of memory"),
-                    format!(
-                        "The kernel's OOM killer killed {processes}{at}; the rest of {app} \
-                         still runs."
+                    gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
+                    gettext_f(
+                        "The kernel's OOM killer killed {processes}{at}; the rest of {app} still runs.",
+                        &[("app", app), ("processes", &processes), ("at", &at)],
                     ),
                 )
             }
@@ -341,14 +363,14 @@ impl Notification {
         if !unit_gone {
             // Freezing an app that is being OOM-killed would only stop it mid-kill.
             if alert.condition() != Condition::OomKilled {
-                actions.push((NotificationAction::Freeze, "Freeze".to_owned()));
+                actions.push((NotificationAction::Freeze, gettext("Freeze")));
             }
             if let Some(step) = &raise {
                 actions.push((NotificationAction::RaiseLimit, step.label()));
             }
-            actions.push((NotificationAction::Kill, "Kill".to_owned()));
+            actions.push((NotificationAction::Kill, gettext("Kill")));
         }
-        actions.push((NotificationAction::Open, "Open Corral".to_owned()));
+        actions.push((NotificationAction::Open, gettext("Open Corral")));
         Notification {
             summary,
             body,
@@ -373,11 +395,11 @@ impl Notification {
             return n;
         }
         if outcome.froze {
-            n.summary = format!("{} was frozen", alert.app_name);
+            n.summary = gettext_f("{app} was frozen", &[("app", &alert.app_name)]);
             for (action, label) in &mut n.actions {
                 if *action == NotificationAction::Freeze {
                     *action = NotificationAction::Thaw;
-                    *label = "Thaw".to_owned();
+                    *label = gettext("Thaw");
                 }
             }
         } else {
@@ -429,14 +451,11 @@ pub enum NotificationEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
     /// No notification server runs (or can be started) on the session bus.
-    #[error(
-        "no desktop notification server is running ({0}); Corral shows its alerts in its window \
-         instead — start your desktop's notification daemon to get them as notifications"
-    )]
+    #[error("{}", gettext_f("no desktop notification server is running ({error}); Corral shows its alerts in its window instead — start your desktop's notification daemon to get them as notifications", &[("error", .0)]))]
     NoServer(String),
-    #[error("cannot connect to the session bus to show notifications: {0}")]
+    #[error("{}", gettext_f("cannot connect to the session bus to show notifications: {error}", &[("error", .0)]))]
     Bus(#[source] zbus::Error),
-    #[error("the notification server failed {call}: {source}")]
+    #[error("{}", gettext_f("the notification server failed {call}: {error}", &[("call", .call), ("error", .source)]))]
     Call {
         call: &'static str,
         #[source]
@@ -530,7 +549,8 @@ impl Notifier {
     ) -> Result<NotificationId, NotifyError> {
         let mut actions: Vec<&str> = Vec::with_capacity(notification.actions.len() * 2 + 2);
         // Clicking the notification opens Corral, as its "Open Corral" button does.
-        actions.extend(["default", "Open Corral"]);
+        let open = gettext("Open Corral");
+        actions.extend(["default", open.as_str()]);
         for (action, label) in &notification.actions {
             actions.extend([action.key(), label.as_str()]);
         }
@@ -802,7 +822,10 @@ pub async fn deliver_alerts(
                             eprintln!("corral: {message}");
                             if let Some(n) = &notifier {
                                 let failure = Notification {
-                                    summary: format!("Corral could not act on {}", alert.app_name),
+                                    summary: gettext_f(
+                                        "Corral could not act on {app}",
+                                        &[("app", &alert.app_name)],
+                                    ),
                                     body: message,
                                     actions: Vec::new(),
                                     urgency: Urgency::Normal,
@@ -835,39 +858,57 @@ async fn perform(
     alert: &Alert,
 ) -> Result<(), String> {
     let app = &alert.app_name;
-    let unit = controller
-        .find(&alert.unit)
-        .await
-        .map_err(|e| format!("{app} ({}) is no longer running: {e}", alert.unit))?;
+    let unit = controller.find(&alert.unit).await.map_err(|e| {
+        gettext_f(
+            "{app} ({unit}) is no longer running: {error}",
+            &[("app", app), ("unit", &alert.unit), ("error", &e)],
+        )
+    })?;
     match action {
-        NotificationAction::Freeze => controller
-            .freeze(&unit)
-            .await
-            .map_err(|e| format!("freezing {app} failed: {e}")),
-        NotificationAction::Thaw => controller
-            .thaw(&unit)
-            .await
-            .map_err(|e| format!("thawing {app} failed: {e}")),
-        NotificationAction::Kill => controller
-            .kill(&unit, libc::SIGKILL)
-            .await
-            .map_err(|e| format!("killing {app} failed: {e}")),
+        NotificationAction::Freeze => controller.freeze(&unit).await.map_err(|e| {
+            gettext_f(
+                "freezing {app} failed: {error}",
+                &[("app", app), ("error", &e)],
+            )
+        }),
+        NotificationAction::Thaw => controller.thaw(&unit).await.map_err(|e| {
+            gettext_f(
+                "thawing {app} failed: {error}",
+                &[("app", app), ("error", &e)],
+            )
+        }),
+        NotificationAction::Kill => controller.kill(&unit, libc::SIGKILL).await.map_err(|e| {
+            gettext_f(
+                "killing {app} failed: {error}",
+                &[("app", app), ("error", &e)],
+            )
+        }),
         NotificationAction::RaiseLimit => {
             let Some(raise) = raise_step(alert) else {
-                return Err(format!("{app} has no limit to raise"));
+                return Err(gettext_f("{app} has no limit to raise", &[("app", app)]));
             };
             let checks = controller
                 .set_limits(&unit, &raise.settings())
                 .await
-                .map_err(|e| format!("raising the limit of {app} failed: {e}"))?;
+                .map_err(|e| {
+                    gettext_f(
+                        "raising the limit of {app} failed: {error}",
+                        &[("app", app), ("error", &e)],
+                    )
+                })?;
             match checks
                 .iter()
                 .find_map(|c| c.problem.as_ref().map(|p| (c, p)))
             {
                 None => Ok(()),
-                Some((check, problem)) => Err(format!(
-                    "the new {} of {app} ({}) did not apply: {problem}",
-                    check.setting, check.wanted
+                Some((check, problem)) => Err(gettext_f(
+                    "the new {setting} of {app} ({value}) did not apply: {problem}",
+                    &[
+                        ("setting", &check.setting_label()),
+                        ("app", app),
+                        ("value", &check.wanted),
+                        ("problem", problem),
+                    ],
                 )),
             }
         }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crate::controller::Controller;
+use crate::i18n::{gettext, gettext_f};
 use crate::limits::CpuQuota;
 use crate::monitor::alerts::{Alert, Condition};
 use crate::notify::{LimitRaise, raise_step};
@@ -58,7 +59,7 @@ pub fn resolve(config: &Config, alert: &Alert) -> PolicyAction {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PolicyStep {
     Freeze,
-    /// New limits, and the words for them ("its memory limit to 80 MiB").
+    /// New limits, and the words for them ("its memory limit to 80 MiB"), translated.
     SetLimits(LimitRaise, String),
 }
 
@@ -72,10 +73,14 @@ pub fn plan(action: PolicyAction, alert: &Alert, steps_taken: u32) -> Option<Pol
         _ if steps_taken >= MAX_LIMIT_STEPS => None,
         PolicyAction::RaiseLimit => {
             let raise = raise_step(alert)?;
+            // TRANSLATORS: these complete "Corral raised … for {app}" and "Corral lowered …
+            // for {app}".
             let what = match (raise.memory_high, raise.memory_max, raise.cpu_quota) {
-                (_, Some(max), _) => format!("its memory limit to {max}"),
-                (Some(high), None, _) => format!("its soft memory limit to {high}"),
-                (None, None, Some(quota)) => format!("its CPU limit to {}", cpu_words(quota)),
+                (_, Some(max), _) => gettext_f("its memory limit to {size}", &[("size", &max)]),
+                (Some(high), None, _) => {
+                    gettext_f("its soft memory limit to {size}", &[("size", &high)])
+                }
+                (None, None, Some(quota)) => cpu_limit_words(quota),
                 (None, None, None) => return None,
             };
             Some(PolicyStep::SetLimits(raise, what))
@@ -93,17 +98,19 @@ pub fn plan(action: PolicyAction, alert: &Alert, steps_taken: u32) -> Option<Pol
                     cpu_quota: Some(quota),
                     ..LimitRaise::default()
                 },
-                format!("its CPU limit to {}", cpu_words(quota)),
+                cpu_limit_words(quota),
             ))
         }
     }
 }
 
-fn cpu_words(quota: CpuQuota) -> String {
-    match quota {
-        CpuQuota::Percent(p) => format!("{p} % of one CPU"),
-        CpuQuota::Unlimited => "no limit".to_owned(),
-    }
+/// "its CPU limit to 50 % of one CPU".
+fn cpu_limit_words(quota: CpuQuota) -> String {
+    let cpu = match quota {
+        CpuQuota::Percent(p) => gettext_f("{percent} % of one CPU", &[("percent", &p)]),
+        CpuQuota::Unlimited => gettext("no limit"),
+    };
+    gettext_f("its CPU limit to {cpu}", &[("cpu", &cpu)])
 }
 
 /// What a policy did, or why it could not.
@@ -140,7 +147,13 @@ impl Policies {
         match Config::load() {
             Ok(config) => self.config = Some(config),
             Err(e) if self.config.is_some() => {
-                eprintln!("corral: policies: {e}; the last good configuration stays in force")
+                eprintln!(
+                    "corral: {}",
+                    gettext_f(
+                        "policies: {error}; the last good configuration stays in force",
+                        &[("error", &e)],
+                    )
+                )
             }
             Err(_) => {}
         }
@@ -159,7 +172,12 @@ impl Policies {
                 Ok(unit) => controller
                     .freeze(&unit)
                     .await
-                    .map(|()| format!("Corral froze {app}, as its setting {setting} asks."))
+                    .map(|()| {
+                        gettext_f(
+                            "Corral froze {app}, as its setting {setting} asks.",
+                            &[("app", app), ("setting", &setting)],
+                        )
+                    })
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             },
@@ -177,19 +195,28 @@ impl Policies {
                         .iter()
                         .find_map(|c| c.problem.as_ref().map(|p| (c, p)))
                     {
-                        Some((check, problem)) => Err(format!(
-                            "the new {} ({}) did not apply: {problem}",
-                            check.setting, check.wanted
+                        Some((check, problem)) => Err(gettext_f(
+                            "the new {setting} ({value}) did not apply: {problem}",
+                            &[
+                                ("setting", &check.setting_label()),
+                                ("value", &check.wanted),
+                                ("problem", problem),
+                            ],
                         )),
                         None => {
-                            let verb = if action == PolicyAction::LowerCpu {
-                                "lowered"
+                            let args: [(&str, &dyn std::fmt::Display); 3] =
+                                [("what", what), ("app", app), ("setting", &setting)];
+                            Ok(if action == PolicyAction::LowerCpu {
+                                gettext_f(
+                                    "Corral lowered {what} for {app}, as its setting {setting} asks.",
+                                    &args,
+                                )
                             } else {
-                                "raised"
-                            };
-                            Ok(format!(
-                                "Corral {verb} {what} for {app}, as its setting {setting} asks."
-                            ))
+                                gettext_f(
+                                    "Corral raised {what} for {app}, as its setting {setting} asks.",
+                                    &args,
+                                )
+                            })
                         }
                     }
                 })
@@ -207,7 +234,10 @@ impl Policies {
                 action,
                 key,
                 froze: false,
-                message: format!("Corral could not apply {setting} to {app}: {e}"),
+                message: gettext_f(
+                    "Corral could not apply {setting} to {app}: {error}",
+                    &[("setting", &setting), ("app", app), ("error", &e)],
+                ),
                 failed: true,
             },
         })

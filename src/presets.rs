@@ -16,6 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use toml_edit::{DocumentMut, InlineTable, Item, Table, TableLike, Value};
 
+use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f, pgettext};
 use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, Percent, SwapLimit, TasksLimit};
 
 /// The preset used when neither the caller nor a rule picks one.
@@ -54,7 +55,7 @@ pub const POLICY_KEYS: [&str; 4] = [
 
 /// A word that is not one of the accepted choices for a setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("“{input}” is not a valid {what}; use {accepted}")]
+#[error("{}", gettext_f("“{input}” is not a valid {what}; use {accepted}", &[("input", .input), ("what", &gettext(.what)), ("accepted", &gettext(.accepted))]))]
 pub struct InvalidChoice {
     pub input: String,
     pub what: &'static str,
@@ -97,8 +98,8 @@ impl FromStr for Mode {
             "scope" => Ok(Mode::Scope),
             _ => Err(InvalidChoice {
                 input: input.to_owned(),
-                what: "mode",
-                accepted: "service or scope",
+                what: gettext_noop("mode"),
+                accepted: gettext_noop("service or scope"),
             }),
         }
     }
@@ -149,8 +150,8 @@ impl FromStr for ProtectSystem {
                 .map(ProtectSystem::from)
                 .ok_or(InvalidChoice {
                     input: input.to_owned(),
-                    what: "protect-system value",
-                    accepted: "no, yes, full or strict",
+                    what: gettext_noop("protect-system value"),
+                    accepted: gettext_noop("no, yes, full or strict"),
                 }),
         }
     }
@@ -199,8 +200,8 @@ impl FromStr for ProtectHome {
                 .map(ProtectHome::from)
                 .ok_or(InvalidChoice {
                     input: input.to_owned(),
-                    what: "protect-home value",
-                    accepted: "no, yes, read-only or tmpfs",
+                    what: gettext_noop("protect-home value"),
+                    accepted: gettext_noop("no, yes, read-only or tmpfs"),
                 }),
         }
     }
@@ -243,8 +244,8 @@ impl FromStr for PolicyAction {
             "lower-cpu" => Ok(PolicyAction::LowerCpu),
             _ => Err(InvalidChoice {
                 input: input.to_owned(),
-                what: "policy",
-                accepted: "notify, freeze, raise-limit or lower-cpu",
+                what: gettext_noop("policy"),
+                accepted: gettext_noop("notify, freeze, raise-limit or lower-cpu"),
             }),
         }
     }
@@ -298,7 +299,9 @@ where
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("true, false or one of the words listed for this setting")
+        f.write_str(&gettext(
+            "true, false or one of the words listed for this setting",
+        ))
     }
 
     fn visit_bool<E: de::Error>(self, on: bool) -> Result<T, E> {
@@ -425,7 +428,10 @@ impl Settings {
             Some(on) => Ok(Some(on)),
             None => Err(ConfigError::InvalidSetting {
                 key: key.to_owned(),
-                message: format!("“{value}” is not yes or no; use true or false"),
+                message: gettext_f(
+                    "“{value}” is not yes or no; use true or false",
+                    &[("value", &value)],
+                ),
             }),
         };
         match key {
@@ -448,7 +454,10 @@ impl Settings {
                 let Some((name, val)) = value.split_once('=') else {
                     return Err(ConfigError::InvalidSetting {
                         key: key.to_owned(),
-                        message: format!("“{value}” is not of the form NAME=value"),
+                        message: gettext_f(
+                            "“{value}” is not of the form NAME=value",
+                            &[("value", &value)],
+                        ),
                     });
                 };
                 check_environment(name, val).map_err(|message| ConfigError::InvalidSetting {
@@ -563,78 +572,106 @@ impl Settings {
     pub fn plain_words(&self) -> String {
         fn memory(limit: MemoryLimit) -> String {
             match limit {
-                MemoryLimit::Unlimited => "no limit".to_owned(),
+                MemoryLimit::Unlimited => gettext("no limit"),
                 MemoryLimit::Bytes(bytes) => bytes.to_string(),
-                MemoryLimit::Percent(p) => {
-                    format!("{} % of RAM", p.to_string().trim_end_matches('%'))
-                }
+                MemoryLimit::Percent(p) => gettext_f(
+                    "{percent} % of RAM",
+                    &[("percent", &p.to_string().trim_end_matches('%'))],
+                ),
             }
         }
         let mut parts = Vec::new();
         match self.memory_high {
             Some(MemoryLimit::Unlimited) | None => {}
-            Some(high) => parts.push(format!("slowed down above {}", memory(high))),
+            Some(high) => parts.push(gettext_f(
+                "slowed down above {size}",
+                &[("size", &memory(high))],
+            )),
         }
         match self.memory_max {
             Some(MemoryLimit::Unlimited) | None => {}
-            Some(max) => parts.push(format!("killed above {}", memory(max))),
+            Some(max) => parts.push(gettext_f("killed above {size}", &[("size", &memory(max))])),
         }
         match self.memory_swap_max.map(|s| s.0) {
-            Some(MemoryLimit::Bytes(b)) if b.0 == 0 => parts.push("no swap".to_owned()),
+            Some(MemoryLimit::Bytes(b)) if b.0 == 0 => parts.push(gettext("no swap")),
             Some(MemoryLimit::Unlimited) | None => {}
-            Some(swap) => parts.push(format!("at most {} of swap", memory(swap))),
+            Some(swap) => parts.push(gettext_f(
+                "at most {size} of swap",
+                &[("size", &memory(swap))],
+            )),
         }
         match self.cpu_quota {
             Some(CpuQuota::Percent(p)) if p % 100 == 0 && p > 100 => {
-                parts.push(format!("at most {} CPUs", p / 100))
+                let n = p / 100;
+                parts.push(ngettext_f(
+                    "at most {n} CPU",
+                    "at most {n} CPUs",
+                    u64::from(n),
+                    &[("n", &n)],
+                ))
             }
-            Some(CpuQuota::Percent(100)) => parts.push("at most one CPU".to_owned()),
-            Some(CpuQuota::Percent(50)) => parts.push("at most half a CPU".to_owned()),
-            Some(CpuQuota::Percent(p)) => parts.push(format!("at most {p} % of one CPU")),
+            Some(CpuQuota::Percent(100)) => parts.push(gettext("at most one CPU")),
+            Some(CpuQuota::Percent(50)) => parts.push(gettext("at most half a CPU")),
+            Some(CpuQuota::Percent(p)) => parts.push(gettext_f(
+                "at most {percent} % of one CPU",
+                &[("percent", &p)],
+            )),
             Some(CpuQuota::Unlimited) | None => {}
         }
         match self.cpu_weight.map(CpuWeight::get) {
-            Some(w) if w < 100 => parts.push("gives way to other apps".to_owned()),
-            Some(w) if w > 100 => parts.push("gets more CPU time than other apps".to_owned()),
+            Some(w) if w < 100 => parts.push(gettext("gives way to other apps")),
+            Some(w) if w > 100 => parts.push(gettext("gets more CPU time than other apps")),
             _ => {}
         }
         if let Some(TasksLimit::Count(n)) = self.tasks_max {
-            parts.push(format!("at most {n} processes"));
+            parts.push(ngettext_f(
+                "at most {n} process",
+                "at most {n} processes",
+                n,
+                &[("n", &n)],
+            ));
         }
         if self.no_new_privileges == Some(true) {
-            parts.push("cannot gain privileges".to_owned());
+            parts.push(gettext("cannot gain privileges"));
         }
         if self.private_tmp == Some(true) {
-            parts.push("private /tmp".to_owned());
+            parts.push(gettext("private /tmp"));
         }
         match self.protect_system {
             Some(ProtectSystem::Yes | ProtectSystem::Full) => {
-                parts.push("system files read-only".to_owned())
+                parts.push(gettext("system files read-only"))
             }
-            Some(ProtectSystem::Strict) => parts.push("only its own files writable".to_owned()),
+            Some(ProtectSystem::Strict) => parts.push(gettext("only its own files writable")),
             _ => {}
         }
         match self.protect_home {
             Some(ProtectHome::Yes | ProtectHome::Tmpfs) => {
-                parts.push("home folders hidden".to_owned())
+                parts.push(gettext("home folders hidden"))
             }
-            Some(ProtectHome::ReadOnly) => parts.push("home folders read-only".to_owned()),
+            Some(ProtectHome::ReadOnly) => parts.push(gettext("home folders read-only")),
             _ => {}
         }
+        // TRANSLATORS: "{done} when {when}" reads e.g. "frozen when near its memory limit".
         let policies = [
-            (self.on_memory_near_limit, "near its memory limit"),
-            (self.on_memory_throttled, "slowed for memory"),
-            (self.on_cpu_throttled, "held at its CPU limit"),
-            (self.on_memory_pressure, "stalling for memory"),
+            (
+                self.on_memory_near_limit,
+                gettext_noop("near its memory limit"),
+            ),
+            (self.on_memory_throttled, gettext_noop("slowed for memory")),
+            (self.on_cpu_throttled, gettext_noop("held at its CPU limit")),
+            (self.on_memory_pressure, gettext_noop("stalling for memory")),
         ];
         for (action, when) in policies {
             let done = match action {
-                Some(PolicyAction::Freeze) => "frozen",
-                Some(PolicyAction::RaiseLimit) => "limit raised",
-                Some(PolicyAction::LowerCpu) => "CPU lowered",
+                Some(PolicyAction::Freeze) => pgettext("policy done", "frozen"),
+                Some(PolicyAction::RaiseLimit) => pgettext("policy done", "limit raised"),
+                Some(PolicyAction::LowerCpu) => pgettext("policy done", "CPU lowered"),
                 Some(PolicyAction::Notify) | None => continue,
             };
-            parts.push(format!("{done} when {when}"));
+            parts.push(gettext_f(
+                "{done} when {when}",
+                &[("done", &done), ("when", &gettext(when))],
+            ));
         }
         let mut text = parts.join(", ");
         if let Some(first) = text.get(..1) {
@@ -678,9 +715,9 @@ impl Settings {
             if above {
                 return Some(Problem {
                     keys: ["memory-high", "memory-max"],
-                    message: format!(
-                        "memory-high {high} is above memory-max {max}: the soft limit must not \
-                         exceed the hard limit; lower memory-high or raise memory-max"
+                    message: gettext_f(
+                        "memory-high {high} is above memory-max {max}: the soft limit must not exceed the hard limit; lower memory-high or raise memory-max",
+                        &[("high", &high), ("max", &max)],
                     ),
                 });
             }
@@ -696,9 +733,9 @@ impl Settings {
         {
             return Some(Problem {
                 keys: [key, "mode"],
-                message: format!(
-                    "it runs as a scope (mode = \"scope\"), and systemd applies {key} only to \
-                     services; remove {key} or set mode = \"service\""
+                message: gettext_f(
+                    "it runs as a scope (mode = \"scope\"), and systemd applies {key} only to services; remove {key} or set mode = \"service\"",
+                    &[("key", key)],
                 ),
             });
         }
@@ -720,14 +757,15 @@ fn check_environment(name: &str, value: &str) -> Result<(), String> {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid_name {
-        return Err(format!(
-            "“{name}” is not a valid environment variable name; use letters, digits and _, \
-             not starting with a digit"
+        return Err(gettext_f(
+            "“{name}” is not a valid environment variable name; use letters, digits and _, not starting with a digit",
+            &[("name", &name)],
         ));
     }
     if value.contains('\0') {
-        return Err(format!(
-            "the value of {name} contains a NUL character, which no environment can hold"
+        return Err(gettext_f(
+            "the value of {name} contains a NUL character, which no environment can hold",
+            &[("name", &name)],
         ));
     }
     Ok(())
@@ -824,8 +862,9 @@ fn refresh_interval<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (0.1..=60.0).contains(&seconds) {
         Ok(seconds)
     } else {
-        Err(de::Error::custom(format!(
-            "a refresh interval of {seconds} seconds is out of range; use 0.1 to 60"
+        Err(de::Error::custom(gettext_f(
+            "a refresh interval of {seconds} seconds is out of range; use 0.1 to 60",
+            &[("seconds", &seconds)],
         )))
     }
 }
@@ -835,8 +874,9 @@ fn memory_warning<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (1.0..=100.0).contains(&percent) {
         Ok(percent)
     } else {
-        Err(de::Error::custom(format!(
-            "a memory warning at {percent}% of the limit is out of range; use 1 to 100"
+        Err(de::Error::custom(gettext_f(
+            "a memory warning at {percent}% of the limit is out of range; use 1 to 100",
+            &[("percent", &percent)],
         )))
     }
 }
@@ -846,8 +886,9 @@ fn pressure_warning<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (1.0..=100.0).contains(&percent) {
         Ok(percent)
     } else {
-        Err(de::Error::custom(format!(
-            "a pressure warning at {percent}% of the time is out of range; use 1 to 100"
+        Err(de::Error::custom(gettext_f(
+            "a pressure warning at {percent}% of the time is out of range; use 1 to 100",
+            &[("percent", &percent)],
         )))
     }
 }
@@ -857,8 +898,9 @@ fn pressure_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if (1.0..=600.0).contains(&seconds) {
         Ok(seconds)
     } else {
-        Err(de::Error::custom(format!(
-            "pressure lasting {seconds} seconds is out of range; use 1 to 600"
+        Err(de::Error::custom(gettext_f(
+            "pressure lasting {seconds} seconds is out of range; use 1 to 600",
+            &[("seconds", &seconds)],
         )))
     }
 }
@@ -878,8 +920,9 @@ fn percentage<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
             .strip_suffix('%')
             .and_then(|n| n.trim().parse::<f64>().ok())
             .ok_or_else(|| {
-                de::Error::custom(format!(
-                    "“{text}” is not a percentage; write it as 90 or \"90%\""
+                de::Error::custom(gettext_f(
+                    "“{text}” is not a percentage; write it as 90 or \"90%\"",
+                    &[("text", &text)],
                 ))
             })?,
     };
@@ -900,7 +943,9 @@ fn share(percent: u32) -> Option<MemoryLimit> {
 const BUILTINS: [Builtin; 5] = [
     Builtin {
         name: "background",
-        description: "For batch jobs: gives way to other apps, at most half a CPU and 40% of RAM",
+        description: gettext_noop(
+            "For batch jobs: gives way to other apps, at most half a CPU and 40% of RAM",
+        ),
         settings: || Settings {
             cpu_weight: CpuWeight::new(20).ok(),
             cpu_quota: Some(CpuQuota::Percent(50)),
@@ -911,8 +956,9 @@ const BUILTINS: [Builtin; 5] = [
     },
     Builtin {
         name: "browser",
-        description: "For web browsers: slows down and frees memory above 50% of RAM, \
-                      killed at 60%, at most 3 CPUs",
+        description: gettext_noop(
+            "For web browsers: slows down and frees memory above 50% of RAM, killed at 60%, at most 3 CPUs",
+        ),
         settings: || Settings {
             memory_high: share(50),
             memory_max: share(60),
@@ -922,7 +968,9 @@ const BUILTINS: [Builtin; 5] = [
     },
     Builtin {
         name: "relaxed",
-        description: "Memory cap only: the app may use up to 70% of RAM (the default)",
+        description: gettext_noop(
+            "Memory cap only: the app may use up to 70% of RAM (the default)",
+        ),
         settings: || Settings {
             memory_max: share(70),
             ..Settings::default()
@@ -930,7 +978,9 @@ const BUILTINS: [Builtin; 5] = [
     },
     Builtin {
         name: "shell",
-        description: "For shells and terminal programs: keeps the terminal, at most 70% of RAM",
+        description: gettext_noop(
+            "For shells and terminal programs: keeps the terminal, at most 70% of RAM",
+        ),
         settings: || Settings {
             mode: Some(Mode::Scope),
             memory_max: share(70),
@@ -939,8 +989,9 @@ const BUILTINS: [Builtin; 5] = [
     },
     Builtin {
         name: "strict",
-        description: "Memory cap and sandbox: at most 70% of RAM, no privilege gain, \
-                      a private /tmp, system folders read-only",
+        description: gettext_noop(
+            "Memory cap and sandbox: at most 70% of RAM, no privilege gain, a private /tmp, system folders read-only",
+        ),
         settings: || Settings {
             memory_max: share(70),
             no_new_privileges: Some(true),
@@ -1073,14 +1124,14 @@ struct PresetDef {
 /// where, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("{}", gettext_f("cannot read {path}: {error}", &[("path", &.path.display()), ("error", .source)]))]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
 
-    #[error("cannot save {}: {source}; the file on disk is unchanged", path.display())]
+    #[error("{}", gettext_f("cannot save {path}: {error}; the file on disk is unchanged", &[("path", &.path.display()), ("error", .source)]))]
     Write {
         path: PathBuf,
         #[source]
@@ -1089,7 +1140,7 @@ pub enum ConfigError {
 
     /// The file is not valid: bad TOML, an unknown key, a bad value, an unknown preset.
     /// `line` and `column` are 1-based; the column counts characters.
-    #[error("{}:{line}:{column}: {message} — fix the file; Corral has not changed it", path.display())]
+    #[error("{}:{line}:{column}: {}", path.display(), gettext_f("{message} — fix the file; Corral has not changed it", &[("message", .message)]))]
     Syntax {
         path: PathBuf,
         line: usize,
@@ -1097,17 +1148,17 @@ pub enum ConfigError {
         message: String,
     },
 
-    #[error("unknown preset “{name}”: known presets are {}{}", known.join(", "), did_you_mean(suggestion))]
+    #[error("{}", gettext_f("unknown preset “{name}”: known presets are {known}{suggestion}", &[("name", .name), ("known", &.known.join(", ")), ("suggestion", &did_you_mean(.suggestion))]))]
     UnknownPreset {
         name: String,
         known: Vec<String>,
         suggestion: Option<String>,
     },
 
-    #[error("“{name}” is not a valid preset name; use lowercase letters, digits, - and _")]
+    #[error("{}", invalid_preset_name(.name))]
     InvalidPresetName { name: String },
 
-    #[error("unknown setting “{key}”{}; settings are {}", did_you_mean(suggestion), SETTING_KEYS.join(", "))]
+    #[error("{}", gettext_f("unknown setting “{key}”{suggestion}; settings are {settings}", &[("key", .key), ("suggestion", &did_you_mean(.suggestion)), ("settings", &SETTING_KEYS.join(", "))]))]
     UnknownSetting {
         key: String,
         suggestion: Option<String>,
@@ -1117,7 +1168,7 @@ pub enum ConfigError {
     InvalidSetting { key: String, message: String },
 
     /// The combined settings for a launch contradict each other.
-    #[error("cannot launch {app} with preset “{preset}”: {message}")]
+    #[error("{}", gettext_f("cannot launch {app} with preset “{preset}”: {message}", &[("app", .app), ("preset", .preset), ("message", .message)]))]
     Conflict {
         app: String,
         preset: String,
@@ -1125,25 +1176,28 @@ pub enum ConfigError {
     },
 
     /// An edit would leave the file invalid; the edit was undone.
-    #[error("{message}; Corral did not make the change")]
+    #[error("{}", gettext_f("{message}; Corral did not make the change", &[("message", .message)]))]
     InvalidEdit { message: String },
 
-    #[error(
-        "{} changed on disk since Corral read it; Corral did not save, so that your edits \
-         are not lost: reopen it and make the change again",
-        path.display()
-    )]
+    #[error("{}", gettext_f("{path} changed on disk since Corral read it; Corral did not save, so that your edits are not lost: reopen it and make the change again", &[("path", &.path.display())]))]
     ChangedOnDisk { path: PathBuf },
 
-    #[error("preset “{name}” is still used by the rules for {}; change those rules first", rules.join(", "))]
+    #[error("{}", gettext_f("preset “{name}” is still used by the rules for {rules}; change those rules first", &[("name", .name), ("rules", &.rules.join(", "))]))]
     PresetInUse { name: String, rules: Vec<String> },
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {
     suggestion
         .as_ref()
-        .map(|s| format!("; did you mean “{s}”?"))
+        .map(|s| gettext_f("; did you mean “{name}”?", &[("name", s)]))
         .unwrap_or_default()
+}
+
+fn invalid_preset_name(name: &str) -> String {
+    gettext_f(
+        "“{name}” is not a valid preset name; use lowercase letters, digits, - and _",
+        &[("name", &name)],
+    )
 }
 
 /// The candidate that `input` is most likely a typo of.
@@ -1326,18 +1380,31 @@ fn explain(message: &str, found: Option<(Vec<String>, bool)>, at_span: &str) -> 
         let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let known = backticked(expected);
         let table = match path.split_last() {
-            Some((_, parents)) if !parents.is_empty() => format!(" in [{}]", dotted(parents)),
+            Some((_, parents)) if !parents.is_empty() => {
+                gettext_f(" in [{table}]", &[("table", &dotted(parents))])
+            }
             _ => String::new(),
         };
         let hint = closest(field, known.iter().copied())
-            .map(|s| format!(" (did you mean “{s}”?)"))
+            .map(|s| gettext_f(" (did you mean “{name}”?)", &[("name", &s)]))
             .unwrap_or_default();
         let listed = if known.is_empty() {
             String::new()
         } else {
-            format!("; the keys allowed here are {}", known.join(", "))
+            gettext_f(
+                "; the keys allowed here are {keys}",
+                &[("keys", &known.join(", "))],
+            )
         };
-        return format!("unknown key “{field}”{table}{hint}{listed}");
+        return gettext_f(
+            "unknown key “{key}”{table}{suggestion}{keys}",
+            &[
+                ("key", &field),
+                ("table", &table),
+                ("suggestion", &hint),
+                ("keys", &listed),
+            ],
+        );
     }
     let prefix = if path.is_empty() || is_key {
         String::new()
@@ -1348,15 +1415,27 @@ fn explain(message: &str, found: Option<(Vec<String>, bool)>, at_span: &str) -> 
         let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let known = backticked(expected);
         let hint = closest(word, known.iter().copied())
-            .map(|s| format!(" (did you mean “{s}”?)"))
+            .map(|s| gettext_f(" (did you mean “{name}”?)", &[("name", &s)]))
             .unwrap_or_default();
-        return format!("{prefix}“{word}” is not one of {}{hint}", known.join(", "));
+        return prefix
+            + &gettext_f(
+                "“{word}” is not one of {words}{suggestion}",
+                &[
+                    ("word", &word),
+                    ("words", &known.join(", ")),
+                    ("suggestion", &hint),
+                ],
+            );
     }
     if message.ends_with("expected a boolean") {
-        return format!("{prefix}write true or false, without quotes (found {at_span})");
+        return prefix
+            + &gettext_f(
+                "write true or false, without quotes (found {value})",
+                &[("value", &at_span)],
+            );
     }
     if message == "duplicate key" && !at_span.is_empty() {
-        return format!("{prefix}the key “{at_span}” appears twice");
+        return prefix + &gettext_f("the key “{key}” appears twice", &[("key", &at_span)]);
     }
     format!("{prefix}{message}")
 }
@@ -1442,10 +1521,7 @@ impl Config {
             if !valid_preset_name(&name) {
                 return Err(at(
                     source.span(&["presets", &name], Spot::Key),
-                    format!(
-                        "“{name}” is not a valid preset name; use lowercase letters, digits, \
-                         - and _"
-                    ),
+                    invalid_preset_name(&name),
                 ));
             }
             let ((description,), settings) = table.into_parts();
@@ -1466,7 +1542,13 @@ impl Config {
                     .iter()
                     .find_map(|key| source.span(&["presets", name, key], Spot::Value))
                     .or_else(|| source.span(&["presets", name], Spot::Key));
-                return Err(at(span, format!("preset “{name}”: {}", problem.message)));
+                return Err(at(
+                    span,
+                    gettext_f(
+                        "preset “{name}”: {problem}",
+                        &[("name", name), ("problem", &problem.message)],
+                    ),
+                ));
             }
         }
 
@@ -1477,7 +1559,7 @@ impl Config {
             if key.is_empty() {
                 return Err(at(
                     source.span(&here, Spot::Key),
-                    "a rule needs an app id or executable name, not an empty key".to_owned(),
+                    gettext("a rule needs an app id or executable name, not an empty key"),
                 ));
             }
             check_environment_table(&settings, &here, &source, &at)?;
@@ -1487,7 +1569,11 @@ impl Config {
                 Err(unknown) => {
                     return Err(at(
                         source.span(&["apps", &key, "preset"], Spot::Value),
-                        format!("the rule for “{key}” names an {unknown}"),
+                        // TRANSLATORS: {error} is "unknown preset “x”: known presets are …".
+                        gettext_f(
+                            "the rule for “{key}” names an {error}",
+                            &[("key", &key), ("error", &unknown)],
+                        ),
                     ));
                 }
             };
@@ -1502,9 +1588,13 @@ impl Config {
                     .or_else(|| source.span(&here, Spot::Key));
                 return Err(at(
                     span,
-                    format!(
-                        "the rule for “{key}” (preset “{chosen}”): {}",
-                        problem.message
+                    gettext_f(
+                        "the rule for “{key}” (preset “{preset}”): {problem}",
+                        &[
+                            ("key", &key),
+                            ("preset", &chosen),
+                            ("problem", &problem.message),
+                        ],
                     ),
                 ));
             }
@@ -1541,7 +1631,8 @@ impl Config {
         }
         let description = def
             .and_then(|d| d.description.clone())
-            .or_else(|| builtin.map(|b| b.description.to_owned()))
+            // Built-in descriptions in the person's language; the file's as written.
+            .or_else(|| builtin.map(|b| gettext(b.description)))
             .unwrap_or_default();
         Ok(Preset {
             name: name.to_owned(),
@@ -1906,7 +1997,7 @@ impl ConfigEditor {
             let table = general
                 .as_table_like_mut()
                 .ok_or_else(|| ConfigError::InvalidEdit {
-                    message: "general in the file is not a table".to_owned(),
+                    message: gettext("general in the file is not a table"),
                 })?;
             set_value(table, key, Value::from(value));
             Ok(())
@@ -1947,7 +2038,7 @@ fn entry_table<'a>(
         Item::Table(table)
     });
     let not_a_table = |what: String| ConfigError::InvalidEdit {
-        message: format!("{what} in the file is not a table"),
+        message: gettext_f("{table} in the file is not a table", &[("table", &what)]),
     };
     let item = match parent {
         Item::Table(table) => table
@@ -1991,7 +2082,7 @@ fn env_table(table: &mut dyn TableLike) -> Result<&mut dyn TableLike, ConfigErro
         .get_mut("environment")
         .and_then(Item::as_table_like_mut)
         .ok_or_else(|| ConfigError::InvalidEdit {
-            message: "environment in the file is not a table".to_owned(),
+            message: gettext("environment in the file is not a table"),
         })
 }
 

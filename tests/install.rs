@@ -57,8 +57,8 @@ struct Source {
     root: PathBuf,
 }
 
-/// A copy of the source tree's resources with one translation, so that the test does not
-/// depend on which catalogs po/ has today.
+/// A copy of the source tree's resources with a translation of two strings, so that the test
+/// does not depend on which catalogs po/ has today: one of the binary's, one of its desktop entry.
 fn source_with_a_translation() -> Source {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("corral");
@@ -71,7 +71,9 @@ fn source_with_a_translation() -> Source {
     fs::write(
         root.join("po/de.po"),
         "msgid \"\"\nmsgstr \"\"\n\"Content-Type: text/plain; charset=UTF-8\\n\"\n\n\
-         msgid \"Froze {who}\"\nmsgstr \"{who} eingefroren\"\n",
+         msgid \"Config file: {path}\"\nmsgstr \"Installierter Katalog: {path}\"\n\n\
+         msgid \"Run apps with memory and CPU limits, and stop runaway apps before they freeze \
+         the machine\"\nmsgstr \"Apps mit Limits ausführen\"\n",
     )
     .unwrap();
     Source { _dir: dir, root }
@@ -142,6 +144,30 @@ fn install_puts_every_file_in_place_and_uninstall_removes_exactly_them() {
         &mo[..4],
         &0x9504_12deu32.to_le_bytes(),
         "a compiled catalog"
+    );
+    // The translations reach the desktop entry, and the installed binary finds its catalog
+    // next to it (PREFIX/share/locale) rather than the one it was built with.
+    let entry = fs::read_to_string(path(
+        "usr/share/applications/io.github.corral.Corral.desktop",
+    ))
+    .unwrap();
+    assert!(
+        entry.contains("\nComment[de]=Apps mit Limits ausführen\n")
+            && entry.contains("\nComment=Run apps with memory"),
+        "{entry}"
+    );
+    let home = tempfile::tempdir().unwrap();
+    let presets = Command::new(path("usr/bin/corral"))
+        .arg("presets")
+        .env_clear()
+        .env("HOME", home.path())
+        .env("LANGUAGE", "de")
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&presets.stdout);
+    assert!(
+        listing.contains("Installierter Katalog: "),
+        "the installed catalog is used:\n{listing}"
     );
     let bash = fs::read_to_string(path("usr/share/bash-completion/completions/corral")).unwrap();
     assert!(

@@ -4,7 +4,8 @@
 set -euo pipefail
 # pkg-config, GTK 4 and libadwaita: building; Xvfb and ImageMagick: the window's tests and
 # screenshots; dbus-daemon: the private buses of tests/notify.rs; desktop-file-utils, appstream:
-# validating resources/; gettext: msgfmt for the translations install.sh compiles;
+# validating resources/; gettext: msgfmt for the catalogs build.rs and install.sh compile,
+# xgettext and msgmerge for po/update-pot.sh and tests/i18n.rs;
 # status-notifier-watcher, gtk-sni-tray-standalone and xdotool: the real tray host of
 # tests/tray_host.rs.
 packages=(pkg-config libgtk-4-dev libadwaita-1-dev xvfb xauth dbus-x11 dbus-daemon imagemagick

@@ -29,7 +29,7 @@ pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     /// The cgroup directory no longer exists: the unit stopped and systemd removed it.
-    #[error("{}: the cgroup no longer exists (the unit has stopped)", .0.display())]
+    #[error("{}: {}", .0.display(), crate::i18n::gettext("the cgroup no longer exists (the unit has stopped)"))]
     Gone(PathBuf),
     #[error("{}: {source}", path.display())]
     Io {

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::cgroup::{CgroupFs, Layout};
+use crate::i18n::{gettext, gettext_f, gettext_noop};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -19,6 +20,7 @@ pub enum Status {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
+    /// In English; [`Check::label`] translates it.
     pub name: &'static str,
     pub status: Status,
     pub detail: String,
@@ -26,6 +28,11 @@ pub struct Check {
 }
 
 impl Check {
+    /// The check's name in the person's language.
+    pub fn label(&self) -> String {
+        gettext(self.name)
+    }
+
     fn ok(name: &'static str, detail: impl Into<String>) -> Check {
         Check {
             name,
@@ -52,14 +59,20 @@ impl Check {
 
 /// The controllers Corral's limits need, and what each one is for.
 const NEEDED: [(&str, &str); 3] = [
-    ("memory", "memory limits"),
-    ("cpu", "CPU quota and weight"),
-    ("pids", "tasks limits"),
+    ("memory", gettext_noop("memory limits")),
+    ("cpu", gettext_noop("CPU quota and weight")),
+    ("pids", gettext_noop("tasks limits")),
 ];
 
-const DELEGATE_FIX: &str = "let systemd delegate the controllers to user managers: create \
-/etc/systemd/system/user@.service.d/delegate.conf containing \"[Service]\" and \
-\"Delegate=cpu cpuset io memory pids\", run `sudo systemctl daemon-reload`, then log out and in";
+const DELEGATE_FIX: &str = gettext_noop(
+    "let systemd delegate the controllers to user managers: create /etc/systemd/system/user@.service.d/delegate.conf containing \"[Service]\" and \"Delegate=cpu cpuset io memory pids\", run `sudo systemctl daemon-reload`, then log out and in",
+);
+
+// The names of the checks, shown before each result.
+const CGROUP_V2: &str = gettext_noop("cgroup v2");
+const DELEGATED: &str = gettext_noop("delegated controllers");
+const PRESSURE: &str = gettext_noop("pressure (PSI)");
+const FREEZER: &str = gettext_noop("freezer");
 
 /// Checks the cgroup file system's layout, and when the manager's own cgroup is known
 /// (`manager_cgroup`, systemd's ControlGroup of the manager), the controllers it may use,
@@ -69,21 +82,25 @@ pub fn cgroup_checks(fs: &CgroupFs, manager_cgroup: Option<&str>) -> Vec<Check> 
     let root = fs.root().display();
     match fs.layout() {
         Layout::V2 => checks.push(Check::ok(
-            "cgroup v2",
-            format!("unified hierarchy at {root}"),
+            CGROUP_V2,
+            gettext_f("unified hierarchy at {path}", &[("path", &root)]),
         )),
         layout => {
             let what = match layout {
-                Layout::Hybrid => "hybrid (v1 controllers with a v2 tree beside them)",
-                Layout::V1 => "legacy v1",
-                _ => "not mounted",
+                Layout::Hybrid => gettext("hybrid (v1 controllers with a v2 tree beside them)"),
+                Layout::V1 => gettext("legacy v1"),
+                _ => gettext("not mounted"),
             };
             checks.push(Check::problem(
-                "cgroup v2",
+                CGROUP_V2,
                 Status::Failed,
-                format!("cgroups at {root} are {what}; systemd can only enforce Corral's limits on cgroup v2"),
-                "boot with the unified hierarchy: add systemd.unified_cgroup_hierarchy=1 to \
-                 GRUB_CMDLINE_LINUX in /etc/default/grub, run `sudo update-grub` and reboot",
+                gettext_f(
+                    "cgroups at {path} are {layout}; systemd can only enforce Corral's limits on cgroup v2",
+                    &[("path", &root), ("layout", &what)],
+                ),
+                gettext(
+                    "boot with the unified hierarchy: add systemd.unified_cgroup_hierarchy=1 to GRUB_CMDLINE_LINUX in /etc/default/grub, run `sudo update-grub` and reboot",
+                ),
             ));
             return checks;
         }
@@ -100,54 +117,67 @@ pub fn cgroup_checks(fs: &CgroupFs, manager_cgroup: Option<&str>) -> Vec<Check> 
                 .collect();
             if missing.is_empty() {
                 checks.push(Check::ok(
-                    "delegated controllers",
-                    format!("the manager may use: {controllers}"),
+                    DELEGATED,
+                    gettext_f(
+                        "the manager may use: {controllers}",
+                        &[("controllers", &controllers)],
+                    ),
                 ));
             } else {
-                let lost: Vec<&str> = NEEDED
+                let lost: Vec<String> = NEEDED
                     .iter()
                     .filter(|(c, _)| missing.contains(c))
-                    .map(|(_, purpose)| *purpose)
+                    .map(|(_, purpose)| gettext(purpose))
                     .collect();
                 checks.push(Check::problem(
-                    "delegated controllers",
+                    DELEGATED,
                     Status::Failed,
-                    format!(
-                        "the manager may use only: {controllers} (missing {}): {} will not apply",
-                        missing.join(", "),
-                        lost.join(", ")
+                    gettext_f(
+                        "the manager may use only: {controllers} (missing {missing}): {purposes} will not apply",
+                        &[
+                            ("controllers", &controllers),
+                            ("missing", &missing.join(", ")),
+                            ("purposes", &lost.join(", ")),
+                        ],
                     ),
-                    DELEGATE_FIX,
+                    gettext(DELEGATE_FIX),
                 ));
             }
         }
         Err(e) => checks.push(Check::problem(
-            "delegated controllers",
+            DELEGATED,
             Status::Failed,
-            format!("cannot read the manager's cgroup: {e}"),
-            "check that /sys/fs/cgroup is mounted and readable",
+            gettext_f(
+                "cannot read the manager's cgroup: {error}",
+                &[("error", &e)],
+            ),
+            gettext("check that /sys/fs/cgroup is mounted and readable"),
         )),
     }
     let dir = fs.path_of(manager_cgroup);
     checks.push(if has(&dir, "memory.pressure") {
-        Check::ok("pressure (PSI)", "memory, CPU and IO pressure are reported")
+        Check::ok(
+            PRESSURE,
+            gettext("memory, CPU and IO pressure are reported"),
+        )
     } else {
         Check::problem(
-            "pressure (PSI)",
+            PRESSURE,
             Status::Warning,
-            "the kernel reports no pressure stall information: Corral cannot show pressure \
-             or warn early on it",
-            "boot with psi=1 on the kernel command line (GRUB_CMDLINE_LINUX), then reboot",
+            gettext(
+                "the kernel reports no pressure stall information: Corral cannot show pressure or warn early on it",
+            ),
+            gettext("boot with psi=1 on the kernel command line (GRUB_CMDLINE_LINUX), then reboot"),
         )
     });
     checks.push(if has(&dir, "cgroup.freeze") {
-        Check::ok("freezer", "apps can be frozen and thawed")
+        Check::ok(FREEZER, gettext("apps can be frozen and thawed"))
     } else {
         Check::problem(
-            "freezer",
+            FREEZER,
             Status::Warning,
-            "this kernel has no cgroup v2 freezer (cgroup.freeze): Freeze will not work",
-            "use Linux 5.2 or newer",
+            gettext("this kernel has no cgroup v2 freezer (cgroup.freeze): Freeze will not work"),
+            gettext("use Linux 5.2 or newer"),
         )
     });
     checks

@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::Limit;
+use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::limits::Bytes;
 use crate::systemd::UnitOutcome;
 
@@ -155,36 +156,61 @@ impl PostMortem {
     pub fn describe(&self) -> String {
         let peak = self
             .peak_memory_bytes
-            .map(|p| format!(" (peak {})", Bytes(p)))
+            .map(|p| gettext_f(" (peak {size})", &[("size", &Bytes(p))]))
             .unwrap_or_default();
         let app = &self.app_name;
         let mut line = match self.cause {
             EndCause::OomKill => match self.limits.memory_max_bytes {
-                Some(max) => format!(
-                    "{app} killed by the OOM killer at its {} limit{peak}",
-                    Bytes(max)
+                Some(max) => gettext_f(
+                    "{app} killed by the OOM killer at its {limit} limit{peak}",
+                    &[("app", app), ("limit", &Bytes(max)), ("peak", &peak)],
                 ),
-                None => format!("{app} killed by the OOM killer{peak}"),
+                None => gettext_f(
+                    "{app} killed by the OOM killer{peak}",
+                    &[("app", app), ("peak", &peak)],
+                ),
             },
-            EndCause::ExitCode { code } => format!("{app} failed with exit code {code}{peak}"),
+            EndCause::ExitCode { code } => gettext_f(
+                "{app} failed with exit code {code}{peak}",
+                &[("app", app), ("code", &code), ("peak", &peak)],
+            ),
             EndCause::Signal {
                 signal,
-                core_dumped,
-            } => format!(
-                "{app} killed by signal {}{}{peak}",
-                signal_name(signal),
-                if core_dumped { ", core dumped" } else { "" }
+                core_dumped: false,
+            } => gettext_f(
+                "{app} killed by signal {signal}{peak}",
+                &[
+                    ("app", app),
+                    ("signal", &signal_name(signal)),
+                    ("peak", &peak),
+                ],
             ),
-            EndCause::Other => format!("{app} failed ({}){peak}", self.result),
+            EndCause::Signal {
+                signal,
+                core_dumped: true,
+            } => gettext_f(
+                "{app} killed by signal {signal}, core dumped{peak}",
+                &[
+                    ("app", app),
+                    ("signal", &signal_name(signal)),
+                    ("peak", &peak),
+                ],
+            ),
+            EndCause::Other => gettext_f(
+                "{app} failed ({result}){peak}",
+                &[("app", app), ("result", &self.result), ("peak", &peak)],
+            ),
         };
         if self.cause != EndCause::OomKill && self.oom_kills > 0 {
-            line.push_str(&format!(
-                ", after the OOM killer killed {} of its processes",
-                self.oom_kills
+            line.push_str(&ngettext_f(
+                ", after the OOM killer killed {n} of its processes",
+                ", after the OOM killer killed {n} of its processes",
+                self.oom_kills,
+                &[("n", &self.oom_kills)],
             ));
         }
         if let Some(preset) = &self.preset {
-            line.push_str(&format!(", preset {preset}"));
+            line.push_str(&gettext_f(", preset {preset}", &[("preset", preset)]));
         }
         line
     }
@@ -259,35 +285,31 @@ impl LocalTime {
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
     #[error(
-        "cannot find where to keep Corral's event log: neither XDG_STATE_HOME nor HOME is set; \
-         set one of them"
+        "{}",
+        gettext(
+            "cannot find where to keep Corral's event log: neither XDG_STATE_HOME nor HOME is set; set one of them"
+        )
     )]
     NoStateDir,
-    #[error("cannot create the folder {}: {source}; check its permissions", path.display())]
+    #[error("{}", gettext_f("cannot create the folder {path}: {error}; check its permissions", &[("path", &.path.display()), ("error", .source)]))]
     CreateDir {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot read the event log {}: {source}", path.display())]
+    #[error("{}", gettext_f("cannot read the event log {path}: {error}", &[("path", &.path.display()), ("error", .source)]))]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error(
-        "cannot write to the event log {}: {source}; the event was not recorded \
-         (is the disk full?)", path.display()
-    )]
+    #[error("{}", gettext_f("cannot write to the event log {path}: {error}; the event was not recorded (is the disk full?)", &[("path", &.path.display()), ("error", .source)]))]
     Write {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error(
-        "cannot trim the event log {}: {source}; the old log is unchanged and the event was \
-         not recorded (is the disk full?)", path.display()
-    )]
+    #[error("{}", gettext_f("cannot trim the event log {path}: {error}; the old log is unchanged and the event was not recorded (is the disk full?)", &[("path", &.path.display()), ("error", .source)]))]
     Rotate {
         path: PathBuf,
         #[source]
@@ -421,7 +443,10 @@ impl EventLog {
         if written != buf.len() {
             return Err(self.write_error(io::Error::new(
                 io::ErrorKind::StorageFull,
-                format!("only {written} of {} bytes were written", buf.len()),
+                gettext_f(
+                    "only {written} of {total} bytes were written",
+                    &[("written", &written), ("total", &buf.len())],
+                ),
             )));
         }
         file.sync_data().map_err(|e| self.write_error(e))
@@ -490,9 +515,9 @@ impl EventLog {
                 _ => continue,
             }
         }
-        Err(self.write_error(io::Error::other(
+        Err(self.write_error(io::Error::other(gettext(
             "the file kept being replaced while Corral tried to write to it",
-        )))
+        ))))
     }
 
     /// Writes the newest records that fill half the limit, plus `line`, to a new file and

@@ -75,14 +75,26 @@ impl MonitorOptions {
         let thresholds = match Config::load() {
             Ok(config) => AlertThresholds::from_general(&config.general),
             Err(e) => {
-                eprintln!("corral: warning: using the default alert thresholds: {e}");
+                eprintln!(
+                    "corral: {}",
+                    crate::i18n::gettext_f(
+                        "warning: using the default alert thresholds: {error}",
+                        &[("error", &e)]
+                    )
+                );
                 AlertThresholds::default()
             }
         };
         let event_log = match EventLog::open_default() {
             Ok(log) => Some(log),
             Err(e) => {
-                eprintln!("corral: warning: post-mortems will not be kept: {e}");
+                eprintln!(
+                    "corral: {}",
+                    crate::i18n::gettext_f(
+                        "warning: post-mortems will not be kept: {error}",
+                        &[("error", &e)]
+                    )
+                );
                 None
             }
         };

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use zbus::Connection;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
+use crate::i18n::{gettext_f, pgettext};
 use crate::systemd::properties::{ManagerKind, Property, TransientSpec};
 use crate::systemd::proxy::{ManagerProxy, UnitProxy, UnitRow};
 
@@ -16,47 +17,39 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SystemdError {
-    #[error(
-        "cannot reach the {bus} systemd manager: {source}. {hint} \
-         (`corral doctor` checks the whole setup)",
-        bus = .manager.label(),
-        hint = .manager.unreachable_hint()
-    )]
+    #[error("{}", .manager.unreachable(.source))]
     Unreachable {
         manager: ManagerKind,
         #[source]
         source: Box<zbus::Error>,
     },
-    #[error("there is no unit “{0}” (it may have ended); `corral ps --all` lists running apps")]
+    #[error("{}", gettext_f("there is no unit “{unit}” (it may have ended); `corral ps --all` lists running apps", &[("unit", .0)]))]
     NoSuchUnit(String),
-    #[error(
-        "not allowed to {action} “{unit}”: {message}. Units of the system manager need \
-         polkit authorisation; run from a desktop session where a password prompt can appear"
-    )]
+    #[error("{}", gettext_f("not allowed to {action} “{unit}”: {message}. Units of the system manager need polkit authorisation; run from a desktop session where a password prompt can appear", &[("action", &action_label(.action)), ("unit", .unit), ("message", .message)]))]
     AccessDenied {
         action: &'static str,
         unit: String,
         message: String,
     },
-    #[error("a unit named “{0}” exists already; try again (names are random)")]
+    #[error("{}", gettext_f("a unit named “{unit}” exists already; try again (names are random)", &[("unit", .0)]))]
     UnitExists(String),
-    #[error("systemd refused to {action} “{unit}”: {message}")]
+    #[error("{}", gettext_f("systemd refused to {action} “{unit}”: {message}", &[("action", &action_label(.action)), ("unit", .unit), ("message", .message)]))]
     Refused {
         action: &'static str,
         unit: String,
         message: String,
     },
-    #[error("the {action} job for “{unit}” ended with result “{result}”")]
+    #[error("{}", gettext_f("the {action} job for “{unit}” ended with result “{result}”", &[("action", &action_label(.action)), ("unit", .unit), ("result", .result)]))]
     JobFailed {
         action: &'static str,
         unit: String,
         result: String,
     },
-    #[error("systemd did not finish the {action} job for “{unit}” within {secs} s", secs = JOB_TIMEOUT.as_secs())]
+    #[error("{}", gettext_f("systemd did not finish the {action} job for “{unit}” within {seconds} s", &[("action", &action_label(.action)), ("unit", .unit), ("seconds", &JOB_TIMEOUT.as_secs())]))]
     JobTimeout { action: &'static str, unit: String },
-    #[error("the bus connection closed while waiting to {action} “{unit}”; is systemd restarting?")]
+    #[error("{}", gettext_f("the bus connection closed while waiting to {action} “{unit}”; is systemd restarting?", &[("action", &action_label(.action)), ("unit", .unit)]))]
     Disconnected { action: &'static str, unit: String },
-    #[error("D-Bus error while trying to {action} “{unit}”: {source}")]
+    #[error("{}", gettext_f("D-Bus error while trying to {action} “{unit}”: {error}", &[("action", &action_label(.action)), ("unit", .unit), ("error", .source)]))]
     Bus {
         action: &'static str,
         unit: String,
@@ -66,22 +59,37 @@ pub enum SystemdError {
 }
 
 impl ManagerKind {
-    pub fn label(self) -> &'static str {
+    /// Why this manager could not be reached, and what to check.
+    fn unreachable(self, error: &dyn std::fmt::Display) -> String {
         match self {
-            ManagerKind::User => "user's",
-            ManagerKind::System => "system",
+            ManagerKind::User => gettext_f(
+                "cannot reach the user's systemd manager: {error}. Corral talks to your own systemd (systemd --user) over the session bus; run it inside a desktop or `systemd --user` login session (DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR must be set) (`corral doctor` checks the whole setup)",
+                &[("error", error)],
+            ),
+            ManagerKind::System => gettext_f(
+                "cannot reach the system systemd manager: {error}. is the system bus running (systemctl status dbus)? (`corral doctor` checks the whole setup)",
+                &[("error", error)],
+            ),
         }
     }
+}
 
-    fn unreachable_hint(self) -> &'static str {
-        match self {
-            ManagerKind::User => {
-                "Corral talks to your own systemd (systemd --user) over the session bus; \
-                 run it inside a desktop or `systemd --user` login session \
-                 (DBUS_SESSION_BUS_ADDRESS and XDG_RUNTIME_DIR must be set)"
-            }
-            ManagerKind::System => "is the system bus running (systemctl status dbus)?",
-        }
+/// What a call was for, as the errors above name it ("not allowed to freeze …"), translated.
+fn action_label(action: &str) -> String {
+    // TRANSLATORS: these fill {action} in the systemd error messages ("systemd refused to
+    // {action} “{unit}”", "the {action} job for “{unit}”"); a noun may fit your language better.
+    match action {
+        "start" => pgettext("systemd action", "start"),
+        "stop" => pgettext("systemd action", "stop"),
+        "kill" => pgettext("systemd action", "kill"),
+        "freeze" => pgettext("systemd action", "freeze"),
+        "thaw" => pgettext("systemd action", "thaw"),
+        "change the limits of" => pgettext("systemd action", "change the limits of"),
+        "list" => pgettext("systemd action", "list"),
+        "look up" => pgettext("systemd action", "look up"),
+        "read" => pgettext("systemd action", "read"),
+        "watch" => pgettext("systemd action", "watch"),
+        other => other.to_owned(),
     }
 }
 

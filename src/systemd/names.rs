@@ -64,9 +64,13 @@ impl Launcher {
     }
 }
 
+/// The label in the person's language ("other" is the only word among the names).
 impl fmt::Display for Launcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
+        match self {
+            Launcher::Other => f.write_str(&crate::i18n::pgettext("launcher", "other")),
+            _ => f.write_str(self.label()),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::apps::AppCatalog;
 use crate::cgroup::Limit;
 use crate::config::APP_ID;
+use crate::i18n::{gettext, gettext_f, ngettext_f, pgettext};
 use crate::limits::{Bytes, CpuQuota, MemoryLimit, Percent};
 use crate::monitor::UnitSnapshot;
 use crate::monitor::service::MonitorState;
@@ -147,9 +148,13 @@ impl TrayModel {
     /// "4 contained apps · 6.1 GiB"
     pub fn summary(&self) -> String {
         match self.units.len() {
-            0 => "No contained apps".to_owned(),
-            1 => format!("1 contained app · {}", Bytes(self.total_memory)),
-            n => format!("{n} contained apps · {}", Bytes(self.total_memory)),
+            0 => gettext("No contained apps"),
+            n => ngettext_f(
+                "{n} contained app · {size}",
+                "{n} contained apps · {size}",
+                n as u64,
+                &[("n", &n), ("size", &Bytes(self.total_memory))],
+            ),
         }
     }
 }
@@ -206,20 +211,24 @@ fn unit_label(snap: &UnitSnapshot, frozen: bool) -> String {
     let sample = snap.cgroup.as_ref();
     let mut parts = Vec::new();
     if frozen {
-        parts.push("frozen".to_owned());
+        parts.push(pgettext("app state", "frozen"));
     }
     match (
         sample.and_then(|s| s.memory_current),
         sample.and_then(|s| s.memory_max),
     ) {
-        (Some(used), Some(Limit::Value(max))) => {
-            parts.push(format!("{} of {}", Bytes(used), Bytes(max)))
-        }
+        (Some(used), Some(Limit::Value(max))) => parts.push(gettext_f(
+            "{used} of {limit}",
+            &[("used", &Bytes(used)), ("limit", &Bytes(max))],
+        )),
         (Some(used), _) => parts.push(Bytes(used).to_string()),
         (None, _) => {}
     }
     if !frozen && let Some(cpu) = snap.cpu_percent {
-        parts.push(format!("{cpu:.0} % CPU"));
+        parts.push(gettext_f(
+            "{percent} % CPU",
+            &[("percent", &format!("{cpu:.0}"))],
+        ));
     }
     if parts.is_empty() {
         snap.info.name.clone()
@@ -243,9 +252,12 @@ fn memory_choices(current: Option<Limit>, total_ram: u64) -> LimitChoices<Memory
     for share in MEMORY_SHARES {
         if let Some(percent) = Percent::from_permyriad(share * 100) {
             let label = if total_ram > 0 {
-                format!("{share} % of RAM ({})", Bytes(percent.of(total_ram)))
+                gettext_f(
+                    "{percent} % of RAM ({size})",
+                    &[("percent", &share), ("size", &Bytes(percent.of(total_ram)))],
+                )
             } else {
-                format!("{share} % of RAM")
+                gettext_f("{percent} % of RAM", &[("percent", &share)])
             };
             choices.push(LimitChoice {
                 label,
@@ -254,7 +266,7 @@ fn memory_choices(current: Option<Limit>, total_ram: u64) -> LimitChoices<Memory
         }
     }
     choices.push(LimitChoice {
-        label: "No limit".to_owned(),
+        label: gettext("No limit"),
         value: Some(MemoryLimit::Unlimited),
     });
     let matches = |choice: &LimitChoice<MemoryLimit>| match (choice.value, current) {
@@ -268,9 +280,11 @@ fn memory_choices(current: Option<Limit>, total_ram: u64) -> LimitChoices<Memory
         Some(i) => i,
         None => {
             let label = match current {
-                Some(Limit::Value(bytes)) => format!("Custom: {}", Bytes(bytes)),
+                Some(Limit::Value(bytes)) => {
+                    gettext_f("Custom: {value}", &[("value", &Bytes(bytes))])
+                }
                 // Unknown: the memory controller is missing or the cgroup is gone.
-                Some(Limit::Max) | None => "Unknown".to_owned(),
+                Some(Limit::Max) | None => gettext("Unknown"),
             };
             choices.push(LimitChoice { label, value: None });
             choices.len() - 1
@@ -290,7 +304,7 @@ fn cpu_choices(current: Option<Option<u64>>) -> LimitChoices<CpuQuota> {
         })
         .collect();
     choices.push(LimitChoice {
-        label: "No limit".to_owned(),
+        label: gettext("No limit"),
         value: Some(CpuQuota::Unlimited),
     });
     let matches = |choice: &LimitChoice<CpuQuota>| match (choice.value, current) {
@@ -302,8 +316,10 @@ fn cpu_choices(current: Option<Option<u64>>) -> LimitChoices<CpuQuota> {
         Some(i) => i,
         None => {
             let label = match current {
-                Some(Some(percent)) => format!("Custom: {percent} %"),
-                _ => "Unknown".to_owned(),
+                Some(Some(percent)) => {
+                    gettext_f("Custom: {value}", &[("value", &format!("{percent} %"))])
+                }
+                _ => gettext("Unknown"),
             };
             choices.push(LimitChoice { label, value: None });
             choices.len() - 1
@@ -354,7 +370,7 @@ impl CorralTray {
                 }
             };
             CheckmarkItem {
-                label: "Frozen".to_owned(),
+                label: gettext("Frozen"),
                 checked: unit.frozen,
                 activate: Box::new(move |tray: &mut Self| tray.send(action.clone())),
                 ..Default::default()
@@ -362,7 +378,7 @@ impl CorralTray {
         };
         let memory = {
             let unit_name = unit.unit.clone();
-            radio_menu("Memory limit", &unit.memory, move |limit| {
+            radio_menu(&gettext("Memory limit"), &unit.memory, move |limit| {
                 TrayAction::SetMemoryMax {
                     unit: unit_name.clone(),
                     limit,
@@ -371,7 +387,7 @@ impl CorralTray {
         };
         let cpu = {
             let unit_name = unit.unit.clone();
-            radio_menu("CPU limit", &unit.cpu, move |quota| {
+            radio_menu(&gettext("CPU limit"), &unit.cpu, move |quota| {
                 TrayAction::SetCpuQuota {
                     unit: unit_name.clone(),
                     quota,
@@ -394,13 +410,13 @@ impl CorralTray {
                 cpu,
                 ksni::MenuItem::Separator,
                 item(
-                    "Stop",
+                    &gettext("Stop"),
                     TrayAction::Stop {
                         unit: unit.unit.clone(),
                     },
                 ),
                 item(
-                    "Kill",
+                    &gettext("Kill"),
                     TrayAction::Kill {
                         unit: unit.unit.clone(),
                     },
@@ -485,7 +501,7 @@ impl ksni::Tray for CorralTray {
     fn tool_tip(&self) -> ksni::ToolTip {
         let description = match &self.model.problem {
             Some(problem) => problem.clone(),
-            None if self.model.alert => "An app needs attention".to_owned(),
+            None if self.model.alert => gettext("An app needs attention"),
             None => String::new(),
         };
         ksni::ToolTip {
@@ -528,12 +544,12 @@ impl ksni::Tray for CorralTray {
         if !launch.is_empty() {
             launch.push(ksni::MenuItem::Separator);
         }
-        launch.push(item("Choose App…".to_owned(), TrayAction::OpenLauncher));
+        launch.push(item(gettext("Choose App…"), TrayAction::OpenLauncher));
 
         let mut menu = vec![
-            item("Open Corral".to_owned(), TrayAction::OpenWindow),
+            item(gettext("Open Corral"), TrayAction::OpenWindow),
             SubMenu {
-                label: "Launch".to_owned(),
+                label: gettext("Launch"),
                 submenu: launch,
                 ..Default::default()
             }
@@ -545,9 +561,9 @@ impl ksni::Tray for CorralTray {
                 StandardItem {
                     // The whole reason is long: it is in the tooltip and the window's banner.
                     label: if self.model.problem.is_some() {
-                        "Cannot list apps: open Corral for why".to_owned()
+                        gettext("Cannot list apps: open Corral for why")
                     } else {
-                        "No contained apps".to_owned()
+                        gettext("No contained apps")
                     },
                     enabled: false,
                     ..Default::default()
@@ -557,7 +573,7 @@ impl ksni::Tray for CorralTray {
         }
         menu.extend(self.model.units.iter().map(Self::unit_menu));
         menu.push(ksni::MenuItem::Separator);
-        menu.push(item("Quit".to_owned(), TrayAction::Quit));
+        menu.push(item(gettext("Quit"), TrayAction::Quit));
         menu
     }
 
@@ -565,7 +581,7 @@ impl ksni::Tray for CorralTray {
         if let Some(hook) = &self.offline {
             let why = match reason {
                 ksni::OfflineReason::Error(e) => e.to_string(),
-                _ => "the StatusNotifierWatcher went away".to_owned(),
+                _ => gettext("the StatusNotifierWatcher went away"),
             };
             hook(why);
         }

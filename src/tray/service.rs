@@ -16,6 +16,7 @@ use super::{CorralTray, TrayAction, TrayModel, launchers};
 use crate::apps::AppCatalog;
 use crate::config::APP_ID;
 use crate::controller::{Controller, physical_memory};
+use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::launch;
 use crate::monitor::alerts::{AlertEngine, AlertThresholds};
 use crate::monitor::service::Monitor;
@@ -75,8 +76,11 @@ async fn drive(
     let report = move |why: String| {
         if !told.swap(true, Ordering::Relaxed) {
             eprintln!(
-                "corral: no tray: {why}. Is a tray (StatusNotifierItem host) running in your \
-                 panel? Corral keeps running with its window instead."
+                "corral: {}",
+                gettext_f(
+                    "no tray: {reason}. Is a tray (StatusNotifierItem host) running in your panel? Corral keeps running with its window instead.",
+                    &[("reason", &why)],
+                )
             );
             let _ = offline.send(why);
         }
@@ -105,7 +109,7 @@ async fn drive(
     let (_ctl, monitor) = match connection.get().await {
         Ok(shared) => shared,
         Err(e) => {
-            let problem = format!("Not connected to systemd: {e}");
+            let problem = gettext_f("Not connected to systemd: {error}", &[("error", &e)]);
             handle
                 .update(|tray| tray.model.problem = Some(problem))
                 .await;
@@ -161,7 +165,7 @@ async fn drive(
             return; // the tray service ended
         }
         if updates.changed().await.is_err() {
-            let problem = "Corral stopped watching apps; restart it to see them again".to_owned();
+            let problem = gettext("Corral stopped watching apps; restart it to see them again");
             handle
                 .update(|tray| tray.model.problem = Some(problem))
                 .await;
@@ -193,8 +197,9 @@ fn dispatch(app: &adw::Application, connection: &SharedConnection, action: TrayA
             relm4::spawn(async move {
                 let result = match connection.get().await {
                     Ok((ctl, monitor)) => perform(&ctl, &monitor, action).await,
-                    Err(e) => Err(format!(
-                        "Corral is not connected to systemd ({e}), so nothing was changed."
+                    Err(e) => Err(gettext_f(
+                        "Corral is not connected to systemd ({error}), so nothing was changed.",
+                        &[("error", &e)],
                     )),
                 };
                 if let Err(message) = result {
@@ -229,32 +234,53 @@ pub async fn perform(
             .iter()
             .find(|s| s.info.unit == unit)
             .map(|s| s.info.clone())
-            .ok_or_else(|| format!("{unit} is no longer running, so nothing was changed."))
+            .ok_or_else(|| {
+                gettext_f(
+                    "{unit} is no longer running, so nothing was changed.",
+                    &[("unit", &unit)],
+                )
+            })
     };
     let result = match action {
         TrayAction::Freeze { unit } => {
             let info = find(&unit)?;
-            ctl.freeze(&info)
-                .await
-                .map_err(|e| format!("Could not freeze {}: {e}", info.name))
+            ctl.freeze(&info).await.map_err(|e| {
+                failed(
+                    gettext_noop("Could not freeze {app}: {error}"),
+                    &info.name,
+                    &e,
+                )
+            })
         }
         TrayAction::Thaw { unit } => {
             let info = find(&unit)?;
-            ctl.thaw(&info)
-                .await
-                .map_err(|e| format!("Could not thaw {}: {e}", info.name))
+            ctl.thaw(&info).await.map_err(|e| {
+                failed(
+                    gettext_noop("Could not thaw {app}: {error}"),
+                    &info.name,
+                    &e,
+                )
+            })
         }
         TrayAction::Stop { unit } => {
             let info = find(&unit)?;
-            ctl.stop(&info)
-                .await
-                .map_err(|e| format!("Could not stop {}: {e}", info.name))
+            ctl.stop(&info).await.map_err(|e| {
+                failed(
+                    gettext_noop("Could not stop {app}: {error}"),
+                    &info.name,
+                    &e,
+                )
+            })
         }
         TrayAction::Kill { unit } => {
             let info = find(&unit)?;
-            ctl.kill(&info, libc::SIGKILL)
-                .await
-                .map_err(|e| format!("Could not kill {}: {e}", info.name))
+            ctl.kill(&info, libc::SIGKILL).await.map_err(|e| {
+                failed(
+                    gettext_noop("Could not kill {app}: {error}"),
+                    &info.name,
+                    &e,
+                )
+            })
         }
         TrayAction::SetMemoryMax { unit, limit } => {
             let settings = Settings {
@@ -278,26 +304,32 @@ pub async fn perform(
     result
 }
 
+/// A failure message: `message` (a marked msgid) with the app's name and the error.
+fn failed(message: &str, app: &str, error: &dyn std::fmt::Display) -> String {
+    gettext_f(message, &[("app", &app), ("error", error)])
+}
+
 async fn apply_limits(
     ctl: &Controller,
     info: &crate::monitor::UnitInfo,
     settings: &Settings,
 ) -> Result<(), String> {
-    let checks = ctl
-        .set_limits(info, settings)
-        .await
-        .map_err(|e| format!("Could not change the limits of {}: {e}", info.name))?;
+    let checks = ctl.set_limits(info, settings).await.map_err(|e| {
+        gettext_f(
+            "Could not change the limits of {app}: {error}",
+            &[("app", &info.name), ("error", &e)],
+        )
+    })?;
     let problems: Vec<String> = checks
         .iter()
-        .filter_map(|c| Some(format!("{}: {}", c.setting, c.problem.as_deref()?)))
+        .filter_map(|c| Some(format!("{}: {}", c.setting_label(), c.problem.as_deref()?)))
         .collect();
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "The new limit of {} did not take. {}",
-            info.name,
-            problems.join("; ")
+        Err(gettext_f(
+            "The new limit of {app} did not take. {problems}",
+            &[("app", &info.name), ("problems", &problems.join("; "))],
         ))
     }
 }
@@ -306,9 +338,17 @@ async fn apply_limits(
 async fn quick_launch(ctl: &Controller, app_id: &str, preset: &str) -> Result<(), String> {
     let catalog = AppCatalog::load();
     let app = catalog.get(app_id).ok_or_else(|| {
-        format!("Could not launch {app_id}: it is no longer installed (no desktop entry found).")
+        gettext_f(
+            "Could not launch {app}: it is no longer installed (no desktop entry found).",
+            &[("app", &app_id)],
+        )
     })?;
-    let fail = |e: String| format!("Could not launch {}: {e}", app.name);
+    let fail = |e: String| {
+        gettext_f(
+            "Could not launch {app}: {error}",
+            &[("app", &app.name), ("error", &e)],
+        )
+    };
     let config = Config::load().map_err(|e| fail(e.to_string()))?;
     let request =
         launch::desktop_app_request(app, &config, Some(preset), &Settings::default(), &[])
@@ -331,7 +371,7 @@ async fn quick_launch(ctl: &Controller, app_id: &str, preset: &str) -> Result<()
 async fn report_failure(message: &str) {
     eprintln!("corral: {message}");
     let notification = Notification {
-        summary: "Corral could not do that".to_owned(),
+        summary: gettext("Corral could not do that"),
         body: message.to_owned(),
         actions: Vec::new(),
         urgency: Urgency::Normal,

@@ -7,12 +7,13 @@ use adw::prelude::*;
 
 use crate::cgroup::Limit;
 use crate::controller::LimitCheck;
+use crate::i18n::{gettext, gettext_f, ngettext_f, pgettext};
 use crate::limits::Bytes;
 use crate::monitor::UnitSnapshot;
 use crate::monitor::history::{History, TimelineKind};
 use crate::presets::Settings;
 use crate::ui::graph::{Graph, GraphData, GraphUnit};
-use crate::ui::unit_row::state_text;
+use crate::ui::unit_row::{state_label, state_text};
 
 /// What the details pane asks the window to do.
 #[derive(Debug, Clone)]
@@ -124,41 +125,45 @@ impl Details {
         header.append(&icon);
         header.append(&heading);
 
-        let freeze = gtk::ToggleButton::builder().label("Freeze").build();
-        freeze.set_tooltip_text(Some(
+        let freeze = gtk::ToggleButton::builder()
+            .label(gettext("Freeze"))
+            .build();
+        freeze.set_tooltip_text(Some(&gettext(
             "Freeze every process: it keeps its memory but uses no CPU",
-        ));
-        let stop = gtk::Button::builder().label("Stop").build();
-        stop.set_tooltip_text(Some("Ask the app to quit (SIGTERM)"));
+        )));
+        let stop = gtk::Button::builder().label(gettext("Stop")).build();
+        stop.set_tooltip_text(Some(&gettext("Ask the app to quit (SIGTERM)")));
         let kill = gtk::Button::builder()
-            .label("Kill…")
+            .label(gettext("Kill…"))
             .css_classes(["destructive-action"])
             .build();
-        kill.set_tooltip_text(Some("End every process of the app at once (SIGKILL)"));
+        kill.set_tooltip_text(Some(&gettext(
+            "End every process of the app at once (SIGKILL)",
+        )));
         // GTK 4.8 does not name buttons after their labels on the accessibility bus.
-        crate::ui::set_accessible_label(&freeze, "Freeze");
-        crate::ui::set_accessible_label(&stop, "Stop");
-        crate::ui::set_accessible_label(&kill, "Kill");
+        crate::ui::set_accessible_label(&freeze, &gettext("Freeze"));
+        crate::ui::set_accessible_label(&stop, &gettext("Stop"));
+        crate::ui::set_accessible_label(&kill, &gettext("Kill"));
         let actions = gtk::Box::new(gtk::Orientation::Horizontal, 6);
         actions.append(&freeze);
         actions.append(&stop);
         actions.append(&kill);
 
-        let memory_graph = Graph::new("Memory use over the last 10 minutes", 140);
-        let cpu_graph = Graph::new("CPU use over the last 10 minutes", 100);
+        let memory_graph = Graph::new(&gettext("Memory use over the last 10 minutes"), 140);
+        let cpu_graph = Graph::new(&gettext("CPU use over the last 10 minutes"), 100);
         let memory_caption = caption();
         let cpu_caption = caption();
 
         let limits = adw::PreferencesGroup::builder()
-            .title("Limits")
-            .description("Changes apply at once and hold until the app ends. Sizes like 4G or 70 %, CPU like 150 %, or max.")
+            .title(gettext("Limits"))
+            .description(gettext("Changes apply at once and hold until the app ends. Sizes like 4G or 70 %, CPU like 150 %, or max."))
             .build();
         let editors: Vec<LimitEditor> = [
-            ("memory-high", "Memory high (slows down above)"),
-            ("memory-max", "Memory max (killed above)"),
-            ("cpu-quota", "CPU quota"),
-            ("cpu-weight", "CPU weight"),
-            ("tasks-max", "Tasks max"),
+            ("memory-high", gettext("Memory high (slows down above)")),
+            ("memory-max", gettext("Memory max (killed above)")),
+            ("cpu-quota", gettext("CPU quota")),
+            ("cpu-weight", gettext("CPU weight")),
+            ("tasks-max", gettext("Tasks max")),
         ]
         .into_iter()
         .map(|(key, label)| {
@@ -178,18 +183,18 @@ impl Details {
             .css_classes(["caption"])
             .build();
         let apply = gtk::Button::builder()
-            .label("Apply Limits")
+            .label(gettext("Apply Limits"))
             .css_classes(["suggested-action"])
             .build();
-        apply.set_tooltip_text(Some("Apply every limit above to the running app"));
+        apply.set_tooltip_text(Some(&gettext("Apply every limit above to the running app")));
         let remember = gtk::Button::builder()
-            .label("Remember for This App")
+            .label(gettext("Remember for This App"))
             .build();
-        crate::ui::set_accessible_label(&apply, "Apply Limits");
-        crate::ui::set_accessible_label(&remember, "Remember for This App");
-        remember.set_tooltip_text(Some(
+        crate::ui::set_accessible_label(&apply, &gettext("Apply Limits"));
+        crate::ui::set_accessible_label(&remember, &gettext("Remember for This App"));
+        remember.set_tooltip_text(Some(&gettext(
             "Save these limits as this app's rule, used at its next launch",
-        ));
+        )));
 
         let content = gtk::Box::builder()
             .orientation(gtk::Orientation::Vertical)
@@ -201,10 +206,10 @@ impl Details {
             .build();
         content.append(&header);
         content.append(&actions);
-        content.append(&section("Memory"));
+        content.append(&section(&gettext("Memory")));
         content.append(&memory_graph.area);
         content.append(&memory_caption);
-        content.append(&section("CPU"));
+        content.append(&section(&gettext("CPU")));
         content.append(&cpu_graph.area);
         content.append(&cpu_caption);
         content.append(&limits);
@@ -360,22 +365,29 @@ impl Details {
         let preset = info
             .preset
             .as_deref()
-            .map(|p| format!(" · preset {p}"))
+            .map(|p| gettext_f(" · preset {preset}", &[("preset", &p)]))
             .unwrap_or_default();
-        self.subtitle.set_text(&format!(
-            "{} · launched by {}{preset} · {}",
-            info.unit,
-            info.launcher,
-            state_text(snap)
+        self.subtitle.set_text(&gettext_f(
+            "{unit} · launched by {launcher}{preset} · {state}",
+            &[
+                ("unit", &info.unit),
+                ("launcher", &info.launcher),
+                ("preset", &preset),
+                ("state", &state_label(state_text(snap))),
+            ],
         ));
         let frozen = state_text(snap) == "frozen";
         if self.freeze.is_active() != frozen {
             self.freeze.set_active(frozen);
         }
-        let label = if frozen { "Thaw" } else { "Freeze" };
-        if self.freeze.label().as_deref() != Some(label) {
-            self.freeze.set_label(label);
-            crate::ui::set_accessible_label(&self.freeze, label);
+        let label = if frozen {
+            gettext("Thaw")
+        } else {
+            gettext("Freeze")
+        };
+        if self.freeze.label().as_deref() != Some(label.as_str()) {
+            self.freeze.set_label(&label);
+            crate::ui::set_accessible_label(&self.freeze, &label);
         }
 
         let c = snap.cgroup.as_ref();
@@ -385,10 +397,10 @@ impl Details {
         };
         let mut memory_lines = Vec::new();
         if let Some(v) = value(c.and_then(|c| c.memory_high)) {
-            memory_lines.push((v, "high".to_owned()));
+            memory_lines.push((v, pgettext("graph line", "high")));
         }
         if let Some(v) = value(c.and_then(|c| c.memory_max)) {
-            memory_lines.push((v, "max".to_owned()));
+            memory_lines.push((v, pgettext("graph line", "max")));
         }
         let mut cpu_lines = Vec::new();
         if let Some(m) = c.and_then(|c| c.cpu_max)
@@ -396,7 +408,7 @@ impl Details {
         {
             cpu_lines.push((
                 q as f64 * 100.0 / m.period_usec.max(1) as f64,
-                "quota".to_owned(),
+                pgettext("graph line", "quota"),
             ));
         }
         let (memory_points, cpu_points, events) = series(history, &info.unit, now);
@@ -416,32 +428,63 @@ impl Details {
         });
         let peak = c
             .and_then(|c| c.memory_peak)
-            .map(|p| format!(", peak {}", Bytes(p)))
+            .map(|p| gettext_f(", peak {size}", &[("size", &Bytes(p))]))
             .unwrap_or_default();
         let pressure = c
             .and_then(|c| c.memory_pressure.as_ref())
-            .map(|p| format!(", pressure {:.1} %", p.some.avg10))
+            .map(|p| {
+                gettext_f(
+                    ", pressure {percent} %",
+                    &[("percent", &format!("{:.1}", p.some.avg10))],
+                )
+            })
             .unwrap_or_default();
-        self.memory_caption.set_text(&format!(
-            "In use: {}{peak}{pressure}",
-            c.and_then(|c| c.memory_current)
-                .map(|m| Bytes(m).to_string())
-                .unwrap_or_else(|| "unknown".into())
+        self.memory_caption.set_text(&gettext_f(
+            "In use: {size}{peak}{pressure}",
+            &[
+                (
+                    "size",
+                    &c.and_then(|c| c.memory_current)
+                        .map(|m| Bytes(m).to_string())
+                        .unwrap_or_else(|| gettext("unknown")),
+                ),
+                ("peak", &peak),
+                ("pressure", &pressure),
+            ],
         ));
         let throttled = c
             .and_then(|c| c.cpu_stat.as_ref())
             .and_then(|s| s.nr_throttled)
             .filter(|&n| n > 0)
-            .map(|n| format!(", throttled {n} times"))
+            .map(|n| {
+                ngettext_f(
+                    ", throttled {n} time",
+                    ", throttled {n} times",
+                    n,
+                    &[("n", &n)],
+                )
+            })
             .unwrap_or_default();
-        self.cpu_caption.set_text(&format!(
-            "Now: {}{throttled} · tasks: {}",
-            snap.cpu_percent
-                .map(|p| format!("{p:.0} % of one CPU"))
-                .unwrap_or_else(|| "measuring…".into()),
-            c.and_then(|c| c.pids_current)
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "unknown".into())
+        self.cpu_caption.set_text(&gettext_f(
+            "Now: {cpu}{throttled} · tasks: {tasks}",
+            &[
+                (
+                    "cpu",
+                    &snap
+                        .cpu_percent
+                        .map(|p| {
+                            gettext_f("{percent} % of one CPU", &[("percent", &format!("{p:.0}"))])
+                        })
+                        .unwrap_or_else(|| gettext("measuring…")),
+                ),
+                ("throttled", &throttled),
+                (
+                    "tasks",
+                    &c.and_then(|c| c.pids_current)
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| gettext("unknown")),
+                ),
+            ],
         ));
     }
 
@@ -450,8 +493,18 @@ impl Details {
         let lines: Vec<String> = checks
             .iter()
             .map(|c| match &c.problem {
-                None => format!("✓ {} {}: applied", c.setting, c.wanted),
-                Some(p) => format!("✗ {} {}: not applied — {p}", c.setting, c.wanted),
+                None => gettext_f(
+                    "✓ {setting} {value}: applied",
+                    &[("setting", &c.setting_label()), ("value", &c.wanted)],
+                ),
+                Some(p) => gettext_f(
+                    "✗ {setting} {value}: not applied — {problem}",
+                    &[
+                        ("setting", &c.setting_label()),
+                        ("value", &c.wanted),
+                        ("problem", p),
+                    ],
+                ),
             })
             .collect();
         let failed = checks.iter().any(|c| !c.applied());
@@ -497,15 +550,15 @@ fn series(history: &History, unit: &str, now: SystemTime) -> (Series, Series, Ve
             ring.iter()
                 .map(|e| {
                     let label = match e.kind {
-                        TimelineKind::MemoryHighThrottled => "over high",
-                        TimelineKind::MemoryMaxHit => "at max",
-                        TimelineKind::CpuThrottled => "throttled",
-                        TimelineKind::Frozen => "frozen",
-                        TimelineKind::Thawed => "thawed",
-                        TimelineKind::OomKill => "OOM kill",
-                        TimelineKind::LimitChanged(_) => "limit changed",
+                        TimelineKind::MemoryHighThrottled => pgettext("graph mark", "over high"),
+                        TimelineKind::MemoryMaxHit => pgettext("graph mark", "at max"),
+                        TimelineKind::CpuThrottled => pgettext("graph mark", "throttled"),
+                        TimelineKind::Frozen => pgettext("graph mark", "frozen"),
+                        TimelineKind::Thawed => pgettext("graph mark", "thawed"),
+                        TimelineKind::OomKill => pgettext("graph mark", "OOM kill"),
+                        TimelineKind::LimitChanged(_) => pgettext("graph mark", "limit changed"),
                     };
-                    (ago(e.start()), label.to_owned())
+                    (ago(e.start()), label)
                 })
                 .collect()
         })

@@ -4,12 +4,13 @@
 
 use adw::prelude::*;
 
+use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::monitor::postmortem::{EndCause, EventLog, LocalTime, PostMortem};
 
 /// Opens the events window over `parent`.
 pub fn show(parent: &adw::ApplicationWindow) {
     let window = adw::Window::builder()
-        .title("Events")
+        .title(gettext("Events"))
         .transient_for(parent)
         .modal(true)
         .default_width(640)
@@ -48,7 +49,7 @@ fn page() -> gtk::Widget {
     let unreadable = |e: &dyn std::fmt::Display| {
         status(
             "dialog-warning-symbolic",
-            "Events Cannot Be Read",
+            &gettext("Events Cannot Be Read"),
             &e.to_string(),
         )
     };
@@ -63,9 +64,10 @@ fn page() -> gtk::Widget {
     if contents.records.is_empty() {
         return status(
             "emblem-ok-symbolic",
-            "No Events",
-            "When a contained app is killed for lack of memory or fails, Corral records what \
-             happened here.",
+            &gettext("No Events"),
+            &gettext(
+                "When a contained app is killed for lack of memory or fails, Corral records what happened here.",
+            ),
         );
     }
     let list = gtk::ListBox::builder()
@@ -73,7 +75,7 @@ fn page() -> gtk::Widget {
         .css_classes(["boxed-list"])
         .valign(gtk::Align::Start)
         .build();
-    crate::ui::set_accessible_label(&list, "Events");
+    crate::ui::set_accessible_label(&list, &gettext("Events"));
     let today = LocalTime::of(std::time::SystemTime::now());
     for record in contents.records.iter().rev() {
         list.append(&row(record, today));
@@ -87,12 +89,13 @@ fn page() -> gtk::Widget {
         .margin_end(18)
         .build();
     column.append(&list);
-    let mut note = format!("Recorded in {}", log.path().display());
+    let mut note = gettext_f("Recorded in {path}", &[("path", &log.path().display())]);
     if contents.skipped_lines > 0 {
-        note.push_str(&format!(
-            " ({} unreadable line(s) skipped: a record cut short by a crash, or written by a \
-             newer Corral)",
-            contents.skipped_lines
+        note.push_str(&ngettext_f(
+            " ({n} unreadable line skipped: a record cut short by a crash, or written by a newer Corral)",
+            " ({n} unreadable lines skipped: a record cut short by a crash, or written by a newer Corral)",
+            contents.skipped_lines as u64,
+            &[("n", &contents.skipped_lines)],
         ));
     }
     column.append(

@@ -6,6 +6,8 @@ use std::rc::Rc;
 
 use gtk::prelude::*;
 
+use crate::i18n::{gettext, ngettext_f};
+
 /// What one graph shows. Times are seconds before now (0 = now, positive = past).
 #[derive(Debug, Clone, Default)]
 pub struct GraphData {
@@ -157,7 +159,16 @@ fn draw(
     cr.move_to(left + 2.0, top - 3.0);
     let _ = cr.show_text(&data.unit.format(max_value / 1.1));
     cr.move_to(left + 2.0, height - 3.0);
-    let _ = cr.show_text(&format!("{} min ago", (span / 60.0).round()));
-    cr.move_to(right - 24.0, height - 3.0);
-    let _ = cr.show_text("now");
+    let minutes = (span / 60.0).round().max(0.0) as u64;
+    let _ = cr.show_text(&ngettext_f(
+        "{n} min ago",
+        "{n} min ago",
+        minutes,
+        &[("n", &minutes)],
+    ));
+    // Right-aligned, whatever the language makes of it.
+    let now = gettext("now");
+    let width = cr.text_extents(&now).map_or(20.0, |e| e.x_advance());
+    cr.move_to(right - width - 4.0, height - 3.0);
+    let _ = cr.show_text(&now);
 }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use adw::prelude::*;
 
 use crate::apps::{AppCatalog, DesktopEntry};
+use crate::i18n::gettext;
 use crate::launch::LaunchRequest;
 use crate::presets::{Config, Settings};
 
@@ -32,14 +33,14 @@ impl Launcher {
     ) -> Rc<Launcher> {
         let apps: Vec<DesktopEntry> = catalog.apps().into_iter().cloned().collect();
         let search = gtk::SearchEntry::builder()
-            .placeholder_text("Search apps")
+            .placeholder_text(gettext("Search apps"))
             .build();
-        crate::ui::set_accessible_label(&search, "Search apps");
+        crate::ui::set_accessible_label(&search, &gettext("Search apps"));
         let list = gtk::ListBox::builder()
             .selection_mode(gtk::SelectionMode::Single)
             .css_classes(["boxed-list"])
             .build();
-        crate::ui::set_accessible_label(&list, "Installed apps");
+        crate::ui::set_accessible_label(&list, &gettext("Installed apps"));
         for app in &apps {
             list.append(&app_row(app));
         }
@@ -54,19 +55,19 @@ impl Launcher {
         let model =
             gtk::StringList::new(&preset_names.iter().map(String::as_str).collect::<Vec<_>>());
         let presets = adw::ComboRow::builder()
-            .title("Preset")
+            .title(gettext("Preset"))
             .model(&model)
             .build();
         let group = adw::PreferencesGroup::new();
         group.add(&presets);
         let adjust = adw::ExpanderRow::builder()
-            .title("Adjust Limits")
-            .subtitle("Optional: overrides the preset for this launch")
+            .title(gettext("Adjust Limits"))
+            .subtitle(gettext("Optional: overrides the preset for this launch"))
             .build();
         let overrides: Vec<(&'static str, adw::EntryRow)> = [
-            ("memory-max", "Memory max"),
-            ("memory-high", "Memory high"),
-            ("cpu-quota", "CPU quota"),
+            ("memory-max", gettext("Memory max")),
+            ("memory-high", gettext("Memory high")),
+            ("cpu-quota", gettext("CPU quota")),
         ]
         .into_iter()
         .map(|(key, title)| {
@@ -96,17 +97,17 @@ impl Launcher {
         content.append(&group);
         content.append(&error);
 
-        let cancel = gtk::Button::with_label("Cancel");
+        let cancel = gtk::Button::with_label(&gettext("Cancel"));
         let launch = gtk::Button::builder()
-            .label("Launch")
+            .label(gettext("Launch"))
             .css_classes(["suggested-action"])
             .sensitive(false)
             .build();
-        crate::ui::set_accessible_label(&cancel, "Cancel");
-        crate::ui::set_accessible_label(&launch, "Launch");
+        crate::ui::set_accessible_label(&cancel, &gettext("Cancel"));
+        crate::ui::set_accessible_label(&launch, &gettext("Launch"));
         let header = adw::HeaderBar::builder()
             .show_end_title_buttons(false)
-            .title_widget(&adw::WindowTitle::new("Launch an App", ""))
+            .title_widget(&adw::WindowTitle::new(&gettext("Launch an App"), ""))
             .build();
         header.pack_start(&cancel);
         header.pack_end(&launch);
@@ -119,7 +120,7 @@ impl Launcher {
             .default_width(520)
             .default_height(680)
             .content(&body)
-            .title("Launch an App")
+            .title(gettext("Launch an App"))
             .build();
 
         let launcher = Rc::new(Launcher {
@@ -236,7 +237,9 @@ impl Launcher {
     }
 
     fn request(&self) -> Result<LaunchRequest, String> {
-        let app = self.selected_app().ok_or("Choose an app to launch.")?;
+        let app = self
+            .selected_app()
+            .ok_or_else(|| gettext("Choose an app to launch."))?;
         let mut overrides = Settings::default();
         for (key, row) in &self.overrides {
             let text = row.text();

@@ -23,6 +23,7 @@ use relm4::RelmApp;
 use crate::cgroup::CgroupFs;
 use crate::config::{APP_ID, APP_NAME, RESOURCE_BASE, VERSION};
 use crate::controller::Controller;
+use crate::i18n::gettext;
 use crate::monitor::service::Monitor;
 use crate::presets::Config;
 use crate::systemd::{ManagerKind, Systemd};
@@ -77,6 +78,9 @@ impl std::fmt::Debug for SharedConnection {
 /// application quits. A second start only raises the first instance's window (GApplication's
 /// uniqueness on the session bus).
 pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
+    // main() has set the locale (crate::i18n::init); GTK's own setlocale(LC_ALL, "") would undo
+    // its LANGUAGE fallback for a session without LANG.
+    gtk::disable_setlocale();
     register_resources();
     let app = adw::Application::builder().application_id(APP_ID).build();
     let interval = Config::load().unwrap_or_default().general.refresh_period();
@@ -196,11 +200,16 @@ pub fn show_about(parent: &adw::ApplicationWindow) {
         .application_name(APP_NAME)
         .application_icon(APP_ID)
         .version(VERSION)
-        .developer_name("The Corral developers")
+        .developer_name(gettext("The Corral developers"))
         .license_type(gtk::License::Gpl30)
-        .comments("Keep desktop apps from eating the machine: launch them with limits, watch what they use, freeze or stop them when they run away.")
+        .comments(gettext("Keep desktop apps from eating the machine: launch them with limits, watch what they use, freeze or stop them when they run away."))
         .website("https://github.com/corral-app/corral")
         .build();
+    // TRANSLATORS: your names, one per line (shown in the About window's credits).
+    let translators = gettext("translator-credits");
+    if translators != "translator-credits" {
+        about.set_translator_credits(&translators);
+    }
     about.present();
 }
 

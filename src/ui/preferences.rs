@@ -4,33 +4,46 @@
 
 use adw::prelude::*;
 
+use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::monitor::service::Monitor;
 use crate::presets::{Config, ConfigEditor, Preset, Settings};
 
-/// Limit settings a preset row lets the person edit.
+/// Limit settings a preset row lets the person edit, with their (untranslated) titles.
 const EDITABLE: [(&str, &str); 6] = [
-    ("memory-high", "Memory high"),
-    ("memory-max", "Memory max"),
-    ("memory-swap-max", "Swap max"),
-    ("cpu-quota", "CPU quota"),
-    ("cpu-weight", "CPU weight"),
-    ("tasks-max", "Tasks max"),
+    ("memory-high", gettext_noop("Memory high")),
+    ("memory-max", gettext_noop("Memory max")),
+    ("memory-swap-max", gettext_noop("Swap max")),
+    ("cpu-quota", gettext_noop("CPU quota")),
+    ("cpu-weight", gettext_noop("CPU weight")),
+    ("tasks-max", gettext_noop("Tasks max")),
 ];
 
 /// Policies a preset row lets the person choose: what Corral does by itself on an alert.
 const POLICIES: [(&str, &str); 4] = [
-    ("on-memory-near-limit", "When Near Its Memory Limit"),
-    ("on-memory-throttled", "When Slowed for Memory"),
-    ("on-cpu-throttled", "When Held at Its CPU Limit"),
-    ("on-memory-pressure", "When Stalling for Memory"),
+    (
+        "on-memory-near-limit",
+        gettext_noop("When Near Its Memory Limit"),
+    ),
+    (
+        "on-memory-throttled",
+        gettext_noop("When Slowed for Memory"),
+    ),
+    (
+        "on-cpu-throttled",
+        gettext_noop("When Held at Its CPU Limit"),
+    ),
+    (
+        "on-memory-pressure",
+        gettext_noop("When Stalling for Memory"),
+    ),
 ];
 
 /// The choices of a policy row, as (word in the file, label).
 const POLICY_CHOICES: [(&str, &str); 4] = [
-    ("notify", "Only Notify"),
-    ("freeze", "Freeze It"),
-    ("raise-limit", "Raise the Limit One Step"),
-    ("lower-cpu", "Halve Its CPU Limit"),
+    ("notify", gettext_noop("Only Notify")),
+    ("freeze", gettext_noop("Freeze It")),
+    ("raise-limit", gettext_noop("Raise the Limit One Step")),
+    ("lower-cpu", gettext_noop("Halve Its CPU Limit")),
 ];
 
 pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
@@ -47,8 +60,13 @@ pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
             // A malformed file is shown, never overwritten.
             let page = adw::PreferencesPage::new();
             let group = adw::PreferencesGroup::builder()
-                .title("The config file has a mistake")
-                .description(format!("{e}\n\nFix it in a text editor; Corral will not change it until it loads again."))
+                .title(gettext("The config file has a mistake"))
+                .description(format!(
+                    "{e}\n\n{}",
+                    gettext(
+                        "Fix it in a text editor; Corral will not change it until it loads again."
+                    )
+                ))
                 .build();
             page.add(&group);
             window.add(&page);
@@ -67,7 +85,10 @@ fn save(window: &adw::PreferencesWindow, editor: &std::cell::RefCell<ConfigEdito
     match editor.borrow_mut().save() {
         Ok(()) => true,
         Err(e) => {
-            window.add_toast(adw::Toast::new(&format!("Not saved: {e}")));
+            window.add_toast(adw::Toast::new(&gettext_f(
+                "Not saved: {error}",
+                &[("error", &e)],
+            )));
             false
         }
     }
@@ -80,10 +101,12 @@ fn general_page(
     monitor: Option<Monitor>,
 ) -> adw::PreferencesPage {
     let page = adw::PreferencesPage::builder()
-        .title("General")
+        .title(gettext("General"))
         .icon_name("preferences-system-symbolic")
         .build();
-    let group = adw::PreferencesGroup::builder().title("Monitoring").build();
+    let group = adw::PreferencesGroup::builder()
+        .title(gettext("Monitoring"))
+        .build();
     let spin_row =
         |title: &str, subtitle: &str, value: f64, min: f64, max: f64, step: f64, digits: u32| {
             let spin = gtk::SpinButton::with_range(min, max, step);
@@ -101,8 +124,8 @@ fn general_page(
             spin
         };
     let interval = spin_row(
-        "Refresh Interval",
-        "Seconds between usage samples",
+        &gettext("Refresh Interval"),
+        &gettext("Seconds between usage samples"),
         config.general.refresh_interval,
         0.1,
         60.0,
@@ -110,8 +133,8 @@ fn general_page(
         1,
     );
     let warning = spin_row(
-        "Memory Warning",
-        "Warn when an app uses this share of its memory limit (%)",
+        &gettext("Memory Warning"),
+        &gettext("Warn when an app uses this share of its memory limit (%)"),
         config.general.memory_warning,
         1.0,
         100.0,
@@ -133,8 +156,8 @@ fn general_page(
         });
     }
     let pressure = spin_row(
-        "Memory Pressure Warning",
-        "Warn when an app waits for memory this share of the time (%)…",
+        &gettext("Memory Pressure Warning"),
+        &gettext("Warn when an app waits for memory this share of the time (%)…"),
         config.general.pressure_warning,
         1.0,
         100.0,
@@ -142,8 +165,8 @@ fn general_page(
         0,
     );
     let pressure_seconds = spin_row(
-        "Pressure Duration",
-        "…for at least this many seconds",
+        &gettext("Pressure Duration"),
+        &gettext("…for at least this many seconds"),
         config.general.pressure_seconds,
         1.0,
         600.0,
@@ -174,19 +197,21 @@ fn presets_page(
     editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
 ) -> adw::PreferencesPage {
     let page = adw::PreferencesPage::builder()
-        .title("Presets")
+        .title(gettext("Presets"))
         .icon_name("view-list-symbolic")
         .build();
     let group = adw::PreferencesGroup::builder()
-        .title("Presets")
-        .description(
+        .title(gettext("Presets"))
+        .description(gettext(
             "Sizes like 4G or 70 %, CPU like 150 %, or max. Empty means not limited by the preset.",
-        )
+        ))
         .build();
     for preset in config.presets() {
         group.add(&preset_row(window, &preset, editor));
     }
-    let new_row = adw::EntryRow::builder().title("New preset name").build();
+    let new_row = adw::EntryRow::builder()
+        .title(gettext("New preset name"))
+        .build();
     new_row.set_show_apply_button(true);
     {
         let (window, editor, group) = (window.clone(), std::rc::Rc::clone(editor), group.clone());
@@ -235,7 +260,7 @@ fn preset_row(
     let entries: Vec<(&'static str, adw::EntryRow)> = EDITABLE
         .iter()
         .map(|&(key, title)| {
-            let entry = adw::EntryRow::builder().title(title).build();
+            let entry = adw::EntryRow::builder().title(gettext(title)).build();
             entry.set_text(values.get(key).map(String::as_str).unwrap_or(""));
             row.add_row(&entry);
             (key, entry)
@@ -244,10 +269,11 @@ fn preset_row(
     let policies: Vec<(&'static str, adw::ComboRow)> = POLICIES
         .iter()
         .map(|&(key, title)| {
-            let choices = gtk::StringList::new(&POLICY_CHOICES.map(|(_, label)| label));
+            let labels = POLICY_CHOICES.map(|(_, label)| gettext(label));
+            let choices = gtk::StringList::new(&labels.each_ref().map(String::as_str));
             let current = values.get(key).map(String::as_str).unwrap_or("notify");
             let combo = adw::ComboRow::builder()
-                .title(title)
+                .title(gettext(title))
                 .model(&choices)
                 .selected(
                     POLICY_CHOICES
@@ -261,20 +287,24 @@ fn preset_row(
         })
         .collect();
     let save_button = gtk::Button::builder()
-        .label("Save")
+        .label(gettext("Save"))
         .css_classes(["suggested-action"])
         .valign(gtk::Align::Center)
         .build();
     let delete_button = gtk::Button::builder()
-        .label(if preset.builtin { "Reset" } else { "Delete" })
+        .label(if preset.builtin {
+            gettext("Reset")
+        } else {
+            gettext("Delete")
+        })
         .css_classes(["destructive-action"])
         .valign(gtk::Align::Center)
         .sensitive(preset.in_file)
         .build();
-    delete_button.set_tooltip_text(Some(if preset.builtin {
-        "Forget your changes to this built-in preset"
+    delete_button.set_tooltip_text(Some(&if preset.builtin {
+        gettext("Forget your changes to this built-in preset")
     } else {
-        "Delete this preset"
+        gettext("Delete this preset")
     }));
     let buttons = adw::ActionRow::new();
     buttons.add_suffix(&delete_button);
@@ -318,7 +348,10 @@ fn preset_row(
                 }
             }
             if save(&window, &editor) {
-                window.add_toast(adw::Toast::new(&format!("Saved preset {name}")));
+                window.add_toast(adw::Toast::new(&gettext_f(
+                    "Saved preset {preset}",
+                    &[("preset", &name)],
+                )));
             }
         });
     }
@@ -329,8 +362,9 @@ fn preset_row(
             match removed {
                 Ok(_) if save(&window, &editor) => {
                     row_ref.set_sensitive(false);
-                    window.add_toast(adw::Toast::new(&format!(
-                        "Removed {name} from the config file"
+                    window.add_toast(adw::Toast::new(&gettext_f(
+                        "Removed {preset} from the config file",
+                        &[("preset", &name)],
                     )));
                 }
                 Ok(_) => {}

@@ -40,7 +40,7 @@ impl UnitList {
             .selection_mode(gtk::SelectionMode::Single)
             .css_classes(["unit-list"])
             .build();
-        crate::ui::set_accessible_label(&list, "Contained apps");
+        crate::ui::set_accessible_label(&list, &crate::i18n::gettext("Contained apps"));
         let keys: Rc<RefCell<HashMap<String, RowKey>>> = Rc::default();
         let filter = Rc::new(RefCell::new(Filter {
             all: show_all,

@@ -5,6 +5,7 @@
 use gtk::prelude::*;
 
 use crate::cgroup::{CgroupSample, Limit};
+use crate::i18n::{gettext, gettext_f, pgettext};
 use crate::limits::Bytes;
 use crate::monitor::UnitSnapshot;
 use crate::systemd::Launcher;
@@ -87,11 +88,11 @@ impl UnitRow {
         let cpu = figure(6);
         let tasks = figure(5);
         let pressure = figure(6);
-        cpu.set_tooltip_text(Some("CPU use, in percent of one CPU"));
-        tasks.set_tooltip_text(Some("Processes and threads"));
-        pressure.set_tooltip_text(Some(
+        cpu.set_tooltip_text(Some(&gettext("CPU use, in percent of one CPU")));
+        tasks.set_tooltip_text(Some(&gettext("Processes and threads")));
+        pressure.set_tooltip_text(Some(&gettext(
             "Memory pressure: share of the last 10 s some task waited for memory",
-        ));
+        )));
 
         let content = gtk::Box::builder()
             .orientation(gtk::Orientation::Horizontal)
@@ -136,20 +137,23 @@ impl UnitRow {
                 Some(p) => format!("Corral · {p}"),
                 None => "Corral".to_owned(),
             },
-            other => format!("launched by {other}"),
+            other => gettext_f("launched by {launcher}", &[("launcher", &other)]),
         };
         set_text(&self.subtitle, &by);
         if self.row.tooltip_text().as_deref() != Some(info.unit.as_str()) {
             self.row.set_tooltip_text(Some(&info.unit));
         }
         let state = state_text(snap);
-        set_text(&self.state, state);
+        set_text(&self.state, &state_label(state));
         self.state.set_visible(state != "running");
         let (used, limit) = memory_of(c);
         set_text(
             &self.memory,
             &match (used, limit) {
-                (Some(u), Some(l)) => format!("{} of {}", Bytes(u), Bytes(l)),
+                (Some(u), Some(l)) => gettext_f(
+                    "{used} of {limit}",
+                    &[("used", &Bytes(u)), ("limit", &Bytes(l))],
+                ),
                 (Some(u), None) => Bytes(u).to_string(),
                 _ => "—".to_owned(),
             },
@@ -181,7 +185,14 @@ impl UnitRow {
         );
         crate::ui::set_accessible_label(
             &self.row,
-            &format!("{}, {state}, memory {}", info.name, self.memory.text()),
+            &gettext_f(
+                "{app}, {state}, memory {memory}",
+                &[
+                    ("app", &info.name),
+                    ("state", &state_label(state)),
+                    ("memory", &self.memory.text()),
+                ],
+            ),
         );
         RowKey {
             name: info.name.to_lowercase(),
@@ -201,6 +212,8 @@ fn set_text(label: &gtk::Label, text: &str) {
     }
 }
 
+/// The unit's state as a key: "frozen", "running", "starting", "stopping", "failed" or "ended";
+/// [`state_label`] says it in the person's language.
 pub fn state_text(snap: &UnitSnapshot) -> &'static str {
     let frozen = snap
         .cgroup
@@ -218,6 +231,19 @@ pub fn state_text(snap: &UnitSnapshot) -> &'static str {
             "failed" => "failed",
             _ => "ended",
         }
+    }
+}
+
+/// A state from [`state_text`], translated.
+pub fn state_label(state: &str) -> String {
+    match state {
+        "frozen" => pgettext("app state", "frozen"),
+        "running" => pgettext("app state", "running"),
+        "starting" => pgettext("app state", "starting"),
+        "stopping" => pgettext("app state", "stopping"),
+        "failed" => pgettext("app state", "failed"),
+        "ended" => pgettext("app state", "ended"),
+        other => other.to_owned(),
     }
 }
 

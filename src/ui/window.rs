@@ -10,6 +10,7 @@ use relm4::prelude::*;
 
 use crate::apps::AppCatalog;
 use crate::controller::{ControlError, Controller, LimitCheck};
+use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::launch::{self, LaunchRequest};
 use crate::monitor::service::{Monitor, MonitorState, SharedHistory, lock_history};
 use crate::presets::{Config, ConfigEditor, Settings};
@@ -155,7 +156,7 @@ impl Component for MainWindow {
 
     fn init_root() -> Self::Root {
         adw::ApplicationWindow::builder()
-            .title("Corral")
+            .title(crate::config::APP_NAME)
             .default_width(1100)
             .default_height(720)
             .build()
@@ -167,35 +168,43 @@ impl Component for MainWindow {
         sender: ComponentSender<Self>,
     ) -> ComponentParts<Self> {
         let config_problem = Config::load().err().map(|e| {
-            format!("Your config file has a mistake, so the built-in presets are in use: {e}")
+            gettext_f(
+                "Your config file has a mistake, so the built-in presets are in use: {error}",
+                &[("error", &e)],
+            )
         });
 
         // Header bar: launch, filter, search, menu.
         let launch = gtk::Button::from_icon_name("list-add-symbolic");
-        launch.set_tooltip_text(Some("Launch an App (Ctrl+N)"));
-        crate::ui::set_accessible_label(&launch, "Launch an App");
+        launch.set_tooltip_text(Some(&gettext("Launch an App (Ctrl+N)")));
+        crate::ui::set_accessible_label(&launch, &gettext("Launch an App"));
         launch.set_action_name(Some("win.launch"));
-        let filter = gtk::DropDown::from_strings(&["Corral’s Apps", "All Apps"]);
+        let shown = [gettext("Corral’s Apps"), gettext("All Apps")];
+        let filter = gtk::DropDown::from_strings(&[&shown[0], &shown[1]]);
         filter.set_selected(u32::from(init.show_all));
-        filter.set_tooltip_text(Some("Which contained apps to show"));
-        crate::ui::set_accessible_label(&filter, "Show");
+        filter.set_tooltip_text(Some(&gettext("Which contained apps to show")));
+        // TRANSLATORS: the accessible name of the drop-down choosing which apps the list shows.
+        crate::ui::set_accessible_label(&filter, &gettext("Show"));
         let search_button = gtk::ToggleButton::builder()
             .icon_name("system-search-symbolic")
-            .tooltip_text("Search (Ctrl+F)")
+            .tooltip_text(gettext("Search (Ctrl+F)"))
             .build();
-        crate::ui::set_accessible_label(&search_button, "Search");
+        crate::ui::set_accessible_label(&search_button, &gettext("Search"));
         let menu = gtk::gio::Menu::new();
-        menu.append(Some("_Events"), Some("win.events"));
-        menu.append(Some("_Preferences"), Some("win.preferences"));
-        menu.append(Some("_Keyboard Shortcuts"), Some("win.show-help-overlay"));
-        menu.append(Some("_About Corral"), Some("win.about"));
-        menu.append(Some("_Quit"), Some("app.quit"));
+        menu.append(Some(&gettext("_Events")), Some("win.events"));
+        menu.append(Some(&gettext("_Preferences")), Some("win.preferences"));
+        menu.append(
+            Some(&gettext("_Keyboard Shortcuts")),
+            Some("win.show-help-overlay"),
+        );
+        menu.append(Some(&gettext("_About Corral")), Some("win.about"));
+        menu.append(Some(&gettext("_Quit")), Some("app.quit"));
         let menu_button = gtk::MenuButton::builder()
             .icon_name("open-menu-symbolic")
             .menu_model(&menu)
-            .tooltip_text("Main Menu")
+            .tooltip_text(gettext("Main Menu"))
             .build();
-        crate::ui::set_accessible_label(&menu_button, "Main Menu");
+        crate::ui::set_accessible_label(&menu_button, &gettext("Main Menu"));
         let header = adw::HeaderBar::new();
         header.pack_start(&launch);
         header.pack_start(&filter);
@@ -203,7 +212,7 @@ impl Component for MainWindow {
         header.pack_end(&search_button);
 
         let search = gtk::SearchEntry::builder()
-            .placeholder_text("Search by name or unit")
+            .placeholder_text(gettext("Search by name or unit"))
             .build();
         let search_bar = gtk::SearchBar::builder().child(&search).build();
         search_bar.connect_entry(&search);
@@ -232,15 +241,17 @@ impl Component for MainWindow {
             .vexpand(true)
             .build();
         let launch_cta = gtk::Button::builder()
-            .label("Launch an App…")
+            .label(gettext("Launch an App…"))
             .halign(gtk::Align::Center)
             .css_classes(["pill", "suggested-action"])
             .action_name("win.launch")
             .build();
         let empty = adw::StatusPage::builder()
             .icon_name("io.github.corral.Corral-symbolic")
-            .title("No Contained Apps")
-            .description("Launch an app with a preset to keep it from eating the machine.")
+            .title(gettext("No Contained Apps"))
+            .description(gettext(
+                "Launch an app with a preset to keep it from eating the machine.",
+            ))
             .child(&launch_cta)
             .build();
         let list_stack = gtk::Stack::new();
@@ -248,8 +259,10 @@ impl Component for MainWindow {
         list_stack.add_named(&empty, Some("empty"));
         let no_match = adw::StatusPage::builder()
             .icon_name("system-search-symbolic")
-            .title("No Matching Apps")
-            .description("No contained app matches the search or the filter.")
+            .title(gettext("No Matching Apps"))
+            .description(gettext(
+                "No contained app matches the search or the filter.",
+            ))
             .build();
         list_stack.add_named(&no_match, Some("no-match"));
         list_stack.set_visible_child_name("empty");
@@ -261,8 +274,10 @@ impl Component for MainWindow {
         };
         let none = adw::StatusPage::builder()
             .icon_name("view-list-symbolic")
-            .title("Select an App")
-            .description("Its memory and CPU history, limits and actions appear here.")
+            .title(gettext("Select an App"))
+            .description(gettext(
+                "Its memory and CPU history, limits and actions appear here.",
+            ))
             .build();
         let details_stack = gtk::Stack::new();
         details_stack.add_named(&details.root, Some("details"));
@@ -417,11 +432,13 @@ impl Component for MainWindow {
                 let dialog = adw::MessageDialog::builder()
                     .transient_for(root)
                     .modal(true)
-                    .heading(format!("Kill {name}?"))
-                    .body("Every process of the app ends at once. Unsaved work in it is lost.")
+                    .heading(gettext_f("Kill {app}?", &[("app", &name)]))
+                    .body(gettext(
+                        "Every process of the app ends at once. Unsaved work in it is lost.",
+                    ))
                     .build();
-                dialog.add_response("cancel", "Cancel");
-                dialog.add_response("kill", "Kill");
+                dialog.add_response("cancel", &gettext("Cancel"));
+                dialog.add_response("kill", &gettext("Kill"));
                 dialog.set_response_appearance("kill", adw::ResponseAppearance::Destructive);
                 dialog.set_default_response(Some("cancel"));
                 dialog.set_close_response("cancel");
@@ -442,13 +459,14 @@ impl Component for MainWindow {
                     .app_id
                     .clone()
                     .unwrap_or_else(|| snap.info.name.clone());
-                let text = match remember(&app_id, &settings) {
-                    Ok(()) => format!("Saved these limits for {}", snap.info.name),
-                    Err(e) => e,
+                let (text, failed) = match remember(&app_id, &settings) {
+                    Ok(()) => (
+                        gettext_f("Saved these limits for {app}", &[("app", &snap.info.name)]),
+                        false,
+                    ),
+                    Err(e) => (e, true),
                 };
-                widgets
-                    .details
-                    .show_result(&text, text.starts_with("Could not"));
+                widgets.details.show_result(&text, failed);
             }
             Msg::Details(action) => self.act(action, &sender),
             Msg::ConfirmedKill(unit) => self.act(DetailsAction::Kill(unit), &sender),
@@ -464,7 +482,7 @@ impl Component for MainWindow {
             Msg::Launch(request) => {
                 let Some(ctl) = self.ctl.clone() else {
                     if let Some(l) = &self.launcher {
-                        l.show_error("Corral is not connected to systemd yet.");
+                        l.show_error(&gettext("Corral is not connected to systemd yet."));
                     }
                     return;
                 };
@@ -478,9 +496,9 @@ impl Component for MainWindow {
                             if let Some(m) = monitor {
                                 m.refresh();
                             }
-                            Ok(format!(
-                                "{} runs with preset {}",
-                                request.app_name, request.preset
+                            Ok(gettext_f(
+                                "{app} runs with preset {preset}",
+                                &[("app", &request.app_name), ("preset", &request.preset)],
                             ))
                         }
                         Err(e) => Err(e.to_string()),
@@ -581,13 +599,23 @@ impl MainWindow {
         let name = info.name.clone();
         sender.oneshot_command(async move {
             let done = |r: Result<(), ControlError>, what: &str| {
-                Cmd::Done(r.map(|()| format!("{what} {name}")).map_err(control_error))
+                Cmd::Done(
+                    r.map(|()| gettext_f(what, &[("app", &name)]))
+                        .map_err(control_error),
+                )
             };
             match action {
-                DetailsAction::Freeze(_) => done(ctl.freeze(&info).await, "Froze"),
-                DetailsAction::Thaw(_) => done(ctl.thaw(&info).await, "Thawed"),
-                DetailsAction::Stop(_) => done(ctl.stop(&info).await, "Stopped"),
-                DetailsAction::Kill(_) => done(ctl.kill(&info, libc::SIGKILL).await, "Killed"),
+                DetailsAction::Freeze(_) => {
+                    done(ctl.freeze(&info).await, gettext_noop("Froze {app}"))
+                }
+                DetailsAction::Thaw(_) => done(ctl.thaw(&info).await, gettext_noop("Thawed {app}")),
+                DetailsAction::Stop(_) => {
+                    done(ctl.stop(&info).await, gettext_noop("Stopped {app}"))
+                }
+                DetailsAction::Kill(_) => done(
+                    ctl.kill(&info, libc::SIGKILL).await,
+                    gettext_noop("Killed {app}"),
+                ),
                 DetailsAction::ApplyLimits(_, settings) => Cmd::LimitsApplied(
                     ctl.set_limits(&info, &settings)
                         .await
@@ -602,7 +630,9 @@ impl MainWindow {
 
 /// Saves limits as the app's rule, keeping the rest of the file as the person wrote it.
 fn remember(app_id: &str, settings: &Settings) -> Result<(), String> {
-    let fail = |e: crate::presets::ConfigError| format!("Could not save the rule: {e}");
+    let fail = |e: crate::presets::ConfigError| {
+        gettext_f("Could not save the rule: {error}", &[("error", &e)])
+    };
     let mut editor = ConfigEditor::open(Config::path()).map_err(fail)?;
     for (key, value) in settings.entries() {
         editor.set_rule_setting(app_id, key, &value).map_err(fail)?;
