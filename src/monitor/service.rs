@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
+use futures_util::future::join_all;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::cgroup::CgroupFs;
@@ -214,6 +215,9 @@ struct Watcher {
     wakeup_tx: mpsc::Sender<String>,
     /// Units whose end was already handled (a failed unit stays listed until it is collected).
     ended: HashSet<String>,
+    /// Units this monitor holds loaded (RefUnit) so that their end can be read: why it ended
+    /// (systemd's Result), which makes their post-mortem. Let go once read.
+    held: HashSet<String>,
     problem: Option<String>,
     /// Alert changes made while handling ended units, published with the next state.
     pending: Vec<AlertChange>,
@@ -253,6 +257,15 @@ impl Watcher {
         }
         self.ended
             .retain(|unit| list.iter().any(|u| &u.unit == unit));
+        // Hold every running app unit, all calls in flight at once on the one connection.
+        let systemd = &self.systemd;
+        let newly_held = join_all(
+            list.iter()
+                .filter(|u| u.active_state != "failed" && !self.held.contains(&u.unit))
+                .map(|u| async move { systemd.hold(&u.unit).await.then(|| u.unit.clone()) }),
+        )
+        .await;
+        self.held.extend(newly_held.into_iter().flatten());
         self.wakeups.retain(|unit, _| {
             list.iter()
                 .any(|u| &u.unit == unit && u.active_state != "failed")
@@ -377,6 +390,9 @@ impl Watcher {
             Ok(path) => self.systemd.outcome(&info.unit, &path).await.ok(),
             Err(_) => None,
         };
+        if self.held.remove(&info.unit) {
+            self.systemd.unref(&info.unit).await;
+        }
         let oom_seen = lock_history(&self.history)
             .latest(&info.unit)
             .and_then(|s| s.cgroup.as_ref())
@@ -458,6 +474,7 @@ async fn run(
         wakeups: HashMap::new(),
         wakeup_tx,
         ended: HashSet::new(),
+        held: HashSet::new(),
         problem: None,
         pending: Vec::new(),
         parent_oom_kills: HashMap::new(),

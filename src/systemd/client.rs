@@ -243,7 +243,16 @@ impl Systemd {
             .map_err(|e| call_error("change the limits of", unit, e))
     }
 
-    /// Lets go of the reference taken with AddRef=, so an ended unit can be collected.
+    /// Keeps a unit loaded after it ends, until [`Systemd::unref`] or until this connection
+    /// closes (systemd tracks the reference by bus name), so that why it ended can still be
+    /// read: an app unit (CollectMode=inactive-or-failed) is otherwise unloaded at once.
+    /// `false` when the unit is gone already.
+    pub async fn hold(&self, unit: &str) -> bool {
+        self.manager.ref_unit(unit).await.is_ok()
+    }
+
+    /// Lets go of the reference taken with AddRef= or [`Systemd::hold`], so an ended unit can
+    /// be collected.
     pub async fn unref(&self, unit: &str) {
         // Failing here only means the unit is gone already.
         let _ = self.manager.unref_unit(unit).await;

@@ -59,6 +59,8 @@ pub trait Manager {
 
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 
+    fn ref_unit(&self, name: &str) -> zbus::Result<()>;
+
     fn unref_unit(&self, name: &str) -> zbus::Result<()>;
 
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;

@@ -119,10 +119,15 @@ thawed3() { [ "$(cg_key "$hog3" cgroup.events frozen)" = 0 ]; }
 check "its Thaw button thaws the unit (frozen 0)" wait_for 5 thawed3
 $SCTL kill --signal=KILL "$hog3" 2>/dev/null
 check "the policy's hog can be ended" gone "$hog3"
+killed3() { corral events --json 2>/dev/null | grep -q "\"unit\": \"$hog3\""; }
+check "the watcher recorded its end by SIGKILL (held loaded until read)" wait_for 10 killed3
 
 echo "== an OOM kill under a hard limit leaves a post-mortem ($(date +%T))"
 # tail reads one endless line from /dev/zero: it grows fast and needs no page cache to thrash.
-corral run -q -p hogmax --app-id hog2 -- tail /dev/zero
+# It starts after 3 s, as an app does not hit its limit in its first second: what is tested is
+# the watcher's post-mortem of a unit it watched, not how fast it lists a new one.
+corral run -q -p hogmax --app-id hog2 -- sh -c 'sleep 3; exec tail /dev/zero'
+
 hog2=$(wait_unit 'app-corral-hog2-*.service')
 recorded() { corral events --json 2>/dev/null | grep -q "\"unit\": \"$hog2\""; }
 check "the watcher recorded the OOM-killed unit" wait_for 30 recorded
