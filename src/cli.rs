@@ -838,20 +838,18 @@ async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> 
             println!("Stopped {who}");
         }
         Action::Kill(signal) => {
-            ctl.kill(&unit, signal).await?;
             if signal == libc::SIGKILL {
                 // Report the end only once systemd has seen it.
-                for _ in 0..40 {
-                    match ctl.systemd.active_state(&unit.unit).await.as_deref() {
-                        None | Some("inactive" | "failed") => {
-                            println!("Killed {who}");
-                            return Ok(0);
-                        }
-                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                    }
+                if ctl
+                    .kill_and_wait(&unit, signal, Duration::from_secs(2))
+                    .await?
+                {
+                    println!("Killed {who}");
+                    return Ok(0);
                 }
                 bail!("sent SIGKILL to {who}, but the unit is still active after 2 s");
             }
+            ctl.kill(&unit, signal).await?;
             println!("Sent signal {signal} to {who}");
         }
     }

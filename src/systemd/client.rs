@@ -1,12 +1,14 @@
 //! A small typed client over the systemd manager: start transient units and wait for the start
 //! job, stop, kill, freeze, thaw, change limits, list units and read their state.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use zbus::Connection;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
+use crate::systemd::names;
 use crate::systemd::properties::{ManagerKind, Property, TransientSpec};
 use crate::systemd::proxy::{ManagerProxy, UnitProxy, UnitRow};
 
@@ -208,6 +210,58 @@ impl Systemd {
             .kill_unit(unit, "all", signal)
             .await
             .map_err(|e| call_error("kill", unit, e))
+    }
+
+    /// Sends `signal` to every process of the unit and waits, up to `timeout`, until systemd
+    /// reports the unit inactive or failed. Returns whether it ended in time. Event-driven: the
+    /// unit's PropertiesChanged is watched from before the kill, so the end is seen the moment
+    /// systemd announces it, without polling.
+    pub async fn kill_and_wait(
+        &self,
+        unit: &str,
+        signal: i32,
+        timeout: Duration,
+    ) -> Result<bool, SystemdError> {
+        let watch_error = |e| call_error("watch", unit, e);
+        let path = names::object_path(unit);
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .path(path.as_str())
+            .map_err(watch_error)?
+            .interface("org.freedesktop.DBus.Properties")
+            .map_err(watch_error)?
+            .member("PropertiesChanged")
+            .map_err(watch_error)?
+            .arg(0, "org.freedesktop.systemd1.Unit")
+            .map_err(watch_error)?
+            .build();
+        let mut changes = zbus::MessageStream::for_match_rule(rule, &self.connection, Some(16))
+            .await
+            .map_err(watch_error)?;
+        self.kill(unit, signal).await?;
+        let ended = async {
+            while let Some(Ok(message)) = changes.next().await {
+                type Changed = (String, HashMap<String, OwnedValue>, Vec<String>);
+                let Ok((_, changed, _)) = message.body().deserialize::<Changed>() else {
+                    continue;
+                };
+                let state = changed
+                    .get("ActiveState")
+                    .and_then(|v| <&str>::try_from(v).ok());
+                if matches!(state, Some("inactive" | "failed")) {
+                    return true;
+                }
+            }
+            false
+        };
+        if tokio::time::timeout(timeout, ended).await == Ok(true) {
+            return Ok(true);
+        }
+        // No announcement seen (a unit that was stopping already): ask once.
+        Ok(matches!(
+            self.active_state(unit).await.as_deref(),
+            None | Some("inactive" | "failed")
+        ))
     }
 
     /// Freezes the unit's whole cgroup (cgroup.freeze), which no process can notice or resist,
