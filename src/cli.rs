@@ -404,21 +404,28 @@ async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) ->
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
     let started_at = std::time::SystemTime::now();
-    let watch = UsageWatch::start(ctl, &child.unit).await;
-    report_launch(ctl, request, &child.unit, quiet).await;
+    // Watched from now on, so that the scope's end is seen when systemd announces it.
+    let end = ctl.systemd.watch_end(&child.unit).await;
+    let control_group = control_group_of(ctl, &child.unit).await;
+    let watch = UsageWatch::start(ctl, control_group.as_deref());
+    report_launch(ctl, request, &child.unit, control_group.as_deref(), quiet);
     let (code, signal) = launch::wait_child(child.pid).await;
     let usage = watch.finish().await;
     // The scope ends when its last process does; give systemd a moment to record why.
-    let mut result = None;
-    for _ in 0..20 {
-        match ctl.systemd.active_state(&child.unit).await.as_deref() {
-            Some("inactive" | "failed") | None => {
-                result = ctl.systemd.result_if_loaded(&child.unit).await;
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    let announced = match end {
+        Ok(mut end) => end.ended(Some(Duration::from_secs(1))).await,
+        Err(_) => false,
+    };
+    let ended = announced
+        || matches!(
+            ctl.systemd.active_state(&child.unit).await.as_deref(),
+            Some("inactive" | "failed") | None
+        );
+    let result = if ended {
+        ctl.systemd.result_if_loaded(&child.unit).await
+    } else {
+        None
+    };
     ctl.systemd.unref(&child.unit).await;
     report_end(request, result.as_deref(), signal, &usage);
     // A scope that was collected before its Result could be read counts as a success: then only
@@ -447,14 +454,15 @@ async fn run_as_service(
         error: stderr.as_fd(),
     });
     let unit = launch::launch_service(&ctl.systemd, request, stdio).await?;
+    let control_group = control_group_of(ctl, &unit).await;
     if !wait {
-        report_launch(ctl, request, &unit, quiet).await;
+        report_launch(ctl, request, &unit, control_group.as_deref(), quiet);
         ctl.systemd.unref(&unit).await;
         return Ok(0);
     }
     let started_at = std::time::SystemTime::now();
-    let watch = UsageWatch::start(ctl, &unit).await;
-    report_launch(ctl, request, &unit, quiet).await;
+    let watch = UsageWatch::start(ctl, control_group.as_deref());
+    report_launch(ctl, request, &unit, control_group.as_deref(), quiet);
     let outcome = ctl.systemd.wait_for_end(&unit).await;
     let usage = watch.finish().await;
     ctl.systemd.unref(&unit).await;
@@ -493,15 +501,24 @@ fn warn_service_only(request: &LaunchRequest) {
     }
 }
 
+/// The unit's cgroup, asked once and shared by the usage watch and the limit check; `None`
+/// when the unit has none (it already ended) or is gone.
+async fn control_group_of(ctl: &Controller, unit: &str) -> Option<String> {
+    let path = ctl.systemd.object_path(unit).await.ok()?;
+    let cg = ctl.systemd.control_group(unit, &path).await.ok()?;
+    (!cg.is_empty()).then_some(cg)
+}
+
 /// Prints where the app runs and, plainly, every limit the kernel did not take.
-async fn report_launch(ctl: &Controller, request: &LaunchRequest, unit: &str, quiet: bool) {
-    let control_group = match ctl.systemd.object_path(unit).await {
-        Ok(path) => ctl.systemd.control_group(unit, &path).await.ok(),
-        Err(_) => None,
-    };
+fn report_launch(
+    ctl: &Controller,
+    request: &LaunchRequest,
+    unit: &str,
+    control_group: Option<&str>,
+    quiet: bool,
+) {
     let checks = control_group
-        .filter(|cg| !cg.is_empty())
-        .map(|cg| ctl.verify_limits(&cg, &request.settings))
+        .map(|cg| ctl.verify_limits(cg, &request.settings))
         .unwrap_or_default();
     if !quiet {
         eprintln!(
@@ -543,12 +560,8 @@ struct Usage {
 }
 
 impl UsageWatch {
-    async fn start(ctl: &Controller, unit: &str) -> UsageWatch {
-        let control_group = match ctl.systemd.object_path(unit).await {
-            Ok(path) => ctl.systemd.control_group(unit, &path).await.ok(),
-            Err(_) => None,
-        };
-        let mut cgroup = control_group.map(|cg| ctl.cgroups.unit(&cg));
+    fn start(ctl: &Controller, control_group: Option<&str>) -> UsageWatch {
+        let mut cgroup = control_group.map(|cg| ctl.cgroups.unit(cg));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut usage = Usage::default();
@@ -675,7 +688,8 @@ async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
     )?;
     let ctl = connect(manager).await?;
     let unit = launch::launch_service(&ctl.systemd, &request, None).await?;
-    report_launch(&ctl, &request, &unit, false).await;
+    let control_group = control_group_of(&ctl, &unit).await;
+    report_launch(&ctl, &request, &unit, control_group.as_deref(), false);
     ctl.systemd.unref(&unit).await;
     Ok(0)
 }
