@@ -23,6 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use serde_json::json;
@@ -182,7 +183,20 @@ async fn cli(options: &Options) -> Result<()> {
             words("systemd-run --version"),
         ),
     ];
+    // The same commands' work without starting a process: Corral's command-line code called
+    // in this process (a connection of its own each time, as the command makes).
+    let in_process: Vec<(&str, Vec<String>)> = vec![
+        (
+            "cli.inproc.scope.corral",
+            words("corral run -q --scope --memory-max 1G --cpu-quota 100% -- true"),
+        ),
+        (
+            "cli.inproc.service.corral",
+            words("corral run -q --wait --memory-max 1G --cpu-quota 100% -- true"),
+        ),
+    ];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut in_process_samples: Vec<Vec<f64>> = vec![Vec::new(); in_process.len()];
     // One round unmeasured, to warm the page cache and systemd; then interleaved rounds.
     for round in 0..=runs {
         for (i, (_, argv)) in variants.iter().enumerate() {
@@ -191,8 +205,25 @@ async fn cli(options: &Options) -> Result<()> {
                 samples[i].push(t);
             }
         }
+        for (i, (_, argv)) in in_process.iter().enumerate() {
+            let parsed = corral::cli::Cli::try_parse_from(argv)?;
+            let manager = parsed.manager();
+            let command = parsed.command.context("a command")?;
+            let start = Instant::now();
+            let code = corral::cli::run(manager, command).await?;
+            let t = ms(start);
+            if code != 0 {
+                bail!("{} exited with {code}", argv.join(" "));
+            }
+            if round > 0 {
+                in_process_samples[i].push(t);
+            }
+        }
     }
     for ((metric, _), samples) in variants.iter().zip(&samples) {
+        emit_samples(metric, "ms", samples);
+    }
+    for ((metric, _), samples) in in_process.iter().zip(&in_process_samples) {
         emit_samples(metric, "ms", samples);
     }
     Ok(())
@@ -244,7 +275,19 @@ async fn launch_in_process(options: &Options) -> Result<()> {
     let mut corral_service = Vec::new();
     let mut corral_scope = Vec::new();
     let mut raw_service = Vec::new();
+    // The goal's anchors, interleaved here too, so the ratios are of the same minutes.
+    let anchors = [
+        words("systemd-run --user --scope -p MemoryMax=1G -p CPUQuota=100% true"),
+        words("systemd-run --user --wait -p MemoryMax=1G -p CPUQuota=100% true"),
+    ];
+    let mut anchor_samples = [Vec::new(), Vec::new()];
     for round in 0..=runs {
+        for (anchor, samples) in anchors.iter().zip(anchor_samples.iter_mut()) {
+            let t = run_timed_async(anchor.clone()).await?;
+            if round > 0 {
+                samples.push(t);
+            }
+        }
         // Corral's service: returns once systemd has executed the program (Type=exec).
         let start = Instant::now();
         let unit = launch::launch_service(&systemd, &service, None).await?;
@@ -293,6 +336,12 @@ async fn launch_in_process(options: &Options) -> Result<()> {
     emit_samples("launch.inproc.service.corral", "ms", &corral_service);
     emit_samples("launch.inproc.scope.corral", "ms", &corral_scope);
     emit_samples("launch.inproc.service.raw", "ms", &raw_service);
+    emit_samples("launch.anchor.scope.systemd-run", "ms", &anchor_samples[0]);
+    emit_samples(
+        "launch.anchor.service.systemd-run",
+        "ms",
+        &anchor_samples[1],
+    );
     Ok(())
 }
 
@@ -406,6 +455,16 @@ async fn sample(options: &Options) -> Result<()> {
             bail!("listed {} of the {n} idle units", units.len());
         }
         emit_samples(&format!("sample.list.{n}"), "ms", &list_ms);
+        // What the monitor pays every 10 s: the same listing, knowing the cgroups of the
+        // units it listed before (a Get only for new ones).
+        let mut relist_ms = Vec::new();
+        for _ in 0..5 {
+            let start = Instant::now();
+            let again = monitor::list_units_knowing(&systemd, true, &units).await?;
+            relist_ms.push(ms(start));
+            std::hint::black_box(again);
+        }
+        emit_samples(&format!("sample.relist.{n}"), "ms", &relist_ms);
 
         let mut sampler = Sampler::new(fs.clone());
         let start = Instant::now();
@@ -438,6 +497,9 @@ async fn sample(options: &Options) -> Result<()> {
             std::hint::black_box(snapshots);
         }
         emit_samples(&format!("sample.sweep.{n}"), "us/unit", &per_unit);
+        if n == *counts.last().unwrap_or(&0) {
+            file_costs(&fs, &units)?;
+        }
 
         // systemd-cgtop over the same units: their slice, one iteration, batch mode.
         let slice = units[0]
@@ -496,6 +558,61 @@ async fn sample(options: &Options) -> Result<()> {
     let (kept, extra) = started.split_at(keep.min(started.len()));
     stop_units(&systemd, extra).await;
     eprintln!("bench_guest: kept {} idle units", kept.len());
+    Ok(())
+}
+
+/// The files a sample reads, in its order (src/cgroup/unit.rs).
+const SAMPLED_FILES: [&str; 18] = [
+    "memory.current",
+    "memory.peak",
+    "memory.high",
+    "memory.max",
+    "memory.low",
+    "memory.swap.current",
+    "memory.swap.max",
+    "memory.events",
+    "cpu.stat",
+    "cpu.max",
+    "cpu.weight",
+    "pids.current",
+    "pids.max",
+    "memory.pressure",
+    "cpu.pressure",
+    "io.pressure",
+    "cgroup.events",
+    "cgroup.freeze",
+];
+
+/// What one pread of each file costs the kernel, over every unit (files kept open, as the
+/// sampler keeps them): where a sweep's time goes.
+fn file_costs(fs: &CgroupFs, units: &[UnitInfo]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 4096];
+    let mut total = 0.0;
+    for name in SAMPLED_FILES {
+        let files: Vec<std::fs::File> = units
+            .iter()
+            .filter_map(|u| u.control_group.as_deref())
+            .filter_map(|cg| std::fs::File::open(fs.path_of(cg).join(name)).ok())
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        let mut rounds: Vec<f64> = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                for file in &files {
+                    std::hint::black_box(file.read_at(&mut buf, 0).ok());
+                }
+                ms(start) * 1000.0 / files.len() as f64
+            })
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        let median = rounds[rounds.len() / 2];
+        total += median;
+        emit_value(&format!("sample.file.{name}"), "us/read", median);
+    }
+    emit_value("sample.file.all", "us/unit", total);
     Ok(())
 }
 

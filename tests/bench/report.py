@@ -178,12 +178,16 @@ def main():
     info_ratio("process", "Starting the binary: `corral --version`",
                "cli.process.corral-version", "cli.process.systemd-run-version",
                "`systemd-run --version`")
+    info_ratio("cli-work-scope", "`corral run --scope`'s work without its process (in-process)",
+               "cli.inproc.scope.corral", "cli.scope.systemd-run", "`systemd-run --user --scope`")
+    info_ratio("cli-work-service", "`corral run --wait`'s work without its process (in-process)",
+               "cli.inproc.service.corral", "cli.service.systemd-run", "`systemd-run --user --wait`")
     # 2. Launch in-process, against systemd-run (the goal) and the bare D-Bus call.
     goal_ratio("launch-inproc-service", "Launch, in-process, service (launcher API, one connection)",
-               "launch.inproc.service.corral", "cli.service.systemd-run",
+               "launch.inproc.service.corral", "launch.anchor.service.systemd-run",
                "`systemd-run --user --wait`", 0.4)
     goal_ratio("launch-inproc-scope", "Launch, in-process, scope (fork, scope, exec)",
-               "launch.inproc.scope.corral", "cli.scope.systemd-run",
+               "launch.inproc.scope.corral", "launch.anchor.scope.systemd-run",
                "`systemd-run --user --scope`", 0.4)
     info_ratio("launch-inproc-raw", "Launch, in-process, service, against the bare call",
                "launch.inproc.service.corral", "launch.inproc.service.raw",
@@ -207,6 +211,13 @@ def main():
                          dist(g, f"sample.sweep.{n}", "µs/unit"),
                          f"`systemd-cgtop`: {dist(g, f'cgtop.sweep.{n}', 'µs/unit')}",
                          "—" if r is None else f"{r:.3f}x", "(for reference)", None))
+    n_max = max([n for n in (10, 100, 300) if g.median(f"sample.list.{n}") is not None], default=None)
+    if n_max:
+        info_ratio("relist", f"Listing {n_max} units again, cgroups known (the monitor, every 10 s)",
+                   f"sample.relist.{n_max}", f"sample.list.{n_max}", "listing from scratch")
+    files = sorted(((k[len("sample.file."):], r["value"]) for k, r in g.m.items()
+                    if k.startswith("sample.file.") and k != "sample.file.all"),
+                   key=lambda kv: -kv[1])
     # 4. Freeze + thaw, kill until gone.
     goal_ratio("freeze-thaw", "Freeze + thaw (Controller, read back from cgroup.events)",
                "control.freeze-thaw.corral", "control.freeze-thaw.raw",
@@ -235,8 +246,8 @@ def main():
         cpu = g.value(f"footprint.{who}.cpu")
         hwm = g.value(f"footprint.{who}.hwm")
         label = "`corral --tray`" if who == "tray" else "the window (`corral`)"
-        rows.append((f"{who}-cpu", f"Footprint: {label}, {units or '?':.0f} units at 1 Hz, 60 s: CPU"
-                     if units else f"Footprint: {label}: CPU",
+        count = f"{units:.0f}" if units is not None else "?"
+        rows.append((f"{who}-cpu", f"Footprint: {label}, {count} units at 1 Hz, 60 s: CPU",
                      fmt(cpu, "% of a core", 2), "—", "—", f"≤ {cpu_goal:g} %",
                      None if cpu is None else cpu <= cpu_goal))
         rows.append((f"{who}-rss", f"Footprint: {label}: peak RSS (VmHWM)",
@@ -293,7 +304,7 @@ def main():
                  f"{host.get('rustc', '?')}; {host.get('qemu', 'QEMU')}.")
     lines.append(f"- Guest: QEMU TCG (software emulation, `-cpu max`), {guest.get('cpus', '?')} vCPUs, "
                  f"{int(guest.get('memory_kib', 0) or 0) / 1024:.0f} MiB, Debian 12, Linux {guest.get('kernel', '?')}, "
-                 f"{guest.get('systemd', '?')}, cgroup v2; testuser's user manager (controllers delegated: "
+                 f"{guest.get('systemd', '?')}, cgroup v2, clock source {guest.get('clocksource', '?')}; testuser's user manager (controllers delegated: "
                  f"{guest.get('controllers', '?') or 'none'}).")
     lines.append("- How much slower the guest is than the host, same binary, same run: CPU-bound code "
                  f"{'not measured' if cpu_x is None else f'{cpu_x:.0f}x'} (parsing cpu.stat), starting a "
@@ -311,6 +322,20 @@ def main():
         verdict = "—" if goal == "(for reference)" else "not measured" if ok is None else "yes" if ok else "**no**"
         lines.append(f"| {i} | {what} | {c} | {a} | {r} | {goal} | {verdict} |")
     lines.append("")
+    if files:
+        total = g.value("sample.file.all")
+        lines.append("## Where a sweep's time goes")
+        lines.append("")
+        lines.append(f"One pread of each file the sampler reads, over the {n_max} units (files kept open, "
+                     f"median of 5 rounds): {total:.0f} µs per unit for the reads alone, against "
+                     f"{g.median(f'sample.sweep.{n_max}'):.0f} µs per unit for the whole sweep "
+                     "(reads, parsing, snapshots).")
+        lines.append("")
+        lines.append("| file | µs per read |")
+        lines.append("| --- | --- |")
+        for name, v in files:
+            lines.append(f"| `{name}` | {v:.1f} |")
+        lines.append("")
     shown = [(i, r) for i, r in enumerate(rows, 1) if r[0] in notes]
     if shown or "general" in notes:
         lines.append("## Notes")

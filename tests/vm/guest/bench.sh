@@ -69,6 +69,7 @@ wait_for() {
     echo "cpus=$(nproc)"
     echo "memory_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
     echo "cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
     echo "controllers=$(cat /sys/fs/cgroup/user.slice/user-1001.slice/user@1001.service/cgroup.subtree_control 2>/dev/null)"
 } >"$results/guest.txt"
 
