@@ -444,21 +444,28 @@ async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) ->
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
     let started_at = std::time::SystemTime::now();
-    let watch = UsageWatch::start(ctl, &child.unit).await;
-    report_launch(ctl, request, &child.unit, quiet).await;
+    // Watched from now on, so that the scope's end is seen when systemd announces it.
+    let end = ctl.systemd.watch_end(&child.unit).await;
+    let control_group = control_group_of(ctl, &child.unit).await;
+    let watch = UsageWatch::start(ctl, &child.unit, control_group.as_deref());
+    report_launch(ctl, request, &child.unit, control_group.as_deref(), quiet);
     let (code, signal) = launch::wait_child(child.pid).await;
     let usage = watch.finish().await;
     // The scope ends when its last process does; give systemd a moment to record why.
-    let mut result = None;
-    for _ in 0..20 {
-        match ctl.systemd.active_state(&child.unit).await.as_deref() {
-            Some("inactive" | "failed") | None => {
-                result = ctl.systemd.result_if_loaded(&child.unit).await;
-                break;
-            }
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
+    let announced = match end {
+        Ok(mut end) => end.ended(Some(Duration::from_secs(1))).await,
+        Err(_) => false,
+    };
+    let ended = announced
+        || matches!(
+            ctl.systemd.active_state(&child.unit).await.as_deref(),
+            Some("inactive" | "failed") | None
+        );
+    let result = if ended {
+        ctl.systemd.result_if_loaded(&child.unit).await
+    } else {
+        None
+    };
     ctl.systemd.unref(&child.unit).await;
     report_end(request, result.as_deref(), signal, &usage);
     // A scope that was collected before its Result could be read counts as a success: then only
@@ -487,14 +494,15 @@ async fn run_as_service(
         error: stderr.as_fd(),
     });
     let unit = launch::launch_service(&ctl.systemd, request, stdio).await?;
+    let control_group = control_group_of(ctl, &unit).await;
     if !wait {
-        report_launch(ctl, request, &unit, quiet).await;
+        report_launch(ctl, request, &unit, control_group.as_deref(), quiet);
         ctl.systemd.unref(&unit).await;
         return Ok(0);
     }
     let started_at = std::time::SystemTime::now();
-    let watch = UsageWatch::start(ctl, &unit).await;
-    report_launch(ctl, request, &unit, quiet).await;
+    let watch = UsageWatch::start(ctl, &unit, control_group.as_deref());
+    report_launch(ctl, request, &unit, control_group.as_deref(), quiet);
     let outcome = ctl.systemd.wait_for_end(&unit).await;
     let usage = watch.finish().await;
     ctl.systemd.unref(&unit).await;
@@ -536,15 +544,24 @@ fn warn_service_only(request: &LaunchRequest) {
     }
 }
 
+/// The unit's cgroup, asked once and shared by the usage watch and the limit check; `None`
+/// when the unit has none (it already ended) or is gone.
+async fn control_group_of(ctl: &Controller, unit: &str) -> Option<String> {
+    let path = ctl.systemd.object_path(unit).await.ok()?;
+    let cg = ctl.systemd.control_group(unit, &path).await.ok()?;
+    (!cg.is_empty()).then_some(cg)
+}
+
 /// Prints where the app runs and, plainly, every limit the kernel did not take.
-async fn report_launch(ctl: &Controller, request: &LaunchRequest, unit: &str, quiet: bool) {
-    let control_group = match ctl.systemd.object_path(unit).await {
-        Ok(path) => ctl.systemd.control_group(unit, &path).await.ok(),
-        Err(_) => None,
-    };
+fn report_launch(
+    ctl: &Controller,
+    request: &LaunchRequest,
+    unit: &str,
+    control_group: Option<&str>,
+    quiet: bool,
+) {
     let checks = control_group
-        .filter(|cg| !cg.is_empty())
-        .map(|cg| ctl.verify_limits(&cg, &request.settings))
+        .map(|cg| ctl.verify_limits(cg, &request.settings))
         .unwrap_or_default();
     if !quiet {
         eprintln!(
@@ -607,18 +624,14 @@ struct Usage {
 }
 
 impl UsageWatch {
-    async fn start(ctl: &Controller, unit: &str) -> UsageWatch {
-        let control_group = match ctl.systemd.object_path(unit).await {
-            Ok(path) => ctl.systemd.control_group(unit, &path).await.ok(),
-            Err(_) => None,
-        };
+    fn start(ctl: &Controller, unit: &str, control_group: Option<&str>) -> UsageWatch {
         // Woken by the kernel too (memory.events changes as the app hits its limit, just
         // before an OOM kill), so the peak is read at the limit, not up to 200 ms before it.
         let (wake_tx, mut woken) = tokio::sync::mpsc::channel(8);
-        let wakeup = control_group.as_ref().map(|cg| {
+        let wakeup = control_group.map(|cg| {
             crate::monitor::wakeup::UnitWakeup::start(unit, &ctl.cgroups.path_of(cg), wake_tx)
         });
-        let mut cgroup = control_group.map(|cg| ctl.cgroups.unit(&cg));
+        let mut cgroup = control_group.map(|cg| ctl.cgroups.unit(cg));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let _wakeup = wakeup;
@@ -762,7 +775,8 @@ async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
     )?;
     let ctl = connect(manager).await?;
     let unit = launch::launch_service(&ctl.systemd, &request, None).await?;
-    report_launch(&ctl, &request, &unit, false).await;
+    let control_group = control_group_of(&ctl, &unit).await;
+    report_launch(&ctl, &request, &unit, control_group.as_deref(), false);
     ctl.systemd.unref(&unit).await;
     Ok(0)
 }
@@ -954,22 +968,20 @@ async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> 
             println!("{}", said(gettext_noop("Stopped {app}")));
         }
         Action::Kill(signal) => {
-            ctl.kill(&unit, signal).await?;
             if signal == libc::SIGKILL {
                 // Report the end only once systemd has seen it.
-                for _ in 0..40 {
-                    match ctl.systemd.active_state(&unit.unit).await.as_deref() {
-                        None | Some("inactive" | "failed") => {
-                            println!("{}", said(gettext_noop("Killed {app}")));
-                            return Ok(0);
-                        }
-                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
-                    }
+                if ctl
+                    .kill_and_wait(&unit, signal, Duration::from_secs(2))
+                    .await?
+                {
+                    println!("{}", said(gettext_noop("Killed {app}")));
+                    return Ok(0);
                 }
                 bail!(said(gettext_noop(
                     "sent SIGKILL to {app}, but the unit is still active after 2 s"
                 )));
             }
+            ctl.kill(&unit, signal).await?;
             println!(
                 "{}",
                 gettext_f(

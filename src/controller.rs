@@ -89,6 +89,20 @@ impl Controller {
         Ok(self.systemd.kill(&unit.unit, signal).await?)
     }
 
+    /// Sends `signal` and waits until systemd says the unit has ended, at most `timeout`;
+    /// returns whether it ended in time.
+    pub async fn kill_and_wait(
+        &self,
+        unit: &UnitInfo,
+        signal: i32,
+        timeout: Duration,
+    ) -> Result<bool, ControlError> {
+        Ok(self
+            .systemd
+            .kill_and_wait(&unit.unit, signal, timeout)
+            .await?)
+    }
+
     /// Changes limits at runtime, then reads them back from the cgroup.
     pub async fn set_limits(
         &self,

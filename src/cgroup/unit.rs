@@ -108,6 +108,18 @@ fn is_gone(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::NotFound || error.raw_os_error() == Some(ENODEV)
 }
 
+/// statfs(2)'s f_type of the cgroup v2 filesystem (linux/magic.h).
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+fn is_cgroupfs(dir: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fstatfs on a descriptor we own, into a zeroed struct of the right type.
+    unsafe {
+        let mut stat: libc::statfs = std::mem::zeroed();
+        libc::fstatfs(dir.as_raw_fd(), &mut stat) == 0 && stat.f_type as i64 == CGROUP2_SUPER_MAGIC
+    }
+}
+
 /// Sizes in cgroup files here are a few hundred bytes at most; a page covers them and is what
 /// seq_file fills per read anyway.
 const INITIAL_BUFFER: usize = 4096;
@@ -129,6 +141,8 @@ pub struct UnitCgroup {
     path: PathBuf,
     /// Held to notice the directory's removal on any filesystem (see `check_alive`).
     dir: Option<File>,
+    /// Whether the directory is on cgroupfs, where reads notice a removal by themselves.
+    on_cgroupfs: bool,
     files: [Slot; KNOB_COUNT],
     buf: Vec<u8>,
 }
@@ -139,6 +153,7 @@ impl UnitCgroup {
         UnitCgroup {
             path: path.into(),
             dir: None,
+            on_cgroupfs: false,
             files: Default::default(),
             buf: Vec::new(),
         }
@@ -192,15 +207,22 @@ impl UnitCgroup {
     /// as in the test fixtures, keeps serving unlinked files instead, and there an rmdir'ed
     /// directory's link count drops to 0. One fstat(2) covers that case, including a
     /// directory removed and re-created under the same name, as systemd does when a unit
-    /// starts again.
+    /// starts again. On cgroupfs itself the fstat is skipped: the reads are enough there, and
+    /// a sweep over hundreds of units pays for every syscall.
     fn check_alive(&mut self) -> Result<(), CgroupError> {
         if self.dir.is_none() {
             match File::open(&self.path) {
-                Ok(dir) => self.dir = Some(dir),
+                Ok(dir) => {
+                    self.on_cgroupfs = is_cgroupfs(&dir);
+                    self.dir = Some(dir);
+                }
                 Err(error) if is_gone(&error) => return Err(CgroupError::Gone(self.path.clone())),
                 // Only a complement to the reads, which report their own errors.
                 Err(_) => return Ok(()),
             }
+        }
+        if self.on_cgroupfs {
+            return Ok(());
         }
         let gone = match self.dir.as_ref().map(File::metadata) {
             Some(Ok(metadata)) => metadata.nlink() == 0,

@@ -11,7 +11,7 @@ pub mod rates;
 pub mod service;
 pub mod wakeup;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -81,6 +81,23 @@ impl UnitInfo {
 /// The running app units: Corral's own, or with `all` every `app-*`/`run-*` service and scope.
 /// Units that end while they are being listed are left out, not reported as errors.
 pub async fn list_units(systemd: &Systemd, all: bool) -> Result<Vec<UnitInfo>, SystemdError> {
+    list_units_knowing(systemd, all, &[]).await
+}
+
+/// [`list_units`], taking the cgroup of each unit that is still active from `known` (the
+/// previous listing) instead of asking systemd: a running unit's cgroup path follows from its
+/// slice and name and never changes, and a long-running monitor lists again every few seconds.
+/// Only new units (and units not simply active) cost a Get.
+pub async fn list_units_knowing(
+    systemd: &Systemd,
+    all: bool,
+    known: &[UnitInfo],
+) -> Result<Vec<UnitInfo>, SystemdError> {
+    let known: HashMap<&str, &str> = known
+        .iter()
+        .filter(|u| u.active_state == "active")
+        .filter_map(|u| Some((u.unit.as_str(), u.control_group.as_deref()?)))
+        .collect();
     let patterns: &[&str] = if all {
         &APP_UNIT_PATTERNS
     } else {
@@ -91,8 +108,15 @@ pub async fn list_units(systemd: &Systemd, all: bool) -> Result<Vec<UnitInfo>, S
         .into_iter()
         .filter(|row| row.3 != "inactive" && row.2 == "loaded");
     // One Get per unit, all in flight at once on the one connection.
+    let known = &known;
     let units = join_all(rows.map(|row| async move {
         let (unit, description, _, active, sub, _, path, ..) = row;
+        if active == "active"
+            && let Some(cg) = known.get(unit.as_str())
+        {
+            let cg = (*cg).to_owned();
+            return Some(UnitInfo::new(unit, &description, active, sub, Some(cg)));
+        }
         let control_group = systemd.control_group(&unit, &path).await;
         match control_group {
             Ok(cg) => Some(UnitInfo::new(
@@ -145,13 +169,26 @@ impl Sampler {
 
     /// Reads every unit's cgroup once; units no longer listed are forgotten.
     pub fn sample(&mut self, units: &[UnitInfo]) -> Vec<UnitSnapshot> {
+        // A set, not a scan of `units` per tracked unit: that was quadratic in the unit count.
+        let listed: HashSet<&str> = units.iter().map(|u| u.unit.as_str()).collect();
         self.tracked
-            .retain(|unit, _| units.iter().any(|u| &u.unit == unit));
-        units.iter().map(|info| self.sample_one(info)).collect()
+            .retain(|unit, _| listed.contains(unit.as_str()));
+        // One clock reading for the sweep: its reads all fall within a few milliseconds, and
+        // a clock read is not free everywhere (a VM without a usable TSC traps it).
+        let now = Instant::now();
+        units
+            .iter()
+            .map(|info| self.sample_one_at(info, now))
+            .collect()
     }
 
     /// Reads one unit's cgroup now (an inotify or PSI wakeup), leaving the other units alone.
     pub fn sample_one(&mut self, info: &UnitInfo) -> UnitSnapshot {
+        self.sample_one_at(info, Instant::now())
+    }
+
+    /// [`Sampler::sample_one`], with the CPU rate computed as of `now`.
+    fn sample_one_at(&mut self, info: &UnitInfo, now: Instant) -> UnitSnapshot {
         let Some(control_group) = &info.control_group else {
             return UnitSnapshot {
                 info: info.clone(),
@@ -177,7 +214,6 @@ impl Sampler {
         };
         // A unit that ended between listing and reading simply has no sample.
         let sample = tracked.cgroup.sample().ok();
-        let now = Instant::now();
         let reading = sample
             .as_ref()
             .and_then(|s| s.cpu_stat.as_ref())

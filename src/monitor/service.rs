@@ -1,8 +1,8 @@
 //! The long-running monitor the window, the tray and `corral watch` render: keeps the list of
-//! contained units current from systemd's UnitNew/UnitRemoved signals, samples their cgroups at
+//! contained units current from systemd's UnitNew/UnitRemoved/JobRemoved signals, samples their cgroups at
 //! the refresh interval and whenever a unit's cgroup signals a change (inotify on
 //! memory.events/cgroup.events, a PSI trigger on memory.pressure: see [`super::wakeup`]; and
-//! every 250 ms for units close to their memory warning, which no kernel event announces), runs
+//! every 100 ms for units close to their memory warning, which no kernel event announces), runs
 //! the runaway rules on every sample, keeps the usage history, records post-mortems of apps
 //! that were OOM-killed or failed, and publishes each result on a watch channel and each alert
 //! change on a broadcast channel. One per process.
@@ -39,11 +39,24 @@ fn may_be_app_unit(name: &str) -> bool {
 /// Even without signals, list again this often: a safety net for missed signals.
 const RELIST_EVERY: Duration = Duration::from_secs(10);
 
-/// Units within this many percentage points below the memory warning are sampled every
-/// [`NEAR_SAMPLING`] too: crossing the warning below memory.high changes no memory.events
-/// counter and causes no pressure, so no inotify or PSI wakeup would announce it.
+/// Units within this many percentage points below the memory warning, or growing fast enough
+/// to get there by the next tick, are sampled every [`NEAR_SAMPLING`] too: crossing the warning
+/// below memory.high changes no memory.events counter and causes no pressure, so no inotify or
+/// PSI wakeup would announce it.
 const NEAR_MARGIN: f64 = 10.0;
-const NEAR_SAMPLING: Duration = Duration::from_millis(250);
+const NEAR_SAMPLING: Duration = Duration::from_millis(100);
+
+/// Whether a unit using `used` bytes of `limit`, and `previous` at the last tick, is near
+/// enough to its memory warning (percent of the limit) to be sampled between ticks: within
+/// [`NEAR_MARGIN`] of it now, or as far from it as it grew since the last tick.
+fn is_near(used: u64, limit: u64, previous: Option<u64>, warning: f64) -> bool {
+    if limit == 0 {
+        return false;
+    }
+    let growth = previous.map_or(0, |p| used.saturating_sub(p));
+    let projected = used.saturating_add(growth);
+    projected as f64 * 100.0 / limit as f64 >= warning - NEAR_MARGIN
+}
 
 /// Alert changes a slow subscriber may fall behind by before it misses some.
 const CHANGES_BACKLOG: usize = 256;
@@ -224,6 +237,8 @@ struct Watcher {
     /// OOM kills counted by each parent of a watched unit (its slice's memory.events, which
     /// counts its descendants' kills: cgroup-v2.rst, "memory.events"), as of the last tick.
     parent_oom_kills: HashMap<PathBuf, u64>,
+    /// Each unit's memory.current at the previous tick: how fast it grows.
+    previous_memory: HashMap<String, u64>,
 }
 
 /// The oom_kill count of a cgroup directory's memory.events, if readable.
@@ -235,7 +250,7 @@ fn oom_kills_in(dir: &Path) -> Option<u64> {
 impl Watcher {
     /// Lists the units again; handles those that ended and watches those that are new.
     async fn relist(&mut self) {
-        let list = match monitor::list_units(&self.systemd, true).await {
+        let list = match monitor::list_units_knowing(&self.systemd, true, &self.units).await {
             Ok(list) => list,
             Err(e) => {
                 self.problem = Some(e.to_string());
@@ -287,13 +302,28 @@ impl Watcher {
     fn sample_all(&mut self) -> Vec<AlertChange> {
         let at = SystemTime::now();
         let now = Instant::now();
+        self.previous_memory = self
+            .snapshots
+            .iter()
+            .filter_map(|s| Some((s.info.unit.clone(), s.cgroup.as_ref()?.memory_current?)))
+            .collect();
         self.snapshots = self.sampler.sample(&self.units);
         lock_history(&self.history).record(&self.snapshots, at);
         let mut changes = Vec::new();
         for snapshot in &self.snapshots {
             changes.extend(self.engine.observe(snapshot, now));
         }
-        self.parent_oom_kills.clear();
+        // A unit whose cgroup vanished since the last tick may have been OOM-killed, and its
+        // end is not handled yet: its parent's count stays as it was before, or the kill would
+        // already be in the baseline that parent_saw_oom_kill compares with.
+        let ending: HashSet<PathBuf> = self
+            .snapshots
+            .iter()
+            .filter(|s| s.cgroup.is_none() && self.previous_memory.contains_key(&s.info.unit))
+            .filter_map(|s| self.parent_of(&s.info))
+            .collect();
+        self.parent_oom_kills
+            .retain(|parent, _| ending.contains(parent));
         let parents: Vec<PathBuf> = self
             .units
             .iter()
@@ -336,7 +366,7 @@ impl Watcher {
 
     /// Units close enough to their memory warning to be sampled between ticks.
     fn near_limit(&self) -> Vec<String> {
-        let warning = self.engine.thresholds().memory_warning - NEAR_MARGIN;
+        let warning = self.engine.thresholds().memory_warning;
         self.snapshots
             .iter()
             .filter(|s| {
@@ -348,8 +378,9 @@ impl Watcher {
                     .and_then(crate::cgroup::Limit::value)
                     .or_else(|| sample.memory_high.and_then(crate::cgroup::Limit::value));
                 match (sample.memory_current, limit) {
-                    (Some(used), Some(limit)) if limit > 0 => {
-                        used as f64 * 100.0 / limit as f64 >= warning
+                    (Some(used), Some(limit)) => {
+                        let previous = self.previous_memory.get(&s.info.unit).copied();
+                        is_near(used, limit, previous, warning)
                     }
                     _ => false,
                 }
@@ -461,6 +492,10 @@ async fn run(
         (Ok(new), Ok(removed)) => (Some(new), Some(removed)),
         _ => (None, None),
     };
+    // UnitNew comes as the unit is created, which can be before its start job has run: a
+    // listing then finds it inactive and leaves it out. Its start job's end (JobRemoved) says
+    // it is running now, with a cgroup to watch.
+    let mut finished_jobs = manager.receive_job_removed().await.ok();
     let (wakeup_tx, mut wakeup_rx) = mpsc::channel(64);
     let mut watcher = Watcher {
         systemd,
@@ -478,6 +513,7 @@ async fn run(
         problem: None,
         pending: Vec::new(),
         parent_oom_kills: HashMap::new(),
+        previous_memory: HashMap::new(),
     };
     let mut listed_at: Option<tokio::time::Instant> = None;
     let mut must_list = true;
@@ -552,6 +588,12 @@ async fn run(
                         break;
                     }
                 }
+                Some(signal) = next(&mut finished_jobs) => {
+                    if signal.args().is_ok_and(|a| may_be_app_unit(&a.unit)) {
+                        must_list = true;
+                        break;
+                    }
+                }
             }
         }
     }
@@ -568,6 +610,20 @@ async fn next<S: futures_util::Stream + Unpin>(stream: &mut Option<S>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn units_near_their_warning_or_growing_towards_it_are_sampled_between_ticks() {
+        const MIB: u64 = 1 << 20;
+        // Warning at 90 %: within 10 points of it is near.
+        assert!(is_near(82 * MIB, 100 * MIB, None, 90.0));
+        assert!(!is_near(70 * MIB, 100 * MIB, None, 90.0));
+        // 60 % and grew 25 points since the last tick: it may pass 80 % before the next one.
+        assert!(is_near(60 * MIB, 100 * MIB, Some(35 * MIB), 90.0));
+        // Steady or shrinking: only where it is counts.
+        assert!(!is_near(60 * MIB, 100 * MIB, Some(60 * MIB), 90.0));
+        assert!(!is_near(60 * MIB, 100 * MIB, Some(90 * MIB), 90.0));
+        assert!(!is_near(MIB, 0, None, 90.0));
+    }
 
     #[test]
     fn only_app_units_trigger_a_listing() {

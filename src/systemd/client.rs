@@ -1,15 +1,19 @@
 //! A small typed client over the systemd manager: start transient units and wait for the start
 //! job, stop, kill, freeze, thaw, change limits, list units and read their state.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use zbus::Connection;
+use tokio::sync::broadcast;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+use zbus::{Connection, Message};
 
 use crate::i18n::{gettext_f, pgettext};
+use crate::systemd::names;
 use crate::systemd::properties::{ManagerKind, Property, TransientSpec};
-use crate::systemd::proxy::{ManagerProxy, UnitProxy, UnitRow};
+use crate::systemd::proxy::{ManagerProxy, UnitRow};
 
 /// How long to wait for a start or stop job. Generous: on the system manager the job only
 /// starts once the person has answered polkit's password prompt.
@@ -148,6 +152,9 @@ pub struct Systemd {
     connection: Connection,
     manager: ManagerProxy<'static>,
     kind: ManagerKind,
+    /// Every unit's PropertiesChanged, subscribed on the first [`Systemd::watch_end`] and
+    /// shared by all later ones, which then cost no AddMatch round trip to the bus.
+    unit_changes: Arc<tokio::sync::OnceCell<Arc<broadcast::Sender<Message>>>>,
 }
 
 impl Systemd {
@@ -169,6 +176,7 @@ impl Systemd {
             connection,
             manager,
             kind,
+            unit_changes: Arc::default(),
         })
     }
 
@@ -216,6 +224,71 @@ impl Systemd {
             .kill_unit(unit, "all", signal)
             .await
             .map_err(|e| call_error("kill", unit, e))
+    }
+
+    /// Sends `signal` to every process of the unit and waits, up to `timeout`, until systemd
+    /// reports the unit inactive or failed. Returns whether it ended in time. Event-driven: the
+    /// unit's end is watched from before the kill (see [`Systemd::watch_end`]).
+    pub async fn kill_and_wait(
+        &self,
+        unit: &str,
+        signal: i32,
+        timeout: Duration,
+    ) -> Result<bool, SystemdError> {
+        let mut end = self.watch_end(unit).await?;
+        self.kill(unit, signal).await?;
+        if end.ended(Some(timeout)).await {
+            return Ok(true);
+        }
+        // No announcement seen (a unit that was stopping already): ask once.
+        Ok(matches!(
+            self.active_state(unit).await.as_deref(),
+            None | Some("inactive" | "failed")
+        ))
+    }
+
+    /// Starts watching for the unit's end: its PropertiesChanged announcing ActiveState
+    /// "inactive" or "failed" (org.freedesktop.systemd1(5): ActiveState emits change signals).
+    /// Set up before whatever ends the unit, the end is seen the moment systemd says it,
+    /// without polling. One subscription to every unit's changes serves all watches of this
+    /// connection: the first watch pays for the AddMatch, later ones are free.
+    pub async fn watch_end(&self, unit: &str) -> Result<EndWatch, SystemdError> {
+        let changes = self
+            .unit_changes
+            .get_or_try_init(|| self.subscribe_unit_changes())
+            .await
+            .map_err(|e| call_error("watch", unit, e))?;
+        Ok(EndWatch {
+            path: names::object_path(unit),
+            changes: changes.subscribe(),
+        })
+    }
+
+    /// Subscribes to PropertiesChanged of every unit's Unit interface and forwards them to a
+    /// broadcast channel, for as long as this connection's `Systemd` lives.
+    async fn subscribe_unit_changes(&self) -> zbus::Result<Arc<broadcast::Sender<Message>>> {
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .path_namespace("/org/freedesktop/systemd1/unit")?
+            .interface("org.freedesktop.DBus.Properties")?
+            .member("PropertiesChanged")?
+            .arg(0, "org.freedesktop.systemd1.Unit")?
+            .build();
+        let mut stream =
+            zbus::MessageStream::for_match_rule(rule, &self.connection, Some(64)).await?;
+        let sender = Arc::new(broadcast::channel(64).0);
+        let forward = Arc::downgrade(&sender);
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                // Every clone of the Systemd is gone: end, and the subscription with it.
+                let Some(sender) = forward.upgrade() else {
+                    return;
+                };
+                // Nobody watching right now is fine.
+                let _ = sender.send(message);
+            }
+        });
+        Ok(sender)
     }
 
     /// Freezes the unit's whole cgroup (cgroup.freeze), which no process can notice or resist,
@@ -310,24 +383,20 @@ impl Systemd {
     /// Waits until the unit is inactive or failed, then reads how it ended. Needs the unit to
     /// stay loaded after it ends (AddRef=) to read the outcome.
     pub async fn wait_for_end(&self, unit: &str) -> Result<UnitOutcome, SystemdError> {
+        // Watch first, then look: an end between the two is seen either way.
+        let mut end = self.watch_end(unit).await?;
         let path = self.unit_path(unit).await?;
-        let proxy = UnitProxy::builder(&self.connection)
-            .path(path.clone())
-            .map_err(|e| call_error("watch", unit, e))?
-            .build()
-            .await
-            .map_err(|e| call_error("watch", unit, e))?;
-        let mut changes = proxy.receive_active_state_changed().await;
         loop {
-            let state = proxy
-                .active_state()
+            let state = self
+                .property(&path, "org.freedesktop.systemd1.Unit", "ActiveState")
                 .await
                 .map_err(|e| call_error("watch", unit, e))?;
-            if state == "inactive" || state == "failed" {
+            if matches!(<&str>::try_from(&state), Ok("inactive" | "failed")) {
                 break;
             }
-            if changes.next().await.is_none() {
-                return Err(SystemdError::NoSuchUnit(unit.to_owned()));
+            // Look again now and then: a watch that fell behind may have missed the end.
+            if end.ended(Some(Duration::from_secs(5))).await {
+                break;
             }
         }
         self.outcome(unit, &path).await
@@ -345,16 +414,20 @@ impl Systemd {
                 .await
                 .map_err(|e| call_error("read", unit, e))
         };
-        let result = String::try_from(read("Result").await?).unwrap_or_default();
         if interface == SCOPE_INTERFACE {
+            let result = String::try_from(read("Result").await?).unwrap_or_default();
             return Ok(UnitOutcome {
                 result,
                 status: None,
                 killed: false,
             });
         }
-        let code = i32::try_from(read("ExecMainCode").await?).unwrap_or(0);
-        let status = i32::try_from(read("ExecMainStatus").await?).ok();
+        // Three independent Gets in flight at once: one round trip's wait, not three.
+        let (result, code, status) =
+            futures_util::try_join!(read("Result"), read("ExecMainCode"), read("ExecMainStatus"))?;
+        let result = String::try_from(result).unwrap_or_default();
+        let code = i32::try_from(code).unwrap_or(0);
+        let status = i32::try_from(status).ok();
         Ok(UnitOutcome {
             result,
             status,
@@ -425,6 +498,43 @@ impl Systemd {
                 action,
                 unit: unit.to_owned(),
             }),
+        }
+    }
+}
+
+/// A unit's end being watched, from [`Systemd::watch_end`].
+pub struct EndWatch {
+    /// The unit's object path: the changes of every unit arrive here.
+    path: String,
+    changes: broadcast::Receiver<Message>,
+}
+
+impl EndWatch {
+    /// Waits until systemd announces the unit inactive or failed: true then; false when
+    /// `timeout` passes first, the connection closes, or the watch fell so far behind that it
+    /// may have missed the announcement (then ask systemd).
+    pub async fn ended(&mut self, timeout: Option<Duration>) -> bool {
+        let ended = async {
+            while let Ok(message) = self.changes.recv().await {
+                if message.header().path().map(|p| p.as_str()) != Some(self.path.as_str()) {
+                    continue;
+                }
+                type Changed = (String, HashMap<String, OwnedValue>, Vec<String>);
+                let Ok((_, changed, _)) = message.body().deserialize::<Changed>() else {
+                    continue;
+                };
+                let state = changed
+                    .get("ActiveState")
+                    .and_then(|v| <&str>::try_from(v).ok());
+                if matches!(state, Some("inactive" | "failed")) {
+                    return true;
+                }
+            }
+            false
+        };
+        match timeout {
+            Some(timeout) => tokio::time::timeout(timeout, ended).await == Ok(true),
+            None => ended.await,
         }
     }
 }

@@ -150,6 +150,25 @@ pub fn new_unit_name(app_id: &str, kind: UnitKind) -> String {
     format!("{CORRAL_PREFIX}{id}-{random:08x}.{}", kind.suffix())
 }
 
+/// The D-Bus object path systemd gives a unit, `/org/freedesktop/systemd1/unit/<label>`, where
+/// the label keeps ASCII letters (and digits after the first byte) and writes every other byte
+/// as `_` and two lowercase hex digits (systemd's `unit_dbus_path_from_name` and
+/// `bus_label_escape`). Knowing it saves a GetUnit round trip before watching a unit.
+pub fn object_path(unit: &str) -> String {
+    let mut path = String::from("/org/freedesktop/systemd1/unit/");
+    if unit.is_empty() {
+        path.push('_');
+    }
+    for (i, byte) in unit.bytes().enumerate() {
+        if byte.is_ascii_alphabetic() || (i > 0 && byte.is_ascii_digit()) {
+            path.push(byte as char);
+        } else {
+            path.push_str(&format!("_{byte:02x}"));
+        }
+    }
+    path
+}
+
 /// What a unit name tells: the app id inside a name Corral made, and the unit kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedName {
@@ -204,6 +223,25 @@ mod tests {
             assert_eq!(unescape(&escape(s)).as_deref(), Some(s));
         }
         assert_eq!(unescape("bad\\x4"), None);
+    }
+
+    #[test]
+    fn object_paths_match_systemd() {
+        // As `busctl --user call org.freedesktop.systemd1 /org/freedesktop/systemd1
+        // org.freedesktop.systemd1.Manager GetUnit s NAME` answers.
+        assert_eq!(
+            object_path("app-corral-firefox-1a2b3c4d.service"),
+            "/org/freedesktop/systemd1/unit/app_2dcorral_2dfirefox_2d1a2b3c4d_2eservice"
+        );
+        assert_eq!(
+            object_path("app-corral-google\\x2dchrome-00ff.scope"),
+            "/org/freedesktop/systemd1/unit/app_2dcorral_2dgoogle_5cx2dchrome_2d00ff_2escope"
+        );
+        assert_eq!(
+            object_path("1x.service"),
+            "/org/freedesktop/systemd1/unit/_31x_2eservice"
+        );
+        assert_eq!(object_path(""), "/org/freedesktop/systemd1/unit/_");
     }
 
     #[test]

@@ -123,6 +123,11 @@ async fn drive(
     let mut alerts = AlertEngine::new(thresholds);
     let mut known: Vec<String> = Vec::new();
     let mut updates = monitor.subscribe();
+    // What the tray shows now, as given to CorralTray::new above.
+    let mut shown = TrayModel {
+        launchers: launch_list.clone(),
+        ..TrayModel::default()
+    };
     loop {
         let state = updates.borrow_and_update().clone();
         let now = Instant::now();
@@ -153,16 +158,13 @@ async fn drive(
             physical_memory(),
             show_all,
         );
-        // Only a changed model is sent, so hosts redraw the menu no more than needed.
-        let updated = handle
-            .update(|tray| {
-                if tray.model != model {
-                    tray.model = model;
-                }
-            })
-            .await;
-        if updated.is_none() {
-            return; // the tray service ended
+        // Only a changed model is sent: ksni rebuilds and diffs the whole menu on every
+        // update, which for an unchanged model (idle apps, most ticks) is work for nothing.
+        if model != shown {
+            shown = model.clone();
+            if handle.update(|tray| tray.model = model).await.is_none() {
+                return; // the tray service ended
+            }
         }
         if updates.changed().await.is_err() {
             let problem = gettext("Corral stopped watching apps; restart it to see them again");

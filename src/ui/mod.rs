@@ -74,6 +74,22 @@ impl std::fmt::Debug for SharedConnection {
     }
 }
 
+/// A tray that runs all session long should not carry the GL drivers: opening the display,
+/// GDK loads them (Mesa, and llvmpipe's LLVM without a GPU) to choose a visual, about 60 MB of
+/// resident memory for a process that shows no window (measured in BENCHMARKS.md). Without GL
+/// a window opened from the tray draws with GTK's cairo renderer, which is plenty for Corral's.
+/// A person who set GDK_DEBUG, or a GSK_RENDERER other than cairo, keeps their choice. Must
+/// run before GTK starts, while the process has one thread.
+fn tray_without_gl() {
+    let renderer = std::env::var_os("GSK_RENDERER");
+    let wants_gl = renderer.is_some_and(|r| r != "cairo");
+    if std::env::var_os("GDK_DEBUG").is_none() && !wants_gl {
+        // SAFETY: called from main's thread before GTK, tokio or relm4 start any thread, so
+        // nothing reads the environment concurrently.
+        unsafe { std::env::set_var("GDK_DEBUG", "gl-disable") };
+    }
+}
+
 /// Runs the window, or with `tray` the tray icon with the window on demand; returns when the
 /// application quits. A second start only raises the first instance's window (GApplication's
 /// uniqueness on the session bus).
@@ -81,6 +97,9 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
     // main() has set the locale (crate::i18n::init); GTK's own setlocale(LC_ALL, "") would undo
     // its LANGUAGE fallback for a session without LANG.
     gtk::disable_setlocale();
+    if tray {
+        tray_without_gl();
+    }
     register_resources();
     let app = adw::Application::builder().application_id(APP_ID).build();
     let interval = Config::load().unwrap_or_default().general.refresh_period();

@@ -12,12 +12,17 @@ bin=${1:-$top/target/debug}/corral
 [ -x "$bin" ] || (cd "$top" && cargo build --quiet)
 # The notification server the runaway-watch suite records with (examples/notification_recorder.rs).
 recorder=$(dirname "$bin")/examples/notification_recorder
-[ -x "$recorder" ] || (cd "$top" && cargo build --quiet --example notification_recorder)
+profile=()
+[ "$(basename "$(dirname "$bin")")" = release ] && profile=(--release)
+[ -x "$recorder" ] || (cd "$top" && cargo build --quiet "${profile[@]}" --example notification_recorder)
+# The benchmark suite's binary (examples/bench_guest.rs), when it was built: tests/bench/run.sh.
+bench=$(dirname "$bin")/examples/bench_guest
 
 share=$top/tests/vm/out
 rm -rf "$share" && mkdir -p "$share/guest"
 cp "$bin" "$share/corral"
 cp "$recorder" "$share/notification_recorder"
+[ -x "$bench" ] && cp "$bench" "$share/bench_guest"
 cp "$top"/tests/vm/guest/*.sh "$top"/tests/vm/guest/*.py "$share/guest/"
 [ -n "${SUITES:-}" ] && echo "$SUITES" >"$share/suites"
 exec 9>/tmp/corral-vm.lock

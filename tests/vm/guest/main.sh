@@ -11,7 +11,7 @@ systemctl is-active --quiet user@1001.service || { echo "testuser's user manager
 install -m 755 /mnt/host/corral /usr/local/bin/corral
 echo '/tmp/core.%p' >/proc/sys/kernel/core_pattern   # a crash leaves a core to debug
 mkdir -p /tmp/guest && cp "$here"/*.sh "$here"/*.py /tmp/guest/ && chmod 755 /tmp/guest/*
-mkdir -p /mnt/host/screenshots && chmod 777 /mnt/host/screenshots
+mkdir -p /mnt/host/screenshots /mnt/host/results && chmod 777 /mnt/host/screenshots /mnt/host/results
 
 as_testuser() {
     setpriv --reuid=1001 --regid=1001 --init-groups env -i HOME=/home/testuser USER=testuser \
