@@ -673,6 +673,13 @@ impl Usage {
         if let Some(kills) = s.memory_events.as_ref().and_then(|e| e.oom_kill) {
             self.oom_kills = self.oom_kills.max(kills);
         }
+        // memory.events "max" counts the times usage reached memory.max (cgroup-v2.rst): then
+        // the peak was the limit, even if the app died before a sample could see it there.
+        if let (Some(events), Some(Limit::Value(max))) = (s.memory_events, s.memory_max)
+            && (events.max.unwrap_or(0) > 0 || events.oom.unwrap_or(0) > 0)
+        {
+            self.peak = self.peak.max(Some(max));
+        }
     }
 }
 
