@@ -7,6 +7,16 @@
 //! that were OOM-killed or failed, and publishes each result on a watch channel and each alert
 //! change on a broadcast channel. One per process.
 //!
+//! The bus can go away under it: when the manager re-executes (`systemctl --user daemon-reexec`)
+//! it leaves the bus and comes back under a new unique name, and when the bus daemon itself
+//! stops, every connection to it closes. The monitor then says so in its state (and once on
+//! stderr), keeps sampling the cgroups it knows, subscribes again when the manager is back and
+//! reconnects with a growing delay when the connection closed, then lists again.
+//!
+//! The config file is checked for changes at every tick: a valid edit applies (alert
+//! thresholds, refresh interval, presets for the views), a mistake keeps the last good config
+//! in force and is reported with its line and column.
+//!
 //! Why a unit ended comes from systemd's Result while the unit is still loaded
 //! (org.freedesktop.systemd1(5)); once it is gone, from the memory.events oom_kill count seen
 //! just before (Documentation/admin-guide/cgroup-v2.rst), or else from its parent slice's
@@ -27,7 +37,7 @@ use crate::monitor::postmortem::{EventLog, PostMortem};
 use crate::monitor::wakeup::UnitWakeup;
 use crate::monitor::{self, Sampler, UnitInfo, UnitSnapshot};
 use crate::presets::Config;
-use crate::systemd::{Systemd, UnitOutcome};
+use crate::systemd::{ManagerKind, Systemd, UnitOutcome};
 
 /// Units that might be apps; other units' signals do not trigger a new listing.
 fn may_be_app_unit(name: &str) -> bool {
@@ -47,6 +57,24 @@ const NEAR_SAMPLING: Duration = Duration::from_millis(250);
 /// Alert changes a slow subscriber may fall behind by before it misses some.
 const CHANGES_BACKLOG: usize = 256;
 
+/// Delays between attempts to reconnect, or to list again after listing failed: quick at
+/// first (a restarted bus or manager is back within a second), then one attempt every 30 s at
+/// most, so a bus that stays away costs nothing.
+const RETRY_DELAYS: [Duration; 7] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(16),
+    Duration::from_secs(30),
+];
+
+/// The delay before retry number `attempt` (0-based).
+fn retry_delay(attempt: u32) -> Duration {
+    RETRY_DELAYS[(attempt as usize).min(RETRY_DELAYS.len() - 1)]
+}
+
 /// What the views show: every contained unit's latest snapshot and the alerts raised.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorState {
@@ -57,28 +85,30 @@ pub struct MonitorState {
     /// Every alert currently raised, by unit then condition. The window shows these whether or
     /// not a notification server shows them too.
     pub alerts: Vec<Alert>,
+    /// Set while the config file has a mistake: where, what, and that the last good config
+    /// stays in force.
+    pub config_problem: Option<String>,
+    /// The config in force: the file as last loaded without a mistake (built-ins if none).
+    pub config: Arc<Config>,
 }
 
 /// How the monitor judges and records what it sees.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorOptions {
+    /// The thresholds used when there is no config file to follow.
     pub thresholds: AlertThresholds,
     /// Where post-mortems go; `None` keeps them in memory only (the alerts still say it).
     pub event_log: Option<EventLog>,
+    /// The config file to take thresholds from and to follow as it changes; `None` uses
+    /// `thresholds` throughout.
+    pub config_file: Option<PathBuf>,
 }
 
 impl MonitorOptions {
-    /// The thresholds of the user's config and the default journal. A broken config or a
-    /// missing state directory is reported once on stderr and the defaults stand in: the
-    /// monitor must run regardless.
+    /// The user's config file and the default journal. A broken config or a missing state
+    /// directory is reported once on stderr and the defaults stand in: the monitor must run
+    /// regardless.
     pub fn from_config() -> MonitorOptions {
-        let thresholds = match Config::load() {
-            Ok(config) => AlertThresholds::from_general(&config.general),
-            Err(e) => {
-                eprintln!("corral: warning: using the default alert thresholds: {e}");
-                AlertThresholds::default()
-            }
-        };
         let event_log = match EventLog::open_default() {
             Ok(log) => Some(log),
             Err(e) => {
@@ -87,8 +117,115 @@ impl MonitorOptions {
             }
         };
         MonitorOptions {
-            thresholds,
+            thresholds: AlertThresholds::default(),
             event_log,
+            config_file: Some(Config::path()),
+        }
+    }
+}
+
+/// The config file as last loaded without a mistake, checked for changes with one stat(2) per
+/// tick. Editors save in place or rename a new file over the old one: the inode, size and
+/// modification time together notice both.
+#[derive(Debug)]
+struct ConfigWatch {
+    path: Option<PathBuf>,
+    stamp: Option<FileStamp>,
+    config: Arc<Config>,
+    problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileStamp {
+    /// `None` when there is no file (built-ins only) or it cannot be looked at.
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        })
+    }
+}
+
+/// What a check of the config file found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConfigCheck {
+    Unchanged,
+    /// The file changed and loaded: its config is now in force.
+    Applied,
+    /// The file changed and has a mistake: the config in force stays.
+    Refused,
+}
+
+impl ConfigWatch {
+    /// Loads `path` now; a mistake leaves the built-ins in force, and is reported.
+    fn start(path: Option<PathBuf>) -> ConfigWatch {
+        let mut watch = ConfigWatch {
+            path,
+            stamp: None,
+            config: Arc::default(),
+            problem: None,
+        };
+        if let Some(path) = watch.path.clone() {
+            watch.stamp = FileStamp::of(&path);
+            match Config::load_from(&path) {
+                Ok(config) => watch.config = Arc::new(config),
+                Err(e) => {
+                    let problem = format!(
+                        "{e}. Until it is fixed, Corral uses the built-in presets and default \
+                         settings."
+                    );
+                    eprintln!("corral: warning: {problem}");
+                    watch.problem = Some(problem);
+                }
+            }
+        }
+        watch
+    }
+
+    /// Loads the file again if it changed since it was last looked at.
+    fn check(&mut self) -> ConfigCheck {
+        let Some(path) = &self.path else {
+            return ConfigCheck::Unchanged;
+        };
+        let stamp = FileStamp::of(path);
+        if stamp == self.stamp {
+            return ConfigCheck::Unchanged;
+        }
+        self.stamp = stamp;
+        match Config::load_from(path) {
+            Ok(config) => {
+                if self.problem.take().is_some() {
+                    eprintln!(
+                        "corral: {} loads again; its settings are in use",
+                        path.display()
+                    );
+                } else {
+                    eprintln!("corral: reloaded {}", path.display());
+                }
+                self.config = Arc::new(config);
+                ConfigCheck::Applied
+            }
+            Err(e) => {
+                let problem = format!(
+                    "{e}. Until it is fixed, Corral keeps using the settings it loaded before."
+                );
+                eprintln!("corral: {problem}");
+                self.problem = Some(problem);
+                ConfigCheck::Refused
+            }
         }
     }
 }
@@ -187,6 +324,25 @@ struct Watcher {
     /// OOM kills counted by each parent of a watched unit (its slice's memory.events, which
     /// counts its descendants' kills: cgroup-v2.rst, "memory.events"), as of the last tick.
     parent_oom_kills: HashMap<PathBuf, u64>,
+    config: ConfigWatch,
+    /// Listings that failed in a row; the next is tried after [`retry_delay`].
+    list_failures: u32,
+    /// Set while the bus connection is closed: the next reconnection attempt.
+    reconnect: Option<Retry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    attempt: u32,
+    at: tokio::time::Instant,
+}
+
+/// "session bus" or "system bus": where the manager is reached.
+fn bus_name(kind: ManagerKind) -> &'static str {
+    match kind {
+        ManagerKind::User => "session bus",
+        ManagerKind::System => "system bus",
+    }
 }
 
 /// The oom_kill count of a cgroup directory's memory.events, if readable.
@@ -202,10 +358,12 @@ impl Watcher {
             Ok(list) => list,
             Err(e) => {
                 self.problem = Some(e.to_string());
+                self.list_failures += 1;
                 return;
             }
         };
         self.problem = None;
+        self.list_failures = 0;
         let previous = std::mem::take(&mut self.units);
         for info in &previous {
             if !list.iter().any(|u| u.unit == info.unit) && !self.ended.contains(&info.unit) {
@@ -390,7 +548,104 @@ impl Watcher {
             sampled_at: Some(SystemTime::now()),
             problem: self.problem.clone(),
             alerts,
+            config_problem: self.config.problem.clone(),
+            config: Arc::clone(&self.config.config),
         }
+    }
+
+    /// How long after the last listing to list again: the safety-net period, or sooner while
+    /// listing fails.
+    fn relist_after(&self) -> Duration {
+        match self.list_failures {
+            0 => RELIST_EVERY,
+            n => retry_delay(n - 1).min(RELIST_EVERY),
+        }
+    }
+
+    /// The bus connection closed: say so, and reconnect after the first delay.
+    fn connection_lost(&mut self) {
+        let bus = bus_name(self.systemd.kind());
+        self.problem = Some(format!(
+            "Lost the connection to the {bus}; reconnecting. The apps keep running, and their \
+             use is still read from their cgroups."
+        ));
+        self.reconnect = Some(Retry {
+            attempt: 0,
+            at: tokio::time::Instant::now() + retry_delay(0),
+        });
+    }
+
+    /// A reconnection attempt failed: try again later, each time a little later.
+    fn reconnect_failed(&mut self, error: &crate::systemd::SystemdError) {
+        let attempt = self.reconnect.map_or(0, |r| r.attempt) + 1;
+        let delay = retry_delay(attempt);
+        let bus = bus_name(self.systemd.kind());
+        // The bus's own words; the hint of an unreachable manager is for a first start.
+        let reason = match error {
+            crate::systemd::SystemdError::Unreachable { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        self.problem = Some(format!(
+            "Lost the connection to the {bus}; reconnecting (attempt {attempt} failed: \
+             {reason}; next in {} s). The apps keep running.",
+            delay.as_secs_f64()
+        ));
+        self.reconnect = Some(Retry {
+            attempt,
+            at: tokio::time::Instant::now() + delay,
+        });
+    }
+
+    /// The manager left the bus (a re-execution, or it stopped): the list waits for it.
+    fn manager_left(&mut self) {
+        self.problem = Some(format!(
+            "The {} systemd manager left the bus (it may be restarting); the list resumes \
+             when it is back.",
+            self.systemd.kind().label()
+        ));
+    }
+
+    /// Applies a config that was just reloaded: thresholds now, and its refresh interval if
+    /// that changed (returned, for the caller's ticker).
+    fn apply_config(&mut self, previous: &Config) -> Option<Duration> {
+        let general = self.config.config.general;
+        self.engine
+            .set_thresholds(AlertThresholds::from_general(&general));
+        (general.refresh_period() != previous.general.refresh_period())
+            .then(|| general.refresh_period())
+    }
+}
+
+/// The manager's signals on the current connection; each is `None` where subscribing failed
+/// (the periodic listing covers for it) or the connection is gone.
+#[derive(Default)]
+struct Signals {
+    new_units: Option<crate::systemd::proxy::UnitNewStream>,
+    removed_units: Option<crate::systemd::proxy::UnitRemovedStream>,
+    /// org.freedesktop.systemd1 changing hands: the manager re-executed or restarted.
+    owners: Option<zbus::proxy::OwnerChangedStream<'static>>,
+}
+
+impl Signals {
+    async fn of(systemd: &Systemd) -> Signals {
+        let manager = systemd.manager();
+        Signals {
+            new_units: manager.receive_unit_new().await.ok(),
+            removed_units: manager.receive_unit_removed().await.ok(),
+            owners: manager.inner().receive_owner_changed().await.ok(),
+        }
+    }
+}
+
+/// Says on stderr what changed in the monitor's problem, once per change: the window shows it
+/// in its banner, and `corral watch` and the tray have only stderr.
+fn log_problem(previous: &Option<String>, now: &Option<String>) {
+    if previous == now {
+        return;
+    }
+    match now {
+        Some(problem) => eprintln!("corral: {problem}"),
+        None => eprintln!("corral: connected to systemd again; the list of apps is current"),
     }
 }
 
@@ -402,20 +657,19 @@ async fn run(
     refresh: Arc<Notify>,
     mut interval: watch::Receiver<Duration>,
 ) {
-    let manager = systemd.manager().clone();
-    let (mut new_units, mut removed_units) = match (
-        manager.receive_unit_new().await,
-        manager.receive_unit_removed().await,
-    ) {
-        (Ok(new), Ok(removed)) => (Some(new), Some(removed)),
-        _ => (None, None),
-    };
+    let mut signals = Signals::of(&systemd).await;
+    let mut connection = systemd.connection();
     let (wakeup_tx, mut wakeup_rx) = mpsc::channel(64);
+    let config = ConfigWatch::start(options.config_file);
+    let thresholds = match &config.path {
+        Some(_) => AlertThresholds::from_general(&config.config.general),
+        None => options.thresholds,
+    };
     let mut watcher = Watcher {
-        systemd,
+        systemd: systemd.clone(),
         sampler: Sampler::new(cgroups.clone()),
         cgroups,
-        engine: AlertEngine::new(options.thresholds),
+        engine: AlertEngine::new(thresholds),
         history: History::default(),
         event_log: options.event_log,
         units: Vec::new(),
@@ -426,13 +680,28 @@ async fn run(
         problem: None,
         pending: Vec::new(),
         parent_oom_kills: HashMap::new(),
+        config,
+        list_failures: 0,
+        reconnect: None,
     };
+    let mut logged_problem: Option<String> = None;
     let mut listed_at: Option<tokio::time::Instant> = None;
     let mut must_list = true;
     let mut ticker = tokio::time::interval(*interval.borrow());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if must_list || listed_at.is_none_or(|t| t.elapsed() >= RELIST_EVERY) {
+        let previous = Arc::clone(&watcher.config.config);
+        if watcher.config.check() == ConfigCheck::Applied
+            && let Some(period) = watcher.apply_config(&previous)
+        {
+            ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.reset();
+        }
+        // Without a connection there is nothing to list from; the known units are still
+        // sampled from their cgroups.
+        let relist_due = listed_at.is_none_or(|t| t.elapsed() >= watcher.relist_after());
+        if watcher.reconnect.is_none() && (must_list || relist_due) {
             watcher.relist().await;
             listed_at = Some(tokio::time::Instant::now());
             must_list = false;
@@ -443,6 +712,8 @@ async fn run(
             // Nobody listening for changes is fine: the state carries the alerts too.
             let _ = outputs.changes.send(change);
         }
+        log_problem(&logged_problem, &watcher.problem);
+        logged_problem.clone_from(&watcher.problem);
         if outputs.state.send(Arc::new(watcher.state())).is_err() {
             return; // nobody watches any more
         }
@@ -450,6 +721,11 @@ async fn run(
         let mut near_ticker = tokio::time::interval(NEAR_SAMPLING);
         near_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         near_ticker.reset(); // the first tick would fire at once: these units were just sampled
+        let reconnect_at = watcher.reconnect.map(|r| r.at);
+        let list_retry_at = (watcher.list_failures > 0)
+            .then(|| listed_at.map(|t| t + watcher.relist_after()))
+            .flatten();
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
         // Wait for the next tick, or earlier when units come or go.
         loop {
             tokio::select! {
@@ -488,17 +764,52 @@ async fn run(
                         return;
                     }
                 }
-                Some(signal) = next(&mut new_units) => {
+                Some(signal) = next(&mut signals.new_units) => {
                     if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
                         must_list = true;
                         break;
                     }
                 }
-                Some(signal) = next(&mut removed_units) => {
+                Some(signal) = next(&mut signals.removed_units) => {
                     if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
                         must_list = true;
                         break;
                     }
+                }
+                Some(owner) = next(&mut signals.owners) => {
+                    if owner.is_some() {
+                        // Back under a new name: systemd 252 keeps its subscribers across a
+                        // re-execution, but a manager that restarted (or an older one) has
+                        // forgotten us, and without a subscriber it sends no signals at all.
+                        if let Err(e) = watcher.systemd.resubscribe().await {
+                            eprintln!("corral: {e}");
+                        }
+                        must_list = true;
+                    } else {
+                        watcher.manager_left();
+                    }
+                    break;
+                }
+                () = connection.closed(), if watcher.reconnect.is_none() => {
+                    signals = Signals::default();
+                    watcher.connection_lost();
+                    break;
+                }
+                () = tokio::time::sleep_until(reconnect_at.unwrap_or(far)), if reconnect_at.is_some() => {
+                    match systemd.reconnect().await {
+                        Ok(()) => {
+                            connection = systemd.connection();
+                            signals = Signals::of(&systemd).await;
+                            watcher.reconnect = None;
+                            must_list = true;
+                        }
+                        Err(e) => watcher.reconnect_failed(&e),
+                    }
+                    break;
+                }
+                () = tokio::time::sleep_until(list_retry_at.unwrap_or(far)), if list_retry_at.is_some() => {
+                    must_list = true;
+                    break;
                 }
             }
         }
@@ -516,6 +827,69 @@ async fn next<S: futures_util::Stream + Unpin>(stream: &mut Option<S>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_with_a_mistake_keeps_the_last_good_one_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[general]\nmemory-warning = 70\n").unwrap();
+        let mut watch = ConfigWatch::start(Some(path.clone()));
+        assert_eq!(watch.config.general.memory_warning, 70.0);
+        assert_eq!(watch.problem, None);
+        assert_eq!(watch.check(), ConfigCheck::Unchanged);
+
+        // Saved in place with a mistake: refused, located, and the 70 % stays.
+        std::fs::write(&path, "[general]\nmemory-warning = \"lots\"\n").unwrap();
+        let in_force = Arc::clone(&watch.config);
+        assert_eq!(watch.check(), ConfigCheck::Refused);
+        assert!(Arc::ptr_eq(&watch.config, &in_force));
+        let problem = watch.problem.clone().unwrap();
+        assert!(problem.contains("config.toml:2:18"), "{problem}");
+        assert!(
+            problem.contains("keeps using the settings it loaded before"),
+            "{problem}"
+        );
+        // Looked at again unchanged: not reported again.
+        assert_eq!(watch.check(), ConfigCheck::Unchanged);
+
+        // Fixed the way editors save, by renaming a new file over it.
+        let tmp = dir.path().join("config.toml~");
+        std::fs::write(&tmp, "[general]\nmemory-warning = 80\n").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert_eq!(watch.check(), ConfigCheck::Applied);
+        assert_eq!(watch.config.general.memory_warning, 80.0);
+        assert_eq!(watch.problem, None);
+
+        // Removed: the built-ins.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(watch.check(), ConfigCheck::Applied);
+        assert_eq!(watch.config.general.memory_warning, 90.0);
+    }
+
+    #[test]
+    fn a_config_with_a_mistake_at_start_leaves_the_built_ins_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[general]\nrefresh-interval = 0\n").unwrap();
+        let watch = ConfigWatch::start(Some(path));
+        assert_eq!(watch.config.general.refresh_interval, 1.0);
+        let problem = watch.problem.unwrap();
+        assert!(problem.contains("config.toml:2:"), "{problem}");
+        assert!(
+            problem.contains("built-in presets and default settings"),
+            "{problem}"
+        );
+        // No file to follow: nothing to check, the options' thresholds stay.
+        let mut none = ConfigWatch::start(None);
+        assert_eq!(none.check(), ConfigCheck::Unchanged);
+        assert_eq!(none.problem, None);
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_half_a_minute() {
+        let delays: Vec<f64> = (0..9).map(|n| retry_delay(n).as_secs_f64()).collect();
+        assert_eq!(delays, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+    }
 
     #[test]
     fn only_app_units_trigger_a_listing() {

@@ -100,6 +100,8 @@ pub struct TrayModel {
     pub total_memory: u64,
     /// Why the monitor cannot list apps, if it cannot.
     pub problem: Option<String>,
+    /// What is wrong with the config file, if it has a mistake (the last good one is in force).
+    pub config_problem: Option<String>,
 }
 
 /// Fixed memory steps offered when the machine has more RAM than them.
@@ -141,6 +143,7 @@ impl TrayModel {
             alert,
             total_memory,
             problem: state.problem.clone(),
+            config_problem: state.config_problem.clone(),
         }
     }
 
@@ -483,10 +486,10 @@ impl ksni::Tray for CorralTray {
     }
 
     fn tool_tip(&self) -> ksni::ToolTip {
-        let description = match &self.model.problem {
-            Some(problem) => problem.clone(),
-            None if self.model.alert => "An app needs attention".to_owned(),
-            None => String::new(),
+        let description = match (&self.model.problem, &self.model.config_problem) {
+            (Some(problem), _) | (None, Some(problem)) => problem.clone(),
+            (None, None) if self.model.alert => "An app needs attention".to_owned(),
+            (None, None) => String::new(),
         };
         ksni::ToolTip {
             icon_name: icon_name(self.model.alert),
@@ -697,6 +700,7 @@ mod tests {
             sampled_at: None,
             problem: None,
             alerts: Vec::new(),
+            ..MonitorState::default()
         }
     }
 
