@@ -476,6 +476,19 @@ impl Notifier {
         })
     }
 
+    /// Whether the bus connection is gone (the session bus stopped or dropped us).
+    pub fn is_disconnected(&self) -> bool {
+        self.proxy.inner().connection().is_closed()
+    }
+
+    /// A new connection to the server, named as this one, after the bus went away.
+    pub async fn reconnect(&self) -> Result<Notifier, NotifyError> {
+        let mut fresh = Notifier::connect().await?;
+        fresh.app_name.clone_from(&self.app_name);
+        fresh.desktop_entry.clone_from(&self.desktop_entry);
+        Ok(fresh)
+    }
+
     /// The desktop entry (app id) servers use to find Corral's icon and settings.
     pub fn with_desktop_entry(mut self, app_id: impl Into<String>) -> Notifier {
         self.desktop_entry = Some(app_id.into());
@@ -719,19 +732,19 @@ pub async fn deliver_alerts(
                     _ => { alerts.insert(key, alert.clone()); }
                 }
                 let Some(n) = &notifier else { continue };
-                let failed = match book.step(&change) {
-                    None => None,
-                    Some(NotificationStep::Show { notification, replaces }) => {
-                        match n.show(&notification, replaces).await {
-                            Ok(id) => { book.shown(alert, id); None }
-                            Err(e) => Some(e),
-                        }
+                let mut failed = deliver(n, &mut book, &change).await;
+                if failed.is_some() && n.is_disconnected() {
+                    // The session bus went away and came back (or is coming back): the old
+                    // server's notifications went with it, so start afresh on a new connection.
+                    if let Ok(fresh) = n.reconnect().await {
+                        eprintln!("corral: notifications: connected to the session bus again");
+                        events = fresh.events().await.ok();
+                        book = NotificationBook::default();
+                        complained = false;
+                        failed = deliver(&fresh, &mut book, &change).await;
+                        notifier = Some(fresh);
                     }
-                    Some(NotificationStep::Close(id)) => {
-                        book.closed(id);
-                        n.close(id).await.err()
-                    }
-                };
+                }
                 if let Some(e) = failed {
                     if !complained {
                         eprintln!("corral: notifications: {e}");
@@ -772,6 +785,30 @@ pub async fn deliver_alerts(
                     NotificationEvent::ActionInvoked { action: None, .. } => {}
                 }
             }
+        }
+    }
+}
+
+/// Shows, replaces or withdraws the notification of one alert change; the error if it failed.
+async fn deliver(
+    notifier: &Notifier,
+    book: &mut NotificationBook,
+    change: &AlertChange,
+) -> Option<NotifyError> {
+    match book.step(change)? {
+        NotificationStep::Show {
+            notification,
+            replaces,
+        } => match notifier.show(&notification, replaces).await {
+            Ok(id) => {
+                book.shown(change.alert(), id);
+                None
+            }
+            Err(e) => Some(e),
+        },
+        NotificationStep::Close(id) => {
+            book.closed(id);
+            notifier.close(id).await.err()
         }
     }
 }

@@ -94,16 +94,14 @@ impl MainWindow {
     fn render(&mut self, widgets: &mut Widgets) {
         let state = Arc::clone(&self.state);
         let now = state.sampled_at.unwrap_or_else(SystemTime::now);
-        widgets.banner_label.set_text(
-            state
-                .problem
-                .as_deref()
-                .or(self.config_problem.as_deref())
-                .unwrap_or(""),
-        );
-        widgets
-            .banner
-            .set_reveal_child(state.problem.is_some() || self.config_problem.is_some());
+        // Once the monitor runs, it follows the config file and says what is wrong with it.
+        let config_problem = match &self.monitor {
+            Some(_) => state.config_problem.as_deref(),
+            None => self.config_problem.as_deref(),
+        };
+        let banner = state.problem.as_deref().or(config_problem);
+        widgets.banner_label.set_text(banner.unwrap_or(""));
+        widgets.banner.set_reveal_child(banner.is_some());
         let catalog = &self.catalog;
         widgets
             .units
@@ -438,7 +436,8 @@ impl Component for MainWindow {
             Msg::Details(action) => self.act(action, &sender),
             Msg::ConfirmedKill(unit) => self.act(DetailsAction::Kill(unit), &sender),
             Msg::OpenLauncher => {
-                let config = Config::load().unwrap_or_default();
+                // A file with a mistake: the last config that loaded stays in force.
+                let config = Config::load().unwrap_or_else(|_| (*self.state.config).clone());
                 let sender = sender.clone();
                 let launcher = Launcher::new(root, &self.catalog, config, move |request| {
                     sender.input(Msg::Launch(request));
