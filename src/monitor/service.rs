@@ -34,7 +34,7 @@ use crate::cgroup::CgroupFs;
 use crate::monitor::alerts::{Alert, AlertChange, AlertEngine, AlertThresholds};
 use crate::monitor::history::History;
 use crate::monitor::postmortem::{EventLog, PostMortem};
-use crate::monitor::wakeup::UnitWakeup;
+use crate::monitor::wakeup::{UnitWakeup, WakeupHub};
 use crate::monitor::{self, Sampler, UnitInfo, UnitSnapshot};
 use crate::presets::Config;
 use crate::systemd::{ManagerKind, Systemd, UnitOutcome};
@@ -315,7 +315,8 @@ struct Watcher {
     units: Vec<UnitInfo>,
     snapshots: Vec<UnitSnapshot>,
     wakeups: HashMap<String, UnitWakeup>,
-    wakeup_tx: mpsc::Sender<String>,
+    /// One inotify instance for all units (see [`super::wakeup`]).
+    wakeup_hub: WakeupHub,
     /// Units whose end was already handled (a failed unit stays listed until it is collected).
     ended: HashSet<String>,
     problem: Option<String>,
@@ -388,7 +389,7 @@ impl Watcher {
             }
             if let Some(cg) = &info.control_group {
                 let dir = self.cgroups.path_of(cg);
-                let wakeup = UnitWakeup::start(&info.unit, &dir, self.wakeup_tx.clone());
+                let wakeup = self.wakeup_hub.watch(&info.unit, &dir);
                 self.wakeups.insert(info.unit.clone(), wakeup);
             }
         }
@@ -675,7 +676,7 @@ async fn run(
         units: Vec::new(),
         snapshots: Vec::new(),
         wakeups: HashMap::new(),
-        wakeup_tx,
+        wakeup_hub: WakeupHub::new(wakeup_tx),
         ended: HashSet::new(),
         problem: None,
         pending: Vec::new(),
