@@ -740,6 +740,30 @@ mod tests {
         assert_eq!(one.summary(), "1 contained app · 2.1 GiB");
     }
 
+    #[test]
+    fn tooltip_tells_of_a_config_mistake_after_a_lost_connection() {
+        use ksni::Tray;
+        let tooltip = |problem: Option<&str>, config_problem: Option<&str>| {
+            let state = MonitorState {
+                problem: problem.map(str::to_owned),
+                config_problem: config_problem.map(str::to_owned),
+                ..fixture()
+            };
+            let model = TrayModel::from_state(&state, Vec::new(), false, RAM, true);
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            CorralTray::new(model, tx).tool_tip().description
+        };
+        assert_eq!(tooltip(None, None), "");
+        assert_eq!(
+            tooltip(None, Some("config.toml:3:14: bad")),
+            "config.toml:3:14: bad"
+        );
+        assert_eq!(
+            tooltip(Some("Lost the bus"), Some("config.toml:3:14: bad")),
+            "Lost the bus"
+        );
+    }
+
     fn labels<T>(choices: &LimitChoices<T>) -> Vec<&str> {
         choices.choices.iter().map(|c| c.label.as_str()).collect()
     }
