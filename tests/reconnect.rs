@@ -123,11 +123,55 @@ impl Manager {
         }
     }
 
+    /// Stopping takes a moment, and 100 other jobs end while the call is answered: more than
+    /// a zbus signal queue holds (64).
+    async fn stop_unit(
+        &self,
+        name: String,
+        _mode: &str,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> zbus::fdo::Result<OwnedObjectPath> {
+        let fail = |e: zbus::Error| zbus::fdo::Error::Failed(e.to_string());
+        for i in 0..100u32 {
+            let other = ObjectPath::try_from(format!("/org/freedesktop/systemd1/job/{}", 1000 + i))
+                .unwrap();
+            Manager::job_removed(&emitter, 1000 + i, other, "other.service", "done")
+                .await
+                .map_err(fail)?;
+        }
+        let job: OwnedObjectPath = ObjectPath::try_from("/org/freedesktop/systemd1/job/7")
+            .unwrap()
+            .into();
+        let emitter = emitter.into_owned();
+        let path = job.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = Manager::job_removed(&emitter, 7, path.as_ref(), &name, "done").await;
+        });
+        Ok(job)
+    }
+
     #[zbus(signal)]
     async fn unit_new(
         emitter: &SignalEmitter<'_>,
         id: &str,
         unit: ObjectPath<'_>,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn unit_removed(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        unit: ObjectPath<'_>,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn job_removed(
+        emitter: &SignalEmitter<'_>,
+        id: u32,
+        job: ObjectPath<'_>,
+        unit: &str,
+        result: &str,
     ) -> zbus::Result<()>;
 }
 
@@ -200,6 +244,21 @@ impl FakeSystemd {
             let emitter =
                 SignalEmitter::new(&self.connection, "/org/freedesktop/systemd1").unwrap();
             Manager::unit_new(&emitter, unit, unit_path(unit).as_ref())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Many units end at once: each is announced by UnitRemoved, all before the next listing.
+    async fn end_units(&self, units: &[String]) {
+        self.books
+            .lock()
+            .unwrap()
+            .units
+            .retain(|u| !units.contains(u));
+        let emitter = SignalEmitter::new(&self.connection, "/org/freedesktop/systemd1").unwrap();
+        for unit in units {
+            Manager::unit_removed(&emitter, unit, unit_path(unit).as_ref())
                 .await
                 .unwrap();
         }
@@ -380,4 +439,32 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
     // Every clone of the client uses the new connection: the controller's calls work again.
     let rows = systemd.list_units(&["app-*.service"]).await.unwrap();
     assert_eq!(rows.len(), 4);
+
+    // Load: 300 units, then all but one end at once. Their 299 UnitRemoved signals arrive
+    // while the monitor lists; a signal queue left unread would stop the connection.
+    let many: Vec<String> = (0..300)
+        .map(|i| format!("app-corral-many{i:03}-{i:08x}.service"))
+        .collect();
+    for unit in &many {
+        third.add_unit(unit, &cgroups, true).await;
+    }
+    let (_, took) = wait_state(&monitor, Duration::from_secs(20), "300 more units", |s| {
+        s.units.len() == 304
+    })
+    .await;
+    println!("300 more units listed within {took:?}");
+    third.end_units(&many[1..]).await;
+    let (_, took) = wait_state(
+        &monitor,
+        Duration::from_secs(10),
+        "299 units ended at once",
+        |s| s.units.len() == 5 && s.problem.is_none(),
+    )
+    .await;
+    println!("299 units that ended at once left the list within {took:?}");
+    // A stop waits for its job's JobRemoved while 100 other jobs end: it completes.
+    tokio::time::timeout(Duration::from_secs(10), systemd.stop(&many[0]))
+        .await
+        .expect("the stop job's end arrived")
+        .unwrap();
 }

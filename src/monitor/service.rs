@@ -617,23 +617,66 @@ impl Watcher {
     }
 }
 
-/// The manager's signals on the current connection; each is `None` where subscribing failed
-/// (the periodic listing covers for it) or the connection is gone.
+/// The manager's signals on the current connection, read by a task of their own and passed on
+/// as two facts: app units came or went (any number of signals, one wakeup), and the manager's
+/// bus name changed hands. They must be read as they come: zbus stops reading the whole
+/// connection, method replies included, while one of its signal queues is full (64 messages),
+/// and the monitor awaits replies while it lists. 300 units stopping at once filled the
+/// UnitRemoved queue during a listing and hung the monitor for good.
 #[derive(Default)]
 struct Signals {
-    new_units: Option<crate::systemd::proxy::UnitNewStream>,
-    removed_units: Option<crate::systemd::proxy::UnitRemovedStream>,
-    /// org.freedesktop.systemd1 changing hands: the manager re-executed or restarted.
-    owners: Option<zbus::proxy::OwnerChangedStream<'static>>,
+    units_changed: Arc<Notify>,
+    /// org.freedesktop.systemd1 changing hands: `Some` new owner (the manager is back after
+    /// re-executing or restarting) or `None` (it left the bus).
+    owners: Option<mpsc::UnboundedReceiver<bool>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Signals {
     async fn of(systemd: &Systemd) -> Signals {
         let manager = systemd.manager();
+        let mut new_units = manager.receive_unit_new().await.ok();
+        let mut removed_units = manager.receive_unit_removed().await.ok();
+        let mut owner_changes = manager.inner().receive_owner_changed().await.ok();
+        let units_changed = Arc::new(Notify::new());
+        let (owners_tx, owners) = mpsc::unbounded_channel();
+        let task = tokio::spawn({
+            let units_changed = Arc::clone(&units_changed);
+            async move {
+                loop {
+                    tokio::select! {
+                        Some(signal) = next(&mut new_units) => {
+                            if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
+                                units_changed.notify_one();
+                            }
+                        }
+                        Some(signal) = next(&mut removed_units) => {
+                            if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
+                                units_changed.notify_one();
+                            }
+                        }
+                        Some(owner) = next(&mut owner_changes) => {
+                            if owners_tx.send(owner.is_some()).is_err() {
+                                return;
+                            }
+                        }
+                        else => return, // the connection is gone
+                    }
+                }
+            }
+        });
         Signals {
-            new_units: manager.receive_unit_new().await.ok(),
-            removed_units: manager.receive_unit_removed().await.ok(),
-            owners: manager.inner().receive_owner_changed().await.ok(),
+            units_changed,
+            owners: Some(owners),
+            task: Some(task),
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
         }
     }
 }
@@ -765,20 +808,12 @@ async fn run(
                         return;
                     }
                 }
-                Some(signal) = next(&mut signals.new_units) => {
-                    if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
-                        must_list = true;
-                        break;
-                    }
+                () = signals.units_changed.notified() => {
+                    must_list = true;
+                    break;
                 }
-                Some(signal) = next(&mut signals.removed_units) => {
-                    if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
-                        must_list = true;
-                        break;
-                    }
-                }
-                Some(owner) = next(&mut signals.owners) => {
-                    if owner.is_some() {
+                Some(back) = next_owner(&mut signals.owners) => {
+                    if back {
                         // Back under a new name: systemd 252 keeps its subscribers across a
                         // re-execution, but a manager that restarted (or an older one) has
                         // forgotten us, and without a subscriber it sends no signals at all.
@@ -814,6 +849,14 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// The next owner change; never ready without a connection.
+async fn next_owner(owners: &mut Option<mpsc::UnboundedReceiver<bool>>) -> Option<bool> {
+    match owners {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -488,28 +488,57 @@ impl Systemd {
             .receive_job_removed()
             .await
             .map_err(|e| self.call_error(action, unit, e))?;
-        let job = call.await.map_err(|e| self.call_error(action, unit, e))?;
+        // The signals are read while the call waits for its reply, too: zbus stops reading the
+        // connection (replies included) while a signal queue is full, and other jobs ending
+        // meanwhile (300 units stopping) fill this one's 64 places. Results of jobs that end
+        // before our job's path is known are kept, a bounded number of them.
+        let call = async { call.await.map_err(|e| self.call_error(action, unit, e)) };
         let wait = async {
-            while let Some(signal) = removed.next().await {
-                let Ok(args) = signal.args() else { continue };
-                if args.job == job {
-                    return Some(args.result);
+            tokio::pin!(call);
+            let mut job: Option<OwnedObjectPath> = None;
+            let mut early: std::collections::VecDeque<(OwnedObjectPath, String)> =
+                std::collections::VecDeque::new();
+            // The time allowed starts with the job: the call may wait for a polkit prompt.
+            let mut deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+            loop {
+                tokio::select! {
+                    reply = &mut call, if job.is_none() => {
+                        let path = reply?;
+                        if let Some((_, result)) = early.iter().find(|(j, _)| *j == path) {
+                            return Ok(Some(result.clone()));
+                        }
+                        job = Some(path);
+                        deadline = tokio::time::Instant::now() + JOB_TIMEOUT;
+                    }
+                    () = tokio::time::sleep_until(deadline) => return Err(SystemdError::JobTimeout {
+                        action,
+                        unit: unit.to_owned(),
+                    }),
+                    signal = removed.next() => {
+                        let Some(signal) = signal else { return Ok(None) };
+                        let Ok(args) = signal.args() else { continue };
+                        match &job {
+                            Some(job) if args.job == *job => return Ok(Some(args.result)),
+                            Some(_) => {}
+                            None => {
+                                if early.len() == 1024 {
+                                    early.pop_front();
+                                }
+                                early.push_back((args.job, args.result));
+                            }
+                        }
+                    }
                 }
             }
-            None
         };
-        match tokio::time::timeout(JOB_TIMEOUT, wait).await {
-            Ok(Some(result)) if result == "done" => Ok(()),
-            Ok(Some(result)) => Err(SystemdError::JobFailed {
+        match wait.await? {
+            Some(result) if result == "done" => Ok(()),
+            Some(result) => Err(SystemdError::JobFailed {
                 action,
                 unit: unit.to_owned(),
                 result,
             }),
-            Ok(None) => Err(SystemdError::Disconnected {
-                action,
-                unit: unit.to_owned(),
-            }),
-            Err(_) => Err(SystemdError::JobTimeout {
+            None => Err(SystemdError::Disconnected {
                 action,
                 unit: unit.to_owned(),
             }),
