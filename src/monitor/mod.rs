@@ -81,6 +81,21 @@ impl UnitInfo {
 /// The running app units: Corral's own, or with `all` every `app-*`/`run-*` service and scope.
 /// Units that end while they are being listed are left out, not reported as errors.
 pub async fn list_units(systemd: &Systemd, all: bool) -> Result<Vec<UnitInfo>, SystemdError> {
+    list_units_knowing(systemd, all, &[]).await
+}
+
+/// [`list_units`], taking the control group of units in `known` from there: a unit's cgroup
+/// path does not change while it runs, and asking for each one took a second for 300 units in
+/// the guest (one property read per unit), every time the monitor lists.
+pub async fn list_units_knowing(
+    systemd: &Systemd,
+    all: bool,
+    known: &[UnitInfo],
+) -> Result<Vec<UnitInfo>, SystemdError> {
+    let known: HashMap<&str, &str> = known
+        .iter()
+        .filter_map(|u| Some((u.unit.as_str(), u.control_group.as_deref()?)))
+        .collect();
     let patterns: &[&str] = if all {
         &APP_UNIT_PATTERNS
     } else {
@@ -91,9 +106,13 @@ pub async fn list_units(systemd: &Systemd, all: bool) -> Result<Vec<UnitInfo>, S
         .into_iter()
         .filter(|row| row.3 != "inactive" && row.2 == "loaded");
     // One Get per unit, all in flight at once on the one connection.
+    let known = &known;
     let units = join_all(rows.map(|row| async move {
         let (unit, description, _, active, sub, _, path, ..) = row;
-        let control_group = systemd.control_group(&unit, &path).await;
+        let control_group = match known.get(unit.as_str()) {
+            Some(cg) => Ok((*cg).to_owned()),
+            None => systemd.control_group(&unit, &path).await,
+        };
         match control_group {
             Ok(cg) => Some(UnitInfo::new(
                 unit,

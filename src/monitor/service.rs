@@ -355,7 +355,7 @@ fn oom_kills_in(dir: &Path) -> Option<u64> {
 impl Watcher {
     /// Lists the units again; handles those that ended and watches those that are new.
     async fn relist(&mut self) {
-        let list = match monitor::list_units(&self.systemd, true).await {
+        let list = match monitor::list_units_knowing(&self.systemd, true, &self.units).await {
             Ok(list) => list,
             Err(e) => {
                 self.problem = Some(e.to_string());
