@@ -10,14 +10,18 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/target/debug}/corral
 [ -x "$bin" ] || (cd "$top" && cargo build --quiet)
-# The notification server the runaway-watch suite records with (examples/notification_recorder.rs).
+# The notification server the runaway-watch suite records with (examples/notification_recorder.rs),
+# and the monitor's cost under load for the load suite (examples/monitor_load.rs).
 recorder=$(dirname "$bin")/examples/notification_recorder
-[ -x "$recorder" ] || (cd "$top" && cargo build --quiet --example notification_recorder)
+load=$(dirname "$bin")/examples/monitor_load
+[ -x "$recorder" ] && [ -x "$load" ] ||
+    (cd "$top" && cargo build --quiet --example notification_recorder --example monitor_load)
 
 share=$top/tests/vm/out
 rm -rf "$share" && mkdir -p "$share/guest"
 cp "$bin" "$share/corral"
 cp "$recorder" "$share/notification_recorder"
+cp "$load" "$share/monitor_load"
 cp "$top"/tests/vm/guest/*.sh "$top"/tests/vm/guest/*.py "$share/guest/"
 [ -n "${SUITES:-}" ] && echo "$SUITES" >"$share/suites"
 exec 9>/tmp/corral-vm.lock
