@@ -628,9 +628,8 @@ impl UsageWatch {
         // Woken by the kernel too (memory.events changes as the app hits its limit, just
         // before an OOM kill), so the peak is read at the limit, not up to 200 ms before it.
         let (wake_tx, mut woken) = tokio::sync::mpsc::channel(8);
-        let wakeup = control_group.map(|cg| {
-            crate::monitor::wakeup::UnitWakeup::start(unit, &ctl.cgroups.path_of(cg), wake_tx)
-        });
+        let hub = crate::monitor::wakeup::WakeupHub::new(wake_tx);
+        let wakeup = control_group.map(|cg| (hub.watch(unit, &ctl.cgroups.path_of(cg)), hub));
         let mut cgroup = control_group.map(|cg| ctl.cgroups.unit(cg));
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {

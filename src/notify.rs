@@ -525,6 +525,19 @@ impl Notifier {
         })
     }
 
+    /// Whether the bus connection is gone (the session bus stopped or dropped us).
+    pub fn is_disconnected(&self) -> bool {
+        self.proxy.inner().connection().is_closed()
+    }
+
+    /// A new connection to the server, named as this one, after the bus went away.
+    pub async fn reconnect(&self) -> Result<Notifier, NotifyError> {
+        let mut fresh = Notifier::connect().await?;
+        fresh.app_name.clone_from(&self.app_name);
+        fresh.desktop_entry.clone_from(&self.desktop_entry);
+        Ok(fresh)
+    }
+
     /// The desktop entry (app id) servers use to find Corral's icon and settings.
     pub fn with_desktop_entry(mut self, app_id: impl Into<String>) -> Notifier {
         self.desktop_entry = Some(app_id.into());
@@ -778,23 +791,19 @@ pub async fn deliver_alerts(
                     eprintln!("corral: {}", outcome.message);
                 }
                 let Some(n) = &notifier else { continue };
-                let failed = match book.step(&change) {
-                    None => None,
-                    Some(NotificationStep::Show { notification, replaces }) => {
-                        let notification = match &outcome {
-                            Some(outcome) => Notification::after_policy(alert, outcome),
-                            None => notification,
-                        };
-                        match n.show(&notification, replaces).await {
-                            Ok(id) => { book.shown(alert, id); None }
-                            Err(e) => Some(e),
-                        }
+                let mut failed = deliver(n, &mut book, &change, outcome.as_ref()).await;
+                if failed.is_some() && n.is_disconnected() {
+                    // The session bus went away and came back (or is coming back): the old
+                    // server's notifications went with it, so start afresh on a new connection.
+                    if let Ok(fresh) = n.reconnect().await {
+                        eprintln!("corral: notifications: connected to the session bus again");
+                        events = fresh.events().await.ok();
+                        book = NotificationBook::default();
+                        complained = false;
+                        failed = deliver(&fresh, &mut book, &change, outcome.as_ref()).await;
+                        notifier = Some(fresh);
                     }
-                    Some(NotificationStep::Close(id)) => {
-                        book.closed(id);
-                        n.close(id).await.err()
-                    }
-                };
+                }
                 if let Some(e) = failed {
                     if !complained {
                         eprintln!("corral: notifications: {e}");
@@ -838,6 +847,42 @@ pub async fn deliver_alerts(
                     NotificationEvent::ActionInvoked { action: None, .. } => {}
                 }
             }
+        }
+    }
+}
+
+/// Shows, replaces or withdraws the notification of one alert change; the error if it failed.
+/// Shows, replaces or withdraws an alert change's notification; after a policy acted, the
+/// notification says what it did.
+async fn deliver(
+    notifier: &Notifier,
+    book: &mut NotificationBook,
+    change: &AlertChange,
+    outcome: Option<&crate::policy::PolicyOutcome>,
+) -> Option<NotifyError> {
+    match book.step(change)? {
+        NotificationStep::Show {
+            notification,
+            replaces,
+        } => match notifier
+            .show(
+                &match outcome {
+                    Some(outcome) => Notification::after_policy(change.alert(), outcome),
+                    None => notification,
+                },
+                replaces,
+            )
+            .await
+        {
+            Ok(id) => {
+                book.shown(change.alert(), id);
+                None
+            }
+            Err(e) => Some(e),
+        },
+        NotificationStep::Close(id) => {
+            book.closed(id);
+            notifier.close(id).await.err()
         }
     }
 }

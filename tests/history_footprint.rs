@@ -1,5 +1,7 @@
 //! The history's memory stays flat however long Corral runs: 24 hours of samples for 300 units
-//! fill every ring, and a second day allocates nothing and holds the same bytes. Its own test
+//! fill every ring, and a second day allocates nothing and holds the same bytes; a day in which
+//! every app is replaced each hour holds no more than the apps running plus those ended within
+//! the retention. The process's resident memory is printed and bounded too. Its own test
 //! binary, because counting allocations needs a global allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -40,6 +42,19 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
+}
+
+/// The tests take turns, so that each one's resident memory is its own.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// This process's resident memory (VmRSS), in KiB.
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
 }
 
 const UNITS: usize = 300;
@@ -106,6 +121,7 @@ fn run_day(history: &mut History, snapshots: &mut [UnitSnapshot], day: u64) -> D
 
 #[test]
 fn a_day_for_300_units_fills_the_rings_and_the_next_day_allocates_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut history = History::default();
     let mut snapshots = snapshots();
 
@@ -123,9 +139,11 @@ fn a_day_for_300_units_fills_the_rings_and_the_next_day_allocates_nothing() {
         "timeline ring full"
     );
 
+    let resident_after_one_day = resident_kib();
     let before = allocations();
     let took_second = run_day(&mut history, &mut snapshots, 1);
     let allocated = allocations() - before;
+    let resident_after_two_days = resident_kib();
     assert_eq!(
         allocated, 0,
         "recording a second day allocated {allocated} times"
@@ -137,9 +155,54 @@ fn a_day_for_300_units_fills_the_rings_and_the_next_day_allocates_nothing() {
     let per_unit = footprint / UNITS;
     println!(
         "history footprint for {UNITS} units: {footprint} bytes ({:.1} MiB, {per_unit} bytes per unit); \
-         a day of 30 s samples took {took:?}, the second {took_second:?}",
+         a day of 30 s samples took {took:?}, the second {took_second:?}; the test process \
+         held {resident_after_one_day} KiB after one day, {resident_after_two_days} KiB after two",
         footprint as f64 / (1024.0 * 1024.0)
+    );
+    assert!(
+        resident_after_two_days <= resident_after_one_day + 1024,
+        "resident memory grew from {resident_after_one_day} to {resident_after_two_days} KiB"
     );
     // 600 × 32 + 1441 × 32 + 64 timeline marks + strings: about 70 KB per unit.
     assert!(per_unit < 80_000, "{per_unit} bytes per unit");
+}
+
+#[test]
+fn a_day_of_apps_replaced_every_hour_keeps_only_the_running_and_the_recently_ended() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut history = History::default();
+    let mut snapshots = snapshots();
+    let retention = history.limits().ended_retention;
+    let start = UNIX_EPOCH + Duration::from_secs(1_700_000_040);
+    let steps = DAY / STEP.as_secs();
+    let mut most_units = 0;
+    let mut most_bytes = 0;
+    let mut generation = vec![0u64; UNITS];
+    for step in 0..steps {
+        let at = step * STEP.as_secs();
+        // App i is replaced by a new unit every hour, at its own moment of the hour.
+        for (i, s) in snapshots.iter_mut().enumerate() {
+            let current = (at + i as u64 * 12) / 3600;
+            if current != generation[i] {
+                generation[i] = current;
+                s.info.unit = format!("app-corral-app{i}-{current:08x}.service");
+            }
+        }
+        tick(&mut snapshots, step);
+        history.record(&snapshots, start + STEP * step as u32);
+        most_units = most_units.max(history.len());
+        most_bytes = most_bytes.max(history.footprint());
+    }
+    // 7200 units ran during the day; at most the running ones and those that ended within
+    // the retention (a quarter of an hour's replacements, plus one step) are kept.
+    let ended_within = UNITS as u64 * (retention.as_secs() + STEP.as_secs()) / 3600 + 1;
+    let bound = UNITS + ended_within as usize;
+    println!(
+        "a day of hourly replacements: at most {most_units} units kept ({bound} allowed), \
+         {most_bytes} bytes ({:.1} MiB); the test process holds {} KiB",
+        most_bytes as f64 / (1024.0 * 1024.0),
+        resident_kib()
+    );
+    assert!(most_units <= bound, "{most_units} units kept");
+    assert!(most_bytes / most_units < 80_000);
 }

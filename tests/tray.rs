@@ -122,6 +122,7 @@ fn fixture_model() -> TrayModel {
         sampled_at: None,
         problem: None,
         alerts: Vec::new(),
+        ..MonitorState::default()
     };
     let launchers = vec![TrayLauncher {
         app_id: "org.mozilla.firefox".into(),

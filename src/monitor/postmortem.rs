@@ -439,15 +439,25 @@ impl EventLog {
         }
         buf.extend_from_slice(&line);
         // One write(2): O_APPEND places it atomically at the end.
-        let written = (&file).write(&buf).map_err(|e| self.write_error(e))?;
-        if written != buf.len() {
-            return Err(self.write_error(io::Error::new(
-                io::ErrorKind::StorageFull,
-                gettext_f(
-                    "only {written} of {total} bytes were written",
-                    &[("written", &written), ("total", &buf.len())],
-                ),
-            )));
+        match (&file).write(&buf) {
+            Ok(n) if n == buf.len() => {}
+            // A full disk can take part of the line (what is left of the file's last block):
+            // cut it off again, so the file is exactly as it was. Our flock keeps other
+            // Corrals from appending meanwhile.
+            Ok(n) => {
+                let _ = file.set_len(size);
+                return Err(self.write_error(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    gettext_f(
+                        "only {written} of {total} bytes were written",
+                        &[("written", &n), ("total", &buf.len())],
+                    ),
+                )));
+            }
+            Err(e) => {
+                let _ = file.set_len(size);
+                return Err(self.write_error(e));
+            }
         }
         file.sync_data().map_err(|e| self.write_error(e))
     }

@@ -7,6 +7,16 @@
 //! that were OOM-killed or failed, and publishes each result on a watch channel and each alert
 //! change on a broadcast channel. One per process.
 //!
+//! The bus can go away under it: when the manager re-executes (`systemctl --user daemon-reexec`)
+//! it leaves the bus and comes back under a new unique name, and when the bus daemon itself
+//! stops, every connection to it closes. The monitor then says so in its state (and once on
+//! stderr), keeps sampling the cgroups it knows, subscribes again when the manager is back and
+//! reconnects with a growing delay when the connection closed, then lists again.
+//!
+//! The config file is checked for changes at every tick: a valid edit applies (alert
+//! thresholds, refresh interval, presets for the views), a mistake keeps the last good config
+//! in force and is reported with its line and column.
+//!
 //! Why a unit ended comes from systemd's Result while the unit is still loaded
 //! (org.freedesktop.systemd1(5)); once it is gone, from the memory.events oom_kill count seen
 //! just before (Documentation/admin-guide/cgroup-v2.rst), or else from its parent slice's
@@ -25,10 +35,10 @@ use crate::cgroup::CgroupFs;
 use crate::monitor::alerts::{Alert, AlertChange, AlertEngine, AlertThresholds};
 use crate::monitor::history::History;
 use crate::monitor::postmortem::{EventLog, PostMortem};
-use crate::monitor::wakeup::UnitWakeup;
+use crate::monitor::wakeup::{UnitWakeup, WakeupHub};
 use crate::monitor::{self, Sampler, UnitInfo, UnitSnapshot};
 use crate::presets::Config;
-use crate::systemd::{Systemd, UnitOutcome};
+use crate::systemd::{ManagerKind, Systemd, UnitOutcome};
 
 /// Units that might be apps; other units' signals do not trigger a new listing.
 fn may_be_app_unit(name: &str) -> bool {
@@ -61,6 +71,24 @@ fn is_near(used: u64, limit: u64, previous: Option<u64>, warning: f64) -> bool {
 /// Alert changes a slow subscriber may fall behind by before it misses some.
 const CHANGES_BACKLOG: usize = 256;
 
+/// Delays between attempts to reconnect, or to list again after listing failed: quick at
+/// first (a restarted bus or manager is back within a second), then one attempt every 30 s at
+/// most, so a bus that stays away costs nothing.
+const RETRY_DELAYS: [Duration; 7] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(16),
+    Duration::from_secs(30),
+];
+
+/// The delay before retry number `attempt` (0-based).
+fn retry_delay(attempt: u32) -> Duration {
+    RETRY_DELAYS[(attempt as usize).min(RETRY_DELAYS.len() - 1)]
+}
+
 /// What the views show: every contained unit's latest snapshot and the alerts raised.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorState {
@@ -71,34 +99,30 @@ pub struct MonitorState {
     /// Every alert currently raised, by unit then condition. The window shows these whether or
     /// not a notification server shows them too.
     pub alerts: Vec<Alert>,
+    /// Set while the config file has a mistake: where, what, and that the last good config
+    /// stays in force.
+    pub config_problem: Option<String>,
+    /// The config in force: the file as last loaded without a mistake (built-ins if none).
+    pub config: Arc<Config>,
 }
 
 /// How the monitor judges and records what it sees.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorOptions {
+    /// The thresholds used when there is no config file to follow.
     pub thresholds: AlertThresholds,
     /// Where post-mortems go; `None` keeps them in memory only (the alerts still say it).
     pub event_log: Option<EventLog>,
+    /// The config file to take thresholds from and to follow as it changes; `None` uses
+    /// `thresholds` throughout.
+    pub config_file: Option<PathBuf>,
 }
 
 impl MonitorOptions {
-    /// The thresholds of the user's config and the default journal. A broken config or a
-    /// missing state directory is reported once on stderr and the defaults stand in: the
-    /// monitor must run regardless.
+    /// The user's config file and the default journal. A broken config or a missing state
+    /// directory is reported once on stderr and the defaults stand in: the monitor must run
+    /// regardless.
     pub fn from_config() -> MonitorOptions {
-        let thresholds = match Config::load() {
-            Ok(config) => AlertThresholds::from_general(&config.general),
-            Err(e) => {
-                eprintln!(
-                    "corral: {}",
-                    crate::i18n::gettext_f(
-                        "warning: using the default alert thresholds: {error}",
-                        &[("error", &e)]
-                    )
-                );
-                AlertThresholds::default()
-            }
-        };
         let event_log = match EventLog::open_default() {
             Ok(log) => Some(log),
             Err(e) => {
@@ -113,8 +137,116 @@ impl MonitorOptions {
             }
         };
         MonitorOptions {
-            thresholds,
+            thresholds: AlertThresholds::default(),
             event_log,
+            config_file: Some(Config::path()),
+        }
+    }
+}
+
+/// The config file as last loaded without a mistake, checked for changes with one stat(2) per
+/// tick. Editors save in place or rename a new file over the old one: the inode, size and
+/// modification time together notice both.
+#[derive(Debug)]
+struct ConfigWatch {
+    path: Option<PathBuf>,
+    stamp: Option<FileStamp>,
+    config: Arc<Config>,
+    problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileStamp {
+    /// `None` when there is no file (built-ins only) or it cannot be looked at.
+    fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: meta.mtime(),
+            mtime_nsec: meta.mtime_nsec(),
+        })
+    }
+}
+
+/// What a check of the config file found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConfigCheck {
+    Unchanged,
+    /// The file changed and loaded: its config is now in force.
+    Applied,
+    /// The file changed and has a mistake: the config in force stays.
+    Refused,
+}
+
+impl ConfigWatch {
+    /// Loads `path` now; a mistake leaves the built-ins in force, and is reported.
+    fn start(path: Option<PathBuf>) -> ConfigWatch {
+        let mut watch = ConfigWatch {
+            path,
+            stamp: None,
+            config: Arc::default(),
+            problem: None,
+        };
+        if let Some(path) = watch.path.clone() {
+            watch.stamp = FileStamp::of(&path);
+            match Config::load_from(&path) {
+                Ok(config) => watch.config = Arc::new(config),
+                Err(e) => {
+                    let problem = crate::i18n::gettext_f(
+                        "{error}. Until it is fixed, Corral uses the built-in presets and default settings.",
+                        &[("error", &e)],
+                    );
+                    eprintln!("corral: warning: {problem}");
+                    watch.problem = Some(problem);
+                }
+            }
+        }
+        watch
+    }
+
+    /// Loads the file again if it changed since it was last looked at.
+    fn check(&mut self) -> ConfigCheck {
+        let Some(path) = &self.path else {
+            return ConfigCheck::Unchanged;
+        };
+        let stamp = FileStamp::of(path);
+        if stamp == self.stamp {
+            return ConfigCheck::Unchanged;
+        }
+        self.stamp = stamp;
+        match Config::load_from(path) {
+            Ok(config) => {
+                if self.problem.take().is_some() {
+                    eprintln!(
+                        "corral: {} loads again; its settings are in use",
+                        path.display()
+                    );
+                } else {
+                    eprintln!("corral: reloaded {}", path.display());
+                }
+                self.config = Arc::new(config);
+                ConfigCheck::Applied
+            }
+            Err(e) => {
+                let problem = crate::i18n::gettext_f(
+                    "{error}. Until it is fixed, Corral keeps using the settings it loaded before.",
+                    &[("error", &e)],
+                );
+                eprintln!("corral: {problem}");
+                self.problem = Some(problem);
+                ConfigCheck::Refused
+            }
         }
     }
 }
@@ -225,7 +357,8 @@ struct Watcher {
     units: Vec<UnitInfo>,
     snapshots: Vec<UnitSnapshot>,
     wakeups: HashMap<String, UnitWakeup>,
-    wakeup_tx: mpsc::Sender<String>,
+    /// One inotify instance for all units (see [`super::wakeup`]).
+    wakeup_hub: WakeupHub,
     /// Units whose end was already handled (a failed unit stays listed until it is collected).
     ended: HashSet<String>,
     /// Units this monitor holds loaded (RefUnit) so that their end can be read: why it ended
@@ -239,6 +372,25 @@ struct Watcher {
     parent_oom_kills: HashMap<PathBuf, u64>,
     /// Each unit's memory.current at the previous tick: how fast it grows.
     previous_memory: HashMap<String, u64>,
+    config: ConfigWatch,
+    /// Listings that failed in a row; the next is tried after [`retry_delay`].
+    list_failures: u32,
+    /// Set while the bus connection is closed: the next reconnection attempt.
+    reconnect: Option<Retry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    attempt: u32,
+    at: tokio::time::Instant,
+}
+
+/// "session bus" or "system bus": where the manager is reached.
+fn bus_name(kind: ManagerKind) -> String {
+    match kind {
+        ManagerKind::User => crate::i18n::gettext("session bus"),
+        ManagerKind::System => crate::i18n::gettext("system bus"),
+    }
 }
 
 /// The oom_kill count of a cgroup directory's memory.events, if readable.
@@ -254,10 +406,12 @@ impl Watcher {
             Ok(list) => list,
             Err(e) => {
                 self.problem = Some(e.to_string());
+                self.list_failures += 1;
                 return;
             }
         };
         self.problem = None;
+        self.list_failures = 0;
         let previous = std::mem::take(&mut self.units);
         for info in &previous {
             if !list.iter().any(|u| u.unit == info.unit) && !self.ended.contains(&info.unit) {
@@ -291,7 +445,7 @@ impl Watcher {
             }
             if let Some(cg) = &info.control_group {
                 let dir = self.cgroups.path_of(cg);
-                let wakeup = UnitWakeup::start(&info.unit, &dir, self.wakeup_tx.clone());
+                let wakeup = self.wakeup_hub.watch(&info.unit, &dir);
                 self.wakeups.insert(info.unit.clone(), wakeup);
             }
         }
@@ -471,7 +625,159 @@ impl Watcher {
             sampled_at: Some(SystemTime::now()),
             problem: self.problem.clone(),
             alerts,
+            config_problem: self.config.problem.clone(),
+            config: Arc::clone(&self.config.config),
         }
+    }
+
+    /// How long after the last listing to list again: the safety-net period, or sooner while
+    /// listing fails.
+    fn relist_after(&self) -> Duration {
+        match self.list_failures {
+            0 => RELIST_EVERY,
+            n => retry_delay(n - 1).min(RELIST_EVERY),
+        }
+    }
+
+    /// The bus connection closed: say so, and reconnect after the first delay.
+    fn connection_lost(&mut self) {
+        self.problem = Some(crate::i18n::gettext_f(
+            "Lost the connection to the {bus}; reconnecting. The apps keep running, and their use is still read from their cgroups.",
+            &[("bus", &bus_name(self.systemd.kind()))],
+        ));
+        // systemd let go of the units this connection held; hold them again once back.
+        self.held.clear();
+        self.reconnect = Some(Retry {
+            attempt: 0,
+            at: tokio::time::Instant::now() + retry_delay(0),
+        });
+    }
+
+    /// A reconnection attempt failed: try again later, each time a little later.
+    fn reconnect_failed(&mut self, error: &crate::systemd::SystemdError) {
+        let attempt = self.reconnect.map_or(0, |r| r.attempt) + 1;
+        let delay = retry_delay(attempt);
+        let bus = bus_name(self.systemd.kind());
+        // The bus's own words; the hint of an unreachable manager is for a first start.
+        let reason = match error {
+            crate::systemd::SystemdError::Unreachable { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        self.problem = Some(crate::i18n::gettext_f(
+            "Lost the connection to the {bus}; reconnecting (attempt {attempt} failed: {reason}; next in {seconds} s). The apps keep running.",
+            &[
+                ("bus", &bus),
+                ("attempt", &attempt),
+                ("reason", &reason),
+                ("seconds", &delay.as_secs_f64()),
+            ],
+        ));
+        self.reconnect = Some(Retry {
+            attempt,
+            at: tokio::time::Instant::now() + delay,
+        });
+    }
+
+    /// The manager left the bus (a re-execution, or it stopped): the list waits for it.
+    fn manager_left(&mut self) {
+        self.problem = Some(crate::i18n::gettext(
+            "systemd left the bus (it may be restarting); the list resumes when it is back.",
+        ));
+    }
+
+    /// Applies a config that was just reloaded: thresholds now, and its refresh interval if
+    /// that changed (returned, for the caller's ticker).
+    fn apply_config(&mut self, previous: &Config) -> Option<Duration> {
+        let general = self.config.config.general;
+        self.engine
+            .set_thresholds(AlertThresholds::from_general(&general));
+        (general.refresh_period() != previous.general.refresh_period())
+            .then(|| general.refresh_period())
+    }
+}
+
+/// The manager's signals on the current connection, read by a task of their own and passed on
+/// as two facts: app units came or went (any number of signals, one wakeup), and the manager's
+/// bus name changed hands. They must be read as they come: zbus stops reading the whole
+/// connection, method replies included, while one of its signal queues is full (64 messages),
+/// and the monitor awaits replies while it lists. 300 units stopping at once filled the
+/// UnitRemoved queue during a listing and hung the monitor for good.
+#[derive(Default)]
+struct Signals {
+    units_changed: Arc<Notify>,
+    /// org.freedesktop.systemd1 changing hands: `Some` new owner (the manager is back after
+    /// re-executing or restarting) or `None` (it left the bus).
+    owners: Option<mpsc::UnboundedReceiver<bool>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Signals {
+    async fn of(systemd: &Systemd) -> Signals {
+        let manager = systemd.manager();
+        let mut new_units = manager.receive_unit_new().await.ok();
+        let mut removed_units = manager.receive_unit_removed().await.ok();
+        let mut owner_changes = manager.inner().receive_owner_changed().await.ok();
+        // UnitNew comes as the unit is created, which can be before its start job has run: a
+        // listing then finds it inactive and leaves it out. Its start job's end (JobRemoved)
+        // says it is running now, with a cgroup to watch.
+        let mut finished_jobs = manager.receive_job_removed().await.ok();
+        let units_changed = Arc::new(Notify::new());
+        let (owners_tx, owners) = mpsc::unbounded_channel();
+        let task = tokio::spawn({
+            let units_changed = Arc::clone(&units_changed);
+            async move {
+                loop {
+                    tokio::select! {
+                        Some(signal) = next(&mut new_units) => {
+                            if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
+                                units_changed.notify_one();
+                            }
+                        }
+                        Some(signal) = next(&mut removed_units) => {
+                            if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
+                                units_changed.notify_one();
+                            }
+                        }
+                        Some(signal) = next(&mut finished_jobs) => {
+                            if signal.args().is_ok_and(|a| may_be_app_unit(&a.unit)) {
+                                units_changed.notify_one();
+                            }
+                        }
+                        Some(owner) = next(&mut owner_changes) => {
+                            if owners_tx.send(owner.is_some()).is_err() {
+                                return;
+                            }
+                        }
+                        else => return, // the connection is gone
+                    }
+                }
+            }
+        });
+        Signals {
+            units_changed,
+            owners: Some(owners),
+            task: Some(task),
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Says on stderr what changed in the monitor's problem, once per change: the window shows it
+/// in its banner, and `corral watch` and the tray have only stderr.
+fn log_problem(previous: &Option<String>, now: &Option<String>) {
+    if previous == now {
+        return;
+    }
+    match now {
+        Some(problem) => eprintln!("corral: {problem}"),
+        None => eprintln!("corral: connected to systemd again; the list of apps is current"),
     }
 }
 
@@ -484,43 +790,53 @@ async fn run(
     refresh: Arc<Notify>,
     mut interval: watch::Receiver<Duration>,
 ) {
-    let manager = systemd.manager().clone();
-    let (mut new_units, mut removed_units) = match (
-        manager.receive_unit_new().await,
-        manager.receive_unit_removed().await,
-    ) {
-        (Ok(new), Ok(removed)) => (Some(new), Some(removed)),
-        _ => (None, None),
-    };
-    // UnitNew comes as the unit is created, which can be before its start job has run: a
-    // listing then finds it inactive and leaves it out. Its start job's end (JobRemoved) says
-    // it is running now, with a cgroup to watch.
-    let mut finished_jobs = manager.receive_job_removed().await.ok();
+    let mut signals = Signals::of(&systemd).await;
+    let mut connection = systemd.connection();
     let (wakeup_tx, mut wakeup_rx) = mpsc::channel(64);
+    let config = ConfigWatch::start(options.config_file);
+    let thresholds = match &config.path {
+        Some(_) => AlertThresholds::from_general(&config.config.general),
+        None => options.thresholds,
+    };
     let mut watcher = Watcher {
-        systemd,
+        systemd: systemd.clone(),
         sampler: Sampler::new(cgroups.clone()),
         cgroups,
-        engine: AlertEngine::new(options.thresholds),
+        engine: AlertEngine::new(thresholds),
         history,
         event_log: options.event_log,
         units: Vec::new(),
         snapshots: Vec::new(),
         wakeups: HashMap::new(),
-        wakeup_tx,
+        wakeup_hub: WakeupHub::new(wakeup_tx),
         ended: HashSet::new(),
         held: HashSet::new(),
         problem: None,
         pending: Vec::new(),
         parent_oom_kills: HashMap::new(),
         previous_memory: HashMap::new(),
+        config,
+        list_failures: 0,
+        reconnect: None,
     };
+    let mut logged_problem: Option<String> = None;
     let mut listed_at: Option<tokio::time::Instant> = None;
     let mut must_list = true;
     let mut ticker = tokio::time::interval(*interval.borrow());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if must_list || listed_at.is_none_or(|t| t.elapsed() >= RELIST_EVERY) {
+        let previous = Arc::clone(&watcher.config.config);
+        if watcher.config.check() == ConfigCheck::Applied
+            && let Some(period) = watcher.apply_config(&previous)
+        {
+            ticker = tokio::time::interval(period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.reset();
+        }
+        // Without a connection there is nothing to list from; the known units are still
+        // sampled from their cgroups.
+        let relist_due = listed_at.is_none_or(|t| t.elapsed() >= watcher.relist_after());
+        if watcher.reconnect.is_none() && (must_list || relist_due) {
             watcher.relist().await;
             listed_at = Some(tokio::time::Instant::now());
             must_list = false;
@@ -531,6 +847,8 @@ async fn run(
             // Nobody listening for changes is fine: the state carries the alerts too.
             let _ = outputs.changes.send(change);
         }
+        log_problem(&logged_problem, &watcher.problem);
+        logged_problem.clone_from(&watcher.problem);
         if outputs.state.send(Arc::new(watcher.state())).is_err() {
             return; // nobody watches any more
         }
@@ -538,6 +856,11 @@ async fn run(
         let mut near_ticker = tokio::time::interval(NEAR_SAMPLING);
         near_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         near_ticker.reset(); // the first tick would fire at once: these units were just sampled
+        let reconnect_at = watcher.reconnect.map(|r| r.at);
+        let list_retry_at = (watcher.list_failures > 0)
+            .then(|| listed_at.map(|t| t + watcher.relist_after()))
+            .flatten();
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
         // Wait for the next tick, or earlier when units come or go.
         loop {
             tokio::select! {
@@ -576,26 +899,55 @@ async fn run(
                         return;
                     }
                 }
-                Some(signal) = next(&mut new_units) => {
-                    if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
-                        must_list = true;
-                        break;
-                    }
+                () = signals.units_changed.notified() => {
+                    must_list = true;
+                    break;
                 }
-                Some(signal) = next(&mut removed_units) => {
-                    if signal.args().is_ok_and(|a| may_be_app_unit(&a.id)) {
+                Some(back) = next_owner(&mut signals.owners) => {
+                    if back {
+                        // Back under a new name: systemd 252 keeps its subscribers across a
+                        // re-execution, but a manager that restarted (or an older one) has
+                        // forgotten us, and without a subscriber it sends no signals at all.
+                        if let Err(e) = watcher.systemd.resubscribe().await {
+                            eprintln!("corral: {e}");
+                        }
                         must_list = true;
-                        break;
+                    } else {
+                        watcher.manager_left();
                     }
+                    break;
                 }
-                Some(signal) = next(&mut finished_jobs) => {
-                    if signal.args().is_ok_and(|a| may_be_app_unit(&a.unit)) {
-                        must_list = true;
-                        break;
+                () = connection.closed(), if watcher.reconnect.is_none() => {
+                    signals = Signals::default();
+                    watcher.connection_lost();
+                    break;
+                }
+                () = tokio::time::sleep_until(reconnect_at.unwrap_or(far)), if reconnect_at.is_some() => {
+                    match systemd.reconnect().await {
+                        Ok(()) => {
+                            connection = systemd.connection();
+                            signals = Signals::of(&systemd).await;
+                            watcher.reconnect = None;
+                            must_list = true;
+                        }
+                        Err(e) => watcher.reconnect_failed(&e),
                     }
+                    break;
+                }
+                () = tokio::time::sleep_until(list_retry_at.unwrap_or(far)), if list_retry_at.is_some() => {
+                    must_list = true;
+                    break;
                 }
             }
         }
+    }
+}
+
+/// The next owner change; never ready without a connection.
+async fn next_owner(owners: &mut Option<mpsc::UnboundedReceiver<bool>>) -> Option<bool> {
+    match owners {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -623,6 +975,69 @@ mod tests {
         assert!(!is_near(60 * MIB, 100 * MIB, Some(60 * MIB), 90.0));
         assert!(!is_near(60 * MIB, 100 * MIB, Some(90 * MIB), 90.0));
         assert!(!is_near(MIB, 0, None, 90.0));
+    }
+
+    #[test]
+    fn a_config_with_a_mistake_keeps_the_last_good_one_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[general]\nmemory-warning = 70\n").unwrap();
+        let mut watch = ConfigWatch::start(Some(path.clone()));
+        assert_eq!(watch.config.general.memory_warning, 70.0);
+        assert_eq!(watch.problem, None);
+        assert_eq!(watch.check(), ConfigCheck::Unchanged);
+
+        // Saved in place with a mistake: refused, located, and the 70 % stays.
+        std::fs::write(&path, "[general]\nmemory-warning = \"lots\"\n").unwrap();
+        let in_force = Arc::clone(&watch.config);
+        assert_eq!(watch.check(), ConfigCheck::Refused);
+        assert!(Arc::ptr_eq(&watch.config, &in_force));
+        let problem = watch.problem.clone().unwrap();
+        assert!(problem.contains("config.toml:2:18"), "{problem}");
+        assert!(
+            problem.contains("keeps using the settings it loaded before"),
+            "{problem}"
+        );
+        // Looked at again unchanged: not reported again.
+        assert_eq!(watch.check(), ConfigCheck::Unchanged);
+
+        // Fixed the way editors save, by renaming a new file over it.
+        let tmp = dir.path().join("config.toml~");
+        std::fs::write(&tmp, "[general]\nmemory-warning = 80\n").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        assert_eq!(watch.check(), ConfigCheck::Applied);
+        assert_eq!(watch.config.general.memory_warning, 80.0);
+        assert_eq!(watch.problem, None);
+
+        // Removed: the built-ins.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(watch.check(), ConfigCheck::Applied);
+        assert_eq!(watch.config.general.memory_warning, 90.0);
+    }
+
+    #[test]
+    fn a_config_with_a_mistake_at_start_leaves_the_built_ins_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[general]\nrefresh-interval = 0\n").unwrap();
+        let watch = ConfigWatch::start(Some(path));
+        assert_eq!(watch.config.general.refresh_interval, 1.0);
+        let problem = watch.problem.unwrap();
+        assert!(problem.contains("config.toml:2:"), "{problem}");
+        assert!(
+            problem.contains("built-in presets and default settings"),
+            "{problem}"
+        );
+        // No file to follow: nothing to check, the options' thresholds stay.
+        let mut none = ConfigWatch::start(None);
+        assert_eq!(none.check(), ConfigCheck::Unchanged);
+        assert_eq!(none.problem, None);
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_half_a_minute() {
+        let delays: Vec<f64> = (0..9).map(|n| retry_delay(n).as_secs_f64()).collect();
+        assert_eq!(delays, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
     }
 
     #[test]

@@ -5,22 +5,29 @@
 //! memory.pressure, which raises POLLPRI when tasks stall for memory longer than a threshold
 //! within a window (Documentation/accounting/psi.rst, "Monitoring for pressure thresholds").
 //!
-//! Each watched unit gets one task that owns its descriptors and sends the unit's name on a
-//! channel when either source fires. Where a source cannot be set up (no memory controller,
-//! a kernel that refuses unprivileged PSI triggers) the unit simply relies on the sampler's
-//! ticks, which the monitor keeps running anyway.
+//! All of a monitor's units share one inotify instance ([`WakeupHub`]): the kernel allows each
+//! user only 128 of them (fs.inotify.max_user_instances), shared with every other program the
+//! person runs, while watches are plentiful (fs.inotify.max_user_watches). One instance per unit
+//! ran out at about 120 contained apps and left the desktop's own file monitors without any.
+//! A unit with a PSI trigger gets a task of its own for it, since a trigger lives on its own
+//! descriptor. Either source sends the unit's name on a channel when it fires. Where a source
+//! cannot be set up (no memory controller, a kernel that refuses unprivileged PSI triggers)
+//! the unit simply relies on the sampler's ticks, which the monitor keeps running anyway.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// PSI triggers to try, most responsive first: stalls of 150 ms within 1 s, then the same share
 /// in a 2 s window, because since Linux 6.5 ("sched/psi: Allow unprivileged polling of N*2s
@@ -41,33 +48,103 @@ pub struct WakeupSources {
     pub psi_trigger: Option<&'static str>,
 }
 
-/// A unit's running watch; dropping it stops the task and closes its descriptors.
+/// Watch descriptors of the shared inotify instance, and the unit each belongs to.
+type WatchedFiles = Arc<Mutex<HashMap<i32, String>>>;
+
+/// The shared inotify instance and the task that reads it. Dropping it stops the task; the
+/// descriptor closes once the last unit's watch is dropped too.
+#[derive(Debug)]
+pub struct WakeupHub {
+    inotify: Option<Arc<OwnedFd>>,
+    files: WatchedFiles,
+    wakeups: mpsc::Sender<String>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl WakeupHub {
+    /// Wakeups will send the unit's name on `wakeups`. Must be called inside a tokio runtime.
+    /// Without inotify (none left for this user), units rely on the sampler's ticks.
+    pub fn new(wakeups: mpsc::Sender<String>) -> WakeupHub {
+        let files = WatchedFiles::default();
+        // SAFETY: plain syscall; the returned descriptor is owned right below.
+        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        let inotify = (raw >= 0).then(|| {
+            // SAFETY: `raw` is a fresh descriptor nobody else owns.
+            Arc::new(unsafe { OwnedFd::from_raw_fd(raw) })
+        });
+        let reader = inotify.as_ref().and_then(|fd| {
+            // SAFETY: the Arc keeps the OwnedFd, and so its one descriptor, open and unchanged
+            // for as long as the AsyncFd holds it.
+            let fd = unsafe { AsyncFd::register_with_interest(Arc::clone(fd), Interest::READABLE) }
+                .ok()?;
+            Some(tokio::spawn(read_inotify(
+                fd,
+                Arc::clone(&files),
+                wakeups.clone(),
+            )))
+        });
+        WakeupHub {
+            inotify: if reader.is_some() { inotify } else { None },
+            files,
+            wakeups,
+            reader,
+        }
+    }
+
+    /// Starts watching the cgroup directory `dir` of `unit`.
+    pub fn watch(&self, unit: &str, dir: &Path) -> UnitWakeup {
+        let mut watches = Vec::new();
+        if let Some(fd) = &self.inotify {
+            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            for name in ["memory.events", "cgroup.events"] {
+                let Some(path) = c_path(&dir.join(name)) else {
+                    continue;
+                };
+                // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+                let wd = unsafe {
+                    libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY)
+                };
+                if wd >= 0 {
+                    files.insert(wd, unit.to_owned());
+                    watches.push(wd);
+                }
+            }
+        }
+        let psi = psi_trigger(&dir.join("memory.pressure"));
+        let sources = WakeupSources {
+            inotify_files: watches.len() as u8,
+            psi_trigger: psi.as_ref().map(|(_, t)| *t),
+        };
+        let psi_task = psi
+            .map(|(fd, _)| tokio::spawn(watch_pressure(unit.to_owned(), fd, self.wakeups.clone())));
+        UnitWakeup {
+            inotify: (!watches.is_empty())
+                .then(|| self.inotify.clone())
+                .flatten()
+                .map(|fd| (fd, watches, Arc::clone(&self.files))),
+            psi_task,
+            sources,
+        }
+    }
+}
+
+impl Drop for WakeupHub {
+    fn drop(&mut self) {
+        if let Some(reader) = &self.reader {
+            reader.abort();
+        }
+    }
+}
+
+/// A unit's watch; dropping it removes its inotify watches and stops its PSI task.
 #[derive(Debug)]
 pub struct UnitWakeup {
-    task: JoinHandle<()>,
+    inotify: Option<(Arc<OwnedFd>, Vec<i32>, WatchedFiles)>,
+    psi_task: Option<JoinHandle<()>>,
     sources: WakeupSources,
 }
 
 impl UnitWakeup {
-    /// Starts watching the cgroup directory `dir` of `unit`; wakeups send `unit` on `wakeups`.
-    /// Must be called inside a tokio runtime.
-    pub fn start(unit: &str, dir: &Path, wakeups: mpsc::Sender<String>) -> UnitWakeup {
-        let inotify = watch_files(dir, &["memory.events", "cgroup.events"]);
-        let psi = psi_trigger(&dir.join("memory.pressure"));
-        let sources = WakeupSources {
-            inotify_files: inotify.as_ref().map_or(0, |(_, n)| *n),
-            psi_trigger: psi.as_ref().map(|(_, t)| *t),
-        };
-        let unit = unit.to_owned();
-        let task = tokio::spawn(run(
-            unit,
-            inotify.map(|(fd, _)| fd),
-            psi.map(|(fd, _)| fd),
-            wakeups,
-        ));
-        UnitWakeup { task, sources }
-    }
-
     pub fn sources(&self) -> WakeupSources {
         self.sources
     }
@@ -75,22 +152,46 @@ impl UnitWakeup {
 
 impl Drop for UnitWakeup {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some((fd, watches, files)) = &self.inotify {
+            let mut files = files.lock().unwrap_or_else(|e| e.into_inner());
+            for wd in watches {
+                files.remove(wd);
+                // A removed cgroup's watches are gone already (EINVAL): nothing to undo.
+                // SAFETY: plain syscall on a descriptor kept open by the Arc.
+                unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), *wd) };
+            }
+        }
+        if let Some(task) = &self.psi_task {
+            task.abort();
+        }
     }
 }
 
-async fn run(
-    unit: String,
-    inotify: Option<AsyncFd<OwnedFd>>,
-    psi: Option<AsyncFd<OwnedFd>>,
+/// Reads the shared inotify instance: each burst of events wakes each unit concerned once,
+/// and a unit woken less than [`MIN_SPACING`] ago is woken again when that time is up.
+async fn read_inotify(
+    fd: AsyncFd<Arc<OwnedFd>>,
+    files: WatchedFiles,
     wakeups: mpsc::Sender<String>,
 ) {
-    let mut buf = [0u8; 4096];
+    // struct inotify_event: wd (i32), mask, cookie, len (u32), then `len` bytes of name.
+    const HEADER: usize = 16;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_woken: HashMap<String, Instant> = HashMap::new();
+    let mut pending: HashSet<String> = HashSet::new();
     loop {
+        let flush_at = pending
+            .iter()
+            .map(|u| {
+                last_woken
+                    .get(u)
+                    .map_or_else(Instant::now, |t| *t + MIN_SPACING)
+            })
+            .min();
+        let mut fired: HashSet<String> = HashSet::new();
         tokio::select! {
-            ready = readable(&inotify) => {
+            ready = fd.readable() => {
                 let Ok(mut guard) = ready else { return };
-                // Drain the queued events: only the fact that something changed matters.
                 loop {
                     // SAFETY: reading into a buffer we own, of the length given.
                     let n = unsafe {
@@ -99,14 +200,46 @@ async fn run(
                     if n <= 0 {
                         break;
                     }
+                    let files = files.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut at = 0;
+                    while at + HEADER <= n as usize {
+                        let wd = i32::from_ne_bytes(buf[at..at + 4].try_into().unwrap_or_default());
+                        let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap_or_default());
+                        if let Some(unit) = files.get(&wd) {
+                            fired.insert(unit.clone());
+                        }
+                        at += HEADER + len as usize;
+                    }
                 }
                 guard.clear_ready();
             }
-            ready = priority(&psi) => {
-                let Ok(mut guard) = ready else { return };
-                guard.clear_ready();
+            () = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                fired.extend(pending.drain());
             }
         }
+        let now = Instant::now();
+        last_woken.retain(|_, at| now.duration_since(*at) < MIN_SPACING);
+        for unit in fired {
+            if last_woken.contains_key(&unit) {
+                pending.insert(unit);
+                continue;
+            }
+            pending.remove(&unit);
+            if wakeups.send(unit.clone()).await.is_err() {
+                return; // the monitor is gone
+            }
+            last_woken.insert(unit, now);
+        }
+    }
+}
+
+/// Waits on a unit's PSI trigger and wakes the unit at most once per [`MIN_SPACING`].
+async fn watch_pressure(unit: String, psi: AsyncFd<OwnedFd>, wakeups: mpsc::Sender<String>) {
+    loop {
+        let Ok(mut guard) = psi.ready(Interest::PRIORITY).await else {
+            return;
+        };
+        guard.clear_ready();
         if wakeups.send(unit.clone()).await.is_err() {
             return; // the monitor is gone
         }
@@ -114,56 +247,8 @@ async fn run(
     }
 }
 
-async fn readable(
-    fd: &Option<AsyncFd<OwnedFd>>,
-) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>> {
-    match fd {
-        Some(fd) => fd.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn priority(
-    fd: &Option<AsyncFd<OwnedFd>>,
-) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, OwnedFd>> {
-    match fd {
-        Some(fd) => fd.ready(Interest::PRIORITY).await,
-        None => std::future::pending().await,
-    }
-}
-
 fn c_path(path: &Path) -> Option<CString> {
     CString::new(path.as_os_str().as_bytes()).ok()
-}
-
-/// One inotify instance watching `names` in `dir` for IN_MODIFY, with how many it watches;
-/// `None` when none of the files can be watched.
-fn watch_files(dir: &Path, names: &[&str]) -> Option<(AsyncFd<OwnedFd>, u8)> {
-    // SAFETY: plain syscall; the returned descriptor is owned right below.
-    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    if raw < 0 {
-        return None;
-    }
-    // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut watched = 0u8;
-    for name in names {
-        let Some(path) = c_path(&dir.join(name)) else {
-            continue;
-        };
-        // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
-        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) };
-        if wd >= 0 {
-            watched += 1;
-        }
-    }
-    if watched == 0 {
-        return None;
-    }
-    // SAFETY: an OwnedFd keeps its one descriptor open, unchanged, until it is dropped.
-    unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-        .ok()
-        .map(|fd| (fd, watched))
 }
 
 /// memory.pressure opened for writing with the first trigger the kernel accepts. The trigger
@@ -216,7 +301,8 @@ mod tests {
         std::fs::write(dir.path().join("memory.events"), "high 0\n").unwrap();
         std::fs::write(dir.path().join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
         let (tx, mut rx) = mpsc::channel(8);
-        let watch = UnitWakeup::start("app-x.service", dir.path(), tx);
+        let hub = WakeupHub::new(tx);
+        let watch = hub.watch("app-x.service", dir.path());
         assert_eq!(watch.sources().inotify_files, 2);
         // No memory.pressure in a plain directory: no trigger, the sampler covers it.
         assert_eq!(watch.sources().psi_trigger, None);
@@ -245,5 +331,48 @@ mod tests {
         std::fs::write(dir.path().join("memory.events"), "high 100\n").unwrap();
         let after = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
         assert!(matches!(after, Ok(None) | Err(_)), "{after:?}");
+    }
+
+    /// Descriptors of this process that are inotify instances.
+    fn inotify_instances() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy() == "anon_inode:inotify")
+            .count()
+    }
+
+    #[tokio::test]
+    async fn three_hundred_units_share_one_inotify_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let before = inotify_instances();
+        let hub = WakeupHub::new(tx);
+        let watches: Vec<UnitWakeup> = (0..300)
+            .map(|i| {
+                let unit = dir.path().join(format!("app-{i}.service"));
+                std::fs::create_dir(&unit).unwrap();
+                std::fs::write(unit.join("memory.events"), "high 0\n").unwrap();
+                std::fs::write(unit.join("cgroup.events"), "populated 1\n").unwrap();
+                hub.watch(&format!("app-{i}.service"), &unit)
+            })
+            .collect();
+        assert!(watches.iter().all(|w| w.sources().inotify_files == 2));
+        // The user's 128 instances are shared with every program they run: one is used here,
+        // whatever the number of units (other tests of this binary may hold theirs meanwhile).
+        let instances = inotify_instances();
+        assert!(
+            instances <= before + 2,
+            "{instances} instances, {before} before"
+        );
+        // Each unit is still told apart.
+        std::fs::write(dir.path().join("app-250.service/memory.events"), "high 1\n").unwrap();
+        let unit = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+        assert_eq!(unit.unwrap().as_deref(), Some("app-250.service"));
+        // A dropped watch is silent; the others still wake.
+        drop(watches);
+        std::fs::write(dir.path().join("app-250.service/memory.events"), "high 2\n").unwrap();
+        let after = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
+        assert!(after.is_err(), "{after:?}");
     }
 }

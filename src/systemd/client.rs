@@ -2,7 +2,7 @@
 //! job, stop, kill, freeze, thaw, change limits, list units and read their state.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -53,6 +53,18 @@ pub enum SystemdError {
     JobTimeout { action: &'static str, unit: String },
     #[error("{}", gettext_f("the bus connection closed while waiting to {action} “{unit}”; is systemd restarting?", &[("action", &action_label(.action)), ("unit", .unit)]))]
     Disconnected { action: &'static str, unit: String },
+    #[error("{}", gettext_f("could not {action} “{unit}”: the connection to systemd was lost; Corral reconnects by itself, try again in a moment", &[("action", &action_label(.action)), ("unit", .unit)]))]
+    ConnectionLost {
+        action: &'static str,
+        unit: String,
+        manager: ManagerKind,
+    },
+    #[error("{}", gettext_f("could not {action} “{unit}”: systemd is not on the bus or did not answer (it may be restarting, e.g. after `systemctl --user daemon-reexec`); try again in a moment", &[("action", &action_label(.action)), ("unit", .unit)]))]
+    ManagerAway {
+        action: &'static str,
+        unit: String,
+        manager: ManagerKind,
+    },
     #[error("{}", gettext_f("D-Bus error while trying to {action} “{unit}”: {error}", &[("action", &action_label(.action)), ("unit", .unit), ("error", .source)]))]
     Bus {
         action: &'static str,
@@ -146,19 +158,28 @@ pub struct UnitOutcome {
     pub killed: bool,
 }
 
-/// Connection to one systemd manager, subscribed to its job and unit signals.
+/// Connection to one systemd manager, subscribed to its job and unit signals. Clones share
+/// the connection, and [`Systemd::reconnect`] replaces it for all of them: the long-running
+/// monitor reconnects after the bus went away, and the controller's next call uses the new
+/// connection.
 #[derive(Clone)]
 pub struct Systemd {
-    connection: Connection,
-    manager: ManagerProxy<'static>,
+    link: Arc<RwLock<Link>>,
     kind: ManagerKind,
     /// Every unit's PropertiesChanged, subscribed on the first [`Systemd::watch_end`] and
     /// shared by all later ones, which then cost no AddMatch round trip to the bus.
     unit_changes: Arc<tokio::sync::OnceCell<Arc<broadcast::Sender<Message>>>>,
 }
 
-impl Systemd {
-    pub async fn connect(kind: ManagerKind) -> Result<Systemd, SystemdError> {
+/// One bus connection and the manager's proxy on it.
+#[derive(Clone)]
+struct Link {
+    connection: Connection,
+    manager: ManagerProxy<'static>,
+}
+
+impl Link {
+    async fn open(kind: ManagerKind) -> Result<Link, SystemdError> {
         let unreachable = |source| SystemdError::Unreachable {
             manager: kind,
             source: Box::new(source),
@@ -171,10 +192,31 @@ impl Systemd {
         let manager = ManagerProxy::new(&connection).await.map_err(unreachable)?;
         // Subscribe() also proves the manager is there (a bus without systemd answers
         // ServiceUnknown), and without it systemd sends no JobRemoved at all.
-        manager.subscribe().await.map_err(unreachable)?;
-        Ok(Systemd {
+        subscribe(&manager).await.map_err(unreachable)?;
+        Ok(Link {
             connection,
             manager,
+        })
+    }
+}
+
+/// Subscribe(), where a manager that still knows us is fine: systemd 252 keeps its
+/// subscribers across `daemon-reexec` and answers a second Subscribe with AlreadySubscribed.
+async fn subscribe(manager: &ManagerProxy<'static>) -> zbus::Result<()> {
+    match manager.subscribe().await {
+        Err(zbus::Error::MethodError(name, ..))
+            if name.as_str() == "org.freedesktop.systemd1.AlreadySubscribed" =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+impl Systemd {
+    pub async fn connect(kind: ManagerKind) -> Result<Systemd, SystemdError> {
+        Ok(Systemd {
+            link: Arc::new(RwLock::new(Link::open(kind).await?)),
             kind,
             unit_changes: Arc::default(),
         })
@@ -184,12 +226,65 @@ impl Systemd {
         self.kind
     }
 
-    pub fn connection(&self) -> &Connection {
-        &self.connection
+    fn link(&self) -> Link {
+        // A panic while holding the lock cannot leave a Link half-written: take it regardless.
+        self.link.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn manager(&self) -> &ManagerProxy<'static> {
-        &self.manager
+    /// The current bus connection (a new one after [`Systemd::reconnect`]).
+    pub fn connection(&self) -> Connection {
+        self.link().connection
+    }
+
+    pub fn manager(&self) -> ManagerProxy<'static> {
+        self.link().manager
+    }
+
+    /// Whether the bus connection is gone (the bus daemon stopped or dropped us).
+    pub fn is_disconnected(&self) -> bool {
+        self.link().connection.is_closed()
+    }
+
+    /// Opens a new bus connection and subscribes again, for every clone of this client.
+    pub async fn reconnect(&self) -> Result<(), SystemdError> {
+        let link = Link::open(self.kind).await?;
+        *self.link.write().unwrap_or_else(|e| e.into_inner()) = link;
+        Ok(())
+    }
+
+    /// Subscribes again on the current connection, e.g. once the manager is back on the bus
+    /// under a new unique name. A manager that kept the subscription is fine too.
+    pub async fn resubscribe(&self) -> Result<(), SystemdError> {
+        subscribe(&self.manager())
+            .await
+            .map_err(|e| self.call_error("subscribe to", "org.freedesktop.systemd1", e))
+    }
+
+    /// [`call_error`], told apart when the connection or the manager is gone.
+    fn call_error(&self, action: &'static str, unit: &str, err: zbus::Error) -> SystemdError {
+        if self.is_disconnected() {
+            return SystemdError::ConnectionLost {
+                action,
+                unit: unit.to_owned(),
+                manager: self.kind,
+            };
+        }
+        if let zbus::Error::MethodError(name, ..) = &err
+            && matches!(
+                name.as_str(),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
+                    // A manager that re-executes drops the calls it has not answered yet.
+                    | "org.freedesktop.DBus.Error.NoReply"
+            )
+        {
+            return SystemdError::ManagerAway {
+                action,
+                unit: unit.to_owned(),
+                manager: self.kind,
+            };
+        }
+        call_error(action, unit, err)
     }
 
     /// Starts a transient unit and waits for its start job. `extra` carries properties that
@@ -203,7 +298,7 @@ impl Systemd {
         props.extend(extra);
         let name = spec.name.as_str();
         self.run_job("start", name, async {
-            self.manager
+            self.manager()
                 .start_transient_unit(name, "fail", &props, &[])
                 .await
         })
@@ -213,17 +308,17 @@ impl Systemd {
     /// Stops a unit (SIGTERM, then SIGKILL after its stop timeout) and waits until it has.
     pub async fn stop(&self, unit: &str) -> Result<(), SystemdError> {
         self.run_job("stop", unit, async {
-            self.manager.stop_unit(unit, "replace").await
+            self.manager().stop_unit(unit, "replace").await
         })
         .await
     }
 
     /// Sends `signal` to every process of the unit.
     pub async fn kill(&self, unit: &str, signal: i32) -> Result<(), SystemdError> {
-        self.manager
+        self.manager()
             .kill_unit(unit, "all", signal)
             .await
-            .map_err(|e| call_error("kill", unit, e))
+            .map_err(|e| self.call_error("kill", unit, e))
     }
 
     /// Sends `signal` to every process of the unit and waits, up to `timeout`, until systemd
@@ -275,7 +370,7 @@ impl Systemd {
             .arg(0, "org.freedesktop.systemd1.Unit")?
             .build();
         let mut stream =
-            zbus::MessageStream::for_match_rule(rule, &self.connection, Some(64)).await?;
+            zbus::MessageStream::for_match_rule(rule, &self.connection(), Some(64)).await?;
         let sender = Arc::new(broadcast::channel(64).0);
         let forward = Arc::downgrade(&sender);
         tokio::spawn(async move {
@@ -294,26 +389,26 @@ impl Systemd {
     /// Freezes the unit's whole cgroup (cgroup.freeze), which no process can notice or resist,
     /// unlike SIGSTOP.
     pub async fn freeze(&self, unit: &str) -> Result<(), SystemdError> {
-        self.manager
+        self.manager()
             .freeze_unit(unit)
             .await
-            .map_err(|e| call_error("freeze", unit, e))
+            .map_err(|e| self.call_error("freeze", unit, e))
     }
 
     pub async fn thaw(&self, unit: &str) -> Result<(), SystemdError> {
-        self.manager
+        self.manager()
             .thaw_unit(unit)
             .await
-            .map_err(|e| call_error("thaw", unit, e))
+            .map_err(|e| self.call_error("thaw", unit, e))
     }
 
     /// Changes properties of a running unit until it ends (runtime=true: nothing is written
     /// to the persistent configuration).
     pub async fn set_properties(&self, unit: &str, props: &[Property]) -> Result<(), SystemdError> {
-        self.manager
+        self.manager()
             .set_unit_properties(unit, true, props)
             .await
-            .map_err(|e| call_error("change the limits of", unit, e))
+            .map_err(|e| self.call_error("change the limits of", unit, e))
     }
 
     /// Keeps a unit loaded after it ends, until [`Systemd::unref`] or until this connection
@@ -321,29 +416,29 @@ impl Systemd {
     /// read: an app unit (CollectMode=inactive-or-failed) is otherwise unloaded at once.
     /// `false` when the unit is gone already.
     pub async fn hold(&self, unit: &str) -> bool {
-        self.manager.ref_unit(unit).await.is_ok()
+        self.manager().ref_unit(unit).await.is_ok()
     }
 
     /// Lets go of the reference taken with AddRef= or [`Systemd::hold`], so an ended unit can
     /// be collected.
     pub async fn unref(&self, unit: &str) {
         // Failing here only means the unit is gone already.
-        let _ = self.manager.unref_unit(unit).await;
+        let _ = self.manager().unref_unit(unit).await;
     }
 
     /// Loaded units whose names match any of `patterns` (shell globs).
     pub async fn list_units(&self, patterns: &[&str]) -> Result<Vec<UnitRow>, SystemdError> {
-        self.manager
+        self.manager()
             .list_units_by_patterns(&[], patterns)
             .await
-            .map_err(|e| call_error("list", &patterns.join(" "), e))
+            .map_err(|e| self.call_error("list", &patterns.join(" "), e))
     }
 
     async fn unit_path(&self, unit: &str) -> Result<OwnedObjectPath, SystemdError> {
-        self.manager
+        self.manager()
             .get_unit(unit)
             .await
-            .map_err(|e| call_error("look up", unit, e))
+            .map_err(|e| self.call_error("look up", unit, e))
     }
 
     /// One property of a unit, read without setting up a caching proxy.
@@ -354,7 +449,7 @@ impl Systemd {
         name: &str,
     ) -> Result<OwnedValue, zbus::Error> {
         let reply = self
-            .connection
+            .connection()
             .call_method(
                 Some("org.freedesktop.systemd1"),
                 path.as_ref(),
@@ -376,8 +471,8 @@ impl Systemd {
         let value = self
             .property(path, interface, "ControlGroup")
             .await
-            .map_err(|e| call_error("read", unit, e))?;
-        String::try_from(value).map_err(|e| call_error("read", unit, e.into()))
+            .map_err(|e| self.call_error("read", unit, e))?;
+        String::try_from(value).map_err(|e| self.call_error("read", unit, e.into()))
     }
 
     /// Waits until the unit is inactive or failed, then reads how it ended. Needs the unit to
@@ -390,7 +485,7 @@ impl Systemd {
             let state = self
                 .property(&path, "org.freedesktop.systemd1.Unit", "ActiveState")
                 .await
-                .map_err(|e| call_error("watch", unit, e))?;
+                .map_err(|e| self.call_error("watch", unit, e))?;
             if matches!(<&str>::try_from(&state), Ok("inactive" | "failed")) {
                 break;
             }
@@ -412,7 +507,7 @@ impl Systemd {
         let read = |name: &'static str| async move {
             self.property(path, interface, name)
                 .await
-                .map_err(|e| call_error("read", unit, e))
+                .map_err(|e| self.call_error("read", unit, e))
         };
         if interface == SCOPE_INTERFACE {
             let result = String::try_from(read("Result").await?).unwrap_or_default();
@@ -469,32 +564,61 @@ impl Systemd {
     ) -> Result<(), SystemdError> {
         // Listen before calling: a fast job can finish before the call's reply arrives.
         let mut removed = self
-            .manager
+            .manager()
             .receive_job_removed()
             .await
-            .map_err(|e| call_error(action, unit, e))?;
-        let job = call.await.map_err(|e| call_error(action, unit, e))?;
+            .map_err(|e| self.call_error(action, unit, e))?;
+        // The signals are read while the call waits for its reply, too: zbus stops reading the
+        // connection (replies included) while a signal queue is full, and other jobs ending
+        // meanwhile (300 units stopping) fill this one's 64 places. Results of jobs that end
+        // before our job's path is known are kept, a bounded number of them.
+        let call = async { call.await.map_err(|e| self.call_error(action, unit, e)) };
         let wait = async {
-            while let Some(signal) = removed.next().await {
-                let Ok(args) = signal.args() else { continue };
-                if args.job == job {
-                    return Some(args.result);
+            tokio::pin!(call);
+            let mut job: Option<OwnedObjectPath> = None;
+            let mut early: std::collections::VecDeque<(OwnedObjectPath, String)> =
+                std::collections::VecDeque::new();
+            // The time allowed starts with the job: the call may wait for a polkit prompt.
+            let mut deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+            loop {
+                tokio::select! {
+                    reply = &mut call, if job.is_none() => {
+                        let path = reply?;
+                        if let Some((_, result)) = early.iter().find(|(j, _)| *j == path) {
+                            return Ok(Some(result.clone()));
+                        }
+                        job = Some(path);
+                        deadline = tokio::time::Instant::now() + JOB_TIMEOUT;
+                    }
+                    () = tokio::time::sleep_until(deadline) => return Err(SystemdError::JobTimeout {
+                        action,
+                        unit: unit.to_owned(),
+                    }),
+                    signal = removed.next() => {
+                        let Some(signal) = signal else { return Ok(None) };
+                        let Ok(args) = signal.args() else { continue };
+                        match &job {
+                            Some(job) if args.job == *job => return Ok(Some(args.result)),
+                            Some(_) => {}
+                            None => {
+                                if early.len() == 1024 {
+                                    early.pop_front();
+                                }
+                                early.push_back((args.job, args.result));
+                            }
+                        }
+                    }
                 }
             }
-            None
         };
-        match tokio::time::timeout(JOB_TIMEOUT, wait).await {
-            Ok(Some(result)) if result == "done" => Ok(()),
-            Ok(Some(result)) => Err(SystemdError::JobFailed {
+        match wait.await? {
+            Some(result) if result == "done" => Ok(()),
+            Some(result) => Err(SystemdError::JobFailed {
                 action,
                 unit: unit.to_owned(),
                 result,
             }),
-            Ok(None) => Err(SystemdError::Disconnected {
-                action,
-                unit: unit.to_owned(),
-            }),
-            Err(_) => Err(SystemdError::JobTimeout {
+            None => Err(SystemdError::Disconnected {
                 action,
                 unit: unit.to_owned(),
             }),

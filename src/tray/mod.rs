@@ -99,8 +99,12 @@ pub struct TrayModel {
     pub alert: bool,
     /// Memory used by all the listed apps together.
     pub total_memory: u64,
+    /// Contained apps left out of the menu (beyond [`MAX_APPS`]); the window lists them.
+    pub more_apps: usize,
     /// Why the monitor cannot list apps, if it cannot.
     pub problem: Option<String>,
+    /// What is wrong with the config file, if it has a mistake (the last good one is in force).
+    pub config_problem: Option<String>,
 }
 
 /// Fixed memory steps offered when the machine has more RAM than them.
@@ -111,6 +115,10 @@ const MEMORY_SHARES: [u32; 2] = [50, 70];
 const CPU_STEPS: [u32; 4] = [25, 50, 100, 200];
 /// How many apps the Launch submenu lists before "Choose app…".
 const MAX_LAUNCHERS: usize = 8;
+/// How many contained apps get a submenu: a menu taller than the screen helps nobody, and
+/// with 300 apps (5 000 items) building the menu each second took 40 % of a CPU in the guest
+/// and a panel's GetLayout 5 s. The ones using the most memory are kept, the runaway candidates.
+pub const MAX_APPS: usize = 15;
 /// The kernel keeps memory.max in whole pages, and systemd rounds percentages itself.
 const PAGE: u64 = 4096;
 
@@ -124,12 +132,27 @@ impl TrayModel {
         total_ram: u64,
         show_all: bool,
     ) -> TrayModel {
-        let units: Vec<TrayUnit> = state
+        let mut shown: Vec<&crate::monitor::UnitSnapshot> = state
             .units
             .iter()
             .filter(|s| show_all || s.info.launcher == Launcher::Corral)
-            .map(|s| tray_unit(s, total_ram))
             .collect();
+        let more_apps = shown.len().saturating_sub(MAX_APPS);
+        if more_apps > 0 {
+            let used = |s: &crate::monitor::UnitSnapshot| {
+                s.cgroup
+                    .as_ref()
+                    .and_then(|c| c.memory_current)
+                    .unwrap_or(0)
+            };
+            // The biggest, then back in the monitor's order (by name) so the menu keeps still.
+            let mut order: Vec<usize> = (0..shown.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(used(shown[i])));
+            let mut keep: Vec<usize> = order.into_iter().take(MAX_APPS).collect();
+            keep.sort_unstable();
+            shown = keep.into_iter().map(|i| shown[i]).collect();
+        }
+        let units: Vec<TrayUnit> = shown.iter().map(|s| tray_unit(s, total_ram)).collect();
         let total_memory = state
             .units
             .iter()
@@ -141,13 +164,15 @@ impl TrayModel {
             launchers,
             alert,
             total_memory,
+            more_apps,
             problem: state.problem.clone(),
+            config_problem: state.config_problem.clone(),
         }
     }
 
     /// "4 contained apps · 6.1 GiB"
     pub fn summary(&self) -> String {
-        match self.units.len() {
+        match self.units.len() + self.more_apps {
             0 => gettext("No contained apps"),
             n => ngettext_f(
                 "{n} contained app · {size}",
@@ -499,10 +524,10 @@ impl ksni::Tray for CorralTray {
     }
 
     fn tool_tip(&self) -> ksni::ToolTip {
-        let description = match &self.model.problem {
-            Some(problem) => problem.clone(),
-            None if self.model.alert => gettext("An app needs attention"),
-            None => String::new(),
+        let description = match (&self.model.problem, &self.model.config_problem) {
+            (Some(problem), _) | (None, Some(problem)) => problem.clone(),
+            (None, None) if self.model.alert => gettext("An app needs attention"),
+            (None, None) => String::new(),
         };
         ksni::ToolTip {
             icon_name: icon_name(self.model.alert),
@@ -572,6 +597,17 @@ impl ksni::Tray for CorralTray {
             );
         }
         menu.extend(self.model.units.iter().map(Self::unit_menu));
+        if self.model.more_apps > 0 {
+            menu.push(item(
+                ngettext_f(
+                    "Open Corral for {n} More App",
+                    "Open Corral for {n} More Apps",
+                    self.model.more_apps as u64,
+                    &[("n", &self.model.more_apps)],
+                ),
+                TrayAction::OpenWindow,
+            ));
+        }
         menu.push(ksni::MenuItem::Separator);
         menu.push(item(gettext("Quit"), TrayAction::Quit));
         menu
@@ -713,6 +749,7 @@ mod tests {
             sampled_at: None,
             problem: None,
             alerts: Vec::new(),
+            ..MonitorState::default()
         }
     }
 
@@ -750,6 +787,79 @@ mod tests {
         one.units.truncate(1);
         let one = TrayModel::from_state(&one, Vec::new(), false, RAM, true);
         assert_eq!(one.summary(), "1 contained app · 2.1 GiB");
+    }
+
+    #[test]
+    fn with_many_apps_the_menu_keeps_the_biggest_and_points_to_the_window() {
+        let units: Vec<UnitSnapshot> = (0..300)
+            .map(|i| {
+                snapshot(
+                    &format!("app-corral-app{i:03}-{i:08x}.service"),
+                    &format!("App {i:03} [corral: test]"),
+                    // App 150 uses the most; the others grow with their number, mod 100.
+                    if i == 150 {
+                        8 * GIB
+                    } else {
+                        (i % 100) * 1024 * 1024
+                    },
+                    Limit::Max,
+                    None,
+                    1.0,
+                    false,
+                )
+            })
+            .collect();
+        let state = MonitorState {
+            units,
+            ..MonitorState::default()
+        };
+        let model = TrayModel::from_state(&state, Vec::new(), false, RAM, true);
+        assert_eq!(model.units.len(), MAX_APPS);
+        assert_eq!(model.more_apps, 300 - MAX_APPS);
+        assert_eq!(
+            model.summary(),
+            format!("300 contained apps · {}", Bytes(model.total_memory))
+        );
+        let names: Vec<&str> = model.units.iter().map(|u| u.name.as_str()).collect();
+        assert!(names.contains(&"App 150"), "{names:?}");
+        assert!(names.is_sorted(), "kept in the list's order: {names:?}");
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let menu = ksni::Tray::menu(&CorralTray::new(model, tx));
+        let labels: Vec<String> = menu
+            .iter()
+            .filter_map(|item| match item {
+                ksni::MenuItem::Standard(s) => Some(s.label.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            labels.contains(&"Open Corral for 285 More Apps".to_owned()),
+            "{labels:?}"
+        );
+    }
+
+    #[test]
+    fn tooltip_tells_of_a_config_mistake_after_a_lost_connection() {
+        use ksni::Tray;
+        let tooltip = |problem: Option<&str>, config_problem: Option<&str>| {
+            let state = MonitorState {
+                problem: problem.map(str::to_owned),
+                config_problem: config_problem.map(str::to_owned),
+                ..fixture()
+            };
+            let model = TrayModel::from_state(&state, Vec::new(), false, RAM, true);
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            CorralTray::new(model, tx).tool_tip().description
+        };
+        assert_eq!(tooltip(None, None), "");
+        assert_eq!(
+            tooltip(None, Some("config.toml:3:14: bad")),
+            "config.toml:3:14: bad"
+        );
+        assert_eq!(
+            tooltip(Some("Lost the bus"), Some("config.toml:3:14: bad")),
+            "Lost the bus"
+        );
     }
 
     fn labels<T>(choices: &LimitChoices<T>) -> Vec<&str> {

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use adw::prelude::*;
 use ksni::TrayMethods;
@@ -70,7 +70,6 @@ async fn drive(
 ) {
     let config = Config::load().unwrap_or_default();
     let catalog = AppCatalog::load();
-    let mut config_stamp = config_modified();
     let mut launch_list = launchers(&config, &catalog);
     let told = AtomicBool::new(false);
     let report = move |why: String| {
@@ -91,15 +90,18 @@ async fn drive(
             launchers: launch_list.clone(),
             ..TrayModel::default()
         },
-        actions,
+        actions.clone(),
     )
     .on_offline({
         let report = Arc::clone(&report);
         move |why| report(why)
     });
+    // Told when the session bus went away and is back: ksni's connection died with the old
+    // bus, and panels on the new one know nothing of the item.
+    let mut bus_back = session_bus_returns();
     // A watcher that is missing now is waited for (reported through watcher_offline), so a
     // panel that starts after Corral still gets the icon.
-    let handle = match tray.assume_sni_available(true).spawn().await {
+    let mut handle = match tray.assume_sni_available(true).spawn().await {
         Ok(handle) => handle,
         Err(e) => {
             report(e.to_string());
@@ -121,6 +123,8 @@ async fn drive(
     };
     let thresholds = AlertThresholds::from_general(&config.general);
     let mut alerts = AlertEngine::new(thresholds);
+    // The monitor follows the config file (and keeps the last good one when it has a mistake).
+    let mut config_in_force: Option<Arc<Config>> = None;
     let mut known: Vec<String> = Vec::new();
     let mut updates = monitor.subscribe();
     // What the tray shows now, as given to CorralTray::new above.
@@ -142,13 +146,16 @@ async fn drive(
         }
         known = state.units.iter().map(|s| s.info.unit.clone()).collect();
         // A launch remembers its preset in the config: the Launch submenu follows the file.
-        let stamp = config_modified();
-        if stamp != config_stamp {
-            config_stamp = stamp;
-            if let Ok(config) = Config::load() {
-                alerts.set_thresholds(AlertThresholds::from_general(&config.general));
-                launch_list = launchers(&config, &catalog);
-            }
+        let published = state.sampled_at.is_some();
+        if published
+            && !config_in_force
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(c, &state.config))
+        {
+            let config = Arc::clone(&state.config);
+            alerts.set_thresholds(AlertThresholds::from_general(&config.general));
+            launch_list = launchers(&config, &catalog);
+            config_in_force = Some(config);
         }
         let alert = alerts.all_active().next().is_some();
         let model = TrayModel::from_state(
@@ -166,20 +173,64 @@ async fn drive(
                 return; // the tray service ended
             }
         }
-        if updates.changed().await.is_err() {
-            let problem = gettext("Corral stopped watching apps; restart it to see them again");
-            handle
-                .update(|tray| tray.model.problem = Some(problem))
-                .await;
-            std::future::pending::<()>().await;
+        tokio::select! {
+            changed = updates.changed() => if changed.is_err() {
+                let problem =
+                    gettext("Corral stopped watching apps; restart it to see them again");
+                handle
+                    .update(|tray| tray.model.problem = Some(problem))
+                    .await;
+                std::future::pending::<()>().await;
+            },
+            Some(()) = bus_back.recv() => {
+                let model = handle.update(|tray| tray.model.clone()).await.unwrap_or_default();
+                handle.shutdown().await;
+                // A panel that is not back yet is waited for; this time that is no reason to
+                // fall back to the window.
+                let tray = CorralTray::new(model, actions.clone()).on_offline(|why| {
+                    eprintln!("corral: tray: waiting for a tray host on the new session bus ({why})");
+                });
+                handle = match tray.assume_sni_available(true).spawn().await {
+                    Ok(handle) => handle,
+                    Err(e) => {
+                        eprintln!("corral: tray: cannot show the tray icon again: {e}");
+                        return;
+                    }
+                };
+                eprintln!("corral: tray: the session bus is back; the tray icon is offered again");
+            }
         }
     }
 }
 
-fn config_modified() -> Option<SystemTime> {
-    std::fs::metadata(Config::path())
-        .and_then(|m| m.modified())
-        .ok()
+/// Watches the session bus with a connection of its own and sends a message each time it
+/// went away and is back, checking again with a growing delay (0.5 s to 30 s) while it is away.
+fn session_bus_returns() -> mpsc::UnboundedReceiver<()> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    relm4::spawn(async move {
+        let mut lost = false;
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match zbus::Connection::session().await {
+                Ok(connection) => {
+                    if lost && tx.send(()).is_err() {
+                        return;
+                    }
+                    delay = Duration::from_millis(500);
+                    connection.closed().await;
+                    lost = true;
+                }
+                Err(_) => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    });
+    rx
 }
 
 /// Runs one action: window actions here on the main loop, the rest off it.
@@ -298,7 +349,9 @@ pub async fn perform(
             };
             apply_limits(ctl, &find(&unit)?, &settings).await
         }
-        TrayAction::Launch { app_id, preset } => quick_launch(ctl, &app_id, &preset).await,
+        TrayAction::Launch { app_id, preset } => {
+            quick_launch(ctl, &monitor.latest().config, &app_id, &preset).await
+        }
         // Window actions are handled on the main loop.
         TrayAction::OpenWindow | TrayAction::OpenLauncher | TrayAction::Quit => Ok(()),
     };
@@ -337,7 +390,13 @@ async fn apply_limits(
 }
 
 /// Launches an installed app with a preset, as the launcher would without overrides.
-async fn quick_launch(ctl: &Controller, app_id: &str, preset: &str) -> Result<(), String> {
+/// `in_force` is the last config that loaded, used when the file now has a mistake.
+async fn quick_launch(
+    ctl: &Controller,
+    in_force: &Config,
+    app_id: &str,
+    preset: &str,
+) -> Result<(), String> {
     let catalog = AppCatalog::load();
     let app = catalog.get(app_id).ok_or_else(|| {
         gettext_f(
@@ -351,7 +410,7 @@ async fn quick_launch(ctl: &Controller, app_id: &str, preset: &str) -> Result<()
             &[("app", &app.name), ("error", &e)],
         )
     };
-    let config = Config::load().map_err(|e| fail(e.to_string()))?;
+    let config = Config::load().unwrap_or_else(|_| in_force.clone());
     let request =
         launch::desktop_app_request(app, &config, Some(preset), &Settings::default(), &[])
             .map_err(|e| fail(e.to_string()))?;
@@ -359,11 +418,14 @@ async fn quick_launch(ctl: &Controller, app_id: &str, preset: &str) -> Result<()
         .await
         .map_err(|e| fail(e.to_string()))?;
     ctl.systemd.unref(&unit).await;
-    // Only a hint for next time: a config that cannot be written does not undo the launch.
-    if let Ok(mut editor) = ConfigEditor::open(Config::path())
-        && editor.set_last_preset(&app.id, preset).is_ok()
-    {
-        let _ = editor.save();
+    // Only a hint for next time: a config that cannot be written does not undo the launch,
+    // and is only logged.
+    let remembered = ConfigEditor::open(Config::path()).and_then(|mut editor| {
+        editor.set_last_preset(&app.id, preset)?;
+        editor.save()
+    });
+    if let Err(e) = remembered {
+        eprintln!("corral: could not remember the preset of {}: {e}", app.name);
     }
     Ok(())
 }

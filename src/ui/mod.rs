@@ -125,7 +125,14 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
         quit.connect_activate(move |_, _| app_ref.quit());
         app.add_action(&quit);
     }
-    app.connect_startup(|_| {
+    app.connect_startup(|app| {
+        // GIO's shared session-bus connection raises SIGTERM when the bus goes away
+        // (GDBusConnection:exit-on-close, set by g_bus_get), which would end Corral with its
+        // tray while the monitor is reconnecting. The session's end still ends Corral: the
+        // display goes away with it, and GTK exits then.
+        if let Some(connection) = app.dbus_connection() {
+            connection.set_exit_on_close(false);
+        }
         let provider = gtk::CssProvider::new();
         provider.load_from_resource(&format!("{RESOURCE_BASE}/style.css"));
         if let Some(display) = gtk::gdk::Display::default() {

@@ -96,16 +96,13 @@ impl MainWindow {
     fn render(&mut self, widgets: &mut Widgets) {
         let state = Arc::clone(&self.state);
         let now = state.sampled_at.unwrap_or_else(SystemTime::now);
-        widgets.banner_label.set_text(
-            state
-                .problem
-                .as_deref()
-                .or(self.config_problem.as_deref())
-                .unwrap_or(""),
+        let banner = banner_text(
+            &state,
+            self.monitor.is_some(),
+            self.config_problem.as_deref(),
         );
-        widgets
-            .banner
-            .set_reveal_child(state.problem.is_some() || self.config_problem.is_some());
+        widgets.banner_label.set_text(banner.unwrap_or(""));
+        widgets.banner.set_reveal_child(banner.is_some());
         let catalog = &self.catalog;
         widgets
             .units
@@ -134,6 +131,22 @@ impl MainWindow {
             None => widgets.details_stack.set_visible_child_name("none"),
         }
     }
+}
+
+/// What the banner says, if anything: why the monitor cannot list apps, else what is wrong
+/// with the config file. Once the monitor runs it follows the file, so its word replaces what
+/// the window found when it opened (`own_config_problem`).
+fn banner_text<'a>(
+    state: &'a MonitorState,
+    monitor_runs: bool,
+    own_config_problem: Option<&'a str>,
+) -> Option<&'a str> {
+    let config_problem = if monitor_runs {
+        state.config_problem.as_deref()
+    } else {
+        own_config_problem
+    };
+    state.problem.as_deref().or(config_problem)
 }
 
 /// The icon of the app a unit runs, from its desktop entry.
@@ -471,7 +484,8 @@ impl Component for MainWindow {
             Msg::Details(action) => self.act(action, &sender),
             Msg::ConfirmedKill(unit) => self.act(DetailsAction::Kill(unit), &sender),
             Msg::OpenLauncher => {
-                let config = Config::load().unwrap_or_default();
+                // A file with a mistake: the last config that loaded stays in force.
+                let config = Config::load().unwrap_or_else(|_| (*self.state.config).clone());
                 let sender = sender.clone();
                 let launcher = Launcher::new(root, &self.catalog, config, move |request| {
                     sender.input(Msg::Launch(request));
@@ -644,4 +658,36 @@ fn remember_last_preset(app_id: &str, preset: &str) -> Result<(), crate::presets
     let mut editor = ConfigEditor::open(Config::path())?;
     editor.set_last_preset(app_id, preset)?;
     editor.save()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_follows_the_monitor_once_it_runs() {
+        let fine = MonitorState::default();
+        let broken = MonitorState {
+            config_problem: Some("config.toml:3:14: bad".into()),
+            ..MonitorState::default()
+        };
+        let lost = MonitorState {
+            problem: Some("Lost the connection to the session bus".into()),
+            ..broken.clone()
+        };
+        let at_open = Some("mistake found at open");
+        // Before the monitor runs, the window's own reading of the file.
+        assert_eq!(banner_text(&fine, false, at_open), at_open);
+        // Then the monitor's: a file fixed meanwhile clears the banner, a new mistake shows.
+        assert_eq!(banner_text(&fine, true, at_open), None);
+        assert_eq!(
+            banner_text(&broken, true, None),
+            Some("config.toml:3:14: bad")
+        );
+        // A lost connection matters more than the config.
+        assert_eq!(
+            banner_text(&lost, true, None),
+            Some("Lost the connection to the session bus")
+        );
+    }
 }

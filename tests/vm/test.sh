@@ -10,11 +10,14 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/target/debug}/corral
 [ -x "$bin" ] || (cd "$top" && cargo build --quiet)
-# The notification server the runaway-watch suite records with (examples/notification_recorder.rs).
+# The notification server the runaway-watch suite records with (examples/notification_recorder.rs),
+# and the monitor's cost under load for the load suite (examples/monitor_load.rs).
 recorder=$(dirname "$bin")/examples/notification_recorder
+load=$(dirname "$bin")/examples/monitor_load
 profile=()
 [ "$(basename "$(dirname "$bin")")" = release ] && profile=(--release)
-[ -x "$recorder" ] || (cd "$top" && cargo build --quiet "${profile[@]}" --example notification_recorder)
+[ -x "$recorder" ] && [ -x "$load" ] || (cd "$top" && cargo build --quiet "${profile[@]}" \
+    --example notification_recorder --example monitor_load)
 # The benchmark suite's binary (examples/bench_guest.rs), when it was built: tests/bench/run.sh.
 bench=$(dirname "$bin")/examples/bench_guest
 
@@ -23,6 +26,7 @@ rm -rf "$share" && mkdir -p "$share/guest"
 cp "$bin" "$share/corral"
 cp "$recorder" "$share/notification_recorder"
 [ -x "$bench" ] && cp "$bench" "$share/bench_guest"
+cp "$load" "$share/monitor_load"
 cp "$top"/tests/vm/guest/*.sh "$top"/tests/vm/guest/*.py "$share/guest/"
 [ -n "${SUITES:-}" ] && echo "$SUITES" >"$share/suites"
 exec 9>/tmp/corral-vm.lock

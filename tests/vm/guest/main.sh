@@ -19,7 +19,7 @@ as_testuser() {
         DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1001/bus "$@"
 }
 
-suites=$(cat /mnt/host/suites 2>/dev/null || echo "user gui tray watch system")
+suites=$(cat /mnt/host/suites 2>/dev/null || echo "user gui tray watch faults system")
 status=0
 for suite in $suites; do
     case $suite in
@@ -30,6 +30,14 @@ for suite in $suites; do
             for core in /tmp/core.*; do [ -e "$core" ] && cp "$core" /mnt/host/ && echo "kept $core for gdb"; done
             ;;
         watch) echo "### runaway watch (testuser, notification recorder)"; as_testuser bash /tmp/guest/watch.sh || status=1 ;;
+        faults)
+            # A file system small enough to fill in a moment, for the full-disk section.
+            echo "### faults (testuser; a 256 KiB tmpfs at ~testuser/tiny to fill)"
+            mkdir -p /home/testuser/tiny
+            mount -t tmpfs -o size=256k,uid=1001,gid=1001,mode=0700 tmpfs /home/testuser/tiny
+            as_testuser bash /tmp/guest/faults.sh || status=1
+            umount /home/testuser/tiny
+            ;;
         system) echo "### system manager (root)"; bash /tmp/guest/system.sh || status=1 ;;
         *)
             # Any other suite is a script of that name run as testuser (e.g. faults, tray, bench).
