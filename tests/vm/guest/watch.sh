@@ -93,8 +93,11 @@ check "the frozen hog can be ended" gone "$hog1"
 
 echo "== an OOM kill under a hard limit leaves a post-mortem ($(date +%T))"
 # tail reads one endless line from /dev/zero: it grows fast and needs no page cache to thrash.
-corral run -q -p hogmax --app-id hog2 -- tail /dev/zero
-hog2=$(wait_unit 'app-corral-hog2-*.service')
+# The unit's name from corral's own report: the kill can come, and the unit be collected,
+# before systemctl could list it.
+hog2=$(corral run -p hogmax --app-id hog2 -- tail /dev/zero 2>&1 |
+    sed -n 's/.* runs in \(app-corral-hog2-[^ ]*\) .*/\1/p')
+expect_in "corral run names the hog's unit" "app-corral-hog2-" "$hog2"
 recorded() { corral events --json 2>/dev/null | grep -q "\"unit\": \"$hog2\""; }
 check "the watcher recorded the OOM-killed unit" wait_for 30 recorded
 record=$(corral events --json 2>/dev/null | python3 -c "
