@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 
 use common::{Reaped, private_bus};
 use corral::cgroup::CgroupFs;
+use corral::controller::Controller;
+use corral::limits::{Bytes, CpuQuota};
+use corral::monitor::alerts::{Alert, AlertChange, AlertDetail, MemoryBoundary, UnitLimits};
 use corral::monitor::service::{Monitor, MonitorOptions, MonitorState};
+use corral::notify::{Notifier, deliver_alerts};
 use corral::systemd::{ManagerKind, Systemd};
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
@@ -305,6 +309,57 @@ fn restart_bus(dir: &Path) -> Reaped {
     private_bus(dir).0
 }
 
+/// The notification recorder (examples/notification_recorder.rs) on the session bus; its
+/// calls go to `log`, one JSON object per line.
+fn start_recorder(log: &Path) -> Reaped {
+    use std::io::{BufRead, BufReader};
+    // `cargo test` builds the examples next to the test binaries' folder.
+    let exe = std::env::current_exe().unwrap();
+    let recorder = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|debug| debug.join("examples/notification_recorder"))
+        .unwrap();
+    let mut child = std::process::Command::new(&recorder)
+        .arg(log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}; run the whole `cargo test`", recorder.display()));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n", "the recorder did not start");
+    Reaped(child)
+}
+
+fn notified(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"call\":\"Notify\""))
+        .count()
+}
+
+fn near_limit(unit: &str) -> Alert {
+    Alert {
+        unit: unit.to_owned(),
+        app_name: "A".to_owned(),
+        app_id: Some("a".to_owned()),
+        limits: UnitLimits {
+            memory_high: None,
+            memory_max: Some(Bytes(Bytes::GIB)),
+            cpu_quota: Some(CpuQuota::Percent(100)),
+        },
+        detail: AlertDetail::MemoryNearLimit {
+            used: Bytes(Bytes::GIB / 100 * 95),
+            limit: Bytes(Bytes::GIB),
+            boundary: MemoryBoundary::Max,
+            percent: 95.0,
+        },
+    }
+}
+
 const A: &str = "app-corral-a-00000001.service";
 const B: &str = "app-corral-b-00000002.service";
 const C: &str = "app-corral-c-00000003.service";
@@ -339,6 +394,23 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
         units_of(s) == [A] && s.problem.is_none()
     })
     .await;
+    // Alerts go to a notification server on the same bus.
+    let first_server_log = dir.path().join("first-server.jsonl");
+    let first_server = start_recorder(&first_server_log);
+    let (alerts, changes) = tokio::sync::broadcast::channel(16);
+    let (open, _opened) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(deliver_alerts(
+        Some(Notifier::connect().await.unwrap()),
+        changes,
+        Controller::new(systemd.clone(), CgroupFs::new(&cgroups)),
+        open,
+    ));
+    alerts.send(AlertChange::Raised(near_limit(A))).unwrap();
+    let start = Instant::now();
+    while notified(&first_server_log) == 0 && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(notified(&first_server_log), 1, "notified on the first bus");
 
     // The manager re-executes: its connection goes, and a new one (that forgot its
     // subscribers) takes the name with one more unit.
@@ -427,6 +499,7 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
     // A new bus on the same socket, and the manager on it with another unit.
     let _bus = restart_bus(dir.path());
     let third = FakeSystemd::start(&address, &[A, B, C, D], &cgroups).await;
+    drop(first_server);
     let (_, took) = wait_state(
         &monitor,
         Duration::from_secs(8),
@@ -436,6 +509,16 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
     .await;
     println!("reconnected and relisted {took:?} after the new bus started");
     assert_eq!(third.subscribers(), 1, "subscribed on the new bus");
+    // Notifications go to the server on the new bus: the next alert reconnects them.
+    let second_server_log = dir.path().join("second-server.jsonl");
+    let _second_server = start_recorder(&second_server_log);
+    alerts.send(AlertChange::Raised(near_limit(B))).unwrap();
+    let start = Instant::now();
+    while notified(&second_server_log) == 0 && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(notified(&second_server_log), 1, "notified on the new bus");
+
     // Every clone of the client uses the new connection: the controller's calls work again.
     let rows = systemd.list_units(&["app-*.service"]).await.unwrap();
     assert_eq!(rows.len(), 4);

@@ -126,10 +126,11 @@ check "the watcher recorded its end by SIGKILL (held loaded until read)" wait_fo
 echo "== an OOM kill under a hard limit leaves a post-mortem ($(date +%T))"
 # tail reads one endless line from /dev/zero: it grows fast and needs no page cache to thrash.
 # It starts after 3 s, as an app does not hit its limit in its first second: what is tested is
-# the watcher's post-mortem of a unit it watched, not how fast it lists a new one.
-corral run -q -p hogmax --app-id hog2 -- sh -c 'sleep 3; exec tail /dev/zero'
-
-hog2=$(wait_unit 'app-corral-hog2-*.service')
+# the watcher's post-mortem of a unit it watched, not how fast it lists a new one. The unit's
+# name comes from corral's own report, which does not depend on systemctl listing it in time.
+hog2=$(corral run -p hogmax --app-id hog2 -- sh -c 'sleep 3; exec tail /dev/zero' 2>&1 |
+    sed -n 's/.* runs in \(app-corral-hog2-[^ ]*\) .*/\1/p')
+expect_in "corral run names the hog's unit" "app-corral-hog2-" "$hog2"
 recorded() { corral events --json 2>/dev/null | grep -q "\"unit\": \"$hog2\""; }
 check "the watcher recorded the OOM-killed unit" wait_for 30 recorded
 record=$(corral events --json 2>/dev/null | python3 -c "
