@@ -346,6 +346,7 @@ fn near_limit(unit: &str) -> Alert {
         unit: unit.to_owned(),
         app_name: "A".to_owned(),
         app_id: Some("a".to_owned()),
+        preset: None,
         limits: UnitLimits {
             memory_high: None,
             memory_max: Some(Bytes(Bytes::GIB)),
