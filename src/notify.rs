@@ -721,6 +721,7 @@ pub fn spawn_notifications(
 ) -> tokio::sync::mpsc::UnboundedReceiver<OpenRequest> {
     // Subscribed now, before anything awaits, so that no early alert is missed.
     let changes = monitor.alert_changes();
+    let state = monitor.subscribe();
     let (open_tx, open_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let notifier = match Notifier::connect().await {
@@ -730,7 +731,7 @@ pub fn spawn_notifications(
                 None
             }
         };
-        deliver_alerts(notifier, changes, controller, open_tx).await;
+        deliver_alerts(notifier, changes, state, controller, open_tx).await;
     });
     open_rx
 }
@@ -740,11 +741,14 @@ pub fn spawn_notifications(
 /// Freeze, Raise limit (one step of [`raise_step`]), Kill, and Open Corral, which is sent on
 /// `open` for the app to present its window. Runs until the monitor stops.
 ///
+/// Policies act on raised alerts with the config in force in the monitor's `state`.
+///
 /// Without a notification server (`notifier` is `None`, or it goes away), alerts only reach
 /// the window's state: the failure is logged once, not per alert.
 pub async fn deliver_alerts(
     notifier: Option<Notifier>,
     mut changes: tokio::sync::broadcast::Receiver<AlertChange>,
+    state: tokio::sync::watch::Receiver<std::sync::Arc<crate::monitor::service::MonitorState>>,
     controller: crate::controller::Controller,
     open: tokio::sync::mpsc::UnboundedSender<OpenRequest>,
 ) {
@@ -784,7 +788,11 @@ pub async fn deliver_alerts(
                 }
                 // Opt-in policies act when an alert is first raised, before anyone is told.
                 let outcome = match &change {
-                    AlertChange::Raised(alert) => policies.enforce(&controller, alert).await,
+                    AlertChange::Raised(alert) => {
+                        // The monitor's config in force, not the file read again here.
+                        let config = std::sync::Arc::clone(&state.borrow().config);
+                        policies.enforce(&controller, &config, alert).await
+                    }
                     _ => None,
                 };
                 if let Some(outcome) = &outcome {

@@ -126,38 +126,23 @@ pub struct PolicyOutcome {
     pub failed: bool,
 }
 
-/// The policies in force: the last config that loaded (a config broken while Corral runs
-/// leaves the last good one in force) and how many limit steps each unit has had (an entry
-/// only for units a limit policy changed: a handful, so they are kept for the process's life).
+/// How many limit steps each unit has had from its policies (an entry only for units a limit
+/// policy changed: a handful, so they are kept for the process's life).
 #[derive(Debug, Default)]
 pub struct Policies {
-    config: Option<Config>,
     steps: HashMap<(String, Condition), u32>,
 }
 
 impl Policies {
-    /// Applies the policy for a newly raised alert, if its preset or rule has one.
+    /// Applies the policy for a newly raised alert, if its preset or rule has one. `config` is
+    /// the one in force: the monitor follows the file and keeps the last good one.
     pub async fn enforce(
         &mut self,
         controller: &Controller,
+        config: &Config,
         alert: &Alert,
     ) -> Option<PolicyOutcome> {
         let key = policy_key(alert.condition())?;
-        // Read afresh, so that a policy set in Preferences applies to apps already running.
-        match Config::load() {
-            Ok(config) => self.config = Some(config),
-            Err(e) if self.config.is_some() => {
-                eprintln!(
-                    "corral: {}",
-                    gettext_f(
-                        "policies: {error}; the last good configuration stays in force",
-                        &[("error", &e)],
-                    )
-                )
-            }
-            Err(_) => {}
-        }
-        let config = self.config.get_or_insert_with(Config::default);
         let action = resolve(config, alert);
         let counted = (alert.unit.clone(), alert.condition());
         let step = plan(

@@ -403,6 +403,7 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
     tokio::spawn(deliver_alerts(
         Some(Notifier::connect().await.unwrap()),
         changes,
+        tokio::sync::watch::channel(Default::default()).1,
         Controller::new(systemd.clone(), CgroupFs::new(&cgroups)),
         open,
     ));
