@@ -32,6 +32,21 @@ pub struct UnitList {
     /// Read by the ListBox's sort and filter functions, which get only row widgets.
     keys: Rc<RefCell<HashMap<String, RowKey>>>,
     filter: Rc<RefCell<Filter>>,
+    /// The units in sorted order as last shown, to re-sort only when a tick changes it.
+    order: Vec<String>,
+}
+
+/// Biggest memory first; name and unit break ties so equal rows never swap.
+fn compare(a: &RowKey, b: &RowKey) -> std::cmp::Ordering {
+    b.memory
+        .cmp(&a.memory)
+        .then_with(|| a.name.cmp(&b.name))
+        .then_with(|| a.unit.cmp(&b.unit))
+}
+
+/// Whether the filter could judge the two keys differently.
+fn filter_fields_differ(a: &RowKey, b: &RowKey) -> bool {
+    a.name != b.name || a.unit != b.unit || a.app_id != b.app_id || a.corral != b.corral
 }
 
 impl UnitList {
@@ -56,12 +71,7 @@ impl UnitList {
                 ) else {
                     return gtk::Ordering::Equal;
                 };
-                // Biggest memory first; name and unit break ties so equal rows never swap.
-                b.memory
-                    .cmp(&a.memory)
-                    .then_with(|| a.name.cmp(&b.name))
-                    .then_with(|| a.unit.cmp(&b.unit))
-                    .into()
+                compare(a, b).into()
             });
         }
         {
@@ -78,11 +88,14 @@ impl UnitList {
             rows: HashMap::new(),
             keys,
             filter,
+            order: Vec::new(),
         }
     }
 
     /// Shows these units: new rows are added, existing ones updated in place, ended ones
-    /// removed; then the list re-sorts and re-filters without losing the selection.
+    /// removed; then the list re-sorts and re-filters without losing the selection. Both only
+    /// when a row would move or could change visibility: each makes the ListBox lay out every
+    /// row again, every tick, for nothing.
     pub fn show(
         &mut self,
         units: &[UnitSnapshot],
@@ -90,6 +103,7 @@ impl UnitList {
     ) {
         // No borrow of the shared keys may be held across a ListBox call: appending a row
         // runs the sort and filter functions, which read them.
+        let mut refilter = false;
         for snap in units {
             let unit = &snap.info.unit;
             let is_new = !self.rows.contains_key(unit);
@@ -98,7 +112,10 @@ impl UnitList {
                 .entry(unit.clone())
                 .or_insert_with(|| UnitRow::new(unit));
             let key = row.update(snap, icon_for(snap).as_deref());
-            self.keys.borrow_mut().insert(unit.clone(), key);
+            let old = self.keys.borrow_mut().insert(unit.clone(), key);
+            // A new row is filtered (and sorted in) as it is appended.
+            refilter |=
+                old.is_some_and(|old| filter_fields_differ(&old, &self.keys.borrow()[unit]));
             if is_new {
                 self.list.append(&row.row);
             }
@@ -115,8 +132,22 @@ impl UnitList {
             }
             self.keys.borrow_mut().remove(&unit);
         }
-        self.list.invalidate_sort();
-        self.list.invalidate_filter();
+        let order = {
+            let keys = self.keys.borrow();
+            let mut sorted: Vec<&RowKey> = keys.values().collect();
+            sorted.sort_by(|a, b| compare(a, b));
+            sorted
+                .into_iter()
+                .map(|k| k.unit.clone())
+                .collect::<Vec<_>>()
+        };
+        if order != self.order {
+            self.order = order;
+            self.list.invalidate_sort();
+        }
+        if refilter {
+            self.list.invalidate_filter();
+        }
     }
 
     pub fn set_show_all(&self, all: bool) {

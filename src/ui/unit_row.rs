@@ -32,6 +32,8 @@ pub struct UnitRow {
     cpu: gtk::Label,
     tasks: gtk::Label,
     pressure: gtk::Label,
+    /// The accessible label last given, so an unchanged one is not sent to AT-SPI again.
+    accessible: std::cell::RefCell<String>,
 }
 
 impl UnitRow {
@@ -121,6 +123,7 @@ impl UnitRow {
             cpu,
             tasks,
             pressure,
+            accessible: Default::default(),
         }
     }
 
@@ -183,17 +186,18 @@ impl UnitRow {
                 .map(|p| format!("{:.1} %", p.some.avg10))
                 .unwrap_or_else(|| "—".into()),
         );
-        crate::ui::set_accessible_label(
-            &self.row,
-            &gettext_f(
-                "{app}, {state}, memory {memory}",
-                &[
-                    ("app", &info.name),
-                    ("state", &state_label(state)),
-                    ("memory", &self.memory.text()),
-                ],
-            ),
+        let accessible = gettext_f(
+            "{app}, {state}, memory {memory}",
+            &[
+                ("app", &info.name),
+                ("state", &state_label(state)),
+                ("memory", &self.memory.text()),
+            ],
         );
+        if *self.accessible.borrow() != accessible {
+            crate::ui::set_accessible_label(&self.row, &accessible);
+            *self.accessible.borrow_mut() = accessible;
+        }
         RowKey {
             name: info.name.to_lowercase(),
             unit: info.unit.clone(),
