@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -334,6 +335,33 @@ fn localized(cmd: clap::Command) -> clap::Command {
     template.push_str(&sections.join("\n\n"));
     template.push_str("{after-help}");
     cmd.help_template(template).mut_subcommands(localized)
+}
+
+/// Runs one command on a runtime of its own, printing its error; returns the exit code.
+pub fn run_to_exit_code(manager: ManagerKind, command: Command) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!(
+                "corral: {}",
+                gettext_f(
+                    "error: cannot start the async runtime: {error}",
+                    &[("error", &e)]
+                )
+            );
+            return 1;
+        }
+    };
+    match runtime.block_on(run(manager, command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("corral: {}", gettext_f("error: {error}", &[("error", &e)]));
+            1
+        }
+    }
 }
 
 /// Runs one command; returns the process exit code.
@@ -1166,9 +1194,9 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
             }
             Some(request) = open_rx.recv() => {
                 // Corral's window is a unique GApplication: starting it presents a running one.
-                match std::env::current_exe() {
+                match crate::desktop::executable() {
                     Ok(exe) => {
-                        match std::process::Command::new(exe).spawn() {
+                        match std::process::Command::new(exe).arg0("corral").spawn() {
                             // Reaped on a thread so that it never lingers as a zombie.
                             Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
                             Err(e) => eprintln!("corral: {}", cannot_open(&request.unit, &e)),
@@ -1251,6 +1279,21 @@ async fn doctor(manager: ManagerKind) -> Result<i32> {
             )),
         )),
     }
+    // The command line works without it; the window and the tray do not.
+    checks.push(match crate::desktop::executable() {
+        Ok(path) => (
+            gettext("window and tray"),
+            doctor::Status::Ok,
+            path.display().to_string(),
+            None,
+        ),
+        Err(message) => (
+            gettext("window and tray"),
+            doctor::Status::Warning,
+            message,
+            None,
+        ),
+    });
     let fs = CgroupFs::system();
     let manager_cgroup = match Systemd::connect(manager).await {
         Ok(systemd) => {

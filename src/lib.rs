@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cli_docs;
 pub mod config;
 pub mod controller;
+pub mod desktop;
 pub mod i18n;
 pub mod launch;
 pub mod limits;

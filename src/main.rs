@@ -1,39 +1,20 @@
+//! `corral`: the command line. Without a command it hands over to `corral-desktop`, the window
+//! and the tray (src/bin/corral-desktop.rs), so that commands never load GTK.
 use corral::cli::{self, Cli};
 
 fn main() {
     corral::i18n::init();
     let cli = Cli::parse_localized();
-    corral::raise_fd_limit();
     let manager = cli.manager();
     let Some(command) = cli.command else {
-        // No command: the window (or the tray), on the main thread with GTK's own main loop.
-        std::process::exit(corral::ui::run(manager, false, cli.tray));
+        // Before raise_fd_limit: the window must see the session's own file limit, which it
+        // restores for the apps it launches.
+        let mut args = std::env::args_os();
+        let arg0 = args.next().unwrap_or_else(|| "corral".into());
+        let error = corral::desktop::exec(arg0, args);
+        eprintln!("corral: {error}");
+        std::process::exit(1);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!(
-                "corral: {}",
-                corral::i18n::gettext_f(
-                    "error: cannot start the async runtime: {error}",
-                    &[("error", &e)]
-                )
-            );
-            std::process::exit(1);
-        }
-    };
-    let code = match runtime.block_on(cli::run(manager, command)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!(
-                "corral: {}",
-                corral::i18n::gettext_f("error: {error}", &[("error", &e)])
-            );
-            1
-        }
-    };
-    std::process::exit(code);
+    corral::raise_fd_limit();
+    std::process::exit(cli::run_to_exit_code(manager, command));
 }

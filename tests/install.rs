@@ -95,8 +95,9 @@ fn install_sh(source: &Path, destdir: &Path, args: &[&str]) {
     );
 }
 
-const EXPECTED: [&str; 13] = [
+const EXPECTED: [&str; 14] = [
     "usr/bin/corral",
+    "usr/libexec/corral-desktop",
     "usr/share/applications/io.github.corral.Corral.desktop",
     "usr/share/metainfo/io.github.corral.Corral.metainfo.xml",
     "usr/share/icons/hicolor/scalable/apps/io.github.corral.Corral.svg",
@@ -168,6 +169,18 @@ fn install_puts_every_file_in_place_and_uninstall_removes_exactly_them() {
     assert!(
         listing.contains("Installierter Katalog: "),
         "the installed catalog is used:\n{listing}"
+    );
+    // Without a command the installed `corral` hands over to the installed window executable,
+    // which finds no display here and says so through GTK.
+    let window = Command::new(path("usr/bin/corral"))
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&window.stderr);
+    assert!(
+        !window.status.success() && said.contains("cannot open display"),
+        "corral hands over to libexec/corral-desktop:\n{said}"
     );
     let bash = fs::read_to_string(path("usr/share/bash-completion/completions/corral")).unwrap();
     assert!(

@@ -11,7 +11,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
-cargo build --release --quiet --bin corral --example bench_guest --example notification_recorder
+cargo build --release --quiet --bin corral --bin corral-desktop --example bench_guest --example notification_recorder
 
 raw=$top/target/bench
 mkdir -p "$raw"

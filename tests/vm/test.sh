@@ -9,7 +9,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/target/debug}/corral
-[ -x "$bin" ] || (cd "$top" && cargo build --quiet)
+desktop=$(dirname "$bin")/corral-desktop   # the window and the tray, which corral execs
+[ -x "$bin" ] && [ -x "$desktop" ] || (cd "$top" && cargo build --quiet)
 # The notification server the runaway-watch suite records with (examples/notification_recorder.rs),
 # and the monitor's cost under load for the load suite (examples/monitor_load.rs).
 recorder=$(dirname "$bin")/examples/notification_recorder
@@ -24,6 +25,7 @@ bench=$(dirname "$bin")/examples/bench_guest
 share=$top/tests/vm/out
 rm -rf "$share" && mkdir -p "$share/guest"
 cp "$bin" "$share/corral"
+cp "$desktop" "$share/corral-desktop"
 cp "$recorder" "$share/notification_recorder"
 [ -x "$bench" ] && cp "$bench" "$share/bench_guest"
 cp "$load" "$share/monitor_load"

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Guest entry point (runs as root once the guest has booted): installs the corral binary from
-# the share, then runs the suites named in /mnt/host/suites (default: all of them, in order):
-# each user-manager suite as testuser, the system-manager suite as root.
+# Guest entry point (runs as root once the guest has booted): installs corral and its window
+# (corral-desktop) from the share, then runs the suites named in /mnt/host/suites (default: all
+# of them, in order): each user-manager suite as testuser, the system-manager suite as root.
 set -u
 here=$(dirname "$0")
 # Also stream everything to the share, so a host can follow a run as it goes.
@@ -9,6 +9,7 @@ exec > >(tee /mnt/host/guest.log) 2>&1
 systemctl is-system-running --wait >/dev/null
 systemctl is-active --quiet user@1001.service || { echo "testuser's user manager is not running"; exit 1; }
 install -m 755 /mnt/host/corral /usr/local/bin/corral
+install -D -m 755 /mnt/host/corral-desktop /usr/local/libexec/corral-desktop   # as install.sh puts it
 echo '/tmp/core.%p' >/proc/sys/kernel/core_pattern   # a crash leaves a core to debug
 mkdir -p /tmp/guest && cp "$here"/*.sh "$here"/*.py /tmp/guest/ && chmod 755 /tmp/guest/*
 mkdir -p /mnt/host/screenshots /mnt/host/results && chmod 777 /mnt/host/screenshots /mnt/host/results
