@@ -131,7 +131,10 @@ impl UnitRow {
     pub fn update(&self, snap: &UnitSnapshot, icon: Option<&str>) -> RowKey {
         let info = &snap.info;
         let c = snap.cgroup.as_ref();
-        if let Some(icon) = icon {
+        // Setting an icon, even the same one, clears the image and looks the icon up again.
+        if let Some(icon) = icon
+            && self.icon.icon_name().as_deref() != Some(icon)
+        {
             self.icon.set_icon_name(Some(icon));
         }
         set_text(&self.name, &info.name);
@@ -165,7 +168,9 @@ impl UnitRow {
             (Some(u), Some(l)) if l > 0 => (u as f64 / l as f64).min(1.0),
             _ => 0.0,
         };
-        self.memory_bar.set_value(fraction);
+        if self.memory_bar.value() != fraction {
+            self.memory_bar.set_value(fraction);
+        }
         self.memory_bar.set_visible(limit.is_some());
         set_text(
             &self.cpu,
