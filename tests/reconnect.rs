@@ -303,6 +303,26 @@ async fn wait_state(
     }
 }
 
+/// What systemd says when a unit ends: its Unit interface's ActiveState is now "inactive".
+async fn announce_end(connection: &zbus::Connection, unit: &str) {
+    let changed =
+        std::collections::HashMap::from([("ActiveState", zbus::zvariant::Value::from("inactive"))]);
+    connection
+        .emit_signal(
+            None::<zbus::names::BusName<'_>>,
+            unit_path(unit).as_ref(),
+            "org.freedesktop.DBus.Properties",
+            "PropertiesChanged",
+            &(
+                "org.freedesktop.systemd1.Unit",
+                changed,
+                Vec::<String>::new(),
+            ),
+        )
+        .await
+        .unwrap();
+}
+
 /// A new dbus-daemon listening where the old one did.
 fn restart_bus(dir: &Path) -> Reaped {
     let _ = std::fs::remove_file(dir.join("bus"));
@@ -465,6 +485,15 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
     )
     .await;
 
+    // A unit's end is seen the moment the manager announces it (this subscribes to every
+    // unit's changes on this connection).
+    let mut end = systemd.watch_end(C).await.unwrap();
+    announce_end(&second.connection, C).await;
+    assert!(
+        end.ended(Some(Duration::from_secs(2))).await,
+        "the end announced on the first bus is seen"
+    );
+
     // The bus daemon stops: the monitor says so, keeps what it knows, and keeps sampling.
     drop(bus);
     let (state, took) = wait_state(
@@ -520,6 +549,15 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(notified(&second_server_log), 1, "notified on the new bus");
+
+    // The new connection subscribes to the units' changes anew: an end announced on the new
+    // bus is seen at once, not at the next re-check of a watch on the old connection.
+    let mut end = systemd.watch_end(D).await.unwrap();
+    announce_end(&third.connection, D).await;
+    assert!(
+        end.ended(Some(Duration::from_secs(2))).await,
+        "the end announced on the new bus is seen"
+    );
 
     // Every clone of the client uses the new connection: the controller's calls work again.
     let rows = systemd.list_units(&["app-*.service"]).await.unwrap();

@@ -166,16 +166,20 @@ pub struct UnitOutcome {
 pub struct Systemd {
     link: Arc<RwLock<Link>>,
     kind: ManagerKind,
-    /// Every unit's PropertiesChanged, subscribed on the first [`Systemd::watch_end`] and
-    /// shared by all later ones, which then cost no AddMatch round trip to the bus.
-    unit_changes: Arc<tokio::sync::OnceCell<Arc<broadcast::Sender<Message>>>>,
 }
+
+/// Every unit's PropertiesChanged on one connection, forwarded to any number of watches.
+type UnitChanges = Arc<broadcast::Sender<Message>>;
 
 /// One bus connection and the manager's proxy on it.
 #[derive(Clone)]
 struct Link {
     connection: Connection,
     manager: ManagerProxy<'static>,
+    /// Subscribed on this connection's first [`Systemd::watch_end`] and shared by all later
+    /// ones, which then cost no AddMatch round trip to the bus. A new connection starts
+    /// without: the old one's subscription went with it.
+    unit_changes: Arc<tokio::sync::OnceCell<UnitChanges>>,
 }
 
 impl Link {
@@ -196,6 +200,7 @@ impl Link {
         Ok(Link {
             connection,
             manager,
+            unit_changes: Arc::default(),
         })
     }
 }
@@ -218,7 +223,6 @@ impl Systemd {
         Ok(Systemd {
             link: Arc::new(RwLock::new(Link::open(kind).await?)),
             kind,
-            unit_changes: Arc::default(),
         })
     }
 
@@ -348,42 +352,16 @@ impl Systemd {
     /// without polling. One subscription to every unit's changes serves all watches of this
     /// connection: the first watch pays for the AddMatch, later ones are free.
     pub async fn watch_end(&self, unit: &str) -> Result<EndWatch, SystemdError> {
-        let changes = self
+        let link = self.link();
+        let changes = link
             .unit_changes
-            .get_or_try_init(|| self.subscribe_unit_changes())
+            .get_or_try_init(|| subscribe_unit_changes(&link.connection))
             .await
             .map_err(|e| call_error("watch", unit, e))?;
         Ok(EndWatch {
             path: names::object_path(unit),
             changes: changes.subscribe(),
         })
-    }
-
-    /// Subscribes to PropertiesChanged of every unit's Unit interface and forwards them to a
-    /// broadcast channel, for as long as this connection's `Systemd` lives.
-    async fn subscribe_unit_changes(&self) -> zbus::Result<Arc<broadcast::Sender<Message>>> {
-        let rule = zbus::MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .path_namespace("/org/freedesktop/systemd1/unit")?
-            .interface("org.freedesktop.DBus.Properties")?
-            .member("PropertiesChanged")?
-            .arg(0, "org.freedesktop.systemd1.Unit")?
-            .build();
-        let mut stream =
-            zbus::MessageStream::for_match_rule(rule, &self.connection(), Some(64)).await?;
-        let sender = Arc::new(broadcast::channel(64).0);
-        let forward = Arc::downgrade(&sender);
-        tokio::spawn(async move {
-            while let Some(Ok(message)) = stream.next().await {
-                // Every clone of the Systemd is gone: end, and the subscription with it.
-                let Some(sender) = forward.upgrade() else {
-                    return;
-                };
-                // Nobody watching right now is fine.
-                let _ = sender.send(message);
-            }
-        });
-        Ok(sender)
     }
 
     /// Freezes the unit's whole cgroup (cgroup.freeze), which no process can notice or resist,
@@ -624,6 +602,33 @@ impl Systemd {
             }),
         }
     }
+}
+
+/// Subscribes to PropertiesChanged of every unit's Unit interface on `connection` and forwards
+/// them to a broadcast channel, for as long as the connection's `Link` is in use.
+async fn subscribe_unit_changes(connection: &Connection) -> zbus::Result<UnitChanges> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .path_namespace("/org/freedesktop/systemd1/unit")?
+        .interface("org.freedesktop.DBus.Properties")?
+        .member("PropertiesChanged")?
+        .arg(0, "org.freedesktop.systemd1.Unit")?
+        .build();
+    let mut stream = zbus::MessageStream::for_match_rule(rule, connection, Some(64)).await?;
+    let sender = Arc::new(broadcast::channel(64).0);
+    let forward = Arc::downgrade(&sender);
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            // The connection's Link is gone (every clone of the Systemd, or replaced after a
+            // reconnect): end, and the subscription with it.
+            let Some(sender) = forward.upgrade() else {
+                return;
+            };
+            // Nobody watching right now is fine.
+            let _ = sender.send(message);
+        }
+    });
+    Ok(sender)
 }
 
 /// A unit's end being watched, from [`Systemd::watch_end`].
