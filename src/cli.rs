@@ -355,13 +355,17 @@ pub fn run_to_exit_code(manager: ManagerKind, command: Command) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(manager, command)) {
+    let code = match runtime.block_on(run(manager, command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("corral: {}", gettext_f("error: {error}", &[("error", &e)]));
             1
         }
-    }
+    };
+    // The process ends next: dropping the runtime would first wait for every blocking task
+    // (a thread still reading, say) for nothing.
+    runtime.shutdown_background();
+    code
 }
 
 /// Runs one command; returns the process exit code.
