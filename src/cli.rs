@@ -44,8 +44,21 @@ pub struct Cli {
 impl Cli {
     /// Parses the command line like `Cli::parse`, with the words clap adds itself (the help
     /// and version flags, "Usage:" and the section headings) in the person's language too.
+    ///
+    /// A command line that parses needs none of those words, nor the long help texts: it is
+    /// parsed first with the plain command, a fifth of the work (and a command's
+    /// start-up is most of what it costs). Help, the version and errors are shown by parsing
+    /// again with the whole localized command, which gives the same outcome in full.
     pub fn parse_localized() -> Cli {
-        let matches = localized(Cli::command()).get_matches();
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        let plain =
+            crate::cli_docs::without_json_help(|| Cli::command().try_get_matches_from(&args));
+        let matches = match plain {
+            Ok(matches) => matches,
+            // Not translated, and the same either way.
+            Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => e.exit(),
+            Err(_) => localized(Cli::command()).get_matches_from(&args),
+        };
         Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
 
@@ -468,6 +481,9 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
 
 async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) -> Result<i32> {
     warn_service_only(request);
+    // Watched from before the start, so that the scope's end is seen when systemd announces
+    // it, however soon the command exits.
+    let ends = ctl.systemd.watch_ends(&request.app_name).await;
     let child = launch::launch_scope(&ctl.systemd, request).await?;
     // Like a shell running a foreground job: ^C and ^\ are for the command, not for us.
     // SAFETY: setting signal dispositions of this process.
@@ -476,8 +492,7 @@ async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) ->
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
     let started_at = std::time::SystemTime::now();
-    // Watched from now on, so that the scope's end is seen when systemd announces it.
-    let end = ctl.systemd.watch_end(&child.unit).await;
+    let end = ends.map(|ends| ends.of(&child.unit));
     let control_group = control_group_of(ctl, &child.unit).await;
     let watch = UsageWatch::start(ctl, &child.unit, control_group.as_deref());
     report_launch(ctl, request, &child.unit, control_group.as_deref(), quiet);
@@ -576,10 +591,13 @@ fn warn_service_only(request: &LaunchRequest) {
     }
 }
 
-/// The unit's cgroup, asked once and shared by the usage watch and the limit check; `None`
-/// when the unit has none (it already ended) or is gone.
+/// The cgroup of a unit Corral just started, asked once and shared by the usage watch and the
+/// limit check; `None` when the unit has none (it already ended) or is gone. The unit is held
+/// (AddRef=) until `unref`, so it is loaded and its object path is its escaped name: no
+/// GetUnit round trip to look it up.
 async fn control_group_of(ctl: &Controller, unit: &str) -> Option<String> {
-    let path = ctl.systemd.object_path(unit).await.ok()?;
+    let path =
+        zbus::zvariant::OwnedObjectPath::try_from(crate::systemd::names::object_path(unit)).ok()?;
     let cg = ctl.systemd.control_group(unit, &path).await.ok()?;
     (!cg.is_empty()).then_some(cg)
 }

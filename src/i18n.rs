@@ -51,6 +51,12 @@ pub fn init() {
             libc::setlocale(libc::LC_MESSAGES, c"C.UTF-8".as_ptr());
         }
     }
+    // In the C locale glibc's gettext returns every message as it is: skip its lookups (and
+    // finding the catalogs), a fair part of a command's start-up.
+    if messages_locale_is_c() {
+        disable();
+        return;
+    }
     let dir = locale_dir();
     let (Ok(domain), Ok(dir)) = (
         CString::new(DOMAIN),
@@ -72,6 +78,15 @@ pub fn disable() {
     DISABLED.store(true, Ordering::Relaxed);
 }
 
+/// Whether messages are in the C (POSIX) locale, where nothing is translated.
+fn messages_locale_is_c() -> bool {
+    // SAFETY: a query of the current locale's name, compared at once.
+    unsafe {
+        let name = libc::setlocale(libc::LC_MESSAGES, std::ptr::null());
+        !name.is_null() && matches!(CStr::from_ptr(name).to_bytes(), b"C" | b"POSIX")
+    }
+}
+
 /// Whether LC_MESSAGES came out as plain C although LANGUAGE names languages, and C was not
 /// asked for by LC_ALL or LC_MESSAGES themselves (only by LANG, or by nothing).
 fn wants_language_fallback() -> bool {
@@ -79,15 +94,7 @@ fn wants_language_fallback() -> bool {
     if !set("LANGUAGE") || set("LC_ALL") || set("LC_MESSAGES") {
         return false;
     }
-    // SAFETY: a query; the returned string is copied before the locale changes again.
-    let current = unsafe {
-        let name = libc::setlocale(libc::LC_MESSAGES, std::ptr::null());
-        if name.is_null() {
-            return false;
-        }
-        CStr::from_ptr(name).to_bytes().to_vec()
-    };
-    current == b"C" || current == b"POSIX"
+    messages_locale_is_c()
 }
 
 /// Where the catalogs are: the installed `PREFIX/share/locale` next to the binary's `bin/`

@@ -352,16 +352,20 @@ impl Systemd {
     /// without polling. One subscription to every unit's changes serves all watches of this
     /// connection: the first watch pays for the AddMatch, later ones are free.
     pub async fn watch_end(&self, unit: &str) -> Result<EndWatch, SystemdError> {
+        Ok(self.watch_ends(unit).await?.of(unit))
+    }
+
+    /// Starts watching every unit's end, for a unit whose name is not known yet (one about to
+    /// be started): [`EndWatches::of`] then picks it, with nothing missed in between. `unit`
+    /// names what the watch is for in an error.
+    pub async fn watch_ends(&self, unit: &str) -> Result<EndWatches, SystemdError> {
         let link = self.link();
         let changes = link
             .unit_changes
             .get_or_try_init(|| subscribe_unit_changes(&link.connection))
             .await
             .map_err(|e| call_error("watch", unit, e))?;
-        Ok(EndWatch {
-            path: names::object_path(unit),
-            changes: changes.subscribe(),
-        })
+        Ok(EndWatches(changes.subscribe()))
     }
 
     /// Freezes the unit's whole cgroup (cgroup.freeze), which no process can notice or resist,
@@ -629,6 +633,19 @@ async fn subscribe_unit_changes(connection: &Connection) -> zbus::Result<UnitCha
         }
     });
     Ok(sender)
+}
+
+/// Every unit's changes being watched, from [`Systemd::watch_ends`].
+pub struct EndWatches(broadcast::Receiver<Message>);
+
+impl EndWatches {
+    /// The watch of one unit's end, with every change since the watch began.
+    pub fn of(self, unit: &str) -> EndWatch {
+        EndWatch {
+            path: names::object_path(unit),
+            changes: self.0,
+        }
+    }
 }
 
 /// A unit's end being watched, from [`Systemd::watch_end`].

@@ -6,6 +6,6 @@ pub mod names;
 pub mod properties;
 pub mod proxy;
 
-pub use client::{EndWatch, Systemd, SystemdError, UnitOutcome};
+pub use client::{EndWatch, EndWatches, Systemd, SystemdError, UnitOutcome};
 pub use names::{Launcher, UnitKind};
 pub use properties::{ManagerKind, TransientSpec};
