@@ -13,8 +13,8 @@ use std::time::{Instant, SystemTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use corral::cgroup::{
-    CgroupFs, parse_cgroup_events, parse_cpu_max, parse_cpu_stat, parse_limit, parse_memory_events,
-    parse_pressure, parse_u64,
+    CgroupFs, ChangeWatch, parse_cgroup_events, parse_cpu_max, parse_cpu_stat, parse_limit,
+    parse_memory_events, parse_pressure, parse_u64,
 };
 use corral::monitor::alerts::{AlertEngine, AlertThresholds};
 use corral::monitor::history::History;
@@ -154,11 +154,18 @@ fn sweep(c: &mut Criterion) {
     for n in [10, 100, 300] {
         let (_root, fs, units) = fixture_tree(n);
         group.throughput(Throughput::Elements(n as u64));
-        // The sampler keeps every unit's files open: after the first sweep each file costs one
-        // pread, as in the running app.
+        // The sampler keeps every unit's files open: after the first sweep each file it reads
+        // costs one pread, as in the running app, and the files that change only when written
+        // or notified (limits, events) are read only when inotify reported a change.
         let mut sampler = Sampler::new(fs.clone());
         sampler.sample(&units);
         group.bench_with_input(BenchmarkId::new("sampler", n), &units, |b, units| {
+            b.iter(|| sampler.sample(black_box(units)))
+        });
+        // The same without inotify: every file read on every sweep.
+        let mut sampler = Sampler::with_changes(fs.clone(), ChangeWatch::unavailable());
+        sampler.sample(&units);
+        group.bench_with_input(BenchmarkId::new("full reads", n), &units, |b, units| {
             b.iter(|| sampler.sample(black_box(units)))
         });
         // A whole monitor tick: the sweep, the history rings and the alert rules.
@@ -176,7 +183,8 @@ fn sweep(c: &mut Criterion) {
                 }
             })
         });
-        // Opening every file anew each time, as a reader without cached handles would.
+        // Opening every file anew each time, as a reader without cached handles would (and, for
+        // a new sampler, its inotify instance and one watch per unit).
         group.bench_with_input(BenchmarkId::new("cold", n), &units, |b, units| {
             b.iter(|| Sampler::new(fs.clone()).sample(black_box(units)))
         });

@@ -7,6 +7,7 @@
 
 mod parse;
 mod unit;
+mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ pub use parse::{
     parse_cpu_stat, parse_flat_keyed, parse_limit, parse_memory_events, parse_pressure, parse_u64,
 };
 pub use unit::{CgroupSample, UnitCgroup};
+pub use watch::ChangeWatch;
 
 /// Where systemd mounts the cgroup hierarchy.
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";

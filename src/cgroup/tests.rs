@@ -458,3 +458,266 @@ fn values_are_serializable() {
     assert_serialize::<Controllers>();
     assert_serialize::<Layout>();
 }
+
+// A unit watched by a ChangeWatch: the settled files (limits, cgroup.freeze, memory.events,
+// cgroup.events) are read again only when inotify reports a change. A write to a file in the
+// fixture's directory raises IN_MODIFY there as on cgroupfs.
+
+/// The files a sample reads, and those of them that change all the time.
+const SAMPLED_FILES: usize = 18;
+const CHANGING_FILES: usize = 8;
+
+/// A watched handle on the fixture's unit, after its first sample.
+fn watched_unit(cgroupfs: &CgroupFs, changes: &ChangeWatch) -> UnitCgroup {
+    let mut unit = cgroupfs.unit(UNIT).watched_by(changes);
+    changes.drain();
+    assert_eq!(unit.sample().unwrap(), full_sample());
+    assert_eq!(
+        unit.reads(),
+        SAMPLED_FILES,
+        "the first sample reads everything"
+    );
+    unit
+}
+
+/// A sample after draining `changes`, and how many files it read.
+fn sample_counting(unit: &mut UnitCgroup, changes: &ChangeWatch) -> (CgroupSample, usize) {
+    changes.drain();
+    let before = unit.reads();
+    let sample = unit.sample().unwrap();
+    (sample, unit.reads() - before)
+}
+
+/// Replaces a file's bytes in place through a shared mapping, a change inotify never reports
+/// (inotify(7): "The inotify API does not report file accesses and modifications that may occur
+/// because of mmap(2), msync(2), and munmap(2)"). The length stays the same.
+fn change_unnoticed(path: &Path, text: &str) {
+    use std::os::fd::AsRawFd;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    assert_eq!(file.metadata().unwrap().len(), text.len() as u64);
+    // SAFETY: a fresh shared mapping of exactly the file's length, written within its bounds
+    // and unmapped before returning.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            text.len(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(map, libc::MAP_FAILED);
+        std::ptr::copy_nonoverlapping(text.as_ptr(), map.cast::<u8>(), text.len());
+        libc::munmap(map, text.len());
+    }
+}
+
+#[test]
+fn a_watched_unit_reads_only_the_changing_files_when_nothing_was_written() {
+    let (_root, cgroupfs) = fixture();
+    let changes = ChangeWatch::new();
+    let mut unit = watched_unit(&cgroupfs, &changes);
+    for _ in 0..3 {
+        let (sample, reads) = sample_counting(&mut unit, &changes);
+        assert_eq!(sample, full_sample());
+        assert_eq!(reads, CHANGING_FILES);
+    }
+}
+
+#[test]
+fn a_written_limit_or_event_is_seen_at_the_next_sample() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = watched_unit(&cgroupfs, &changes);
+
+    write_unit(&dir, &[("memory.max", "max\n")]);
+    let (sample, reads) = sample_counting(&mut unit, &changes);
+    assert_eq!(sample.memory_max, Some(Limit::Max));
+    assert_eq!(reads, CHANGING_FILES + 1);
+
+    write_unit(
+        &dir,
+        &[
+            ("cgroup.events", "populated 1\nfrozen 1\n"),
+            ("cgroup.freeze", "1\n"),
+            (
+                "memory.events",
+                "low 0\nhigh 13\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+            ),
+        ],
+    );
+    let (sample, reads) = sample_counting(&mut unit, &changes);
+    assert_eq!(sample.events.and_then(|e| e.frozen), Some(true));
+    assert_eq!(sample.freeze, Some(true));
+    assert_eq!(sample.memory_events.and_then(|e| e.high), Some(13));
+    assert_eq!(sample.memory_max, Some(Limit::Max), "kept from before");
+    assert_eq!(reads, CHANGING_FILES + 3);
+
+    // cpu.weight also changes through cpu.weight.nice; other files change no settled value.
+    write_unit(&dir, &[("cpu.weight", "50\n")]);
+    write_unit(&dir, &[("cpu.weight.nice", "5\n"), ("cgroup.procs", "1\n")]);
+    let (sample, reads) = sample_counting(&mut unit, &changes);
+    assert_eq!(sample.cpu_weight, Some(50));
+    assert_eq!(reads, CHANGING_FILES + 1);
+}
+
+#[test]
+fn an_unreported_change_is_not_read_until_an_event_names_its_file() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = watched_unit(&cgroupfs, &changes);
+    change_unnoticed(&dir.join("memory.max"), "1073741824\n");
+    // Modifications of other files do not make it read.
+    write_unit(&dir, &[("memory.current", "5\n"), ("memory.high", "max\n")]);
+    let (sample, _) = sample_counting(&mut unit, &changes);
+    assert_eq!(sample.memory_current, Some(5));
+    assert_eq!(sample.memory_high, Some(Limit::Max));
+    assert_eq!(sample.memory_max, full_sample().memory_max);
+    // A write event for memory.max does (here it writes the same bytes again).
+    let text = fs::read_to_string(dir.join("memory.max")).unwrap();
+    fs::write(dir.join("memory.max"), &text).unwrap();
+    let (sample, _) = sample_counting(&mut unit, &changes);
+    assert_eq!(sample.memory_max, Some(Limit::Value(1 << 30)));
+
+    // The same unnoticed change, on a handle without a watch, is read at once.
+    let mut plain = cgroupfs.unit(UNIT);
+    plain.sample().unwrap();
+    change_unnoticed(&dir.join("memory.max"), "2147483648\n");
+    assert_eq!(
+        plain.sample().unwrap().memory_max,
+        Some(Limit::Value(2 << 30))
+    );
+}
+
+#[test]
+fn targeted_readers_read_afresh_and_refresh_the_watched_values() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = watched_unit(&cgroupfs, &changes);
+    change_unnoticed(&dir.join("memory.max"), "1073741824\n");
+    assert_eq!(unit.memory_max().unwrap(), Some(Limit::Value(1 << 30)));
+    let (sample, reads) = sample_counting(&mut unit, &changes);
+    assert_eq!(sample.memory_max, Some(Limit::Value(1 << 30)));
+    assert_eq!(reads, CHANGING_FILES);
+}
+
+#[test]
+fn a_queue_overflow_makes_every_unit_read_everything() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = watched_unit(&cgroupfs, &changes);
+    change_unnoticed(&dir.join("memory.max"), "1073741824\n");
+    // More events than the queue holds (fs.inotify.max_queued_events); alternating between two
+    // files, as identical events in a row are merged into one.
+    let limit: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(16384);
+    assert!(
+        limit <= 1 << 20,
+        "a queue too long to overflow in a test: {limit}"
+    );
+    let files = ["memory.current", "memory.peak"].map(|name| {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(name))
+            .unwrap()
+    });
+    for i in 0..=limit {
+        std::os::unix::fs::FileExt::write_at(&files[i % 2], b"1", 0).unwrap();
+    }
+    write_unit(&dir, &[("memory.current", "5\n"), ("memory.peak", "6\n")]);
+    let (sample, reads) = sample_counting(&mut unit, &changes);
+    assert_eq!(reads, SAMPLED_FILES);
+    assert_eq!(sample.memory_max, Some(Limit::Value(1 << 30)));
+    // The watch still works afterwards.
+    let (_, reads) = sample_counting(&mut unit, &changes);
+    assert_eq!(reads, CHANGING_FILES);
+}
+
+#[test]
+fn without_a_watch_every_sample_reads_everything() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    // No watch left for this user (ENOSPC), or no inotify instance at all.
+    let refusing = ChangeWatch::new();
+    refusing.refuse_watches();
+    for changes in [refusing, ChangeWatch::unavailable()] {
+        let mut unit = watched_unit(&cgroupfs, &changes);
+        change_unnoticed(&dir.join("memory.max"), "1073741824\n");
+        let (sample, reads) = sample_counting(&mut unit, &changes);
+        assert_eq!(reads, SAMPLED_FILES);
+        assert_eq!(sample.memory_max, Some(Limit::Value(1 << 30)));
+        change_unnoticed(&dir.join("memory.max"), "4294967296\n");
+    }
+}
+
+#[test]
+fn reopen_reads_everything_and_watches_again() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = watched_unit(&cgroupfs, &changes);
+    change_unnoticed(&dir.join("memory.max"), "1073741824\n");
+    unit.reopen();
+    let (sample, reads) = sample_counting(&mut unit, &changes);
+    assert_eq!(reads, SAMPLED_FILES);
+    assert_eq!(sample.memory_max, Some(Limit::Value(1 << 30)));
+    write_unit(&dir, &[("pids.max", "64\n")]);
+    let (sample, reads) = sample_counting(&mut unit, &changes);
+    assert_eq!(sample.pids_max, Some(Limit::Value(64)));
+    assert_eq!(reads, CHANGING_FILES + 1);
+    // So does a sample asked to.
+    unit.read_everything_next();
+    assert_eq!(sample_counting(&mut unit, &changes).1, SAMPLED_FILES);
+}
+
+#[test]
+fn two_watched_handles_on_one_directory_each_see_changes() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut first = watched_unit(&cgroupfs, &changes);
+    let mut second = watched_unit(&cgroupfs, &changes);
+    write_unit(&dir, &[("memory.high", "max\n")]);
+    changes.drain();
+    assert_eq!(first.sample().unwrap().memory_high, Some(Limit::Max));
+    assert_eq!(second.sample().unwrap().memory_high, Some(Limit::Max));
+    // The directory's one watch outlives the first handle.
+    drop(first);
+    write_unit(&dir, &[("memory.high", "1024\n")]);
+    let (sample, reads) = sample_counting(&mut second, &changes);
+    assert_eq!(sample.memory_high, Some(Limit::Value(1024)));
+    assert_eq!(reads, CHANGING_FILES + 1);
+}
+
+#[test]
+fn a_watched_unit_still_notices_its_directory_removed() {
+    let (_root, cgroupfs) = fixture();
+    let dir = unit_dir(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = watched_unit(&cgroupfs, &changes);
+    fs::remove_dir_all(&dir).unwrap();
+    changes.drain();
+    assert!(matches!(unit.sample(), Err(CgroupError::Gone(path)) if path == dir));
+    // Re-created under the same name, as systemd does when a unit starts again.
+    write_unit(&dir, UNIT_FILES);
+    let mut unit = watched_unit(&cgroupfs, &changes);
+    fs::remove_dir_all(&dir).unwrap();
+    write_unit(&dir, UNIT_FILES);
+    changes.drain();
+    assert!(matches!(unit.sample(), Err(CgroupError::Gone(_))));
+    // A fresh watched handle reads the new cgroup, and is told of its changes.
+    let mut unit = watched_unit(&cgroupfs, &changes);
+    write_unit(&dir, &[("memory.low", "1\n")]);
+    let (sample, _) = sample_counting(&mut unit, &changes);
+    assert_eq!(sample.memory_low, Some(Limit::Value(1)));
+}

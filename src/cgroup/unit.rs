@@ -13,6 +13,7 @@ use super::parse::{
     parse_cgroup_events, parse_cpu_max, parse_cpu_stat, parse_limit, parse_memory_events,
     parse_pressure, parse_u64,
 };
+use super::watch::{ChangeWatch, UnitWatch};
 
 /// Everything Corral shows about one unit, read in one pass. A field is `None` when its file or
 /// key is missing (controller not enabled, older kernel) or holds text that does not parse.
@@ -65,7 +66,51 @@ enum Knob {
 
 const KNOB_COUNT: usize = Knob::CgroupFreeze as usize + 1;
 
+/// The files that change only when written (limits, cgroup.freeze) or when the kernel says so
+/// with a file modified event (memory.events, cgroup.events): a watched unit re-reads them only
+/// when inotify reported a change (see [`super::watch`]). The others change all the time.
+const SETTLED: [Knob; 10] = [
+    Knob::MemoryHigh,
+    Knob::MemoryMax,
+    Knob::MemoryLow,
+    Knob::MemorySwapMax,
+    Knob::MemoryEvents,
+    Knob::CpuMax,
+    Knob::CpuWeight,
+    Knob::PidsMax,
+    Knob::CgroupEvents,
+    Knob::CgroupFreeze,
+];
+
+/// [`SETTLED`] as a bit set.
+pub(super) const SETTLED_KNOBS: u32 = {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < SETTLED.len() {
+        bits |= SETTLED[i].bit();
+        i += 1;
+    }
+    bits
+};
+
+/// The settled knobs whose value a modification of the file `name` in a unit's directory may
+/// have changed.
+pub(super) fn settled_knobs_of_file(name: &[u8]) -> u32 {
+    // Writing cpu.weight.nice sets cpu.weight (cgroup-v2.rst, "cpu.weight.nice").
+    if name == b"cpu.weight.nice" {
+        return Knob::CpuWeight.bit();
+    }
+    SETTLED
+        .iter()
+        .filter(|knob| knob.file_name().as_bytes() == name)
+        .fold(0, |bits, knob| bits | knob.bit())
+}
+
 impl Knob {
+    const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
     fn file_name(self) -> &'static str {
         match self {
             Knob::MemoryCurrent => "memory.current",
@@ -132,10 +177,14 @@ const INITIAL_BUFFER: usize = 4096;
 /// path lookup through the cgroup tree. All reads share one buffer owned by this struct.
 ///
 /// [`sample`](UnitCgroup::sample) reads everything and turns every problem but a removed
-/// directory into `None`. The one-value readers ([`memory_max`](UnitCgroup::memory_max) and its
-/// siblings, one per sample field) say why a value is unknown, which matters when checking that
-/// a limit took: `Ok(None)` means the file does not exist (the controller is not enabled),
-/// `Err(Parse)` that it holds garbage, `Err(Io)` that it could not be read.
+/// directory into `None`. A unit [`watched_by`](UnitCgroup::watched_by) a [`ChangeWatch`] reads
+/// the settled files (limits, cgroup.freeze, memory.events, cgroup.events) only when inotify
+/// reported a change to them, and reuses their last values otherwise: they are most of the
+/// files, and rarely change. The one-value readers ([`memory_max`](UnitCgroup::memory_max) and
+/// its siblings, one per sample field) always read their file, and say why a value is unknown,
+/// which matters when checking that a limit took: `Ok(None)` means the file does not exist
+/// (the controller is not enabled), `Err(Parse)` that it holds garbage, `Err(Io)` that it could
+/// not be read.
 #[derive(Debug)]
 pub struct UnitCgroup {
     path: PathBuf,
@@ -145,6 +194,15 @@ pub struct UnitCgroup {
     on_cgroupfs: bool,
     files: [Slot; KNOB_COUNT],
     buf: Vec<u8>,
+    /// Set by `watched_by`: which settled files changed.
+    watch: Option<UnitWatch>,
+    /// The settled files' values as last read; only those not in `stale` are current.
+    settled: CgroupSample,
+    /// Settled knobs (`Knob::bit`) to read at the next sample.
+    stale: u32,
+    /// Files read so far, to show which ones a sample reads.
+    #[cfg(test)]
+    reads: usize,
 }
 
 impl UnitCgroup {
@@ -156,7 +214,21 @@ impl UnitCgroup {
             on_cgroupfs: false,
             files: Default::default(),
             buf: Vec::new(),
+            watch: None,
+            settled: CgroupSample::default(),
+            stale: SETTLED_KNOBS,
+            #[cfg(test)]
+            reads: 0,
         }
+    }
+
+    /// Makes samples re-read the settled files only when `changes` reported a modification of
+    /// them; the owner of `changes` calls [`ChangeWatch::drain`] before each round of samples.
+    /// The directory is watched from the first sample on, before anything is read. Without
+    /// inotify, or when the watch cannot be added, every sample reads every file.
+    pub fn watched_by(mut self, changes: &ChangeWatch) -> UnitCgroup {
+        self.watch = Some(UnitWatch::new(changes));
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -168,34 +240,65 @@ impl UnitCgroup {
     pub fn reopen(&mut self) {
         self.dir = None;
         self.files = Default::default();
+        self.stale = SETTLED_KNOBS;
+        if let Some(watch) = &mut self.watch {
+            watch.reset();
+        }
     }
 
-    /// Read every file. Missing files and keys, unreadable files and unparsable values are
-    /// `None`; the only error is [`CgroupError::Gone`], when the directory itself was removed.
+    /// Makes the next sample read every file, whatever inotify reported: for a sample taken
+    /// because one of the unit's files woke someone, who may have heard of the change before
+    /// this unit's own watch did.
+    pub fn read_everything_next(&mut self) {
+        self.stale = SETTLED_KNOBS;
+    }
+
+    /// How many files were read so far.
+    #[cfg(test)]
+    pub(crate) fn reads(&self) -> usize {
+        self.reads
+    }
+
+    /// Read every file (for a watched unit, the settled ones only if they changed: see
+    /// [`watched_by`](UnitCgroup::watched_by)). Missing files and keys, unreadable files and
+    /// unparsable values are `None`; the only error is [`CgroupError::Gone`], when the directory
+    /// itself was removed.
     pub fn sample(&mut self) -> Result<CgroupSample, CgroupError> {
         self.check_alive()?;
+        self.stale |= match &mut self.watch {
+            Some(watch) => watch.take_changes(&self.path),
+            None => SETTLED_KNOBS,
+        };
         let parse_memory_events = |text: &str| Ok(parse_memory_events(text));
         let parse_cpu_stat = |text: &str| Ok(parse_cpu_stat(text));
         let parse_cgroup_events = |text: &str| Ok(parse_cgroup_events(text));
         Ok(CgroupSample {
             memory_current: self.lenient(Knob::MemoryCurrent, parse_u64)?,
             memory_peak: self.lenient(Knob::MemoryPeak, parse_u64)?,
-            memory_high: self.lenient(Knob::MemoryHigh, parse_limit)?,
-            memory_max: self.lenient(Knob::MemoryMax, parse_limit)?,
-            memory_low: self.lenient(Knob::MemoryLow, parse_limit)?,
+            memory_high: self.settled(Knob::MemoryHigh, |s| &mut s.memory_high, parse_limit)?,
+            memory_max: self.settled(Knob::MemoryMax, |s| &mut s.memory_max, parse_limit)?,
+            memory_low: self.settled(Knob::MemoryLow, |s| &mut s.memory_low, parse_limit)?,
             memory_swap_current: self.lenient(Knob::MemorySwapCurrent, parse_u64)?,
-            memory_swap_max: self.lenient(Knob::MemorySwapMax, parse_limit)?,
-            memory_events: self.lenient(Knob::MemoryEvents, parse_memory_events)?,
+            memory_swap_max: self.settled(
+                Knob::MemorySwapMax,
+                |s| &mut s.memory_swap_max,
+                parse_limit,
+            )?,
+            memory_events: self.settled(
+                Knob::MemoryEvents,
+                |s| &mut s.memory_events,
+                parse_memory_events,
+            )?,
             cpu_stat: self.lenient(Knob::CpuStat, parse_cpu_stat)?,
-            cpu_max: self.lenient(Knob::CpuMax, parse_cpu_max)?,
-            cpu_weight: self.lenient(Knob::CpuWeight, parse_u64)?,
+            cpu_max: self.settled(Knob::CpuMax, |s| &mut s.cpu_max, parse_cpu_max)?,
+            cpu_weight: self.settled(Knob::CpuWeight, |s| &mut s.cpu_weight, parse_u64)?,
             pids_current: self.lenient(Knob::PidsCurrent, parse_u64)?,
-            pids_max: self.lenient(Knob::PidsMax, parse_limit)?,
+            pids_max: self.settled(Knob::PidsMax, |s| &mut s.pids_max, parse_limit)?,
             memory_pressure: self.lenient(Knob::MemoryPressure, parse_pressure)?,
             cpu_pressure: self.lenient(Knob::CpuPressure, parse_pressure)?,
             io_pressure: self.lenient(Knob::IoPressure, parse_pressure)?,
-            events: self.lenient(Knob::CgroupEvents, parse_cgroup_events)?,
-            freeze: self.lenient(Knob::CgroupFreeze, parse_bool)?,
+            events: self.settled(Knob::CgroupEvents, |s| &mut s.events, parse_cgroup_events)?,
+            freeze: self.settled(Knob::CgroupFreeze, |s| &mut s.freeze, parse_bool)?,
         })
     }
 
@@ -203,7 +306,9 @@ impl UnitCgroup {
     ///
     /// On cgroupfs this is not what notices a removal: kernfs keeps reporting a removed
     /// directory's old link count, but fails every read of its files with ENODEV (every
-    /// non-root cgroup has cgroup.events, so some read always fails). A regular filesystem,
+    /// cgroup has cpu.stat, a core file read on every sample, watched or not, so some read
+    /// always fails; the removal also drops a watched unit's watch, after which it reads
+    /// everything again). A regular filesystem,
     /// as in the test fixtures, keeps serving unlinked files instead, and there an rmdir'ed
     /// directory's link count drops to 0. One fstat(2) covers that case, including a
     /// directory removed and re-created under the same name, as systemd does when a unit
@@ -248,6 +353,28 @@ impl UnitCgroup {
         }
     }
 
+    /// `lenient` for a settled file: its last value unless it is stale. An I/O error leaves it
+    /// stale, to be read again; garbage stays `None` until the file is written again.
+    fn settled<T: Copy>(
+        &mut self,
+        knob: Knob,
+        field: fn(&mut CgroupSample) -> &mut Option<T>,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, CgroupError> {
+        if self.stale & knob.bit() == 0 {
+            return Ok(*field(&mut self.settled));
+        }
+        let value = match self.read_parsed(knob, parse) {
+            Err(CgroupError::Gone(path)) => return Err(CgroupError::Gone(path)),
+            Err(CgroupError::Io { .. }) => return Ok(None),
+            Err(CgroupError::Parse { .. }) => None,
+            Ok(value) => value,
+        };
+        *field(&mut self.settled) = value;
+        self.stale &= !knob.bit();
+        Ok(value)
+    }
+
     /// For the targeted readers: `Ok(None)` if the file is absent, errors as they are.
     fn strict<T>(
         &mut self,
@@ -263,6 +390,10 @@ impl UnitCgroup {
         knob: Knob,
         parse: impl FnOnce(&str) -> Result<T, ParseError>,
     ) -> Result<Option<T>, CgroupError> {
+        #[cfg(test)]
+        {
+            self.reads += 1;
+        }
         let Some(text) = read_file(
             &self.path,
             knob.file_name(),
@@ -344,7 +475,11 @@ macro_rules! value_readers {
             $(
                 #[doc = concat!("Reads [`CgroupSample::", stringify!($name), "`] alone; errors as described on [`UnitCgroup`].")]
                 pub fn $name(&mut self) -> Result<Option<$value>, CgroupError> {
-                    self.strict(Knob::$knob, $parse)
+                    let value = self.strict(Knob::$knob, $parse)?;
+                    // Always read afresh: a limit is read back right after it was set, maybe
+                    // before the sampler drained the write's event. What it read is current.
+                    self.settled.$name = value;
+                    Ok(value)
                 }
             )*
         }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::cgroup::{CgroupFs, CgroupSample, UnitCgroup};
+use crate::cgroup::{CgroupFs, CgroupSample, ChangeWatch, UnitCgroup};
 use crate::systemd::names::{self, Launcher, UnitKind};
 use crate::systemd::{Systemd, SystemdError};
 use rates::CpuReading;
@@ -154,16 +154,29 @@ struct Tracked {
 }
 
 /// Samples the cgroups of a set of units, keeping each unit's files open between samples.
+///
+/// A unit's limits, cgroup.freeze, memory.events and cgroup.events are read again only when
+/// inotify reported a change to them (see [`crate::cgroup::ChangeWatch`]): they change rarely,
+/// and reading them was more than a third of a sweep's reads. The samples are the same.
 pub struct Sampler {
     fs: CgroupFs,
     tracked: HashMap<String, Tracked>,
+    /// One inotify instance for every unit's watch.
+    changes: ChangeWatch,
 }
 
 impl Sampler {
     pub fn new(fs: CgroupFs) -> Sampler {
+        Sampler::with_changes(fs, ChangeWatch::new())
+    }
+
+    /// A sampler whose units learn of changes to their settled files from `changes`;
+    /// [`ChangeWatch::unavailable`] makes every sample read every file.
+    pub fn with_changes(fs: CgroupFs, changes: ChangeWatch) -> Sampler {
         Sampler {
             fs,
             tracked: HashMap::new(),
+            changes,
         }
     }
 
@@ -176,19 +189,22 @@ impl Sampler {
         // One clock reading for the sweep: its reads all fall within a few milliseconds, and
         // a clock read is not free everywhere (a VM without a usable TSC traps it).
         let now = Instant::now();
+        self.changes.drain();
         units
             .iter()
-            .map(|info| self.sample_one_at(info, now))
+            .map(|info| self.sample_one_at(info, now, false))
             .collect()
     }
 
     /// Reads one unit's cgroup now (an inotify or PSI wakeup), leaving the other units alone.
+    /// Every file is read: the wakeup may have come from a change that this sampler's own
+    /// inotify instance has not been told of yet.
     pub fn sample_one(&mut self, info: &UnitInfo) -> UnitSnapshot {
-        self.sample_one_at(info, Instant::now())
+        self.sample_one_at(info, Instant::now(), true)
     }
 
     /// [`Sampler::sample_one`], with the CPU rate computed as of `now`.
-    fn sample_one_at(&mut self, info: &UnitInfo, now: Instant) -> UnitSnapshot {
+    fn sample_one_at(&mut self, info: &UnitInfo, now: Instant, everything: bool) -> UnitSnapshot {
         let Some(control_group) = &info.control_group else {
             return UnitSnapshot {
                 info: info.clone(),
@@ -202,7 +218,7 @@ impl Sampler {
                 self.tracked.insert(
                     info.unit.clone(),
                     Tracked {
-                        cgroup: self.fs.unit(control_group),
+                        cgroup: self.fs.unit(control_group).watched_by(&self.changes),
                         control_group: control_group.clone(),
                         last_cpu: None,
                     },
@@ -212,6 +228,9 @@ impl Sampler {
                     .expect("inserted just above")
             }
         };
+        if everything {
+            tracked.cgroup.read_everything_next();
+        }
         // A unit that ended between listing and reading simply has no sample.
         let sample = tracked.cgroup.sample().ok();
         let reading = sample
@@ -234,5 +253,137 @@ impl Sampler {
             cgroup: sample,
             cpu_percent,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::Limit;
+    use std::path::Path;
+
+    fn unit_info(i: usize) -> UnitInfo {
+        let unit = format!("app-corral-test-{i}.service");
+        UnitInfo::new(
+            unit.clone(),
+            "test (preset relaxed)",
+            "active".to_owned(),
+            "running".to_owned(),
+            Some(format!("/app.slice/{unit}")),
+        )
+    }
+
+    fn write_unit(root: &Path, info: &UnitInfo) -> std::path::PathBuf {
+        let dir = CgroupFs::new(root).path_of(info.control_group.as_deref().unwrap());
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in [
+            ("memory.current", "1000\n"),
+            ("memory.max", "4096\n"),
+            ("cpu.stat", "usage_usec 10\n"),
+            ("cgroup.events", "populated 1\nfrozen 0\n"),
+        ] {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        dir
+    }
+
+    /// Replaces memory.max's bytes through a shared mapping: inotify never reports it.
+    fn change_memory_max_unnoticed(dir: &Path, text: &str) {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("memory.max"))
+            .unwrap();
+        assert_eq!(file.metadata().unwrap().len(), text.len() as u64);
+        // SAFETY: a shared mapping of the file's length, written within it, then unmapped.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                text.len(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            std::ptr::copy_nonoverlapping(text.as_ptr(), map.cast::<u8>(), text.len());
+            libc::munmap(map, text.len());
+        }
+    }
+
+    fn memory_max(snapshot: &UnitSnapshot) -> Option<Limit> {
+        snapshot.cgroup.as_ref()?.memory_max
+    }
+
+    #[test]
+    fn a_sweep_sees_a_limit_written_since_the_last_one() {
+        let root = tempfile::tempdir().unwrap();
+        let units: Vec<UnitInfo> = (0..3).map(unit_info).collect();
+        let dirs: Vec<_> = units.iter().map(|u| write_unit(root.path(), u)).collect();
+        let mut sampler = Sampler::new(CgroupFs::new(root.path()));
+        let first = sampler.sample(&units);
+        assert!(
+            first
+                .iter()
+                .all(|s| memory_max(s) == Some(Limit::Value(4096)))
+        );
+        std::fs::write(dirs[1].join("memory.max"), "max\n").unwrap();
+        let second = sampler.sample(&units);
+        assert_eq!(memory_max(&second[0]), Some(Limit::Value(4096)));
+        assert_eq!(memory_max(&second[1]), Some(Limit::Max));
+        assert_eq!(memory_max(&second[2]), Some(Limit::Value(4096)));
+    }
+
+    #[test]
+    fn a_wakeup_sample_reads_everything() {
+        let root = tempfile::tempdir().unwrap();
+        let info = unit_info(0);
+        let dir = write_unit(root.path(), &info);
+        let mut sampler = Sampler::new(CgroupFs::new(root.path()));
+        sampler.sample(std::slice::from_ref(&info));
+        change_memory_max_unnoticed(&dir, "8192\n");
+        // A sweep trusts the watch, which heard of nothing...
+        let swept = sampler.sample(std::slice::from_ref(&info));
+        assert_eq!(memory_max(&swept[0]), Some(Limit::Value(4096)));
+        // ...while a sample for a wakeup reads every file.
+        let woken = sampler.sample_one(&info);
+        assert_eq!(memory_max(&woken), Some(Limit::Value(8192)));
+        // Without inotify, every sweep reads every file.
+        let mut plain =
+            Sampler::with_changes(CgroupFs::new(root.path()), ChangeWatch::unavailable());
+        plain.sample(std::slice::from_ref(&info));
+        change_memory_max_unnoticed(&dir, "2048\n");
+        let swept = plain.sample(std::slice::from_ref(&info));
+        assert_eq!(memory_max(&swept[0]), Some(Limit::Value(2048)));
+    }
+
+    /// Descriptors of this process that are inotify instances.
+    fn inotify_instances() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy() == "anon_inode:inotify")
+            .count()
+    }
+
+    #[test]
+    fn three_hundred_units_share_one_inotify_instance() {
+        let root = tempfile::tempdir().unwrap();
+        let units: Vec<UnitInfo> = (0..300).map(unit_info).collect();
+        let dirs: Vec<_> = units.iter().map(|u| write_unit(root.path(), u)).collect();
+        let before = inotify_instances();
+        let mut sampler = Sampler::new(CgroupFs::new(root.path()));
+        sampler.sample(&units);
+        // Other tests of this binary may hold instances meanwhile.
+        let instances = inotify_instances();
+        assert!(
+            instances <= before + 2,
+            "{instances} instances, {before} before"
+        );
+        std::fs::write(dirs[250].join("memory.max"), "max\n").unwrap();
+        let swept = sampler.sample(&units);
+        assert_eq!(memory_max(&swept[250]), Some(Limit::Max));
+        assert_eq!(memory_max(&swept[249]), Some(Limit::Value(4096)));
     }
 }

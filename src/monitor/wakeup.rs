@@ -9,6 +9,8 @@
 //! user only 128 of them (fs.inotify.max_user_instances), shared with every other program the
 //! person runs, while watches are plentiful (fs.inotify.max_user_watches). One instance per unit
 //! ran out at about 120 contained apps and left the desktop's own file monitors without any.
+//! (The sampler has one more, shared by all units too: [`crate::cgroup::ChangeWatch`], read
+//! without waiting right before each sweep, where this one wakes the monitor as events come.)
 //! A unit with a PSI trigger gets a task of its own for it, since a trigger lives on its own
 //! descriptor. Either source sends the unit's name on a channel when it fires. Where a source
 //! cannot be set up (no memory controller, a kernel that refuses unprivileged PSI triggers)

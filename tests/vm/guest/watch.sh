@@ -144,6 +144,26 @@ expect_eq "the post-mortem says OOM kill" oom-kill "${kind:-}"
 expect_eq "the post-mortem has the hard limit" 67108864 "${max:-}"
 expect_range "its peak is at least 90 % of the limit" 60397977 67108864 "${peak:-0}"
 check "an OOM-killed notification is sent" grep -q 'killed: out of memory' "$work/notify.log"
+echo "== a limit set while watched reaches the next sample ($(date +%T))"
+# The sampler re-reads a unit's limits only when inotify reports a write to them: systemd's
+# write of memory.max must reach it. A steady app gets a hard limit just above its use, which
+# only the new memory.max, read by a sweep, turns into a near-limit alert.
+steady=$(corral run -p relaxed --app-id steady -- python3 -c \
+    'import time; b = b"x" * (32 << 20); time.sleep(600)' 2>&1 |
+    sed -n 's/.* runs in \(app-corral-steady-[^ ]*\) .*/\1/p')
+expect_in "corral run names the steady app's unit" "app-corral-steady-" "$steady"
+settled() { [ "$($SCTL show -P MemoryCurrent "$steady")" -ge $((32 << 20)) ] 2>/dev/null; }
+check "the steady app holds its memory" wait_for 20 settled
+used=$($SCTL show -P MemoryCurrent "$steady")
+steady_alert() { grep "\"$steady\"" "$work/watch.out" | grep -q memory-near-limit; }
+sleep 2
+steady_alert
+check "no near-limit alert before the limit" test $? -ne 0
+# 95 % of the new limit is used: above the 90 % warning, below the limit itself.
+corral limit "$steady" --memory-max "$((used * 100 / 95 / 1024 + 1))K" >/dev/null 2>&1
+check "the near-limit alert follows the new memory.max" wait_for 5 steady_alert
+$SCTL stop "$steady" 2>/dev/null
+
 kill -0 "${pids[1]}" 2>/dev/null
 check "corral watch is still running" test $? -eq 0
 
