@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adw::prelude::*;
 use ksni::TrayMethods;
@@ -18,7 +18,6 @@ use crate::config::APP_ID;
 use crate::controller::{Controller, physical_memory};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::launch;
-use crate::monitor::alerts::{AlertEngine, AlertThresholds};
 use crate::monitor::service::Monitor;
 use crate::notify::{Notification, Notifier, Urgency};
 use crate::presets::{Config, ConfigEditor, Settings};
@@ -121,11 +120,8 @@ async fn drive(
             return;
         }
     };
-    let thresholds = AlertThresholds::from_general(&config.general);
-    let mut alerts = AlertEngine::new(thresholds);
     // The monitor follows the config file (and keeps the last good one when it has a mistake).
     let mut config_in_force: Option<Arc<Config>> = None;
-    let mut known: Vec<String> = Vec::new();
     let mut updates = monitor.subscribe();
     // What the tray shows now, as given to CorralTray::new above.
     let mut shown = TrayModel {
@@ -134,17 +130,6 @@ async fn drive(
     };
     loop {
         let state = updates.borrow_and_update().clone();
-        let now = Instant::now();
-        for snap in &state.units {
-            alerts.observe(snap, now);
-        }
-        for gone in known
-            .iter()
-            .filter(|u| !state.units.iter().any(|s| &s.info.unit == *u))
-        {
-            alerts.forget(gone);
-        }
-        known = state.units.iter().map(|s| s.info.unit.clone()).collect();
         // A launch remembers its preset in the config: the Launch submenu follows the file.
         let published = state.sampled_at.is_some();
         if published
@@ -153,11 +138,11 @@ async fn drive(
                 .is_some_and(|c| Arc::ptr_eq(c, &state.config))
         {
             let config = Arc::clone(&state.config);
-            alerts.set_thresholds(AlertThresholds::from_general(&config.general));
             launch_list = launchers(&config, &catalog);
             config_in_force = Some(config);
         }
-        let alert = alerts.all_active().next().is_some();
+        // The monitor's own alerts, the ones its notifications tell of.
+        let alert = !state.alerts.is_empty();
         let model = TrayModel::from_state(
             &state,
             launch_list.clone(),
