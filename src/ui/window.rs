@@ -43,6 +43,8 @@ pub enum Msg {
     Launch(LaunchRequest),
     OpenPreferences,
     Present,
+    /// The window was shown: it renders the last state, which it skipped while hidden.
+    Shown,
 }
 
 pub enum Cmd {
@@ -396,6 +398,10 @@ impl Component for MainWindow {
             banner_label,
             toasts,
         };
+        {
+            let sender = sender.clone();
+            root.connect_show(move |_| sender.input(Msg::Shown));
+        }
         ComponentParts { model, widgets }
     }
 
@@ -412,6 +418,7 @@ impl Component for MainWindow {
                 self.render(widgets);
             }
             Msg::Present => root.present(),
+            Msg::Shown => self.render(widgets),
             Msg::Selected(None) => {
                 widgets.details_stack.set_visible_child_name("none");
             }
@@ -531,7 +538,7 @@ impl Component for MainWindow {
         widgets: &mut Self::Widgets,
         msg: Self::CommandOutput,
         sender: ComponentSender<Self>,
-        _root: &Self::Root,
+        root: &Self::Root,
     ) {
         match msg {
             Cmd::Connected(Ok((ctl, monitor))) => {
@@ -561,7 +568,12 @@ impl Component for MainWindow {
             }
             Cmd::Update(state) => {
                 self.state = state;
-                self.render(widgets);
+                // A hidden window (the tray's, until it is opened, or closed again) shows
+                // nothing: updating its rows every tick would be work for nothing. It renders
+                // the state it holds when it is shown (Msg::Shown).
+                if root.is_visible() {
+                    self.render(widgets);
+                }
             }
             Cmd::Done(Ok(text)) => {
                 Self::toast(widgets, &text);

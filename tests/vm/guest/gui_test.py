@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
-from gi.repository import Gio, GLib
+from gi.repository import GLib
+
+import atspi
+from atspi import (ATSPI, ROLE_LABEL, ROLE_LIST_ITEM, ROLE_PUSH_BUTTON, ROLE_TEXT,
+                   ROLE_TOGGLE_BUTTON, Node, corral_app, find, find_all, toplevel)
 
 SHOTS = sys.argv[1]
 passed = 0
@@ -75,107 +79,6 @@ def units(glob):
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
-# A small AT-SPI client speaking the protocol over D-Bus directly. GTK 4.8 does not implement
-# the Cache interface that bookworm's libatspi asks every app for, so pyatspi's desktop never
-# lists GTK 4 apps; the per-object interfaces below are what a screen reader uses anyway.
-ATSPI = "org.a11y.atspi."
-ROLE_FRAME, ROLE_LIST, ROLE_LIST_ITEM = 23, 31, 32
-ROLE_LABEL, ROLE_PUSH_BUTTON, ROLE_DIALOG = 29, 43, 16
-ROLE_TEXT, ROLE_ENTRY = 61, 79  # GTK 4.8 shows entries as "entry"
-# GTK 4.8 gives toggle buttons the push-button role.
-ROLE_TOGGLE_BUTTON = ROLE_PUSH_BUTTON
-STATE_SHOWING = 25
-
-
-def a11y_bus():
-    session = Gio.bus_get_sync(Gio.BusType.SESSION, None)
-    reply = session.call_sync("org.a11y.Bus", "/org/a11y/bus", "org.a11y.Bus", "GetAddress",
-                              None, GLib.VariantType("(s)"), 0, -1, None)
-    address = reply.unpack()[0]
-    return Gio.DBusConnection.new_for_address_sync(
-        address,
-        Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
-        None, None)
-
-
-BUS = None
-
-
-class Node:
-    def __init__(self, name, path):
-        self.bus_name, self.path = name, path
-
-    def call(self, iface, method, args=None, reply=None):
-        result = BUS.call_sync(self.bus_name, self.path, ATSPI + iface, method, args,
-                               GLib.VariantType(reply) if reply else None, 0, 5000, None)
-        return result.unpack() if result is not None else None
-
-    def prop(self, iface, name):
-        result = BUS.call_sync(self.bus_name, self.path, "org.freedesktop.DBus.Properties", "Get",
-                               GLib.Variant("(ss)", (ATSPI + iface, name)), GLib.VariantType("(v)"),
-                               0, 5000, None)
-        return result.unpack()[0]
-
-    @property
-    def name(self):
-        return self.prop("Accessible", "Name")
-
-    def role(self):
-        return self.call("Accessible", "GetRole", None, "(u)")[0]
-
-    def children(self):
-        return [Node(n, p) for (n, p) in self.call("Accessible", "GetChildren", None, "(a(so))")[0]]
-
-    def index(self):
-        return self.call("Accessible", "GetIndexInParent", None, "(i)")[0]
-
-    def showing(self):
-        states = self.call("Accessible", "GetState", None, "(au)")[0]
-        return bool(states[STATE_SHOWING // 32] & (1 << (STATE_SHOWING % 32)))
-
-    def text(self):
-        return self.call("Text", "GetText", GLib.Variant("(ii)", (0, -1)), "(s)")[0]
-
-    def __eq__(self, other):
-        return (self.bus_name, self.path) == (other.bus_name, other.path)
-
-
-def find_all(root, predicate, limit=3000):
-    """Breadth-first search of the accessible tree."""
-    found, queue, seen = [], [root], 0
-    while queue and seen < limit:
-        node = queue.pop(0)
-        seen += 1
-        try:
-            if predicate(node):
-                found.append(node)
-            queue.extend(node.children())
-        except GLib.Error:
-            continue  # the tree changes under us while the window updates
-    return found
-
-
-def find(root, role=None, name=None, showing=False):
-    def match(node):
-        if role is not None and node.role() != role:
-            return False
-        if name is not None and node.name != name:
-            return False
-        return not showing or node.showing()
-
-    hits = find_all(root, match)
-    return hits[0] if hits else None
-
-
-def toplevel(app, name):
-    """The app's window or dialog called `name`. Windows are the app root's children: looking
-    only there is quick, where a search of the whole tree takes seconds in the guest."""
-    for node in app.children():
-        if node.name == name and node.role() in (ROLE_FRAME, ROLE_DIALOG):
-            return node
-    return None
-
-
 def dump(root, limit=400):
     """Prints the accessible tree, to see why something was not found."""
     for node in find_all(root, lambda n: True, limit):
@@ -224,25 +127,9 @@ def key(keycode, kind):
                   GLib.Variant("(isu)", (keycode, "", kind)), None, 0, 5000, None)
 
 
-def corral_app():
-    """Corral's root on the accessibility bus, found by its process name."""
-    names = BUS.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                          "ListNames", None, GLib.VariantType("(as)"), 0, -1, None).unpack()[0]
-    for bus_name in names:
-        if not bus_name.startswith(":"):
-            continue
-        root = Node(bus_name, "/org/a11y/atspi/accessible/root")
-        try:
-            if root.name in ("corral", "Corral"):
-                return root
-        except GLib.Error:
-            continue
-    return None
-
-
 def main():
     global BUS
-    BUS = a11y_bus()
+    BUS = atspi.connect()
     app = wait_for(corral_app, 60)
     expect("the window is on the accessibility bus", app is not None)
     if app is None:

@@ -1,7 +1,8 @@
 #!/bin/bash
 # `corral --tray` against testuser's real user manager: a real StatusNotifierWatcher
 # (status-notifier-watcher) on the session bus, and tray_test.py clicking the item's dbusmenu
-# as a panel does (com.canonical.dbusmenu Event), checking what the kernel did. Run as testuser.
+# as a panel does (com.canonical.dbusmenu Event), checking what the kernel did, and finally
+# opening the window through AT-SPI. Run as testuser.
 set -u
 here=$(dirname "$0")
 SCTL="systemctl --user"
@@ -13,19 +14,23 @@ corral run -q -p relaxed --name trayother --app-id trayother -- sleep 600
 
 Xvfb :98 -screen 0 1024x768x24 -nolisten tcp >/tmp/xvfb-tray.log 2>&1 &
 xvfb=$!
-export DISPLAY=:98 GDK_BACKEND=x11 GSK_RENDERER=cairo
+export DISPLAY=:98 GDK_BACKEND=x11 GSK_RENDERER=cairo GTK_A11Y=atspi
 status-notifier-watcher >/tmp/watcher.log 2>&1 &
 watcher=$!
+# The accessibility bus, on which the test finds the window the tray opens.
+/usr/libexec/at-spi-bus-launcher --launch-immediately >/tmp/atspi-tray.log 2>&1 &
+atspi=$!
 sleep 1
+busctl --user set-property org.a11y.Bus /org/a11y/bus org.a11y.Status IsEnabled b true
 corral --tray >/tmp/corral-tray.log 2>&1 &
 tray=$!
-timeout 180 python3 "$here/tray_test.py"
+timeout 240 python3 "$here/tray_test.py" /mnt/host/screenshots
 status=$?
 if [ $status -ne 0 ]; then
     echo "---- corral --tray's output"
     tail -30 /tmp/corral-tray.log
 fi
-kill $tray $watcher $xvfb 2>/dev/null
+kill $tray $watcher $atspi $xvfb 2>/dev/null
 wait $tray 2>/dev/null
 $SCTL stop 'app-corral-*' >/dev/null 2>&1
 exit $status

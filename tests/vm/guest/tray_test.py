@@ -2,13 +2,19 @@
 """Clicks Corral's tray menu over D-Bus as a panel does, against the real user manager: finds
 the item through the StatusNotifierWatcher, reads its properties and its dbusmenu layout, sends
 `Event` clicks on Frozen, a memory limit, a CPU limit and Kill, and checks the kernel's files
-and systemd's units after each.
+and systemd's units after each; then Open Corral, and the window on the accessibility bus.
+
+Usage: tray_test.py SCREENSHOT_DIR
 """
 import subprocess
 import sys
 import time
 
 from gi.repository import Gio, GLib
+
+import atspi
+
+SHOTS = sys.argv[1]
 
 passed = 0
 failed = 0
@@ -184,6 +190,26 @@ def main():
         expect("and its submenu goes away", wait_for(lambda: find_path(menu, "traytarget") is None, 10),
                [label(c) for c in menu.layout()[2]])
         expect("the other app is untouched", unit_of("trayother") is not None)
+
+    # Open Corral: the window, kept hidden (and not updated) while only the tray showed, lists
+    # the apps as soon as it is shown.
+    opener = find_path(menu, "Open Corral")
+    expect("the menu has Open Corral", opener is not None)
+    if opener is None:
+        return
+    menu.click(opener[0])
+    atspi.connect()
+    app = wait_for(atspi.corral_app, 30)
+    window = app and wait_for(lambda: atspi.toplevel(app, "Corral"), 20)
+    expect("Open Corral shows the window", window)
+    if not window:
+        return
+    rows = wait_for(lambda: [r for r in atspi.find_all(window, lambda n: n.role() == atspi.ROLE_LIST_ITEM)
+                             if r.name.startswith("trayother,")], 20)
+    expect("the window lists the running app", rows)
+    time.sleep(2)
+    subprocess.run(["xwd", "-name", "Corral", "-silent", "-out", f"{SHOTS}/tray-window.xwd"], check=False)
+    print("     screenshot tray-window", flush=True)
 
 
 main()
