@@ -45,19 +45,17 @@ impl Cli {
     /// Parses the command line like `Cli::parse`, with the words clap adds itself (the help
     /// and version flags, "Usage:" and the section headings) in the person's language too.
     ///
-    /// A command line that parses needs none of those words, nor the long help texts: it is
-    /// parsed first with the plain command, a fifth of the work (and a command's
-    /// start-up is most of what it costs). Help, the version and errors are shown by parsing
-    /// again with the whole localized command, which gives the same outcome in full.
+    /// A command line that parses needs none of those words, nor the JSON field docs of
+    /// `--help`: it is parsed with the plain command, a fifth of the work (and a command's
+    /// start-up is most of what it costs). Help and errors are shown by parsing again with
+    /// [`help_command`], which gives the same outcome in full.
     pub fn parse_localized() -> Cli {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        let plain =
-            crate::cli_docs::without_json_help(|| Cli::command().try_get_matches_from(&args));
-        let matches = match plain {
+        let matches = match Cli::command().try_get_matches_from(&args) {
             Ok(matches) => matches,
             // Not translated, and the same either way.
             Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => e.exit(),
-            Err(_) => localized(Cli::command()).get_matches_from(&args),
+            Err(_) => help_command().get_matches_from(&args),
         };
         Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
@@ -84,11 +82,8 @@ pub enum Command {
         long_about = gettext("Launch an installed desktop app by its desktop file id, as a service with the limits of its rule, the preset given, or \"relaxed\". The app's Exec line is run as its desktop entry says, with FILES as its file or URL arguments; Corral returns once it runs.")
     )]
     Launch(LaunchArgs),
+    // `--help` ends with the JSON fields (help_command).
     #[command(about = gettext("List installed desktop apps"))]
-    #[command(after_long_help = crate::cli_docs::json_help(
-        crate::cli_docs::APPS_JSON_INTRO,
-        crate::cli_docs::APPS_JSON_FIELDS,
-    ))]
     Apps {
         #[arg(help = gettext("Show only apps whose name, id or keywords contain this"))]
         search: Option<String>,
@@ -96,13 +91,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    // `--help` ends with the JSON fields (help_command).
     #[command(about = gettext("List contained apps with their memory, CPU, tasks and pressure"))]
     #[command(
         long_about = gettext("List contained apps with their memory, CPU, tasks and pressure.\n\nMEMORY is the memory in use against the hard limit (or the soft one if only that is set); CPU is the use over a quarter of a second in percent of one CPU; TASKS counts processes and threads; MEM PRESSURE is the share of the last 10 s in which some of the app's tasks waited for memory."),
-        after_long_help = crate::cli_docs::json_help(
-            crate::cli_docs::PS_JSON_INTRO,
-            crate::cli_docs::PS_JSON_FIELDS,
-        )
     )]
     Ps {
         #[arg(help = gettext("Include apps launched elsewhere (GNOME, KDE, Flatpak, systemd-run)"))]
@@ -287,6 +279,23 @@ pub struct LaunchArgs {
 /// flags are replaced by equal ones with translated help, and a help template writes the
 /// translated headings (clap's default template, section by section). Clap's error messages
 /// and its `help` subcommand stay in English: clap has no hook for them.
+/// The command line as help and errors show it: `ps --help` and `apps --help` end with their
+/// JSON fields, and the words clap adds are in the person's language too. The man page has the
+/// JSON fields in a section of their own.
+fn help_command() -> clap::Command {
+    use crate::cli_docs::{
+        APPS_JSON_FIELDS, APPS_JSON_INTRO, PS_JSON_FIELDS, PS_JSON_INTRO, json_help,
+    };
+    let cmd = Cli::command()
+        .mut_subcommand("ps", |ps| {
+            ps.after_long_help(json_help(PS_JSON_INTRO, PS_JSON_FIELDS))
+        })
+        .mut_subcommand("apps", |apps| {
+            apps.after_long_help(json_help(APPS_JSON_INTRO, APPS_JSON_FIELDS))
+        });
+    localized(cmd)
+}
+
 fn localized(cmd: clap::Command) -> clap::Command {
     use clap::{Arg, ArgAction};
     let mut cmd = cmd.disable_help_flag(true);

@@ -189,25 +189,9 @@ pub const APPS_JSON_FIELDS: &[JsonField] = &[
 
 const HELP_WIDTH: usize = 100;
 
-/// Whether [`json_help`] writes its text; see [`without_json_help`].
-static JSON_HELP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
-
-/// Runs `build` with [`json_help`] returning nothing: for a command line that is only parsed,
-/// where its long texts (a quarter of the parse's work) would never be shown.
-pub fn without_json_help<T>(build: impl FnOnce() -> T) -> T {
-    use std::sync::atomic::Ordering;
-    JSON_HELP.store(false, Ordering::Relaxed);
-    let built = build();
-    JSON_HELP.store(true, Ordering::Relaxed);
-    built
-}
-
 /// The JSON description as plain text for `--help`: the intro, then one aligned, wrapped
 /// entry per field.
 pub fn json_help(intro: &str, fields: &[JsonField]) -> String {
-    if !JSON_HELP.load(std::sync::atomic::Ordering::Relaxed) {
-        return String::new();
-    }
     let mut out = json_heading();
     out.push('\n');
     wrap_into(&mut out, &gettext(intro), "  ", "  ");
@@ -402,12 +386,10 @@ fn command_section(roff: &mut Roff, cmd: &Command) {
         }
     }
     if let Some(after) = cmd.get_after_long_help() {
-        // Long help may end with the JSON description, which has its own section here.
         let after = after.to_string();
-        let after = after.split(&json_heading()).next().unwrap_or_default();
         if !after.trim().is_empty() {
             roff.control("PP", []);
-            paragraphs(roff, after);
+            paragraphs(roff, &after);
         }
     }
 }

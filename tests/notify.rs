@@ -7,7 +7,7 @@ mod common;
 
 use common::{Reaped, private_bus};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -52,20 +52,7 @@ impl PrivateBus {
 
     /// Starts the recorder on this bus and waits until it owns the name.
     fn start_recorder(&self) -> Reaped {
-        // `cargo test` builds the examples next to the test binaries' folder.
-        let exe = std::env::current_exe().unwrap();
-        let recorder = exe
-            .parent()
-            .and_then(Path::parent)
-            .map(|debug| debug.join("examples/notification_recorder"))
-            .unwrap();
-        assert!(
-            recorder.exists(),
-            "{} is missing: run the whole `cargo test` (it builds the examples) or \
-             `cargo build --example notification_recorder` first",
-            recorder.display()
-        );
-        let mut child = Command::new(&recorder)
+        let mut child = Command::new(common::notification_recorder())
             .arg(self.path("calls.jsonl"))
             .arg("--invoke-file")
             .arg(self.path("invoke"))

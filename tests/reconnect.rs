@@ -333,18 +333,11 @@ fn restart_bus(dir: &Path) -> Reaped {
 /// calls go to `log`, one JSON object per line.
 fn start_recorder(log: &Path) -> Reaped {
     use std::io::{BufRead, BufReader};
-    // `cargo test` builds the examples next to the test binaries' folder.
-    let exe = std::env::current_exe().unwrap();
-    let recorder = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|debug| debug.join("examples/notification_recorder"))
-        .unwrap();
-    let mut child = std::process::Command::new(&recorder)
+    let mut child = std::process::Command::new(common::notification_recorder())
         .arg(log)
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}; run the whole `cargo test`", recorder.display()));
+        .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)

@@ -7,10 +7,10 @@
 
 mod parse;
 mod unit;
-mod watch;
+pub(crate) mod watch;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -491,7 +491,7 @@ fn sample_counting(unit: &mut UnitCgroup, changes: &ChangeWatch) -> (CgroupSampl
 /// Replaces a file's bytes in place through a shared mapping, a change inotify never reports
 /// (inotify(7): "The inotify API does not report file accesses and modifications that may occur
 /// because of mmap(2), msync(2), and munmap(2)"). The length stays the same.
-fn change_unnoticed(path: &Path, text: &str) {
+pub(crate) fn change_unnoticed(path: &Path, text: &str) {
     use std::os::fd::AsRawFd;
     let file = fs::OpenOptions::new()
         .read(true)
@@ -514,6 +514,43 @@ fn change_unnoticed(path: &Path, text: &str) {
         std::ptr::copy_nonoverlapping(text.as_ptr(), map.cast::<u8>(), text.len());
         libc::munmap(map, text.len());
     }
+}
+
+/// Descriptors of this process that are inotify instances.
+pub(crate) fn inotify_instances() -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy() == "anon_inode:inotify")
+        .count()
+}
+
+#[test]
+fn inotify_events_are_split_with_their_names() {
+    fn event(wd: i32, mask: u32, name: &[u8], padded: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend(wd.to_ne_bytes());
+        bytes.extend(mask.to_ne_bytes());
+        bytes.extend(0u32.to_ne_bytes());
+        bytes.extend((padded as u32).to_ne_bytes());
+        bytes.extend(name);
+        bytes.resize(16 + padded, 0);
+        bytes
+    }
+    let mut bytes = event(3, libc::IN_MODIFY, b"memory.max", 16);
+    bytes.extend(event(7, libc::IN_IGNORED, b"", 0));
+    bytes.extend(event(3, libc::IN_MODIFY, b"cgroup.events", 16));
+    let events: Vec<_> = watch::inotify_events(&bytes).collect();
+    assert_eq!(
+        events,
+        [
+            (3, libc::IN_MODIFY, &b"memory.max"[..]),
+            (7, libc::IN_IGNORED, &b""[..]),
+            (3, libc::IN_MODIFY, &b"cgroup.events"[..]),
+        ]
+    );
+    // A read cut short inside an event yields the whole ones only.
+    assert_eq!(watch::inotify_events(&bytes[..40]).count(), 1);
 }
 
 #[test]

@@ -68,14 +68,44 @@ impl Default for ChangeWatch {
     }
 }
 
+/// A new inotify instance that never blocks a read, or `None` when the user has none left.
+pub(crate) fn new_inotify() -> Option<OwnedFd> {
+    // SAFETY: plain syscall; the returned descriptor is owned right below.
+    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// The events in what one read(2) of an inotify descriptor returned: each `struct
+/// inotify_event` (wd, mask, cookie, len, then `len` bytes of NUL-padded name) as its watch
+/// descriptor, mask and name (empty for an event on the watched file itself).
+pub(crate) fn inotify_events(bytes: &[u8]) -> impl Iterator<Item = (i32, u32, &[u8])> {
+    const HEADER: usize = 16;
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let header = bytes.get(at..at + HEADER)?;
+        let field = |offset: usize| -> [u8; 4] {
+            header[offset..offset + 4].try_into().unwrap_or_default()
+        };
+        let len = u32::from_ne_bytes(field(12)) as usize;
+        let name = bytes
+            .get(at + HEADER..at + HEADER + len)
+            .unwrap_or_default();
+        let name = name.split(|b| *b == 0).next().unwrap_or_default();
+        at += HEADER + len;
+        Some((
+            i32::from_ne_bytes(field(0)),
+            u32::from_ne_bytes(field(4)),
+            name,
+        ))
+    })
+}
+
 impl ChangeWatch {
     pub fn new() -> ChangeWatch {
-        // SAFETY: plain syscall; the returned descriptor is owned right below.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        let shared = (raw >= 0).then(|| {
+        let shared = new_inotify().map(|inotify| {
             Arc::new(Shared {
-                // SAFETY: `raw` is a fresh descriptor nobody else owns.
-                inotify: unsafe { OwnedFd::from_raw_fd(raw) },
+                inotify,
                 units: Mutex::default(),
                 #[cfg(test)]
                 refuse_watches: Default::default(),
@@ -100,9 +130,7 @@ impl ChangeWatch {
         let Some(shared) = &self.shared else {
             return;
         };
-        // struct inotify_event: wd (i32), mask, cookie, len (u32), then `len` bytes of name,
-        // NUL-padded. A buffer that holds at least one event with the longest name.
-        const HEADER: usize = 16;
+        // Holds at least one event with the longest name.
         let mut buf = [0u8; 8192];
         loop {
             // SAFETY: reading into a buffer we own, of the length given.
@@ -125,19 +153,7 @@ impl ChangeWatch {
                 return;
             }
             let mut units = shared.lock_units();
-            let mut at = 0;
-            while at + HEADER <= n as usize {
-                let field = |offset: usize| -> [u8; 4] {
-                    buf[at + offset..at + offset + 4]
-                        .try_into()
-                        .unwrap_or_default()
-                };
-                let wd = i32::from_ne_bytes(field(0));
-                let mask = u32::from_ne_bytes(field(4));
-                let len = u32::from_ne_bytes(field(12)) as usize;
-                let name = buf.get(at + HEADER..at + HEADER + len).unwrap_or_default();
-                let name = name.split(|b| *b == 0).next().unwrap_or_default();
-                at += HEADER + len;
+            for (wd, mask, name) in inotify_events(&buf[..n as usize]) {
                 if mask & libc::IN_Q_OVERFLOW != 0 {
                     mark(units.values().flatten(), SETTLED_KNOBS);
                 } else if mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_UNMOUNT) != 0 {

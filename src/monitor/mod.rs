@@ -289,27 +289,7 @@ mod tests {
 
     /// Replaces memory.max's bytes through a shared mapping: inotify never reports it.
     fn change_memory_max_unnoticed(dir: &Path, text: &str) {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(dir.join("memory.max"))
-            .unwrap();
-        assert_eq!(file.metadata().unwrap().len(), text.len() as u64);
-        // SAFETY: a shared mapping of the file's length, written within it, then unmapped.
-        unsafe {
-            let map = libc::mmap(
-                std::ptr::null_mut(),
-                text.len(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            );
-            assert_ne!(map, libc::MAP_FAILED);
-            std::ptr::copy_nonoverlapping(text.as_ptr(), map.cast::<u8>(), text.len());
-            libc::munmap(map, text.len());
-        }
+        crate::cgroup::tests::change_unnoticed(&dir.join("memory.max"), text);
     }
 
     fn memory_max(snapshot: &UnitSnapshot) -> Option<Limit> {
@@ -358,25 +338,16 @@ mod tests {
         assert_eq!(memory_max(&swept[0]), Some(Limit::Value(2048)));
     }
 
-    /// Descriptors of this process that are inotify instances.
-    fn inotify_instances() -> usize {
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .filter(|target| target.to_string_lossy() == "anon_inode:inotify")
-            .count()
-    }
-
     #[test]
     fn three_hundred_units_share_one_inotify_instance() {
         let root = tempfile::tempdir().unwrap();
         let units: Vec<UnitInfo> = (0..300).map(unit_info).collect();
         let dirs: Vec<_> = units.iter().map(|u| write_unit(root.path(), u)).collect();
-        let before = inotify_instances();
+        let before = crate::cgroup::tests::inotify_instances();
         let mut sampler = Sampler::new(CgroupFs::new(root.path()));
         sampler.sample(&units);
         // Other tests of this binary may hold instances meanwhile.
-        let instances = inotify_instances();
+        let instances = crate::cgroup::tests::inotify_instances();
         assert!(
             instances <= before + 2,
             "{instances} instances, {before} before"

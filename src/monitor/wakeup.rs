@@ -31,6 +31,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::cgroup::watch::{inotify_events, new_inotify};
+
 /// PSI triggers to try, most responsive first: stalls of 150 ms within 1 s, then the same share
 /// in a 2 s window, because since Linux 6.5 ("sched/psi: Allow unprivileged polling of N*2s
 /// period") unprivileged triggers must have a window that is a multiple of 2 s, and before it
@@ -68,12 +70,7 @@ impl WakeupHub {
     /// Without inotify (none left for this user), units rely on the sampler's ticks.
     pub fn new(wakeups: mpsc::Sender<String>) -> WakeupHub {
         let files = WatchedFiles::default();
-        // SAFETY: plain syscall; the returned descriptor is owned right below.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        let inotify = (raw >= 0).then(|| {
-            // SAFETY: `raw` is a fresh descriptor nobody else owns.
-            Arc::new(unsafe { OwnedFd::from_raw_fd(raw) })
-        });
+        let inotify = new_inotify().map(Arc::new);
         let reader = inotify.as_ref().and_then(|fd| {
             // SAFETY: the Arc keeps the OwnedFd, and so its one descriptor, open and unchanged
             // for as long as the AsyncFd holds it.
@@ -176,8 +173,6 @@ async fn read_inotify(
     files: WatchedFiles,
     wakeups: mpsc::Sender<String>,
 ) {
-    // struct inotify_event: wd (i32), mask, cookie, len (u32), then `len` bytes of name.
-    const HEADER: usize = 16;
     let mut buf = vec![0u8; 64 * 1024];
     let mut last_woken: HashMap<String, Instant> = HashMap::new();
     let mut pending: HashSet<String> = HashSet::new();
@@ -203,14 +198,10 @@ async fn read_inotify(
                         break;
                     }
                     let files = files.lock().unwrap_or_else(|e| e.into_inner());
-                    let mut at = 0;
-                    while at + HEADER <= n as usize {
-                        let wd = i32::from_ne_bytes(buf[at..at + 4].try_into().unwrap_or_default());
-                        let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap_or_default());
+                    for (wd, ..) in inotify_events(&buf[..n as usize]) {
                         if let Some(unit) = files.get(&wd) {
                             fired.insert(unit.clone());
                         }
-                        at += HEADER + len as usize;
                     }
                 }
                 guard.clear_ready();
@@ -335,20 +326,11 @@ mod tests {
         assert!(matches!(after, Ok(None) | Err(_)), "{after:?}");
     }
 
-    /// Descriptors of this process that are inotify instances.
-    fn inotify_instances() -> usize {
-        std::fs::read_dir("/proc/self/fd")
-            .unwrap()
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-            .filter(|target| target.to_string_lossy() == "anon_inode:inotify")
-            .count()
-    }
-
     #[tokio::test]
     async fn three_hundred_units_share_one_inotify_instance() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = mpsc::channel(8);
-        let before = inotify_instances();
+        let before = crate::cgroup::tests::inotify_instances();
         let hub = WakeupHub::new(tx);
         let watches: Vec<UnitWakeup> = (0..300)
             .map(|i| {
@@ -362,7 +344,7 @@ mod tests {
         assert!(watches.iter().all(|w| w.sources().inotify_files == 2));
         // The user's 128 instances are shared with every program they run: one is used here,
         // whatever the number of units (other tests of this binary may hold theirs meanwhile).
-        let instances = inotify_instances();
+        let instances = crate::cgroup::tests::inotify_instances();
         assert!(
             instances <= before + 2,
             "{instances} instances, {before} before"

@@ -112,10 +112,14 @@ impl UnitList {
                 .entry(unit.clone())
                 .or_insert_with(|| UnitRow::new(unit));
             let key = row.update(snap, icon_for(snap).as_deref());
-            let old = self.keys.borrow_mut().insert(unit.clone(), key);
-            // A new row is filtered (and sorted in) as it is appended.
-            refilter |=
-                old.is_some_and(|old| filter_fields_differ(&old, &self.keys.borrow()[unit]));
+            {
+                let mut keys = self.keys.borrow_mut();
+                // A new row is filtered (and sorted in) as it is appended.
+                refilter |= keys
+                    .get(unit)
+                    .is_some_and(|old| filter_fields_differ(old, &key));
+                keys.insert(unit.clone(), key);
+            }
             if is_new {
                 self.list.append(&row.row);
             }
@@ -132,17 +136,18 @@ impl UnitList {
             }
             self.keys.borrow_mut().remove(&unit);
         }
-        let order = {
+        let moved = {
             let keys = self.keys.borrow();
             let mut sorted: Vec<&RowKey> = keys.values().collect();
             sorted.sort_by(|a, b| compare(a, b));
-            sorted
-                .into_iter()
-                .map(|k| k.unit.clone())
-                .collect::<Vec<_>>()
+            // Compared in place: the names are copied only when the order changed.
+            let moved = !sorted.iter().map(|k| &k.unit).eq(&self.order);
+            if moved {
+                self.order = sorted.into_iter().map(|k| k.unit.clone()).collect();
+            }
+            moved
         };
-        if order != self.order {
-            self.order = order;
+        if moved {
             self.list.invalidate_sort();
         }
         if refilter {

@@ -32,8 +32,6 @@ pub struct WindowInit {
 
 #[derive(Debug)]
 pub enum Msg {
-    /// Shows a monitor state; the monitor sends these, and tests send fixtures.
-    Render(Arc<MonitorState>),
     Selected(Option<String>),
     Search(String),
     ShowAll(bool),
@@ -71,8 +69,7 @@ pub struct MainWindow {
     catalog: AppCatalog,
     config_problem: Option<String>,
     state: Arc<MonitorState>,
-    /// The monitor's history once connected; until then (and in tests fed fixture states)
-    /// one the window records itself.
+    /// The monitor's history once connected (empty until then).
     history: SharedHistory,
     launcher: Option<Rc<Launcher>>,
 }
@@ -109,9 +106,6 @@ impl MainWindow {
         widgets
             .units
             .show(&state.units, |snap| icon_for(catalog, snap));
-        if self.monitor.is_none() {
-            lock_history(&self.history).record(&state.units, now);
-        }
         // A search that matches nothing is not the same as having no apps.
         let page = if widgets.units.visible_count() > 0 {
             "list"
@@ -413,10 +407,6 @@ impl Component for MainWindow {
         root: &Self::Root,
     ) {
         match msg {
-            Msg::Render(state) => {
-                self.state = state;
-                self.render(widgets);
-            }
             Msg::Present => root.present(),
             Msg::Shown => self.render(widgets),
             Msg::Selected(None) => {

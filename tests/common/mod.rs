@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests that need a D-Bus of their own.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// A child process that is killed and reaped when the test ends, pass or fail.
@@ -52,4 +52,23 @@ pub fn private_bus(dir: &Path) -> (Reaped, String) {
     let address = address.trim().to_owned();
     assert!(address.starts_with("unix:"), "dbus-daemon said {address:?}");
     (Reaped(daemon), address)
+}
+
+/// The notification recorder (examples/notification_recorder.rs), which `cargo test` builds
+/// next to the test binaries' folder.
+#[allow(dead_code)] // not every test binary records notifications
+pub fn notification_recorder() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let recorder = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|debug| debug.join("examples/notification_recorder"))
+        .unwrap();
+    assert!(
+        recorder.exists(),
+        "{} is missing: run the whole `cargo test` (it builds the examples) or \
+         `cargo build --example notification_recorder` first",
+        recorder.display()
+    );
+    recorder
 }
