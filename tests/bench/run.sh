@@ -9,8 +9,11 @@
 # Usage: tests/bench/run.sh            (needs root for the guest, as tests/vm/test.sh does)
 # The pure in-process parts have criterion benchmarks of their own: cargo bench.
 set -euo pipefail
+trap 'echo "bench: stopped: line $LINENO ($BASH_COMMAND) failed; nothing was measured past it: fix what the lines above say and run tests/bench/run.sh again" >&2' ERR
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
+# The guest first (its first build takes about 3 minutes): its QEMU describes the machine below.
+qemu_version=$(tests/vm/run.sh --qemu-version)
 cargo build --release --quiet --bin corral --bin corral-desktop --example bench_guest --example notification_recorder
 
 raw=$top/target/bench
@@ -22,8 +25,7 @@ mkdir -p "$raw"
     echo "memory_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
     echo "kernel=$(uname -r)"
     echo "rustc=$(rustc --version)"
-    qemu=$(ls /var/cache/corral-vm/*/qemu/usr/bin/qemu-system-x86_64 2>/dev/null | head -1)
-    echo "qemu=$("${qemu:-qemu-system-x86_64}" --version 2>/dev/null | head -1)"
+    echo "qemu=$qemu_version"
     echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src examples || echo '+changes')"
 } >"$raw/host.txt"
 target/release/examples/bench_guest calibrate >"$raw/host.jsonl"
@@ -33,4 +35,5 @@ SUITES=bench VM_TIMEOUT=1200 tests/vm/test.sh target/release || status=$?
 cp tests/vm/out/results/bench.jsonl "$raw/guest.jsonl" 2>/dev/null || : >"$raw/guest.jsonl"
 cp tests/vm/out/results/guest.txt "$raw/guest.txt" 2>/dev/null || : >"$raw/guest.txt"
 python3 tests/bench/report.py "$raw" BENCHMARKS.md
+[ "$status" = 0 ] || echo "bench: some rows could not be measured (guest exit $status): see tests/vm/out/guest.log" >&2
 exit $status

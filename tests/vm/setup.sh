@@ -5,9 +5,13 @@
 #
 # Usage: tests/vm/setup.sh            prints the guest's folder; builds it only when missing
 #
+# Standard output carries that one line and nothing else (callers capture it); every other
+# word, of this script and of the tools it runs, goes to standard error.
+#
 # The image is cached in $CORRAL_VM_CACHE (default /var/cache/corral-vm), keyed by a hash of
-# this script, so only the first run on a machine pays for debootstrap (~2 min).
+# this script, so only the first run on a machine pays for debootstrap (about 3 minutes).
 set -euo pipefail
+exec 3>&1 1>&2   # fd 3: the answer; stdout: the log, like stderr
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${CORRAL_VM_CACHE:-/var/cache/corral-vm}
@@ -15,12 +19,19 @@ key=$(sha256sum "$here/setup.sh" | cut -c1-16)
 vm=$cache/$key
 
 log() { printf 'vm-setup: %s\n' "$*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+trap 'die "stopped: line $LINENO ($BASH_COMMAND) failed; the half-built guest in $vm.tmp is \
+removed on the next run: fix what the lines above say and run tests/vm/setup.sh again"' ERR
 
 if [ -f "$vm/ready" ]; then
-    echo "$vm"
+    echo "$vm" >&3
     exit 0
 fi
-[ "$(id -u)" = 0 ] || { log "needs root (debootstrap and apt-get)"; exit 1; }
+[ "$(id -u)" = 0 ] || die "building the guest needs root (debootstrap and apt-get): run sudo $0"
+mkdir -p "$cache" 2>/dev/null || die "cannot create the cache folder $cache: set CORRAL_VM_CACHE to a writable folder"
 
 export DEBIAN_FRONTEND=noninteractive
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
@@ -36,6 +47,7 @@ apt-get install -y -qq --no-install-recommends debootstrap e2fsprogs seabios ipx
 
 rm -rf "$vm.tmp"
 mkdir -p "$vm.tmp/debs" "$vm.tmp/qemu"
+chown _apt "$vm.tmp/debs" 2>/dev/null || true   # apt-get download fetches as _apt
 if ! command -v qemu-system-x86_64 >/dev/null; then
     (cd "$vm.tmp/debs" && apt-get download -qq qemu-system-x86 qemu-system-common qemu-system-data)
     for deb in "$vm.tmp"/debs/*.deb; do dpkg-deb -x "$deb" "$vm.tmp/qemu"; done
@@ -54,8 +66,10 @@ guest_packages+=,libgtk-4-1,libadwaita-1-0,adwaita-icon-theme,hicolor-icon-theme
 guest_packages+=,xvfb,xauth,x11-apps,dbus-x11,at-spi2-core,python3-pyatspi,gir1.2-atspi-2.0,python3-gi
 guest_packages+=,haskell-gtk-sni-tray-utils,haskell-status-notifier-item-utils
 debootstrap --variant=minbase --include="$guest_packages" \
-    bookworm "$root" "$mirror" >"$vm.tmp/debootstrap.log" 2>&1 ||
-    { tail -20 "$vm.tmp/debootstrap.log" >&2; exit 1; }
+    bookworm "$root" "$mirror" >"$vm.tmp/debootstrap.log" 2>&1 || {
+    tail -20 "$vm.tmp/debootstrap.log" >&2
+    die "debootstrap failed (its log is above and in $vm.tmp/debootstrap.log): check that $mirror is reachable"
+}
 
 # 3. Guest configuration: root auto-login on the console, testuser lingering (so user@1001
 #    starts at boot), the host's test folder on 9p at /mnt/host, and a unit that runs the
@@ -93,7 +107,8 @@ ln -sf /dev/null "$root/etc/systemd/system/systemd-firstboot.service"
 sed -i 's/^MODULES=.*/MODULES=list/' "$root/etc/initramfs-tools/initramfs.conf"
 printf 'virtio_pci\nvirtio_blk\next4\n9pnet_virtio\n9p\n' >>"$root/etc/initramfs-tools/modules"
 mount --bind /proc "$root/proc"
-chroot "$root" update-initramfs -u -k all >/dev/null 2>&1 || { umount "$root/proc"; exit 1; }
+chroot "$root" update-initramfs -u -k all >/dev/null 2>&1 ||
+    { umount "$root/proc"; die "update-initramfs failed in the guest's root folder $root"; }
 umount "$root/proc"
 
 # 4. Disk image, made from the folder (no loop device needed). Kernel and initrd stay outside.
@@ -105,4 +120,4 @@ rm -rf "$root"
 touch "$vm.tmp/ready"
 rm -rf "$vm" && mv "$vm.tmp" "$vm"
 log "guest ready in $vm"
-echo "$vm"
+echo "$vm" >&3

@@ -7,6 +7,7 @@
 # Guest runs are serialised machine-wide (flock on /tmp/corral-vm.lock): two emulated guests
 # on two cores would each run at half speed and miss the timing checks.
 set -euo pipefail
+trap 'echo "vm-test: stopped: line $LINENO ($BASH_COMMAND) failed, before the guest ran: fix what the lines above say and run tests/vm/test.sh again" >&2' ERR
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/target/debug}/corral
 desktop=$(dirname "$bin")/corral-desktop   # the window and the tray, which corral execs
