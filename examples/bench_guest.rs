@@ -246,6 +246,7 @@ fn request(app_id: &str, command: &[&str], kind: UnitKind) -> Result<LaunchReque
         settings: bench_settings()?,
         kind,
         working_directory: std::env::var_os("HOME").map(PathBuf::from),
+        runtime_limits: None,
     })
 }
 

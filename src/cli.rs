@@ -19,6 +19,8 @@ use crate::monitor::{self, Sampler, UnitSnapshot, doctor};
 use crate::presets::{Config, Mode, Settings};
 use crate::systemd::{ManagerKind, Systemd, UnitKind};
 
+mod rules;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "corral",
@@ -128,6 +130,24 @@ pub enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    #[command(about = gettext("List app rules: limits that hold however an app is started; or set, remove, apply them"))]
+    #[command(
+        long_about = gettext("List app rules: limits that hold however an app is started.\n\nA rule (an [apps.ID] table of the config file, with a preset and/or limits) is written as systemd drop-ins for every unit name the app can run under: started by GNOME, KDE, Flatpak, Corral, or a launcher that names none. systemd applies them whoever starts the app, whether Corral runs or not, and to the app's running instances at once. A limit changed while an app runs (`corral limit`, the window, the tray) is kept until it ends."),
+        after_long_help = gettext("Examples:\n  corral rules\n  corral rules set org.mozilla.firefox -p browser --memory-max 4G\n  corral rules set org.gnome.Builder --cpu-quota 200%\n  corral rules remove org.mozilla.firefox")
+    )]
+    Rules {
+        #[command(subcommand)]
+        action: Option<RulesAction>,
+        #[arg(help = gettext("Print the rules as JSON: each with its settings, the unit names it covers, its drop-ins and running instances"))]
+        #[arg(long)]
+        json: bool,
+    },
+    #[command(about = gettext("Show or set the memory budget of all apps together (app.slice)"))]
+    #[command(
+        long_about = gettext("Show or set the memory budget of all apps together: the limits of app.slice, the slice every desktop app runs in, so that one runaway app is slowed (and at the hard limit killed) before the shell and the session's own services starve. It is kept in [general] of the config file, written as a drop-in, and applied at once; `max` removes a limit."),
+        after_long_help = gettext("Examples:\n  corral budget\n  corral budget --memory-high 80%\n  corral budget --memory-high 80% --memory-max 90%\n  corral budget --memory-high max --memory-max max")
+    )]
+    Budget(BudgetArgs),
     #[command(about = gettext("List presets, or show one in full"))]
     Presets {
         #[command(subcommand)]
@@ -167,6 +187,52 @@ pub enum Command {
     #[command(about = gettext("Print the corral(1) man page (roff), generated from this command line"))]
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesAction {
+    #[command(about = gettext("Create or change the rule for an app"))]
+    #[command(
+        long_about = gettext("Create or change the rule for an app: the settings given here are set, the others stay as they were. The app is named by its desktop app id (see `corral apps`) or an executable's name; one that is not installed is allowed. The rule's drop-ins are written and its running instances get it at once; Corral says, per instance, what took.")
+    )]
+    Set(RuleSetArgs),
+    #[command(about = gettext("Remove the rule for an app, and the drop-ins Corral wrote for it"))]
+    Remove {
+        #[arg(help = gettext("The rule's app id or executable name, as `corral rules` lists it"))]
+        app_id: String,
+    },
+    #[command(about = gettext("Write the drop-ins again from the config file (after editing it by hand while Corral did not run)"))]
+    Apply,
+}
+
+#[derive(Args, Debug)]
+pub struct RuleSetArgs {
+    #[arg(help = gettext("Desktop app id (e.g. org.mozilla.firefox) or executable name"))]
+    pub app_id: String,
+    #[arg(help = gettext("Preset the rule starts from (see `corral presets`)"))]
+    #[arg(short, long)]
+    pub preset: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[arg(help = gettext("What systemd does with the rest of the app when the kernel kills one of its processes for memory: stop, continue or kill"))]
+    #[arg(long, value_name = "POLICY")]
+    pub oom_policy: Option<crate::presets::OomPolicy>,
+    #[arg(help = gettext("Remove one setting from the rule, so the preset's value applies (e.g. memory-max); repeatable"))]
+    #[arg(long, value_name = "SETTING")]
+    pub unset: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BudgetArgs {
+    #[arg(help = gettext("Soft limit of all apps together: above it they are slowed and their memory reclaimed (e.g. 80%, 12G, max)"))]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_high: Option<MemoryLimit>,
+    #[arg(help = gettext("Hard limit of all apps together: above it the kernel kills the app that uses the most (e.g. 90%, 14G, max)"))]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_max: Option<MemoryLimit>,
+    #[arg(help = gettext("Print the budget, the apps' use and the read-back as JSON"))]
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -236,6 +302,9 @@ pub struct RunArgs {
     pub preset: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[arg(help = gettext("What systemd does with the rest of the app when the kernel kills one of its processes for memory: stop, continue or kill"))]
+    #[arg(long, value_name = "POLICY")]
+    pub oom_policy: Option<crate::presets::OomPolicy>,
     #[arg(help = gettext("Override the preset's sandboxing (services only)"))]
     #[arg(long, value_enum)]
     pub isolation: Option<Isolation>,
@@ -409,6 +478,8 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
             .await
         }
         Command::Limit { target, limits } => limit(manager, &target.target, &limits).await,
+        Command::Rules { action, json } => rules::run(manager, action, json).await,
+        Command::Budget(args) => rules::budget(manager, args).await,
         Command::Presets { action } => presets(action),
         Command::Doctor => doctor(manager).await,
         Command::Events { json, limit } => events(json, limit),
@@ -428,7 +499,7 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
     }
 }
 
-async fn connect(manager: ManagerKind) -> Result<Controller> {
+pub(crate) async fn connect(manager: ManagerKind) -> Result<Controller> {
     let systemd = Systemd::connect(manager).await?;
     Ok(Controller::new(systemd, CgroupFs::system()))
 }
@@ -444,6 +515,7 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
     let executable = program_name(&args.command[0]);
     let app_id = args.app_id.clone().unwrap_or_else(|| executable.clone());
     let mut overrides = args.limits.settings();
+    overrides.oom_policy = args.oom_policy;
     match args.isolation {
         Some(Isolation::Strict) => {
             overrides.no_new_privileges = Some(true);
@@ -475,6 +547,7 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
     let request = LaunchRequest {
         command: args.command.clone(),
         app_name: args.name.clone().unwrap_or(executable),
+        runtime_limits: crate::rules::pinned_limits(&config, &app_id, &resolved.settings),
         app_id,
         preset: resolved.preset.clone(),
         settings: resolved.settings.clone(),
@@ -494,6 +567,21 @@ async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) ->
     // it, however soon the command exits.
     let ends = ctl.systemd.watch_ends(&request.app_name).await;
     let child = launch::launch_scope(&ctl.systemd, request).await?;
+    if child.oom_policy_refused {
+        eprintln!(
+            "corral: {}",
+            gettext_f(
+                "note: this systemd takes no OOM policy for scopes (systemd 253 does), so oom-policy = \"{policy}\" does not hold for {app}: the whole scope stops if the kernel kills one of its processes for memory",
+                &[
+                    (
+                        "policy",
+                        &request.settings.oom_policy.map_or("", |p| p.as_str())
+                    ),
+                    ("app", &request.app_name),
+                ],
+            )
+        );
+    }
     // Like a shell running a foreground job: ^C and ^\ are for the command, not for us.
     // SAFETY: setting signal dispositions of this process.
     unsafe {
@@ -638,7 +726,7 @@ fn report_launch(
     print_checks(&checks, quiet);
 }
 
-fn print_checks(checks: &[LimitCheck], only_problems: bool) {
+pub(crate) fn print_checks(checks: &[LimitCheck], only_problems: bool) {
     for check in checks {
         match &check.problem {
             None if !only_problems => eprintln!(
@@ -968,6 +1056,23 @@ fn print_table(snapshots: &[UnitSnapshot], all: bool) {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         let _ = writeln!(stdout, "{}", pad_cells(&cells, &widths));
     }
+}
+
+/// Text from apps and the system (names, descriptions, ids) as it may reach a terminal: control
+/// characters, which could move the cursor or change the terminal's state, are shown escaped.
+pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            safe.extend(c.escape_default());
+        } else {
+            safe.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(safe)
 }
 
 /// A table line: every cell but the last padded to its column's width (in characters, so

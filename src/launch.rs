@@ -110,6 +110,10 @@ pub struct LaunchRequest {
     pub settings: Settings,
     pub kind: UnitKind,
     pub working_directory: Option<PathBuf>,
+    /// Limits to set again as runtime changes as soon as the unit has started: the app's rule
+    /// drop-ins apply over a new unit's own properties, and this launch was asked for other
+    /// limits (see [`crate::rules::pinned_limits`]).
+    pub runtime_limits: Option<Settings>,
 }
 
 impl LaunchRequest {
@@ -177,6 +181,7 @@ pub fn desktop_app_request(
         command,
         app_id: app.id.clone(),
         app_name: app.name.clone(),
+        runtime_limits: crate::rules::pinned_limits(config, &app.id, &resolved.settings),
         preset: resolved.preset,
         settings: resolved.settings,
         kind: UnitKind::Service,
@@ -247,7 +252,10 @@ pub async fn launch_service(
         }
     }
     match systemd.start_transient(&spec, extra).await {
-        Ok(()) => Ok(spec.name),
+        Ok(()) => {
+            pin_limits(systemd, req, &spec.name).await;
+            Ok(spec.name)
+        }
         Err(SystemdError::JobFailed { .. }) => {
             // Type=exec: the job fails when the program could not be executed. Read why while
             // our reference keeps the failed unit, then let it be collected.
@@ -288,11 +296,32 @@ fn exec_failure_text(outcome: &crate::systemd::UnitOutcome) -> String {
     }
 }
 
+/// Sets the launch's own limits again as runtime changes, which the app's rule drop-ins do not
+/// override. A failure is left to the read-back of the limits that follows every launch, which
+/// names a limit that did not take.
+async fn pin_limits(systemd: &Systemd, req: &LaunchRequest, unit: &str) {
+    if let Some(limits) = &req.runtime_limits {
+        let _ = systemd
+            .set_properties(unit, &crate::systemd::properties::limit_properties(limits))
+            .await;
+    }
+}
+
+/// Whether systemd refused a start only because it takes no OOMPolicy= for scopes (before
+/// systemd 253: "Cannot set property OOMPolicy, or unknown property.").
+fn refuses_oom_policy(error: &SystemdError) -> bool {
+    matches!(error, SystemdError::Refused { message, .. } if message.contains("OOMPolicy"))
+}
+
 /// A child forked into a scope.
 #[derive(Debug)]
 pub struct ScopeChild {
     pub unit: String,
     pub pid: i32,
+    /// systemd took no OOM policy for the scope (before systemd 253), so the preset's
+    /// `oom-policy` does not hold for it: the whole scope stops when the kernel kills one of
+    /// its processes for memory.
+    pub oom_policy_refused: bool,
 }
 
 /// Forks a child, puts it in a new scope with `req`'s limits, and only then lets it execute
@@ -338,13 +367,21 @@ pub async fn launch_scope(
     drop(release_read);
     drop(error_write);
 
-    let spec = req.spec(systemd, &program, vec![pid as u32]);
-    if let Err(e) = systemd.start_transient(&spec, Vec::new()).await {
+    let mut spec = req.spec(systemd, &program, vec![pid as u32]);
+    let mut started = systemd.start_transient(&spec, Vec::new()).await;
+    let oom_policy_refused = matches!(&started, Err(e) if refuses_oom_policy(e));
+    if oom_policy_refused {
+        // A refused start made no unit: the same start without the policy.
+        spec.settings.oom_policy = None;
+        started = systemd.start_transient(&spec, Vec::new()).await;
+    }
+    if let Err(e) = started {
         // Dropping the release pipe makes the child exit without running anything.
         drop(release_write);
         reap(pid).await;
         return Err(e.into());
     }
+    pin_limits(systemd, req, &spec.name).await;
     // The scope exists and holds the child: let it go on to exec.
     let released = write_once(&release_write, &[1]);
     drop(release_write);
@@ -367,6 +404,7 @@ pub async fn launch_scope(
     Ok(ScopeChild {
         unit: spec.name,
         pid,
+        oom_policy_refused,
     })
 }
 
@@ -577,6 +615,23 @@ fn read_errno(fd: &OwnedFd) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_start_refused_for_its_oom_policy_is_told_apart() {
+        let refused = |message: &str| SystemdError::Refused {
+            action: "start",
+            unit: "app-corral-bash-00000000.scope".to_owned(),
+            message: message.to_owned(),
+        };
+        // The words of systemd 252 and older for a property a scope does not take.
+        assert!(refuses_oom_policy(&refused(
+            "Cannot set property OOMPolicy, or unknown property."
+        )));
+        assert!(!refuses_oom_policy(&refused(
+            "Cannot set property MemoryMax, or unknown property."
+        )));
+        assert!(!refuses_oom_policy(&SystemdError::NoSuchUnit("x".into())));
+    }
 
     #[test]
     fn own_variables_are_not_passed_on() {

@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod notify;
 pub mod policy;
 pub mod presets;
+pub mod rules;
 pub mod systemd;
 pub mod tray;
 pub mod ui;

@@ -45,14 +45,36 @@ pub fn policy_for(settings: &Settings, condition: Condition) -> PolicyAction {
     action.unwrap_or_default()
 }
 
-/// The policy for an alert: the unit's preset (from its description) with its app's rule on
-/// top, as at launch. A unit whose preset no longer exists gets none.
+/// The policy for an alert, which acts only where it was asked for. An app Corral launched
+/// gets the policies of the preset it was launched with (from its description), with its
+/// app's rule on top, as at launch. An app anyone else started gets a policy only from a rule
+/// whose drop-ins reach its unit: the rule's own, and those of the preset the rule names.
+/// Every other app, and a unit whose preset no longer exists, only gets notified.
 pub fn resolve(config: &Config, alert: &Alert) -> PolicyAction {
-    let app_id = alert.app_id.as_deref().unwrap_or("");
-    match config.resolve(app_id, None, alert.preset.as_deref(), &Settings::default()) {
-        Ok(resolved) => policy_for(&resolved.settings, alert.condition()),
-        Err(_) => PolicyAction::Notify,
-    }
+    let settings = match &alert.preset {
+        Some(preset) => {
+            let app_id = alert.app_id.as_deref().unwrap_or("");
+            match config.resolve(app_id, None, Some(preset), &Settings::default()) {
+                Ok(resolved) => resolved.settings,
+                Err(_) => return PolicyAction::Notify,
+            }
+        }
+        None => {
+            let Some((_, rule)) = crate::rules::rule_for_unit(config, &alert.unit) else {
+                return PolicyAction::Notify;
+            };
+            let mut settings = match &rule.preset {
+                Some(named) => match config.preset(named) {
+                    Ok(preset) => preset.settings,
+                    Err(_) => return PolicyAction::Notify,
+                },
+                None => Settings::default(),
+            };
+            settings.overlay(&rule.settings);
+            settings
+        }
+    };
+    policy_for(&settings, alert.condition())
 }
 
 /// What a policy will do to the unit.
@@ -311,6 +333,54 @@ on-cpu-throttled = "notify"
         launched_elsewhere.preset = None;
         launched_elsewhere.app_id = None;
         assert_eq!(resolve(&config, &launched_elsewhere), PolicyAction::Notify);
+    }
+
+    #[test]
+    fn an_app_started_elsewhere_gets_a_policy_only_from_a_rule_that_reaches_it() {
+        let gnome = |app: &str| {
+            let mut alert = near_limit();
+            alert.unit = format!("app-gnome-{app}-4242.scope");
+            alert.app_id = Some(app.to_owned());
+            alert.preset = None;
+            alert
+        };
+        // A policy on the default preset and on a named one: neither reaches an app that
+        // Corral did not launch and no rule names.
+        let config = config(
+            r#"
+[presets.relaxed]
+on-memory-near-limit = "freeze"
+
+[presets.watched]
+on-memory-near-limit = "raise-limit"
+
+[apps.firefox]
+preset = "watched"
+
+[apps.code]
+memory-max = "2G"
+
+[apps.gimp]
+on-memory-near-limit = "freeze"
+"#,
+        );
+        assert_eq!(
+            resolve(&config, &gnome("thunderbird")),
+            PolicyAction::Notify
+        );
+        // A rule that names the preset brings its policy; one that names none does not bring
+        // the default preset's; a rule's own policy counts.
+        assert_eq!(
+            resolve(&config, &gnome("firefox")),
+            PolicyAction::RaiseLimit
+        );
+        assert_eq!(resolve(&config, &gnome("code")), PolicyAction::Notify);
+        assert_eq!(resolve(&config, &gnome("gimp")), PolicyAction::Freeze);
+        // Launched by Corral with the default preset: its policy applies.
+        let mut launched = near_limit();
+        launched.preset = Some("relaxed".to_owned());
+        launched.app_id = Some("thunderbird".to_owned());
+        assert_eq!(resolve(&config, &launched), PolicyAction::Freeze);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, Percent, SwapLimit, TasksL
 pub const DEFAULT_PRESET: &str = "relaxed";
 
 /// Every setting key a preset or rule may carry, in the order they are listed and written.
-pub const SETTING_KEYS: [&str; 16] = [
+pub const SETTING_KEYS: [&str; 17] = [
     "mode",
     "memory-high",
     "memory-max",
@@ -31,6 +31,7 @@ pub const SETTING_KEYS: [&str; 16] = [
     "cpu-quota",
     "cpu-weight",
     "tasks-max",
+    "oom-policy",
     "no-new-privileges",
     "private-tmp",
     "protect-system",
@@ -100,6 +101,53 @@ impl FromStr for Mode {
                 input: input.to_owned(),
                 what: gettext_noop("mode"),
                 accepted: gettext_noop("service or scope"),
+            }),
+        }
+    }
+}
+
+/// What systemd does with the rest of a unit when the kernel's OOM killer ends one of its
+/// processes at the unit's memory limit (systemd.service(5), "OOMPolicy="). A browser under
+/// `continue` loses the runaway tab's process, not every tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OomPolicy {
+    /// Stop the whole unit (systemd's default for units of a user manager).
+    Stop,
+    /// Let the other processes run on.
+    Continue,
+    /// Kill every process of the unit at once (the kernel's memory.oom.group).
+    Kill,
+}
+
+impl OomPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OomPolicy::Stop => "stop",
+            OomPolicy::Continue => "continue",
+            OomPolicy::Kill => "kill",
+        }
+    }
+}
+
+impl fmt::Display for OomPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OomPolicy {
+    type Err = InvalidChoice;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "stop" => Ok(OomPolicy::Stop),
+            "continue" => Ok(OomPolicy::Continue),
+            "kill" => Ok(OomPolicy::Kill),
+            _ => Err(InvalidChoice {
+                input: input.to_owned(),
+                what: gettext_noop("OOM policy"),
+                accepted: gettext_noop("stop, continue or kill"),
             }),
         }
     }
@@ -338,6 +386,9 @@ pub struct Settings {
     pub cpu_quota: Option<CpuQuota>,
     pub cpu_weight: Option<CpuWeight>,
     pub tasks_max: Option<TasksLimit>,
+    /// What happens to the rest of the app when the kernel kills one of its processes for
+    /// memory (`OOMPolicy=`).
+    pub oom_policy: Option<OomPolicy>,
     /// systemd applies `NoNewPrivileges=` to services only; for a scope the launcher has to set
     /// PR_SET_NO_NEW_PRIVS in the child itself (prctl(2)), which needs no privileges.
     pub no_new_privileges: Option<bool>,
@@ -374,6 +425,7 @@ impl Settings {
             cpu_quota,
             cpu_weight,
             tasks_max,
+            oom_policy,
             no_new_privileges,
             private_tmp,
             protect_system,
@@ -391,6 +443,7 @@ impl Settings {
         take(&mut self.cpu_quota, cpu_quota);
         take(&mut self.cpu_weight, cpu_weight);
         take(&mut self.tasks_max, tasks_max);
+        take(&mut self.oom_policy, oom_policy);
         take(&mut self.no_new_privileges, no_new_privileges);
         take(&mut self.private_tmp, private_tmp);
         take(&mut self.protect_system, protect_system);
@@ -442,6 +495,7 @@ impl Settings {
             "cpu-quota" => self.cpu_quota = parsed(key, value)?,
             "cpu-weight" => self.cpu_weight = parsed(key, value)?,
             "tasks-max" => self.tasks_max = parsed(key, value)?,
+            "oom-policy" => self.oom_policy = parsed(key, value)?,
             "no-new-privileges" => self.no_new_privileges = boolean()?,
             "private-tmp" => self.private_tmp = boolean()?,
             "protect-system" => self.protect_system = parsed(key, value)?,
@@ -481,6 +535,7 @@ impl Settings {
             "cpu-quota" => self.cpu_quota = None,
             "cpu-weight" => self.cpu_weight = None,
             "tasks-max" => self.tasks_max = None,
+            "oom-policy" => self.oom_policy = None,
             "no-new-privileges" => self.no_new_privileges = None,
             "private-tmp" => self.private_tmp = None,
             "protect-system" => self.protect_system = None,
@@ -511,6 +566,7 @@ impl Settings {
                     .unwrap_or_else(|_| Value::from(n.to_string())),
                 TasksLimit::Unlimited => Value::from("max"),
             },
+            "oom-policy" => Value::from(self.oom_policy?.as_str()),
             "no-new-privileges" => Value::from(self.no_new_privileges?),
             "private-tmp" => Value::from(self.private_tmp?),
             "protect-system" => Value::from(self.protect_system?.as_str()),
@@ -631,6 +687,15 @@ impl Settings {
                 &[("n", &n)],
             ));
         }
+        match self.oom_policy {
+            Some(OomPolicy::Continue) => {
+                parts.push(gettext("loses only the process that runs out of memory"))
+            }
+            Some(OomPolicy::Kill) => {
+                parts.push(gettext("all of it killed when it runs out of memory"))
+            }
+            Some(OomPolicy::Stop) | None => {}
+        }
         if self.no_new_privileges == Some(true) {
             parts.push(gettext("cannot gain privileges"));
         }
@@ -704,23 +769,16 @@ impl Settings {
 
     /// A soft memory limit above the hard one: never what anyone means.
     fn memory_problem(&self) -> Option<Problem> {
-        if let (Some(high), Some(max)) = (self.memory_high, self.memory_max) {
-            // Only comparable when both are bytes or both are shares of RAM; a share needs the
-            // machine's RAM to compare against bytes, and that is the launcher's business.
-            let above = match (high, max) {
-                (MemoryLimit::Bytes(h), MemoryLimit::Bytes(m)) => h > m,
-                (MemoryLimit::Percent(h), MemoryLimit::Percent(m)) => h > m,
-                _ => false,
-            };
-            if above {
-                return Some(Problem {
-                    keys: ["memory-high", "memory-max"],
-                    message: gettext_f(
-                        "memory-high {high} is above memory-max {max}: the soft limit must not exceed the hard limit; lower memory-high or raise memory-max",
-                        &[("high", &high), ("max", &max)],
-                    ),
-                });
-            }
+        if let (Some(high), Some(max)) = (self.memory_high, self.memory_max)
+            && soft_above_hard(high, max)
+        {
+            return Some(Problem {
+                keys: ["memory-high", "memory-max"],
+                message: gettext_f(
+                    "memory-high {high} is above memory-max {max}: the soft limit must not exceed the hard limit; lower memory-high or raise memory-max",
+                    &[("high", &high), ("max", &max)],
+                ),
+            });
         }
         None
     }
@@ -740,6 +798,17 @@ impl Settings {
             });
         }
         None
+    }
+}
+
+/// Whether a soft memory limit is above the hard one. Only comparable when both are bytes or
+/// both are shares of RAM; a share needs the machine's RAM to compare against bytes, and that
+/// is the launcher's business.
+fn soft_above_hard(high: MemoryLimit, max: MemoryLimit) -> bool {
+    match (high, max) {
+        (MemoryLimit::Bytes(h), MemoryLimit::Bytes(m)) => h > m,
+        (MemoryLimit::Percent(h), MemoryLimit::Percent(m)) => h > m,
+        _ => false,
     }
 }
 
@@ -838,6 +907,11 @@ pub struct General {
     /// …for at least this many seconds, 1 to 600.
     #[serde(deserialize_with = "pressure_seconds")]
     pub pressure_seconds: f64,
+    /// The budget for all apps together, on app.slice: above this they are slowed and their
+    /// memory reclaimed (`MemoryHigh=`)…
+    pub apps_memory_high: Option<MemoryLimit>,
+    /// …and above this the kernel's OOM killer picks one of them (`MemoryMax=`).
+    pub apps_memory_max: Option<MemoryLimit>,
 }
 
 impl Default for General {
@@ -847,6 +921,8 @@ impl Default for General {
             memory_warning: 90.0,
             pressure_warning: 20.0,
             pressure_seconds: 10.0,
+            apps_memory_high: None,
+            apps_memory_max: None,
         }
     }
 }
@@ -957,12 +1033,14 @@ const BUILTINS: [Builtin; 5] = [
     Builtin {
         name: "browser",
         description: gettext_noop(
-            "For web browsers: slows down and frees memory above 50% of RAM, killed at 60%, at most 3 CPUs",
+            "For web browsers: slows down and frees memory above 50% of RAM, at 60% loses the tab that uses the most, at most 3 CPUs",
         ),
         settings: || Settings {
             memory_high: share(50),
             memory_max: share(60),
             cpu_quota: Some(CpuQuota::Percent(300)),
+            // A runaway page costs its tab's process, not the browser.
+            oom_policy: Some(OomPolicy::Continue),
             ..Settings::default()
         },
     },
@@ -979,11 +1057,13 @@ const BUILTINS: [Builtin; 5] = [
     Builtin {
         name: "shell",
         description: gettext_noop(
-            "For shells and terminal programs: keeps the terminal, at most 70% of RAM",
+            "For shells and terminal programs: keeps the terminal, at most 70% of RAM; a runaway command is killed, not the shell",
         ),
         settings: || Settings {
             mode: Some(Mode::Scope),
             memory_max: share(70),
+            // A runaway command is killed, the shell goes on.
+            oom_policy: Some(OomPolicy::Continue),
             ..Settings::default()
         },
     },
@@ -1045,6 +1125,7 @@ macro_rules! settings_table {
             cpu_quota: Option<CpuQuota>,
             cpu_weight: Option<CpuWeight>,
             tasks_max: Option<TasksLimit>,
+            oom_policy: Option<OomPolicy>,
             no_new_privileges: Option<bool>,
             private_tmp: Option<bool>,
             protect_system: Option<ProtectSystem>,
@@ -1068,6 +1149,7 @@ macro_rules! settings_table {
                     cpu_quota,
                     cpu_weight,
                     tasks_max,
+                    oom_policy,
                     no_new_privileges,
                     private_tmp,
                     protect_system,
@@ -1086,6 +1168,7 @@ macro_rules! settings_table {
                     cpu_quota,
                     cpu_weight,
                     tasks_max,
+                    oom_policy,
                     no_new_privileges,
                     private_tmp,
                     protect_system,
@@ -1517,6 +1600,19 @@ impl Config {
             general: file.general,
             ..Config::default()
         };
+        if let (Some(high), Some(max)) = (
+            config.general.apps_memory_high,
+            config.general.apps_memory_max,
+        ) && soft_above_hard(high, max)
+        {
+            return Err(at(
+                source.span(&["general", "apps-memory-high"], Spot::Value),
+                gettext_f(
+                    "apps-memory-high {high} is above apps-memory-max {max}: the budget's soft limit must not exceed its hard limit; lower apps-memory-high or raise apps-memory-max",
+                    &[("high", &high), ("max", &max)],
+                ),
+            ));
+        }
         for (name, table) in file.presets {
             if !valid_preset_name(&name) {
                 return Err(at(
@@ -2004,6 +2100,28 @@ impl ConfigEditor {
         })
     }
 
+    /// Sets (or with `None` removes) one key of the `[general]` table that holds text, such
+    /// as `apps-memory-high` = "80%"; refused when the value is not valid for the key.
+    pub fn set_general_text(&mut self, key: &str, value: Option<&str>) -> Result<(), ConfigError> {
+        self.edit(|doc| {
+            let general = doc
+                .entry("general")
+                .or_insert_with(|| Item::Table(Table::new()));
+            let table = general
+                .as_table_like_mut()
+                .ok_or_else(|| ConfigError::InvalidEdit {
+                    message: gettext("general in the file is not a table"),
+                })?;
+            match value {
+                Some(text) => set_value(table, key, Value::from(text)),
+                None => {
+                    table.remove(key);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Applies `change` to a copy of the document and keeps it only if the result is valid.
     fn edit(
         &mut self,
@@ -2219,7 +2337,7 @@ memory-high = \"3G\"             # overrides on top of the preset
         let words = |name: &str| config.preset(name).unwrap().settings.plain_words();
         assert_eq!(
             words("browser"),
-            "Slowed down above 50 % of RAM, killed above 60 % of RAM, at most 3 CPUs"
+            "Slowed down above 50 % of RAM, killed above 60 % of RAM, at most 3 CPUs, loses only the process that runs out of memory"
         );
         let mut settings = Settings::default();
         assert_eq!(settings.plain_words(), "");
@@ -2262,9 +2380,12 @@ memory-high = \"3G\"             # overrides on top of the preset
         );
         assert_eq!(
             summary("browser"),
-            "memory-high=50%, memory-max=60%, cpu-quota=300%"
+            "memory-high=50%, memory-max=60%, cpu-quota=300%, oom-policy=continue"
         );
-        assert_eq!(summary("shell"), "mode=scope, memory-max=70%");
+        assert_eq!(
+            summary("shell"),
+            "mode=scope, memory-max=70%, oom-policy=continue"
+        );
         assert_eq!(
             summary("background"),
             "memory-high=30%, memory-max=40%, cpu-quota=50%, cpu-weight=20"
@@ -2349,6 +2470,7 @@ memory-swap-max = \"max\"
 cpu-quota = \"250%\"
 cpu-weight = 50
 tasks-max = 512
+oom-policy = \"kill\"
 no-new-privileges = true
 private-tmp = false
 protect-system = \"strict\"
@@ -2843,6 +2965,7 @@ memory-max = \"8G\"
             ("cpu-quota", "max"),
             ("cpu-weight", "10000"),
             ("tasks-max", "max"),
+            ("oom-policy", "continue"),
             ("no-new-privileges", "yes"),
             ("private-tmp", "no"),
             ("protect-system", "strict"),

@@ -116,6 +116,9 @@ pub struct MonitorOptions {
     /// The config file to take thresholds from and to follow as it changes; `None` uses
     /// `thresholds` throughout.
     pub config_file: Option<PathBuf>,
+    /// Keep the rules' drop-ins in line with the config file as it changes (user manager
+    /// only: see [`crate::rules::live::spawn_keeper`]).
+    pub keep_rules: bool,
 }
 
 impl MonitorOptions {
@@ -140,6 +143,7 @@ impl MonitorOptions {
             thresholds: AlertThresholds::default(),
             event_log,
             config_file: Some(Config::path()),
+            keep_rules: true,
         }
     }
 }
@@ -291,6 +295,20 @@ impl Monitor {
         let (interval_tx, interval_rx) = watch::channel(interval);
         let (changes, _) = broadcast::channel(CHANGES_BACKLOG);
         let history = SharedHistory::default();
+        if options.keep_rules
+            && systemd.kind() == ManagerKind::User
+            && let Some(path) = &options.config_file
+        {
+            match crate::rules::store::DropInStore::for_user() {
+                Ok(store) => crate::rules::live::spawn_keeper(
+                    systemd.clone(),
+                    store,
+                    path.clone(),
+                    state.clone(),
+                ),
+                Err(e) => eprintln!("corral: {e}"),
+            }
+        }
         tokio::spawn(run(
             systemd,
             cgroups,

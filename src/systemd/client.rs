@@ -393,6 +393,36 @@ impl Systemd {
             .map_err(|e| self.call_error("change the limits of", unit, e))
     }
 
+    /// Makes systemd read its unit files and drop-ins again (daemon-reload), which also
+    /// applies changed limits to running units.
+    pub async fn reload(&self) -> Result<(), SystemdError> {
+        self.manager()
+            .reload()
+            .await
+            .map_err(|e| self.call_error("reload", "the manager", e))
+    }
+
+    /// The drop-in files systemd applied to a loaded unit, in the order it applied them.
+    pub async fn drop_in_paths(&self, unit: &str) -> Result<Vec<String>, SystemdError> {
+        let path = self.unit_path(unit).await?;
+        let value = self
+            .property(&path, "org.freedesktop.systemd1.Unit", "DropInPaths")
+            .await
+            .map_err(|e| self.call_error("read", unit, e))?;
+        Vec::<String>::try_from(value).map_err(|e| self.call_error("read", unit, e.into()))
+    }
+
+    /// The unit's OOMPolicy= ("stop", "continue", "kill"); `None` where the unit's type has no
+    /// such property (scopes before systemd 253, unless the distribution backported it).
+    pub async fn oom_policy(&self, unit: &str) -> Option<String> {
+        let path = self.unit_path(unit).await.ok()?;
+        let value = self
+            .property(&path, unit_interface(unit), "OOMPolicy")
+            .await
+            .ok()?;
+        String::try_from(value).ok()
+    }
+
     /// Keeps a unit loaded after it ends, until [`Systemd::unref`] or until this connection
     /// closes (systemd tracks the reference by bus name), so that why it ended can still be
     /// read: an app unit (CollectMode=inactive-or-failed) is otherwise unloaded at once.

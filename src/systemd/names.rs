@@ -176,18 +176,123 @@ pub struct ParsedName {
     pub kind: Option<UnitKind>,
 }
 
+/// Reads a unit name of the desktop convention. The app id is found whoever launched the
+/// unit: `app-corral-<id>-<8 hex>.<kind>` (Corral's own, checked strictly), and
+/// `app[-<launcher>]-<id>@<random>.service`, `app[-<launcher>]-<id>-<random>.scope` (GNOME,
+/// KDE, Flatpak, any other), whose id has every `-` escaped and so ends at the first `@` or
+/// the last `-`.
 pub fn parse_unit_name(name: &str) -> ParsedName {
     let (stem, kind) = match name.rsplit_once('.') {
         Some((stem, "service")) => (stem, Some(UnitKind::Service)),
         Some((stem, "scope")) => (stem, Some(UnitKind::Scope)),
         _ => (name, None),
     };
-    let app_id = stem
-        .strip_prefix(CORRAL_PREFIX)
-        .and_then(|rest| rest.rsplit_once('-'))
-        .filter(|(_, random)| random.len() == 8 && random.bytes().all(|b| b.is_ascii_hexdigit()))
-        .and_then(|(id, _)| unescape(id));
+    let app_id = if let Some(rest) = stem.strip_prefix(CORRAL_PREFIX) {
+        rest.rsplit_once('-')
+            .filter(|(_, random)| {
+                random.len() == 8 && random.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+            .and_then(|(id, _)| unescape(id))
+    } else {
+        kind.and_then(|kind| app_id_of_desktop_unit(stem, kind))
+    };
     ParsedName { app_id, kind }
+}
+
+/// The app id of another launcher's unit (see [`parse_unit_name`]); `stem` is the name without
+/// its type suffix.
+fn app_id_of_desktop_unit(stem: &str, kind: UnitKind) -> Option<String> {
+    let rest = stem.strip_prefix("app-")?;
+    let rest = LAUNCHER_PARTS
+        .iter()
+        .filter(|part| !part.is_empty())
+        .find_map(|part| rest.strip_prefix(part))
+        .unwrap_or(rest);
+    let id = match (kind, rest.split_once('@')) {
+        (UnitKind::Service, Some((id, _))) => id,
+        // A service without an instance part is named after the app alone.
+        (UnitKind::Service, None) => rest,
+        (UnitKind::Scope, _) => rest.rsplit_once('-')?.0,
+    };
+    if id.is_empty() {
+        return None;
+    }
+    unescape(id)
+}
+
+/// The launcher part of desktop-convention names (`app-<launcher>-<app id>…`), and the empty
+/// one of launchers that name none (KDE Plasma: `app-org.kde.konsole@….service`).
+const LAUNCHER_PARTS: [&str; 4] = ["", "gnome-", "kde-", "flatpak-"];
+
+/// The drop-in folders (below a unit search path such as `~/.config/systemd/user/`) that reach
+/// every unit an app can run in, whoever starts it, per the desktop naming convention
+/// (https://systemd.io/DESKTOP_ENVIRONMENTS/): `app[-<launcher>]-<id>@.service.d` (every
+/// instance of the app's services) and `app[-<launcher>]-<id>-.scope.d` (a prefix ending at a
+/// dash: every scope whose name continues with a random part) for GNOME, KDE, Flatpak and no
+/// launcher, and Corral's own `app-corral-<id>-.service.d` and `app-corral-<id>-.scope.d`.
+/// The id is escaped as systemd escapes it, so a `-` in it (`\x2d`) does not end a prefix.
+///
+/// An id that is itself a launcher's name (`gnome`, …) gets no launcher-less folders: those
+/// would be `app-gnome-.scope.d`, which reaches every app GNOME starts.
+pub fn app_dropin_folders(app_id: &str) -> Vec<String> {
+    let id = escape(app_id);
+    let names_a_launcher = LAUNCHER_PARTS
+        .iter()
+        .chain([&"corral-"])
+        .any(|part| part.strip_suffix('-') == Some(app_id));
+    let mut folders = Vec::with_capacity(10);
+    for part in LAUNCHER_PARTS {
+        if part.is_empty() && names_a_launcher {
+            continue;
+        }
+        folders.push(format!("app-{part}{id}@.service.d"));
+        folders.push(format!("app-{part}{id}-.scope.d"));
+    }
+    folders.push(format!("{CORRAL_PREFIX}{id}-.service.d"));
+    folders.push(format!("{CORRAL_PREFIX}{id}-.scope.d"));
+    folders
+}
+
+/// Shell globs for the unit names that [`app_dropin_folders`] reach, for people to read
+/// (`app-gnome-org.mozilla.firefox-*.scope`, …), in the same order.
+pub fn app_unit_patterns(app_id: &str) -> Vec<String> {
+    app_dropin_folders(app_id)
+        .iter()
+        .map(|folder| {
+            let unit = folder.strip_suffix(".d").unwrap_or(folder);
+            match unit.rsplit_once('.') {
+                Some((stem, suffix)) => format!("{stem}*.{suffix}"),
+                None => unit.to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The drop-in folders systemd reads for `unit` besides the type-wide one (systemd.unit(5),
+/// "Drop-in"): `<unit>.d`, for an instance `a@x.service` also its template's `a@.service.d`,
+/// and for each of them every prefix that ends at a `-`: `app-gnome-x-42.scope` reads
+/// `app-gnome-x-.scope.d`, `app-gnome-.scope.d` and `app-.scope.d`. Most specific first.
+pub fn dropin_folders_of(unit: &str) -> Vec<String> {
+    let Some((stem, suffix)) = unit.rsplit_once('.') else {
+        return Vec::new();
+    };
+    let mut stems = vec![stem.to_owned()];
+    if let Some((template, _instance)) = stem.split_once('@') {
+        stems.push(format!("{template}@"));
+    }
+    let mut folders: Vec<String> = Vec::new();
+    for stem in stems {
+        let mut prefix = stem.as_str();
+        folders.push(format!("{prefix}.{suffix}.d"));
+        // Every shorter prefix that ends at a dash, longest first.
+        while let Some(dash) = prefix[..prefix.len().saturating_sub(1)].rfind('-') {
+            prefix = &prefix[..=dash];
+            folders.push(format!("{prefix}.{suffix}.d"));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    folders.retain(|f| seen.insert(f.clone()));
+    folders
 }
 
 /// Corral writes the preset into the unit's Description ("Firefox [corral: browser]"), so that a
@@ -322,6 +427,104 @@ mod tests {
             Launcher::Kde
         );
         assert_eq!(Launcher::of_unit("run-u7.service"), Launcher::Other);
+    }
+
+    #[test]
+    fn app_ids_of_every_launcher() {
+        let id = |name: &str| parse_unit_name(name).app_id;
+        assert_eq!(
+            id("app-gnome-org.mozilla.firefox-4242.scope").as_deref(),
+            Some("org.mozilla.firefox")
+        );
+        assert_eq!(
+            id("app-flatpak-org.mozilla.firefox-5151.scope").as_deref(),
+            Some("org.mozilla.firefox")
+        );
+        assert_eq!(
+            id("app-org.kde.konsole@a1b2.service").as_deref(),
+            Some("org.kde.konsole")
+        );
+        assert_eq!(
+            id("app-kde-org.kde.dolphin-77.scope").as_deref(),
+            Some("org.kde.dolphin")
+        );
+        assert_eq!(
+            id("app-gnome-google\\x2dchrome-9.scope").as_deref(),
+            Some("google-chrome")
+        );
+        assert_eq!(
+            id("app-org.gnome.Maps.service").as_deref(),
+            Some("org.gnome.Maps")
+        );
+        // Corral's own names are read strictly; other units have no app id.
+        assert_eq!(id("app-corral-x-notrandom.service"), None);
+        assert_eq!(id("run-u7.service"), None);
+        assert_eq!(id("app-.scope"), None);
+        assert_eq!(id("app.slice"), None);
+    }
+
+    #[test]
+    fn an_apps_drop_in_folders_reach_its_units_and_no_others() {
+        let folders = app_dropin_folders("org.mozilla.firefox");
+        assert_eq!(folders.len(), 10);
+        let reaches = |unit: &str| dropin_folders_of(unit).iter().any(|f| folders.contains(f));
+        for unit in [
+            "app-gnome-org.mozilla.firefox-4242.scope",
+            "app-flatpak-org.mozilla.firefox-5151.scope",
+            "app-org.mozilla.firefox@a1b2.service",
+            "app-org.mozilla.firefox-99.scope",
+            "app-kde-org.mozilla.firefox@x.service",
+            "app-corral-org.mozilla.firefox-1a2b3c4d.service",
+            "app-corral-org.mozilla.firefox-1a2b3c4d.scope",
+        ] {
+            assert!(reaches(unit), "{unit}");
+        }
+        for unit in [
+            "app-gnome-org.mozilla.firefox.beta-1.scope",
+            "app-gnome-org.mozilla-1.scope",
+            "app-gnome-xorg.mozilla.firefox-1.scope",
+            "app-gnome-org.mozilla.firefox.scope",
+            "org.mozilla.firefox.service",
+        ] {
+            assert!(!reaches(unit), "{unit}");
+        }
+        // A dash inside the id is escaped, and so does not end a prefix: `google` does not
+        // reach `google-chrome`, and `google-chrome` does.
+        let chrome = app_dropin_folders("google-chrome");
+        assert!(chrome.contains(&"app-gnome-google\\x2dchrome-.scope.d".to_owned()));
+        let unit = "app-gnome-google\\x2dchrome-12.scope";
+        assert!(dropin_folders_of(unit).iter().any(|f| chrome.contains(f)));
+        let google = app_dropin_folders("google");
+        assert!(!dropin_folders_of(unit).iter().any(|f| google.contains(f)));
+        // An id named like a launcher must not reach every app of that launcher.
+        assert!(!app_dropin_folders("gnome").contains(&"app-gnome-.scope.d".to_owned()));
+        assert_eq!(app_dropin_folders("gnome").len(), 8);
+    }
+
+    #[test]
+    fn drop_in_folders_of_a_unit_follow_systemd() {
+        assert_eq!(
+            dropin_folders_of("app-gnome-x-42.scope"),
+            [
+                "app-gnome-x-42.scope.d",
+                "app-gnome-x-.scope.d",
+                "app-gnome-.scope.d",
+                "app-.scope.d"
+            ]
+        );
+        assert_eq!(
+            dropin_folders_of("app-org.kde.konsole@a1b2.service"),
+            [
+                "app-org.kde.konsole@a1b2.service.d",
+                "app-.service.d",
+                "app-org.kde.konsole@.service.d"
+            ]
+        );
+        assert_eq!(dropin_folders_of("app.slice"), ["app.slice.d"]);
+        assert_eq!(
+            app_unit_patterns("firefox")[..2],
+            ["app-firefox@*.service", "app-firefox-*.scope"]
+        );
     }
 
     #[test]

@@ -67,6 +67,9 @@ impl TransientSpec {
             UnitKind::Scope => props.push(("PIDs", Value::from(self.pids.clone()))),
         }
         props.extend(limit_properties(&self.settings));
+        if let Some(policy) = self.settings.oom_policy {
+            props.push(("OOMPolicy", Value::from(policy.as_str())));
+        }
         props
     }
 

@@ -59,6 +59,11 @@ pub trait Manager {
 
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 
+    /// daemon-reload: reads every unit file and drop-in again, and applies changed resource
+    /// settings to running units. Replies once the reload is done.
+    #[zbus(allow_interactive_auth)]
+    fn reload(&self) -> zbus::Result<()>;
+
     fn ref_unit(&self, name: &str) -> zbus::Result<()>;
 
     fn unref_unit(&self, name: &str) -> zbus::Result<()>;

@@ -38,7 +38,7 @@ pub enum Msg {
     Details(DetailsAction),
     ConfirmedKill(String),
     OpenLauncher,
-    Launch(LaunchRequest),
+    Launch(Box<LaunchRequest>),
     OpenPreferences,
     Present,
     /// The window was shown: it renders the last state, which it skipped while hidden.
@@ -485,7 +485,7 @@ impl Component for MainWindow {
                 let config = Config::load().unwrap_or_else(|_| (*self.state.config).clone());
                 let sender = sender.clone();
                 let launcher = Launcher::new(root, &self.catalog, config, move |request| {
-                    sender.input(Msg::Launch(request));
+                    sender.input(Msg::Launch(Box::new(request)));
                 });
                 launcher.window.present();
                 self.launcher = Some(launcher);

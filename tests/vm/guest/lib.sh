@@ -139,4 +139,15 @@ corral_bounded() {
     wait "$pid"
 }
 
+# wait_for SECONDS COMMAND...: polls every 0.1 s until the command succeeds; fails after SECONDS.
+wait_for() {
+    local limit=$1 i
+    shift
+    for i in $(seq $((limit * 10))); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 mem_total() { awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo; }
