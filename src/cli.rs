@@ -19,6 +19,7 @@ use crate::monitor::{self, Sampler, UnitSnapshot, doctor};
 use crate::presets::{Config, Mode, Settings};
 use crate::systemd::{ManagerKind, Systemd, UnitKind};
 
+mod processes;
 mod rules;
 
 #[derive(Parser, Debug)]
@@ -99,13 +100,24 @@ pub enum Command {
         long_about = gettext("List contained apps with their memory, CPU, tasks and pressure.\n\nMEMORY is the memory in use against the hard limit (or the soft one if only that is set); CPU is the use over a quarter of a second in percent of one CPU; TASKS counts processes and threads; MEM PRESSURE is the share of the last 10 s in which some of the app's tasks waited for memory."),
     )]
     Ps {
+        #[arg(help = gettext("Only this app: a unit name, app id or app name (it may be launched elsewhere)"))]
+        target: Option<String>,
         #[arg(help = gettext("Include apps launched elsewhere (GNOME, KDE, Flatpak, systemd-run)"))]
         #[arg(short, long)]
         all: bool,
+        #[arg(help = gettext("Also list each app's processes: PID, memory, CPU and command, heaviest first"))]
+        #[arg(short, long)]
+        processes: bool,
         #[arg(help = gettext("Print everything read about each unit as JSON instead of a table (fields below)"))]
         #[arg(long)]
         json: bool,
     },
+    #[command(about = gettext("Move a running process and its children into a new contained unit with limits"))]
+    #[command(
+        long_about = gettext("Move a running process and everything it started into a new scope with the limits of a preset and any given here: for an app that escaped, such as a browser started from a terminal. The app is named after the process's executable (its desktop entry, when one runs it). Only your own processes can be moved; a process that cannot is refused and nothing is left behind."),
+        after_long_help = gettext("Examples:\n  corral adopt 4242\n  corral adopt $(pgrep -o firefox) -p browser\n  corral adopt 4242 --memory-max 2G")
+    )]
+    Adopt(AdoptArgs),
     #[command(about = gettext("Freeze every process of an app: it keeps its memory but gets no CPU until thawed"))]
     Freeze(Target),
     #[command(about = gettext("Let a frozen app run again"))]
@@ -332,6 +344,20 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct AdoptArgs {
+    #[arg(help = gettext("The process to move, with its children"))]
+    pub pid: u32,
+    #[arg(help = gettext("Preset to start from (see `corral presets`); default: the app's rule, else \"relaxed\""))]
+    #[arg(short, long)]
+    pub preset: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[arg(help = gettext("What systemd does with the rest of the app when the kernel kills one of its processes for memory: stop, continue or kill"))]
+    #[arg(long, value_name = "POLICY")]
+    pub oom_policy: Option<crate::presets::OomPolicy>,
+}
+
+#[derive(Args, Debug)]
 pub struct LaunchArgs {
     #[arg(help = gettext("Desktop app id, e.g. org.mozilla.firefox or firefox"))]
     pub app_id: String,
@@ -465,7 +491,13 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
         Command::Run(args) => run_command(manager, args).await,
         Command::Launch(args) => launch_app(manager, args).await,
         Command::Apps { search, json } => list_apps(search.as_deref(), json),
-        Command::Ps { all, json } => ps(manager, all, json).await,
+        Command::Ps {
+            target,
+            all,
+            processes,
+            json,
+        } => ps(manager, target.as_deref(), all, processes, json).await,
+        Command::Adopt(args) => processes::adopt(manager, args).await,
         Command::Freeze(t) => act(manager, &t.target, Action::Freeze).await,
         Command::Thaw(t) => act(manager, &t.target, Action::Thaw).await,
         Command::Stop(t) => act(manager, &t.target, Action::Stop).await,
@@ -692,7 +724,7 @@ fn warn_service_only(request: &LaunchRequest) {
 /// limit check; `None` when the unit has none (it already ended) or is gone. The unit is held
 /// (AddRef=) until `unref`, so it is loaded and its object path is its escaped name: no
 /// GetUnit round trip to look it up.
-async fn control_group_of(ctl: &Controller, unit: &str) -> Option<String> {
+pub(crate) async fn control_group_of(ctl: &Controller, unit: &str) -> Option<String> {
     let path =
         zbus::zvariant::OwnedObjectPath::try_from(crate::systemd::names::object_path(unit)).ok()?;
     let cg = ctl.systemd.control_group(unit, &path).await.ok()?;
@@ -862,6 +894,7 @@ fn record_end(
         cause,
         result: outcome.result.clone(),
         oom_kills: usage.oom_kills,
+        killed_process: None,
     };
     let appended = EventLog::open_default()
         .map_err(anyhow::Error::from)
@@ -966,16 +999,29 @@ fn list_apps(search: Option<&str>, json: bool) -> Result<i32> {
     Ok(0)
 }
 
-async fn ps(manager: ManagerKind, all: bool, json: bool) -> Result<i32> {
+async fn ps(
+    manager: ManagerKind,
+    target: Option<&str>,
+    all: bool,
+    with_processes: bool,
+    json: bool,
+) -> Result<i32> {
     let ctl = connect(manager).await?;
-    let units = monitor::list_units(&ctl.systemd, all).await?;
+    let units = match target {
+        // One app, whoever launched it.
+        Some(target) => vec![ctl.find(target).await?],
+        None => monitor::list_units(&ctl.systemd, all).await?,
+    };
     let mut sampler = Sampler::new(ctl.cgroups.clone());
+    let mut tables = processes::Tables::new(&ctl, with_processes);
     // CPU % needs two readings; a short pause gives a fair figure without making `ps` slow.
     sampler.sample(&units);
+    tables.read(&units);
     tokio::time::sleep(Duration::from_millis(250)).await;
     let snapshots = sampler.sample(&units);
+    let rows = tables.read(&units);
     if json {
-        println!("{}", serde_json::to_string_pretty(&snapshots)?);
+        processes::print_json(&snapshots, rows.as_deref())?;
         return Ok(0);
     }
     if snapshots.is_empty() {
@@ -991,7 +1037,10 @@ async fn ps(manager: ManagerKind, all: bool, json: bool) -> Result<i32> {
         }
         return Ok(0);
     }
-    print_table(&snapshots, all);
+    print_table(&snapshots, all || target.is_some());
+    if let Some(rows) = &rows {
+        processes::print_tables(&snapshots, rows);
+    }
     Ok(0)
 }
 

@@ -65,6 +65,12 @@ pub const PS_JSON_FIELDS: &[JsonField] = &[
             "CPU use between two readings 0.25 s apart, in percent of one CPU (200 = two CPUs busy)",
         ),
     ),
+    field(
+        "processes",
+        gettext_noop(
+            "with --processes only: the unit's processes, heaviest first, each with pid, ppid, name (the kernel's short name), command, memory_bytes (resident), cpu_percent (percent of one CPU over the same 0.25 s), oom_score (the kernel's badness, 0 to 2000) and oom_score_adj",
+        ),
+    ),
     JsonField {
         name: "cgroup",
         meaning: gettext_noop("what the unit's cgroup files say (cgroup v2), or null:"),

@@ -309,7 +309,7 @@ async fn pin_limits(systemd: &Systemd, req: &LaunchRequest, unit: &str) {
 
 /// Whether systemd refused a start only because it takes no OOMPolicy= for scopes (before
 /// systemd 253: "Cannot set property OOMPolicy, or unknown property.").
-fn refuses_oom_policy(error: &SystemdError) -> bool {
+pub(crate) fn refuses_oom_policy(error: &SystemdError) -> bool {
     matches!(error, SystemdError::Refused { message, .. } if message.contains("OOMPolicy"))
 }
 

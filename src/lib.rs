@@ -7,6 +7,7 @@
 //! command line (`cli_docs` derives its man page, shell completions and JSON documentation
 //! from it).
 
+pub mod adopt;
 pub mod apps;
 pub mod cgroup;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod monitor;
 pub mod notify;
 pub mod policy;
 pub mod presets;
+pub mod procfs;
 pub mod rules;
 pub mod systemd;
 pub mod tray;

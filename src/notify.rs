@@ -326,6 +326,33 @@ impl Notification {
             }
             AlertDetail::OomKilled {
                 unit_ended: false,
+                victim: Some(ref victim),
+                limit,
+                ..
+            } => {
+                let at = limit
+                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
+                    .unwrap_or_default();
+                let memory = victim
+                    .memory_bytes
+                    .map(|m| gettext_f(", using {size}", &[("size", &Bytes(m))]))
+                    .unwrap_or_default();
+                (
+                    gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
+                    gettext_f(
+                        "The kernel's OOM killer killed its process {process} (PID {pid}{memory}){at}; the rest of {app} still runs.",
+                        &[
+                            ("app", app),
+                            ("process", &victim.name),
+                            ("pid", &victim.pid),
+                            ("memory", &memory),
+                            ("at", &at),
+                        ],
+                    ),
+                )
+            }
+            AlertDetail::OomKilled {
+                unit_ended: false,
                 kills,
                 limit,
                 ..
@@ -1137,6 +1164,7 @@ mod tests {
             limit: Some(Bytes(4 * GIB)),
             peak: Some(Bytes(4 * GIB)),
             unit_ended: true,
+            victim: None,
         }));
         assert_eq!(n.summary, "Firefox was killed: out of memory");
         assert_eq!(
@@ -1152,6 +1180,7 @@ mod tests {
             limit: Some(Bytes(4 * GIB)),
             peak: None,
             unit_ended: false,
+            victim: None,
         }));
         assert_eq!(n.summary, "Part of Firefox was killed: out of memory");
         assert_eq!(
@@ -1161,6 +1190,25 @@ mod tests {
         );
         assert_eq!(keys(&n), ["raise", "kill", "open"]);
         assert_eq!(n.urgency, Urgency::Critical);
+
+        // The monitor saw which process went: it is named.
+        let n = Notification::for_alert(&alert(AlertDetail::OomKilled {
+            kills: 1,
+            limit: Some(Bytes(4 * GIB)),
+            peak: None,
+            unit_ended: false,
+            victim: Some(crate::monitor::processes::KilledProcess {
+                pid: 4242,
+                name: "Web Content".to_owned(),
+                command: "/usr/lib/firefox/firefox -contentproc".to_owned(),
+                memory_bytes: Some(3 * GIB),
+            }),
+        }));
+        assert_eq!(
+            n.body,
+            "The kernel's OOM killer killed its process Web Content (PID 4242, using 3.0 GiB) \
+             at its 4.0 GiB limit; the rest of Firefox still runs."
+        );
     }
 
     #[test]

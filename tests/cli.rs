@@ -224,6 +224,7 @@ fn events_lists_post_mortems_newest_last() {
         cause: EndCause::OomKill,
         result: "oom-kill".to_owned(),
         oom_kills: 1,
+        killed_process: None,
     };
     let make = PostMortem {
         app_name: "make".to_owned(),

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupSample, CpuMax, CpuStat, Limit};
 use crate::limits::{Bytes, CpuQuota};
+use crate::monitor::processes::KilledProcess;
 use crate::presets::General;
 
 use super::{UnitInfo, UnitSnapshot};
@@ -96,7 +97,7 @@ fn cpu_quota(max: CpuMax) -> Option<CpuQuota> {
 }
 
 /// The figures behind an alert, per condition.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AlertDetail {
     MemoryNearLimit {
         used: Bytes,
@@ -133,6 +134,9 @@ pub enum AlertDetail {
         peak: Option<Bytes>,
         /// systemd ended the whole unit (Result=oom-kill) or it ended after the kill.
         unit_ended: bool,
+        /// The process the kernel killed, when the unit went on and the monitor saw it go
+        /// (see [`crate::monitor::processes::oom_victim`]).
+        victim: Option<KilledProcess>,
     },
 }
 
@@ -406,6 +410,7 @@ impl AlertEngine {
                 limit: watch.limits.memory_max,
                 peak: watch.peak.map(Bytes),
                 unit_ended: true,
+                victim: None,
             };
             let alert = alert(info, watch.limits, detail);
             changes.push(match watch.active[Condition::OomKilled.index()] {
@@ -705,6 +710,7 @@ fn oom_killed(watch: &mut UnitWatch, current: &Counters) -> Verdict {
         limit: watch.limits.memory_max,
         peak: watch.peak.map(Bytes),
         unit_ended: false,
+        victim: None,
     })
 }
 
@@ -836,8 +842,8 @@ mod tests {
     }
 
     fn percent_of(change: &AlertChange) -> f64 {
-        match change.alert().detail {
-            AlertDetail::MemoryNearLimit { percent, .. } => percent,
+        match &change.alert().detail {
+            AlertDetail::MemoryNearLimit { percent, .. } => *percent,
             other => panic!("not a memory alert: {other:?}"),
         }
     }
@@ -1096,7 +1102,8 @@ mod tests {
                 kills: 1,
                 limit: Some(Bytes(4 * GIB)),
                 peak: Some(Bytes(4 * GIB)),
-                unit_ended: false
+                unit_ended: false,
+                victim: None,
             }
         );
         assert!(r.tick().is_empty(), "the count did not rise again");
@@ -1143,7 +1150,8 @@ mod tests {
                 kills: 1,
                 limit: Some(Bytes(4 * GIB)),
                 peak: Some(Bytes(4 * GIB)),
-                unit_ended: true
+                unit_ended: true,
+                victim: None,
             }
         );
         // Never observed at all: still reported, with what is known.

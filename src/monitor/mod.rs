@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod doctor;
 pub mod history;
 pub mod postmortem;
+pub mod processes;
 pub mod rates;
 pub mod service;
 pub mod wakeup;

@@ -28,7 +28,9 @@ use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::limits::Bytes;
 use crate::systemd::UnitOutcome;
 
+use super::alerts::{Alert, AlertDetail};
 use super::history::UnitStatus;
+use super::processes::KilledProcess;
 
 /// The version of the record format written in each line's "v"; lines of a newer version are
 /// skipped by older readers rather than misread.
@@ -47,6 +49,10 @@ pub enum EndCause {
     Signal { signal: i32, core_dumped: bool },
     /// Another failure systemd reports only as its Result (timeout, watchdog, resources, …).
     Other,
+    /// The kernel's OOM killer killed one of the unit's processes, and the unit went on
+    /// (OOMPolicy=continue): a browser that lost a tab. `killed_process` says which, when
+    /// Corral saw it go.
+    ProcessOomKilled,
 }
 
 impl EndCause {
@@ -99,6 +105,9 @@ pub struct PostMortem {
     /// Processes of the unit the OOM killer killed during its life (memory.events oom_kill).
     #[serde(default)]
     pub oom_kills: u64,
+    /// The process the OOM killer took, for [`EndCause::ProcessOomKilled`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub killed_process: Option<KilledProcess>,
 }
 
 fn epoch_seconds(at: SystemTime) -> u64 {
@@ -144,7 +153,62 @@ impl PostMortem {
             cause,
             result: outcome.result.clone(),
             oom_kills,
+            killed_process: None,
         })
+    }
+
+    /// The record of a unit that lost a process to the OOM killer and went on, from the
+    /// unit's history and the alert that said so.
+    pub fn process_killed(
+        status: &UnitStatus,
+        alert: &Alert,
+        at: SystemTime,
+    ) -> Option<PostMortem> {
+        let AlertDetail::OomKilled {
+            kills,
+            unit_ended: false,
+            victim,
+            ..
+        } = &alert.detail
+        else {
+            return None;
+        };
+        let sample = status.cgroup.as_ref();
+        let bytes = |limit: Option<Limit>| limit.and_then(Limit::value);
+        let peak = status
+            .peak_memory
+            .map(|b| b.0)
+            .max(sample.and_then(|s| s.memory_peak));
+        Some(PostMortem {
+            app_name: status.info.name.clone(),
+            app_id: status.info.app_id.clone(),
+            unit: status.info.unit.clone(),
+            preset: status.info.preset.clone(),
+            limits: RecordedLimits {
+                memory_high_bytes: bytes(sample.and_then(|s| s.memory_high)),
+                memory_max_bytes: bytes(sample.and_then(|s| s.memory_max)),
+                cpu_quota_percent: sample
+                    .and_then(|s| s.cpu_max)
+                    .and_then(|m| m.cpus())
+                    .map(|cpus| (cpus * 100.0).round() as u32),
+            },
+            peak_memory_bytes: peak,
+            started_at: Some(epoch_seconds(status.first_seen)),
+            ended_at: epoch_seconds(at),
+            cause: EndCause::ProcessOomKilled,
+            result: "oom-kill".to_owned(),
+            oom_kills: *kills,
+            killed_process: victim.clone(),
+        })
+    }
+
+    /// Whether two records tell of the same event: a unit ends once, however many Corral
+    /// processes saw it, and loses each process once.
+    fn same_event(&self, other: &PostMortem) -> bool {
+        let lost_a_process = |r: &PostMortem| r.cause == EndCause::ProcessOomKilled;
+        self.unit == other.unit
+            && lost_a_process(self) == lost_a_process(other)
+            && (!lost_a_process(self) || self.oom_kills == other.oom_kills)
     }
 
     pub fn ended_at(&self) -> SystemTime {
@@ -200,8 +264,38 @@ impl PostMortem {
                 "{app} failed ({result}){peak}",
                 &[("app", app), ("result", &self.result), ("peak", &peak)],
             ),
+            EndCause::ProcessOomKilled => {
+                let at = self
+                    .limits
+                    .memory_max_bytes
+                    .map(|max| gettext_f(" at its {limit} limit", &[("limit", &Bytes(max))]))
+                    .unwrap_or_default();
+                match &self.killed_process {
+                    Some(p) => gettext_f(
+                        "{app} lost its process {process} (PID {pid}, {size}) to the OOM killer{at} and went on",
+                        &[
+                            ("app", app),
+                            ("process", &p.name),
+                            ("pid", &p.pid),
+                            (
+                                "size",
+                                &p.memory_bytes
+                                    .map(Bytes)
+                                    .map_or("?".to_owned(), |b| b.to_string()),
+                            ),
+                            ("at", &at),
+                        ],
+                    ),
+                    None => gettext_f(
+                        "{app} lost a process to the OOM killer{at} and went on",
+                        &[("app", app), ("at", &at)],
+                    ),
+                }
+            }
         };
-        if self.cause != EndCause::OomKill && self.oom_kills > 0 {
+        if !matches!(self.cause, EndCause::OomKill | EndCause::ProcessOomKilled)
+            && self.oom_kills > 0
+        {
             line.push_str(&ngettext_f(
                 ", after the OOM killer killed {n} of its processes",
                 ", after the OOM killer killed {n} of its processes",
@@ -410,7 +504,7 @@ impl EventLog {
     /// the append happen under the file's lock, so two of them cannot both append.
     pub fn append_unless_recorded(&self, record: &PostMortem) -> Result<bool, EventLogError> {
         let file = self.open_locked()?;
-        if self.read()?.records.iter().any(|r| r.unit == record.unit) {
+        if self.read()?.records.iter().any(|r| r.same_event(record)) {
             return Ok(false);
         }
         self.append_locked(file, record).map(|()| true)
@@ -805,6 +899,63 @@ mod tests {
             PostMortem::from_history(&status(), &outcome("oom-kill", None), None, ended()).unwrap();
         pm.ended_at = n;
         pm
+    }
+
+    #[test]
+    fn a_process_lost_to_the_oom_killer_is_recorded_once_per_kill() {
+        use crate::monitor::alerts::UnitLimits;
+        let victim = KilledProcess {
+            pid: 4242,
+            name: "Web Content".to_owned(),
+            command: "firefox -contentproc".to_owned(),
+            memory_bytes: Some(3 << 30),
+        };
+        let alert = |kills| Alert {
+            unit: status().info.unit.clone(),
+            app_name: "Firefox".to_owned(),
+            app_id: None,
+            preset: None,
+            limits: UnitLimits::default(),
+            detail: AlertDetail::OomKilled {
+                kills,
+                limit: None,
+                peak: None,
+                unit_ended: false,
+                victim: Some(victim.clone()),
+            },
+        };
+        let first = PostMortem::process_killed(&status(), &alert(1), ended()).unwrap();
+        assert_eq!(first.cause, EndCause::ProcessOomKilled);
+        assert_eq!(first.killed_process.as_ref(), Some(&victim));
+        let line = first.describe();
+        assert!(
+            line.contains("lost its process Web Content (PID 4242, 3.0 GiB)")
+                && line.contains("went on"),
+            "{line}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path().join("events.jsonl"));
+        assert!(log.append_unless_recorded(&first).unwrap());
+        assert!(
+            !log.append_unless_recorded(&first).unwrap(),
+            "the same kill"
+        );
+        let second = PostMortem::process_killed(&status(), &alert(2), ended()).unwrap();
+        assert!(
+            log.append_unless_recorded(&second).unwrap(),
+            "a second kill"
+        );
+        // The unit's end is an event of its own.
+        assert!(log.append_unless_recorded(&record(9)).unwrap());
+        let read = log.read().unwrap().records;
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[0].killed_process.as_ref(), Some(&victim));
+        // An alert for a unit that ended is no lost process.
+        let mut ended_alert = alert(1);
+        if let AlertDetail::OomKilled { unit_ended, .. } = &mut ended_alert.detail {
+            *unit_ended = true;
+        }
+        assert!(PostMortem::process_killed(&status(), &ended_alert, ended()).is_none());
     }
 
     #[test]

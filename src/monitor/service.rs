@@ -32,9 +32,10 @@ use futures_util::future::join_all;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::cgroup::CgroupFs;
-use crate::monitor::alerts::{Alert, AlertChange, AlertEngine, AlertThresholds};
+use crate::monitor::alerts::{Alert, AlertChange, AlertDetail, AlertEngine, AlertThresholds};
 use crate::monitor::history::History;
 use crate::monitor::postmortem::{EventLog, PostMortem};
+use crate::monitor::processes::{KilledProcess, OomGuard};
 use crate::monitor::wakeup::{UnitWakeup, WakeupHub};
 use crate::monitor::{self, Sampler, UnitInfo, UnitSnapshot};
 use crate::presets::Config;
@@ -67,6 +68,11 @@ fn is_near(used: u64, limit: u64, previous: Option<u64>, warning: f64) -> bool {
     let projected = used.saturating_add(growth);
     projected as f64 * 100.0 / limit as f64 >= warning - NEAR_MARGIN
 }
+
+/// How often a guarded unit's processes are read whole when they did not change, and how often
+/// at most while it is near its limit (when the kill the guard must explain may come).
+const GUARD_LOOK_EVERY: Duration = Duration::from_secs(5);
+const GUARD_LOOK_NEAR: Duration = Duration::from_millis(250);
 
 /// Alert changes a slow subscriber may fall behind by before it misses some.
 const CHANGES_BACKLOG: usize = 256;
@@ -391,6 +397,13 @@ struct Watcher {
     /// Each unit's memory.current at the previous tick: how fast it grows.
     previous_memory: HashMap<String, u64>,
     config: ConfigWatch,
+    /// Units under OOMPolicy=continue: their processes kept in the order the OOM killer
+    /// should take them, and remembered to tell which one it took.
+    oom_guard: OomGuard,
+    /// Units whose OOM policy was asked of systemd already.
+    oom_policy_known: HashSet<String>,
+    /// The last process each guarded unit lost to the OOM killer, for the alerts in the state.
+    victims: HashMap<String, KilledProcess>,
     /// Listings that failed in a row; the next is tried after [`retry_delay`].
     list_failures: u32,
     /// Set while the bus connection is closed: the next reconnection attempt.
@@ -453,6 +466,30 @@ impl Watcher {
         )
         .await;
         self.held.extend(newly_held.into_iter().flatten());
+        // Which new units keep going when the OOM killer takes one of their processes: those
+        // the monitor guards (see OomGuard).
+        let asked: Vec<&UnitInfo> = list
+            .iter()
+            .filter(|u| u.active_state == "active" && u.control_group.is_some())
+            .filter(|u| !self.oom_policy_known.contains(&u.unit))
+            .collect();
+        let policies = join_all(asked.iter().map(|u| systemd.oom_policy(&u.unit))).await;
+        for (info, policy) in asked.into_iter().zip(policies) {
+            self.oom_policy_known.insert(info.unit.clone());
+            if policy.as_deref() == Some("continue")
+                && let Some(cg) = &info.control_group
+            {
+                self.oom_guard.guard(&info.unit, self.cgroups.path_of(cg));
+            }
+        }
+        self.oom_policy_known
+            .retain(|unit| list.iter().any(|u| &u.unit == unit));
+        self.oom_guard.retain(|unit| {
+            list.iter()
+                .any(|u| u.unit == unit && u.active_state == "active")
+        });
+        self.victims
+            .retain(|unit, _| list.iter().any(|u| &u.unit == unit));
         self.wakeups.retain(|unit, _| {
             list.iter()
                 .any(|u| &u.unit == unit && u.active_state != "failed")
@@ -484,6 +521,12 @@ impl Watcher {
         let mut changes = Vec::new();
         for snapshot in &self.snapshots {
             changes.extend(self.engine.observe(snapshot, now));
+        }
+        // Which process a kill took is judged from the last look, so before looking again.
+        self.note_lost_processes(&mut changes, at);
+        for snapshot in &self.snapshots {
+            self.oom_guard
+                .look(&snapshot.info.unit, now, GUARD_LOOK_EVERY);
         }
         // A unit whose cgroup vanished since the last tick may have been OOM-killed, and its
         // end is not handled yet: its parent's count stays as it was before, or the kill would
@@ -572,12 +615,52 @@ impl Watcher {
             None => true,
             Some(sample) => sample.events.and_then(|e| e.populated) == Some(false),
         };
-        lock_history(&self.history).note(&snapshot, SystemTime::now());
-        let changes = self.engine.observe(&snapshot, Instant::now());
+        let at = SystemTime::now();
+        let now = Instant::now();
+        lock_history(&self.history).note(&snapshot, at);
+        let mut changes = self.engine.observe(&snapshot, now);
+        self.note_lost_processes(&mut changes, at);
+        // Near its limit, or woken by the kernel: its processes as they are now, for the
+        // kill that may come next.
+        self.oom_guard.look(unit, now, GUARD_LOOK_NEAR);
         if let Some(slot) = self.snapshots.iter_mut().find(|s| s.info.unit == unit) {
             *slot = snapshot;
         }
         (changes, ending)
+    }
+
+    /// For each guarded unit that lost a process to the OOM killer and went on: which process
+    /// it was, in its alert (and so its notification), and a record in the event log.
+    fn note_lost_processes(&mut self, changes: &mut [AlertChange], at: SystemTime) {
+        for change in changes.iter_mut() {
+            let alert = match change {
+                AlertChange::Raised(a) | AlertChange::Updated(a) => a,
+                AlertChange::Cleared(_) => continue,
+            };
+            let AlertDetail::OomKilled {
+                unit_ended: false,
+                victim,
+                ..
+            } = &mut alert.detail
+            else {
+                continue;
+            };
+            if !self.oom_guard.is_guarded(&alert.unit) {
+                continue;
+            }
+            *victim = self.oom_guard.victim(&alert.unit, Instant::now());
+            if let Some(v) = victim {
+                self.victims.insert(alert.unit.clone(), v.clone());
+            }
+            let record = lock_history(&self.history)
+                .latest(&alert.unit)
+                .and_then(|status| PostMortem::process_killed(status, alert, at));
+            if let (Some(record), Some(log)) = (record, &self.event_log)
+                && let Err(e) = log.append_unless_recorded(&record)
+            {
+                eprintln!("corral: warning: {e}");
+            }
+        }
     }
 
     /// A unit ended: read why while systemd still has it, tell the alert engine, and record a
@@ -637,6 +720,16 @@ impl Watcher {
 impl Watcher {
     fn state(&self) -> MonitorState {
         let mut alerts: Vec<Alert> = self.engine.all_active().cloned().collect();
+        for alert in &mut alerts {
+            if let AlertDetail::OomKilled {
+                unit_ended: false,
+                victim,
+                ..
+            } = &mut alert.detail
+            {
+                victim.clone_from(&self.victims.get(&alert.unit).cloned());
+            }
+        }
         alerts.sort_by(|a, b| a.unit.cmp(&b.unit).then(a.condition().cmp(&b.condition())));
         MonitorState {
             units: self.snapshots.clone(),
@@ -834,6 +927,9 @@ async fn run(
         parent_oom_kills: HashMap::new(),
         previous_memory: HashMap::new(),
         config,
+        oom_guard: OomGuard::new(crate::procfs::ProcFs::system()),
+        oom_policy_known: HashSet::new(),
+        victims: HashMap::new(),
         list_failures: 0,
         reconnect: None,
     };
