@@ -239,7 +239,7 @@ mod tests {
             4242,
             4200,
             "Web Content",
-            b"/usr/lib/firefox/firefox\0-contentproc\0-childID\03\0",
+            b"/usr/lib/firefox/firefox\0-contentproc\0-childID\x003\0",
             50,
             100,
         );
