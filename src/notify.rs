@@ -725,7 +725,7 @@ pub fn spawn_notifications(
     let (open_tx, open_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let notifier = match Notifier::connect().await {
-            Ok(n) => Some(n.with_desktop_entry(crate::config::APP_ID)),
+            Ok(n) => Some(n.with_desktop_entry(crate::identity::APP_ID)),
             Err(e) => {
                 eprintln!("corral: {e}");
                 None

@@ -117,7 +117,7 @@ fn main() {
     // The keyboard shortcuts, from resources/ui/shortcuts.ui.
     let builder = gtk::Builder::from_resource(&format!(
         "{}/ui/shortcuts.ui",
-        corral::config::RESOURCE_BASE
+        corral::identity::RESOURCE_BASE
     ));
     let titles: Vec<String> = builder
         .objects()

@@ -13,8 +13,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::apps::AppCatalog;
 use crate::cgroup::Limit;
-use crate::config::APP_ID;
 use crate::i18n::{gettext, gettext_f, ngettext_f, pgettext};
+use crate::identity::APP_ID;
 use crate::limits::{Bytes, CpuQuota, MemoryLimit, Percent};
 use crate::monitor::UnitSnapshot;
 use crate::monitor::service::MonitorState;

@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 
 use super::{CorralTray, TrayAction, TrayModel, launchers};
 use crate::apps::AppCatalog;
-use crate::config::APP_ID;
 use crate::controller::{Controller, physical_memory};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
+use crate::identity::APP_ID;
 use crate::launch;
 use crate::monitor::service::Monitor;
 use crate::notify::{Notification, Notifier, Urgency};

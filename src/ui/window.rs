@@ -165,7 +165,7 @@ impl Component for MainWindow {
 
     fn init_root() -> Self::Root {
         adw::ApplicationWindow::builder()
-            .title(crate::config::APP_NAME)
+            .title(crate::identity::APP_NAME)
             .default_width(1100)
             .default_height(720)
             .build()
