@@ -10,13 +10,13 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::apps::AppCatalog;
 use crate::cgroup::{CgroupFs, CgroupSample, Limit};
+use crate::config::{Config, Mode, Settings};
 use crate::controller::{Controller, LimitCheck};
 use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f, pgettext};
 use crate::launch::{self, LaunchRequest, Stdio};
 use crate::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
 use crate::monitor::postmortem::{EventLog, LocalTime};
 use crate::monitor::{self, Sampler, UnitSnapshot, doctor};
-use crate::presets::{Config, Mode, Settings};
 use crate::systemd::{ManagerKind, Systemd, UnitKind};
 
 #[derive(Parser, Debug)]
@@ -452,7 +452,7 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
         Some(Isolation::Relaxed) => {
             overrides.no_new_privileges = Some(false);
             overrides.private_tmp = Some(false);
-            overrides.protect_system = Some(crate::presets::ProtectSystem::No);
+            overrides.protect_system = Some(crate::config::ProtectSystem::No);
         }
         None => {}
     }
@@ -580,12 +580,12 @@ fn warn_service_only(request: &LaunchRequest) {
         ignored.push(gettext("private /tmp"));
     }
     if s.protect_system
-        .is_some_and(|p| p != crate::presets::ProtectSystem::No)
+        .is_some_and(|p| p != crate::config::ProtectSystem::No)
     {
         ignored.push("protect-system".to_owned());
     }
     if s.protect_home
-        .is_some_and(|p| p != crate::presets::ProtectHome::No)
+        .is_some_and(|p| p != crate::config::ProtectHome::No)
     {
         ignored.push("protect-home".to_owned());
     }

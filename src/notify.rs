@@ -11,10 +11,10 @@ use futures_util::{Stream, StreamExt, stream};
 use zbus::proxy;
 use zbus::zvariant::Value;
 
+use crate::config::Settings;
 use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::limits::{Bytes, CpuQuota, MemoryLimit};
 use crate::monitor::alerts::{Alert, AlertChange, AlertDetail, Condition, MemoryBoundary};
-use crate::presets::Settings;
 
 /// The interface as the specification defines it ("D-Bus Protocol").
 #[proxy(

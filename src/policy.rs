@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 
+use crate::config::{Config, PolicyAction, Settings};
 use crate::controller::Controller;
 use crate::i18n::{gettext, gettext_f};
 use crate::limits::CpuQuota;
 use crate::monitor::alerts::{Alert, Condition};
 use crate::notify::{LimitRaise, raise_step};
-use crate::presets::{Config, PolicyAction, Settings};
 
 /// A limit-changing policy acts at most this many times per unit and condition, so that an
 /// app that keeps growing is not raised without end (and a lowered quota not ground to zero).

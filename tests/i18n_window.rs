@@ -102,7 +102,7 @@ fn main() {
     let launcher = corral::ui::launcher::Launcher::new(
         &parent,
         &corral::apps::AppCatalog::load_from(&[]),
-        corral::presets::Config::default(),
+        corral::config::Config::default(),
         |_| {},
     );
     assert_eq!(launcher.window.title().as_deref(), Some("Eine App starten"));

@@ -4,9 +4,9 @@
 
 use adw::prelude::*;
 
+use crate::config::{Config, ConfigEditor, Preset, Settings};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::monitor::service::Monitor;
-use crate::presets::{Config, ConfigEditor, Preset, Settings};
 
 /// Limit settings a preset row lets the person edit, with their (untranslated) titles.
 const EDITABLE: [(&str, &str); 6] = [
