@@ -10,15 +10,12 @@ use std::path::Path;
 use serde::Deserialize;
 use toml_edit::{Item, TableLike};
 
-use super::settings::{
-    Mode, PolicyAction, ProtectHome, ProtectSystem, Settings, check_environment,
-};
+use super::settings::{PresetTable, RuleTable, Settings, check_environment};
 use super::{
     AppRule, Config, ConfigError, DEFAULT_PRESET, General, PresetDef, invalid_preset_name,
     valid_preset_name,
 };
 use crate::i18n::{gettext, gettext_f};
-use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
 
 // ---------------------------------------------------------------------------------------------
 // The file as serde reads it
@@ -34,86 +31,8 @@ struct ConfigFile {
     apps: BTreeMap<String, RuleTable>,
 }
 
-/// Declares a table with some fields of its own plus every setting, and `into_parts` to split
-/// them. Spelled out per table rather than `#[serde(flatten)]`, because flatten turns off
-/// `deny_unknown_fields` and loses the line and column of bad values.
-macro_rules! settings_table {
-    ($name:ident { $($own:ident: $own_ty:ty),* $(,)? }) => {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-        struct $name {
-            $($own: $own_ty,)*
-            mode: Option<Mode>,
-            memory_high: Option<MemoryLimit>,
-            memory_max: Option<MemoryLimit>,
-            memory_swap_max: Option<SwapLimit>,
-            cpu_quota: Option<CpuQuota>,
-            cpu_weight: Option<CpuWeight>,
-            tasks_max: Option<TasksLimit>,
-            no_new_privileges: Option<bool>,
-            private_tmp: Option<bool>,
-            protect_system: Option<ProtectSystem>,
-            protect_home: Option<ProtectHome>,
-            #[serde(default)]
-            environment: BTreeMap<String, String>,
-            on_memory_near_limit: Option<PolicyAction>,
-            on_memory_throttled: Option<PolicyAction>,
-            on_cpu_throttled: Option<PolicyAction>,
-            on_memory_pressure: Option<PolicyAction>,
-        }
-
-        impl $name {
-            fn into_parts(self) -> (($($own_ty,)*), Settings) {
-                let $name {
-                    $($own,)*
-                    mode,
-                    memory_high,
-                    memory_max,
-                    memory_swap_max,
-                    cpu_quota,
-                    cpu_weight,
-                    tasks_max,
-                    no_new_privileges,
-                    private_tmp,
-                    protect_system,
-                    protect_home,
-                    environment,
-                    on_memory_near_limit,
-                    on_memory_throttled,
-                    on_cpu_throttled,
-                    on_memory_pressure,
-                } = self;
-                let settings = Settings {
-                    mode,
-                    memory_high,
-                    memory_max,
-                    memory_swap_max,
-                    cpu_quota,
-                    cpu_weight,
-                    tasks_max,
-                    no_new_privileges,
-                    private_tmp,
-                    protect_system,
-                    protect_home,
-                    environment,
-                    on_memory_near_limit,
-                    on_memory_throttled,
-                    on_cpu_throttled,
-                    on_memory_pressure,
-                };
-                (($($own,)*), settings)
-            }
-        }
-    };
-}
-
-settings_table!(PresetTable {
-    description: Option<String>,
-});
-settings_table!(RuleTable {
-    preset: Option<String>,
-    last_preset: Option<String>,
-});
+// ---------------------------------------------------------------------------------------------
+// Did you mean, and messages of a sensible length
 
 /// The candidate that `input` is most likely a typo of.
 pub(super) fn closest<'a>(
@@ -526,6 +445,8 @@ mod tests {
     use super::*;
     use crate::config::settings::SETTING_KEYS;
     use crate::config::testing::{parse, refused};
+    use crate::config::{PolicyAction, ProtectHome, ProtectSystem};
+    use crate::limits::{MemoryLimit, SwapLimit, TasksLimit};
 
     #[test]
     fn missing_file_means_builtins_only() {

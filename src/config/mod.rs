@@ -3,6 +3,7 @@
 //! combine into the settings of one launch.
 
 mod builtins;
+mod declare;
 mod editor;
 mod file;
 mod settings;
@@ -23,7 +24,7 @@ use file::closest;
 pub use editor::ConfigEditor;
 pub use settings::{
     InvalidChoice, Mode, POLICY_KEYS, PolicyAction, ProtectHome, ProtectSystem, SETTING_KEYS,
-    Settings,
+    SETTINGS, Setting, SettingPolicy, Settings,
 };
 
 /// The preset used when neither the caller nor a rule picks one.

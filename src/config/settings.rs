@@ -1,46 +1,294 @@
-//! Settings: what one launch gets (limits, sandboxing, environment, policies), their value
-//! types, and how each is read from text as a person types it and written to the file.
+//! Settings: what one launch gets (limits, sandboxing, environment, policies), each declared
+//! once below with its key and value type, and how each is read from text as a person types
+//! it, read from the file and written back.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use toml_edit::{InlineTable, Value};
 
 use super::ConfigError;
+use super::declare::settings;
 use super::file::closest;
 use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f, pgettext};
 use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
+use crate::monitor::alerts::Condition;
 
-/// Every setting key a preset or rule may carry, in the order they are listed and written.
-pub const SETTING_KEYS: [&str; 16] = [
-    "mode",
-    "memory-high",
-    "memory-max",
-    "memory-swap-max",
-    "cpu-quota",
-    "cpu-weight",
-    "tasks-max",
-    "no-new-privileges",
-    "private-tmp",
-    "protect-system",
-    "protect-home",
-    "environment",
-    "on-memory-near-limit",
-    "on-memory-throttled",
-    "on-cpu-throttled",
-    "on-memory-pressure",
-];
+// ---------------------------------------------------------------------------------------------
+// The settings
+
+// Every setting a preset or rule may carry, declared once. An entry is the setting's field in
+// `Settings` (doc, name, type) and its key in the file; `title:` gives it a row in Preferences
+// (a choice for a policy, a text entry otherwise); `policy:` makes it what Corral does by
+// itself on that alert, which `plain_words` reads as "frozen when {when}". `settings!`
+// (declare.rs) derives the rest: the struct, overlay, set, unset, toml_value, entries,
+// SETTING_KEYS, POLICY_KEYS, the file's tables (`tables`: their own keys come first), the
+// policy lookup and the Preferences rows.
+//
+// To add a setting, add one entry here and, if its values are of a new kind, their type with a
+// `SettingValue` implementation (see `Mode`), e.g.
+// `oom_policy: Option<OomPolicy> = "oom-policy";` with an `OomPolicy` of stop, continue, kill.
+settings! {
+    tables {
+        PresetTable { description: Option<String> }
+        RuleTable { preset: Option<String>, last_preset: Option<String> }
+    }
+    settings {
+        /// How systemd runs the app: as a service or a scope (systemd.service(5),
+        /// systemd.scope(5)).
+        mode: Option<Mode> = "mode";
+        /// Soft limit (`MemoryHigh=`): above it the kernel throttles and reclaims.
+        memory_high: Option<MemoryLimit> = "memory-high", title: gettext_noop("Memory high");
+        /// Hard limit (`MemoryMax=`): above it the OOM killer ends the app.
+        memory_max: Option<MemoryLimit> = "memory-max", title: gettext_noop("Memory max");
+        memory_swap_max: Option<SwapLimit> = "memory-swap-max", title: gettext_noop("Swap max");
+        cpu_quota: Option<CpuQuota> = "cpu-quota", title: gettext_noop("CPU quota");
+        cpu_weight: Option<CpuWeight> = "cpu-weight", title: gettext_noop("CPU weight");
+        tasks_max: Option<TasksLimit> = "tasks-max", title: gettext_noop("Tasks max");
+        /// systemd applies `NoNewPrivileges=` to services only; for a scope the launcher has to
+        /// set PR_SET_NO_NEW_PRIVS in the child itself (prctl(2)), which needs no privileges.
+        no_new_privileges: Option<bool> = "no-new-privileges";
+        /// Needs a mount namespace, so services only.
+        private_tmp: Option<bool> = "private-tmp";
+        /// Needs a mount namespace, so services only.
+        protect_system: Option<ProtectSystem> = "protect-system";
+        /// Needs a mount namespace, so services only.
+        protect_home: Option<ProtectHome> = "protect-home";
+        /// Extra environment variables. A map rather than an `Option`: "nothing set" is the
+        /// empty map, and layers merge variable by variable.
+        environment: BTreeMap<String, String> = "environment";
+        /// Policies: what Corral does by itself when the runaway watch raises that alert.
+        on_memory_near_limit: Option<PolicyAction> = "on-memory-near-limit",
+            title: gettext_noop("When Near Its Memory Limit"),
+            policy: MemoryNearLimit, when: gettext_noop("near its memory limit");
+        on_memory_throttled: Option<PolicyAction> = "on-memory-throttled",
+            title: gettext_noop("When Slowed for Memory"),
+            policy: MemoryThrottled, when: gettext_noop("slowed for memory");
+        on_cpu_throttled: Option<PolicyAction> = "on-cpu-throttled",
+            title: gettext_noop("When Held at Its CPU Limit"),
+            policy: CpuThrottled, when: gettext_noop("held at its CPU limit");
+        on_memory_pressure: Option<PolicyAction> = "on-memory-pressure",
+            title: gettext_noop("When Stalling for Memory"),
+            policy: MemoryPressure, when: gettext_noop("stalling for memory");
+    }
+}
+
+/// What Corral knows about one setting besides its value (see [`SETTINGS`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The key in the file and on the command line, e.g. `memory-max`.
+    pub key: &'static str,
+    /// The title of its row in Preferences (untranslated); `None` for settings edited only in
+    /// the file.
+    pub title: Option<&'static str>,
+    /// Set for the settings that say what Corral does by itself on an alert.
+    pub policy: Option<SettingPolicy>,
+}
+
+/// The alert a policy setting answers.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingPolicy {
+    pub condition: Condition,
+    /// How the person reads when it acts, untranslated: "near its memory limit" completes
+    /// "frozen when …".
+    pub when: &'static str,
+    /// The setting's value in some settings.
+    pub action: fn(&Settings) -> Option<PolicyAction>,
+}
+
+impl Setting {
+    /// The setting that holds the policy for `condition`, if any (an OOM kill has none: the
+    /// app is dead or the kernel is mid-kill, there is nothing left to decide).
+    pub fn for_condition(condition: Condition) -> Option<(&'static Setting, SettingPolicy)> {
+        SETTINGS.iter().find_map(|setting| {
+            let policy = setting.policy?;
+            (policy.condition == condition).then_some((setting, policy))
+        })
+    }
+}
 
 /// The policy keys: what Corral does by itself when an alert of that kind is raised.
-pub const POLICY_KEYS: [&str; 4] = [
-    "on-memory-near-limit",
-    "on-memory-throttled",
-    "on-cpu-throttled",
-    "on-memory-pressure",
-];
+pub const POLICY_KEYS: [&str; POLICY_COUNT] = {
+    let mut keys = [""; POLICY_COUNT];
+    let (mut i, mut n) = (0, 0);
+    while i < SETTINGS.len() {
+        if SETTINGS[i].policy.is_some() {
+            keys[n] = SETTINGS[i].key;
+            n += 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
+const POLICY_COUNT: usize = {
+    let (mut i, mut n) = (0, 0);
+    while i < SETTINGS.len() {
+        if SETTINGS[i].policy.is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+// ---------------------------------------------------------------------------------------------
+// How a setting's value is read and written
+
+/// A type a setting holds: how it is read from text as a person types it (`corral run`, the
+/// Preferences rows), read from the file, and written to the file. The defaults suit a type
+/// written as one string ("4G", "scope"): parsed with `FromStr`, read with `Deserialize`,
+/// written with `Display`.
+pub trait SettingValue:
+    Clone + fmt::Display + FromStr<Err: fmt::Display> + DeserializeOwned
+{
+    /// `Err` says what is wrong, without naming the setting.
+    fn from_text(text: &str) -> Result<Self, String> {
+        text.parse().map_err(|e: Self::Err| e.to_string())
+    }
+
+    fn from_file<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::deserialize(d)
+    }
+
+    fn to_toml(&self) -> Value {
+        Value::from(self.to_string())
+    }
+}
+
+impl SettingValue for Mode {}
+impl SettingValue for ProtectSystem {}
+impl SettingValue for ProtectHome {}
+impl SettingValue for PolicyAction {}
+impl SettingValue for MemoryLimit {}
+impl SettingValue for SwapLimit {}
+impl SettingValue for CpuQuota {}
+
+impl SettingValue for CpuWeight {
+    fn to_toml(&self) -> Value {
+        Value::from(i64::from(self.get()))
+    }
+}
+
+impl SettingValue for TasksLimit {
+    fn to_toml(&self) -> Value {
+        match *self {
+            // TOML integers are i64; a larger count still round-trips as a string.
+            TasksLimit::Count(n) => i64::try_from(n)
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(n.to_string())),
+            TasksLimit::Unlimited => Value::from("max"),
+        }
+    }
+}
+
+/// systemd's yes/no words when typed; only `true` and `false` in the file, as TOML has them.
+impl SettingValue for bool {
+    fn from_text(text: &str) -> Result<Self, String> {
+        parse_bool(text).ok_or_else(|| {
+            gettext_f(
+                "“{value}” is not yes or no; use true or false",
+                &[("value", &text)],
+            )
+        })
+    }
+
+    fn to_toml(&self) -> Value {
+        Value::from(*self)
+    }
+}
+
+/// How a field of [`Settings`] takes part in layering, typing in and the file: one value that
+/// a later layer replaces (`Option<T>`), or the environment's variables, which layers merge by
+/// name. Clearing a field is setting it to its `Default`.
+pub trait SettingField: Default {
+    fn overlay(&mut self, other: &Self);
+    /// Sets it from text as typed; `Err` says what is wrong, without naming the setting.
+    fn set_text(&mut self, text: &str) -> Result<(), String>;
+    fn from_file<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+    /// As written in the file; `None` when not set.
+    fn to_toml(&self) -> Option<Value>;
+    /// As shown to a person (`corral presets show`, Preferences); `None` when not set.
+    fn to_text(&self) -> Option<String>;
+}
+
+impl<T: SettingValue> SettingField for Option<T> {
+    fn overlay(&mut self, other: &Self) {
+        if other.is_some() {
+            self.clone_from(other);
+        }
+    }
+
+    fn set_text(&mut self, text: &str) -> Result<(), String> {
+        *self = Some(T::from_text(text)?);
+        Ok(())
+    }
+
+    fn from_file<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        T::from_file(d).map(Some)
+    }
+
+    fn to_toml(&self) -> Option<Value> {
+        self.as_ref().map(T::to_toml)
+    }
+
+    fn to_text(&self) -> Option<String> {
+        Some(match self.to_toml()? {
+            Value::String(s) => s.value().clone(),
+            other => other.to_string().trim().to_owned(),
+        })
+    }
+}
+
+impl SettingField for BTreeMap<String, String> {
+    fn overlay(&mut self, other: &Self) {
+        for (name, value) in other {
+            self.insert(name.clone(), value.clone());
+        }
+    }
+
+    /// Adds one `NAME=value` variable.
+    fn set_text(&mut self, text: &str) -> Result<(), String> {
+        let Some((name, value)) = text.split_once('=') else {
+            return Err(gettext_f(
+                "“{value}” is not of the form NAME=value",
+                &[("value", &text)],
+            ));
+        };
+        check_environment(name, value)?;
+        self.insert(name.to_owned(), value.to_owned());
+        Ok(())
+    }
+
+    fn from_file<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::deserialize(d)
+    }
+
+    fn to_toml(&self) -> Option<Value> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut table = InlineTable::new();
+        for (name, value) in self {
+            table.insert(name, Value::from(value.as_str()));
+        }
+        Some(Value::InlineTable(table))
+    }
+
+    fn to_text(&self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let pairs: Vec<String> = self
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        Some(pairs.join(" "))
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Small value types
@@ -315,238 +563,12 @@ fn parse_bool(word: &str) -> Option<bool> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Settings
-
-/// Limits and sandboxing for one launch. Every field is optional so that presets, rules and
-/// command-line flags can each say only what they change; see [`Settings::overlay`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settings {
-    pub mode: Option<Mode>,
-    /// Soft limit (`MemoryHigh=`): above it the kernel throttles and reclaims.
-    pub memory_high: Option<MemoryLimit>,
-    /// Hard limit (`MemoryMax=`): above it the OOM killer ends the app.
-    pub memory_max: Option<MemoryLimit>,
-    pub memory_swap_max: Option<SwapLimit>,
-    pub cpu_quota: Option<CpuQuota>,
-    pub cpu_weight: Option<CpuWeight>,
-    pub tasks_max: Option<TasksLimit>,
-    /// systemd applies `NoNewPrivileges=` to services only; for a scope the launcher has to set
-    /// PR_SET_NO_NEW_PRIVS in the child itself (prctl(2)), which needs no privileges.
-    pub no_new_privileges: Option<bool>,
-    /// Needs a mount namespace, so services only.
-    pub private_tmp: Option<bool>,
-    /// Needs a mount namespace, so services only.
-    pub protect_system: Option<ProtectSystem>,
-    /// Needs a mount namespace, so services only.
-    pub protect_home: Option<ProtectHome>,
-    /// Extra environment variables. A map rather than an `Option`: "nothing set" is the empty
-    /// map, and layers merge variable by variable.
-    pub environment: BTreeMap<String, String>,
-    /// Policies: what Corral does by itself when the runaway watch raises that alert.
-    pub on_memory_near_limit: Option<PolicyAction>,
-    pub on_memory_throttled: Option<PolicyAction>,
-    pub on_cpu_throttled: Option<PolicyAction>,
-    pub on_memory_pressure: Option<PolicyAction>,
-}
+// Settings in plain words, and settings that contradict each other
 
 impl Settings {
-    /// Takes every setting that `other` has, keeping ours where `other` says nothing.
-    /// Environment variables merge by name, `other` winning.
-    pub fn overlay(&mut self, other: &Settings) {
-        fn take<T: Clone>(mine: &mut Option<T>, theirs: &Option<T>) {
-            if theirs.is_some() {
-                mine.clone_from(theirs);
-            }
-        }
-        let Settings {
-            mode,
-            memory_high,
-            memory_max,
-            memory_swap_max,
-            cpu_quota,
-            cpu_weight,
-            tasks_max,
-            no_new_privileges,
-            private_tmp,
-            protect_system,
-            protect_home,
-            environment,
-            on_memory_near_limit,
-            on_memory_throttled,
-            on_cpu_throttled,
-            on_memory_pressure,
-        } = other;
-        take(&mut self.mode, mode);
-        take(&mut self.memory_high, memory_high);
-        take(&mut self.memory_max, memory_max);
-        take(&mut self.memory_swap_max, memory_swap_max);
-        take(&mut self.cpu_quota, cpu_quota);
-        take(&mut self.cpu_weight, cpu_weight);
-        take(&mut self.tasks_max, tasks_max);
-        take(&mut self.no_new_privileges, no_new_privileges);
-        take(&mut self.private_tmp, private_tmp);
-        take(&mut self.protect_system, protect_system);
-        take(&mut self.protect_home, protect_home);
-        take(&mut self.on_memory_near_limit, on_memory_near_limit);
-        take(&mut self.on_memory_throttled, on_memory_throttled);
-        take(&mut self.on_cpu_throttled, on_cpu_throttled);
-        take(&mut self.on_memory_pressure, on_memory_pressure);
-        for (name, value) in environment {
-            self.environment.insert(name.clone(), value.clone());
-        }
-    }
-
     /// True when no setting is given at all.
     pub fn is_empty(&self) -> bool {
         *self == Settings::default()
-    }
-
-    /// Sets one setting from text as a person types it ("4G", "70%", "yes", "scope").
-    /// `environment` takes one `NAME=value` pair and adds it.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        fn parsed<T: FromStr>(key: &str, value: &str) -> Result<Option<T>, ConfigError>
-        where
-            T::Err: fmt::Display,
-        {
-            value
-                .parse()
-                .map(Some)
-                .map_err(|e: T::Err| ConfigError::InvalidSetting {
-                    key: key.to_owned(),
-                    message: e.to_string(),
-                })
-        }
-        let boolean = || match parse_bool(value) {
-            Some(on) => Ok(Some(on)),
-            None => Err(ConfigError::InvalidSetting {
-                key: key.to_owned(),
-                message: gettext_f(
-                    "“{value}” is not yes or no; use true or false",
-                    &[("value", &value)],
-                ),
-            }),
-        };
-        match key {
-            "mode" => self.mode = parsed(key, value)?,
-            "memory-high" => self.memory_high = parsed(key, value)?,
-            "memory-max" => self.memory_max = parsed(key, value)?,
-            "memory-swap-max" => self.memory_swap_max = parsed(key, value)?,
-            "cpu-quota" => self.cpu_quota = parsed(key, value)?,
-            "cpu-weight" => self.cpu_weight = parsed(key, value)?,
-            "tasks-max" => self.tasks_max = parsed(key, value)?,
-            "no-new-privileges" => self.no_new_privileges = boolean()?,
-            "private-tmp" => self.private_tmp = boolean()?,
-            "protect-system" => self.protect_system = parsed(key, value)?,
-            "protect-home" => self.protect_home = parsed(key, value)?,
-            "on-memory-near-limit" => self.on_memory_near_limit = parsed(key, value)?,
-            "on-memory-throttled" => self.on_memory_throttled = parsed(key, value)?,
-            "on-cpu-throttled" => self.on_cpu_throttled = parsed(key, value)?,
-            "on-memory-pressure" => self.on_memory_pressure = parsed(key, value)?,
-            "environment" => {
-                let Some((name, val)) = value.split_once('=') else {
-                    return Err(ConfigError::InvalidSetting {
-                        key: key.to_owned(),
-                        message: gettext_f(
-                            "“{value}” is not of the form NAME=value",
-                            &[("value", &value)],
-                        ),
-                    });
-                };
-                check_environment(name, val).map_err(|message| ConfigError::InvalidSetting {
-                    key: key.to_owned(),
-                    message,
-                })?;
-                self.environment.insert(name.to_owned(), val.to_owned());
-            }
-            _ => return Err(unknown_setting(key)),
-        }
-        Ok(())
-    }
-
-    /// Clears one setting (all environment variables for `environment`).
-    pub fn unset(&mut self, key: &str) -> Result<(), ConfigError> {
-        match key {
-            "mode" => self.mode = None,
-            "memory-high" => self.memory_high = None,
-            "memory-max" => self.memory_max = None,
-            "memory-swap-max" => self.memory_swap_max = None,
-            "cpu-quota" => self.cpu_quota = None,
-            "cpu-weight" => self.cpu_weight = None,
-            "tasks-max" => self.tasks_max = None,
-            "no-new-privileges" => self.no_new_privileges = None,
-            "private-tmp" => self.private_tmp = None,
-            "protect-system" => self.protect_system = None,
-            "protect-home" => self.protect_home = None,
-            "on-memory-near-limit" => self.on_memory_near_limit = None,
-            "on-memory-throttled" => self.on_memory_throttled = None,
-            "on-cpu-throttled" => self.on_cpu_throttled = None,
-            "on-memory-pressure" => self.on_memory_pressure = None,
-            "environment" => self.environment.clear(),
-            _ => return Err(unknown_setting(key)),
-        }
-        Ok(())
-    }
-
-    /// One setting as it would be written in the file; `None` when not set or unknown.
-    pub fn toml_value(&self, key: &str) -> Option<Value> {
-        Some(match key {
-            "mode" => Value::from(self.mode?.as_str()),
-            "memory-high" => Value::from(self.memory_high?.to_string()),
-            "memory-max" => Value::from(self.memory_max?.to_string()),
-            "memory-swap-max" => Value::from(self.memory_swap_max?.to_string()),
-            "cpu-quota" => Value::from(self.cpu_quota?.to_string()),
-            "cpu-weight" => Value::from(i64::from(self.cpu_weight?.get())),
-            "tasks-max" => match self.tasks_max? {
-                // TOML integers are i64; a larger count still round-trips as a string.
-                TasksLimit::Count(n) => i64::try_from(n)
-                    .map(Value::from)
-                    .unwrap_or_else(|_| Value::from(n.to_string())),
-                TasksLimit::Unlimited => Value::from("max"),
-            },
-            "no-new-privileges" => Value::from(self.no_new_privileges?),
-            "private-tmp" => Value::from(self.private_tmp?),
-            "protect-system" => Value::from(self.protect_system?.as_str()),
-            "protect-home" => Value::from(self.protect_home?.as_str()),
-            "on-memory-near-limit" => Value::from(self.on_memory_near_limit?.as_str()),
-            "on-memory-throttled" => Value::from(self.on_memory_throttled?.as_str()),
-            "on-cpu-throttled" => Value::from(self.on_cpu_throttled?.as_str()),
-            "on-memory-pressure" => Value::from(self.on_memory_pressure?.as_str()),
-            "environment" if !self.environment.is_empty() => {
-                let mut table = InlineTable::new();
-                for (name, value) in &self.environment {
-                    table.insert(name, Value::from(value.as_str()));
-                }
-                Value::InlineTable(table)
-            }
-            _ => return None,
-        })
-    }
-
-    /// The settings that are set, as (key, value) in the file's spelling, in [`SETTING_KEYS`]
-    /// order. Environment variables are shown as `NAME=value` separated by spaces.
-    pub fn entries(&self) -> Vec<(&'static str, String)> {
-        SETTING_KEYS
-            .iter()
-            .filter_map(|&key| {
-                let text = if key == "environment" {
-                    if self.environment.is_empty() {
-                        return None;
-                    }
-                    let pairs: Vec<String> = self
-                        .environment
-                        .iter()
-                        .map(|(name, value)| format!("{name}={value}"))
-                        .collect();
-                    pairs.join(" ")
-                } else {
-                    match self.toml_value(key)? {
-                        Value::String(s) => s.value().clone(),
-                        other => other.to_string().trim().to_owned(),
-                    }
-                };
-                Some((key, text))
-            })
-            .collect()
     }
 
     /// A one-line summary such as `memory-high=50%, memory-max=60%, cpu-quota=300%`.
@@ -643,26 +665,17 @@ impl Settings {
             Some(ProtectHome::ReadOnly) => parts.push(gettext("home folders read-only")),
             _ => {}
         }
-        // TRANSLATORS: "{done} when {when}" reads e.g. "frozen when near its memory limit".
-        let policies = [
-            (
-                self.on_memory_near_limit,
-                gettext_noop("near its memory limit"),
-            ),
-            (self.on_memory_throttled, gettext_noop("slowed for memory")),
-            (self.on_cpu_throttled, gettext_noop("held at its CPU limit")),
-            (self.on_memory_pressure, gettext_noop("stalling for memory")),
-        ];
-        for (action, when) in policies {
-            let done = match action {
+        for policy in SETTINGS.iter().filter_map(|s| s.policy) {
+            let done = match (policy.action)(self) {
                 Some(PolicyAction::Freeze) => pgettext("policy done", "frozen"),
                 Some(PolicyAction::RaiseLimit) => pgettext("policy done", "limit raised"),
                 Some(PolicyAction::LowerCpu) => pgettext("policy done", "CPU lowered"),
                 Some(PolicyAction::Notify) | None => continue,
             };
             parts.push(gettext_f(
+                // TRANSLATORS: reads e.g. "frozen when near its memory limit".
                 "{done} when {when}",
-                &[("done", &done), ("when", &gettext(when))],
+                &[("done", &done), ("when", &gettext(policy.when))],
             ));
         }
         let mut text = parts.join(", ");
@@ -801,6 +814,39 @@ mod tests {
             "Killed above 64 MiB, no swap, at most 2 CPUs, at most 100 processes, private /tmp, \
              frozen when near its memory limit"
         );
+    }
+
+    #[test]
+    fn the_declaration_gives_the_key_lists_and_the_policies() {
+        let keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        assert_eq!(keys, SETTING_KEYS);
+        assert_eq!(SETTING_KEYS.len(), 16);
+        assert_eq!(
+            POLICY_KEYS,
+            [
+                "on-memory-near-limit",
+                "on-memory-throttled",
+                "on-cpu-throttled",
+                "on-memory-pressure"
+            ]
+        );
+        // Every alert but an OOM kill has exactly one policy setting.
+        for condition in Condition::ALL {
+            let policies = SETTINGS
+                .iter()
+                .filter(|s| s.policy.is_some_and(|p| p.condition == condition))
+                .count();
+            assert_eq!(
+                policies,
+                usize::from(condition != Condition::OomKilled),
+                "{condition:?}"
+            );
+        }
+        let mut settings = Settings::default();
+        settings.set("on-memory-throttled", "freeze").unwrap();
+        let (setting, policy) = Setting::for_condition(Condition::MemoryThrottled).unwrap();
+        assert_eq!(setting.key, "on-memory-throttled");
+        assert_eq!((policy.action)(&settings), Some(PolicyAction::Freeze));
     }
 
     #[test]
