@@ -141,3 +141,88 @@ macro_rules! settings {
 }
 
 pub(super) use settings;
+
+/// Declares a setting's value type that is one of a few words, given as `Variant = "word"`,
+/// with `invalid:` the (untranslated) name of the value and the list of words for the message
+/// when none fits, and optionally `booleans: No, Yes;` for a systemd setting that also takes
+/// a boolean. Generates the enum, `WORDS`, `as_str`, `Display`, `FromStr` (case-insensitive,
+/// and with systemd's boolean words for `booleans`) and serde: the word (or a boolean).
+macro_rules! choices {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident = $word:literal,)*
+        }
+        invalid: $what:expr, $accepted:expr;
+        $(booleans: $no:ident, $yes:ident;)?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every word, in the order declared.
+            pub const WORDS: &[&str] = &[$($word),*];
+
+            /// The word as the file has it; for systemd's settings also as systemd takes it,
+            /// on D-Bus and in unit files.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidChoice;
+
+            fn from_str(input: &str) -> Result<Self, Self::Err> {
+                match input.trim().to_ascii_lowercase().as_str() {
+                    $($word => Ok($name::$variant),)*
+                    _other => {
+                        $(if let Some(on) = parse_bool(_other) {
+                            return Ok(if on { $name::$yes } else { $name::$no });
+                        })?
+                        Err(InvalidChoice::new(input, $what, $accepted, $name::WORDS))
+                    }
+                }
+            }
+        }
+
+        $(impl From<bool> for $name {
+            fn from(on: bool) -> Self {
+                if on { $name::$yes } else { $name::$no }
+            }
+        })?
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                choices!(@deserialize d $(, $no, $yes)?)
+            }
+        }
+    };
+
+    (@deserialize $d:ident) => {
+        String::deserialize($d)?.parse().map_err(de::Error::custom)
+    };
+    // systemd takes a boolean as well as the words, so the file may too.
+    (@deserialize $d:ident, $no:ident, $yes:ident) => {
+        $d.deserialize_any(BoolOrWord(std::marker::PhantomData))
+    };
+}
+
+pub(super) use choices;

@@ -34,6 +34,13 @@ struct ConfigFile {
 // ---------------------------------------------------------------------------------------------
 // Did you mean, and messages of a sensible length
 
+/// "; did you mean “x”?" to end a message with, or nothing.
+pub(super) fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|s| gettext_f("; did you mean “{name}”?", &[("name", &s)]))
+        .unwrap_or_default()
+}
+
 /// The candidate that `input` is most likely a typo of.
 pub(super) fn closest<'a>(
     input: &str,
@@ -248,22 +255,6 @@ fn explain(message: &str, found: Option<(Vec<String>, bool)>, at_span: &str) -> 
     } else {
         format!("{}: ", dotted(&path))
     };
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let known = backticked(expected);
-        let hint = closest(word, known.iter().copied())
-            .map(|s| gettext_f(" (did you mean “{name}”?)", &[("name", &s)]))
-            .unwrap_or_default();
-        return prefix
-            + &gettext_f(
-                "“{word}” is not one of {words}{suggestion}",
-                &[
-                    ("word", &word),
-                    ("words", &known.join(", ")),
-                    ("suggestion", &hint),
-                ],
-            );
-    }
     if message.ends_with("expected a boolean") {
         return prefix
             + &gettext_f(
@@ -557,7 +548,8 @@ on-memory-pressure = \"notify\"
         assert_eq!((line, column), (2, 8));
         assert_eq!(
             message,
-            "presets.x.mode: “servce” is not one of service, scope (did you mean “service”?)"
+            "presets.x.mode: “servce” is not a valid mode; use service or scope; did you mean \
+             “service”?"
         );
 
         let (line, column, message) = refused("[presets.x]\nprotect-home = \"readonly\"\n");

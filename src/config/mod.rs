@@ -19,7 +19,7 @@ use serde::de::{self, Deserializer};
 use crate::i18n::{gettext, gettext_f};
 
 use builtins::{BUILTINS, builtin};
-use file::closest;
+use file::{closest, did_you_mean};
 
 pub use editor::ConfigEditor;
 pub use settings::{
@@ -226,7 +226,7 @@ pub enum ConfigError {
         message: String,
     },
 
-    #[error("{}", gettext_f("unknown preset “{name}”: known presets are {known}{suggestion}", &[("name", .name), ("known", &.known.join(", ")), ("suggestion", &did_you_mean(.suggestion))]))]
+    #[error("{}", gettext_f("unknown preset “{name}”: known presets are {known}{suggestion}", &[("name", .name), ("known", &.known.join(", ")), ("suggestion", &did_you_mean(.suggestion.as_deref()))]))]
     UnknownPreset {
         name: String,
         known: Vec<String>,
@@ -236,7 +236,7 @@ pub enum ConfigError {
     #[error("{}", invalid_preset_name(.name))]
     InvalidPresetName { name: String },
 
-    #[error("{}", gettext_f("unknown setting “{key}”{suggestion}; settings are {settings}", &[("key", .key), ("suggestion", &did_you_mean(.suggestion)), ("settings", &SETTING_KEYS.join(", "))]))]
+    #[error("{}", gettext_f("unknown setting “{key}”{suggestion}; settings are {settings}", &[("key", .key), ("suggestion", &did_you_mean(.suggestion.as_deref())), ("settings", &SETTING_KEYS.join(", "))]))]
     UnknownSetting {
         key: String,
         suggestion: Option<String>,
@@ -262,13 +262,6 @@ pub enum ConfigError {
 
     #[error("{}", gettext_f("preset “{name}” is still used by the rules for {rules}; change those rules first", &[("name", .name), ("rules", &.rules.join(", "))]))]
     PresetInUse { name: String, rules: Vec<String> },
-}
-
-fn did_you_mean(suggestion: &Option<String>) -> String {
-    suggestion
-        .as_ref()
-        .map(|s| gettext_f("; did you mean “{name}”?", &[("name", s)]))
-        .unwrap_or_default()
 }
 
 fn invalid_preset_name(name: &str) -> String {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use toml_edit::{InlineTable, Value};
 
 use super::ConfigError;
-use super::declare::settings;
-use super::file::closest;
+use super::declare::{choices, settings};
+use super::file::{closest, did_you_mean};
 use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f, pgettext};
 use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
 use crate::monitor::alerts::Condition;
@@ -295,241 +295,95 @@ impl SettingField for BTreeMap<String, String> {
 
 /// A word that is not one of the accepted choices for a setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", gettext_f("“{input}” is not a valid {what}; use {accepted}", &[("input", .input), ("what", &gettext(.what)), ("accepted", &gettext(.accepted))]))]
+#[error("{}{}", gettext_f("“{input}” is not a valid {what}; use {accepted}", &[("input", .input), ("what", &gettext(.what)), ("accepted", &gettext(.accepted))]), did_you_mean(*.suggestion))]
 pub struct InvalidChoice {
     pub input: String,
     pub what: &'static str,
     pub accepted: &'static str,
+    /// The word `input` is most likely a typo of.
+    pub suggestion: Option<&'static str>,
 }
 
-/// How systemd runs the app (systemd.service(5) vs systemd.scope(5)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// systemd starts the app itself; sandboxing settings apply. Works from inside Flatpak.
-    #[default]
-    Service,
-    /// Corral forks the app and systemd adopts it; keeps the terminal and environment, but
-    /// takes resource limits only.
-    Scope,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Service => "service",
-            Mode::Scope => "scope",
+impl InvalidChoice {
+    fn new(
+        input: &str,
+        what: &'static str,
+        accepted: &'static str,
+        words: &[&'static str],
+    ) -> Self {
+        InvalidChoice {
+            input: input.to_owned(),
+            what,
+            accepted,
+            suggestion: closest(input, words.iter().copied()),
         }
     }
 }
 
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+choices! {
+    /// How systemd runs the app (systemd.service(5) vs systemd.scope(5)).
+    #[derive(Default)]
+    pub enum Mode {
+        /// systemd starts the app itself; sandboxing settings apply. Works from inside Flatpak.
+        #[default]
+        Service = "service",
+        /// Corral forks the app and systemd adopts it; keeps the terminal and environment, but
+        /// takes resource limits only.
+        Scope = "scope",
     }
+    invalid: gettext_noop("mode"), gettext_noop("service or scope");
 }
 
-impl FromStr for Mode {
-    type Err = InvalidChoice;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        match input.trim().to_ascii_lowercase().as_str() {
-            "service" => Ok(Mode::Service),
-            "scope" => Ok(Mode::Scope),
-            _ => Err(InvalidChoice {
-                input: input.to_owned(),
-                what: gettext_noop("mode"),
-                accepted: gettext_noop("service or scope"),
-            }),
-        }
+choices! {
+    /// systemd `ProtectSystem=` (systemd.exec(5)): which system directories are read-only.
+    pub enum ProtectSystem {
+        No = "no",
+        /// /usr, /boot and /efi read-only.
+        Yes = "yes",
+        /// As `Yes`, plus /etc.
+        Full = "full",
+        /// The whole file system read-only except /dev, /proc, /sys and the unit's own dirs.
+        Strict = "strict",
     }
+    invalid: gettext_noop("protect-system value"), gettext_noop("no, yes, full or strict");
+    booleans: No, Yes;
 }
 
-/// systemd `ProtectSystem=` (systemd.exec(5)): which system directories are read-only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProtectSystem {
-    No,
-    /// /usr, /boot and /efi read-only.
-    Yes,
-    /// As `Yes`, plus /etc.
-    Full,
-    /// The whole file system read-only except /dev, /proc, /sys and the unit's own dirs.
-    Strict,
-}
-
-impl ProtectSystem {
-    /// The value as systemd takes it on D-Bus and in unit files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProtectSystem::No => "no",
-            ProtectSystem::Yes => "yes",
-            ProtectSystem::Full => "full",
-            ProtectSystem::Strict => "strict",
-        }
+choices! {
+    /// systemd `ProtectHome=` (systemd.exec(5)): what the app sees of /home, /root and
+    /// /run/user.
+    pub enum ProtectHome {
+        No = "no",
+        /// Home directories appear empty and inaccessible.
+        Yes = "yes",
+        ReadOnly = "read-only",
+        /// Home directories are empty tmpfs mounts.
+        Tmpfs = "tmpfs",
     }
+    invalid: gettext_noop("protect-home value"), gettext_noop("no, yes, read-only or tmpfs");
+    booleans: No, Yes;
 }
 
-impl From<bool> for ProtectSystem {
-    fn from(on: bool) -> Self {
-        if on {
-            ProtectSystem::Yes
-        } else {
-            ProtectSystem::No
-        }
+choices! {
+    /// What Corral does by itself when a runaway-watch rule fires for a unit (the `on-…`
+    /// policy settings of a preset or rule). Whatever it does, it says so in the alert's
+    /// notification. A word only: unlike systemd's settings, a policy has no boolean spelling.
+    #[derive(Default)]
+    pub enum PolicyAction {
+        /// Only notify (what happens without a policy).
+        #[default]
+        Notify = "notify",
+        /// Freeze the unit until the person thaws it.
+        Freeze = "freeze",
+        /// Raise the limit the alert is about by one step, as the notification's button does.
+        RaiseLimit = "raise-limit",
+        /// Halve the unit's CPU quota (one CPU if it has none), slowing a runaway down.
+        LowerCpu = "lower-cpu",
     }
+    invalid: gettext_noop("policy"), gettext_noop("notify, freeze, raise-limit or lower-cpu");
 }
 
-impl FromStr for ProtectSystem {
-    type Err = InvalidChoice;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        match input.trim().to_ascii_lowercase().as_str() {
-            "full" => Ok(ProtectSystem::Full),
-            "strict" => Ok(ProtectSystem::Strict),
-            word => parse_bool(word)
-                .map(ProtectSystem::from)
-                .ok_or(InvalidChoice {
-                    input: input.to_owned(),
-                    what: gettext_noop("protect-system value"),
-                    accepted: gettext_noop("no, yes, full or strict"),
-                }),
-        }
-    }
-}
-
-/// systemd `ProtectHome=` (systemd.exec(5)): what the app sees of /home, /root and /run/user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProtectHome {
-    No,
-    /// Home directories appear empty and inaccessible.
-    Yes,
-    ReadOnly,
-    /// Home directories are empty tmpfs mounts.
-    Tmpfs,
-}
-
-impl ProtectHome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProtectHome::No => "no",
-            ProtectHome::Yes => "yes",
-            ProtectHome::ReadOnly => "read-only",
-            ProtectHome::Tmpfs => "tmpfs",
-        }
-    }
-}
-
-impl From<bool> for ProtectHome {
-    fn from(on: bool) -> Self {
-        if on {
-            ProtectHome::Yes
-        } else {
-            ProtectHome::No
-        }
-    }
-}
-
-impl FromStr for ProtectHome {
-    type Err = InvalidChoice;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        match input.trim().to_ascii_lowercase().as_str() {
-            "read-only" => Ok(ProtectHome::ReadOnly),
-            "tmpfs" => Ok(ProtectHome::Tmpfs),
-            word => parse_bool(word)
-                .map(ProtectHome::from)
-                .ok_or(InvalidChoice {
-                    input: input.to_owned(),
-                    what: gettext_noop("protect-home value"),
-                    accepted: gettext_noop("no, yes, read-only or tmpfs"),
-                }),
-        }
-    }
-}
-
-/// What Corral does by itself when a runaway-watch rule fires for a unit (the `on-…` policy
-/// settings of a preset or rule). Whatever it does, it says so in the alert's notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum PolicyAction {
-    /// Only notify (what happens without a policy).
-    #[default]
-    Notify,
-    /// Freeze the unit until the person thaws it.
-    Freeze,
-    /// Raise the limit the alert is about by one step, as the notification's button does.
-    RaiseLimit,
-    /// Halve the unit's CPU quota (one CPU if it has none), slowing a runaway down.
-    LowerCpu,
-}
-
-impl PolicyAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyAction::Notify => "notify",
-            PolicyAction::Freeze => "freeze",
-            PolicyAction::RaiseLimit => "raise-limit",
-            PolicyAction::LowerCpu => "lower-cpu",
-        }
-    }
-}
-
-impl FromStr for PolicyAction {
-    type Err = InvalidChoice;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        match input.trim().to_ascii_lowercase().as_str() {
-            "notify" => Ok(PolicyAction::Notify),
-            "freeze" => Ok(PolicyAction::Freeze),
-            "raise-limit" => Ok(PolicyAction::RaiseLimit),
-            "lower-cpu" => Ok(PolicyAction::LowerCpu),
-            _ => Err(InvalidChoice {
-                input: input.to_owned(),
-                what: gettext_noop("policy"),
-                accepted: gettext_noop("notify, freeze, raise-limit or lower-cpu"),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for PolicyAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-// A word only: unlike systemd's settings, a policy has no boolean spelling.
-impl<'de> Deserialize<'de> for PolicyAction {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let word = String::deserialize(d)?;
-        word.parse().map_err(de::Error::custom)
-    }
-}
-
-macro_rules! display_and_serde_as_word {
-    ($($ty:ty),*) => {$(
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $ty {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        // systemd takes a boolean as well as the words, so the file may too.
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(BoolOrWord(std::marker::PhantomData))
-            }
-        }
-    )*};
-}
-
-display_and_serde_as_word!(ProtectSystem, ProtectHome);
-
+/// Reads a `booleans:` choice from the file: `true`, `false` or one of its words.
 struct BoolOrWord<T>(std::marker::PhantomData<T>);
 
 impl<T> Visitor<'_> for BoolOrWord<T>
@@ -847,6 +701,29 @@ mod tests {
         let (setting, policy) = Setting::for_condition(Condition::MemoryThrottled).unwrap();
         assert_eq!(setting.key, "on-memory-throttled");
         assert_eq!((policy.action)(&settings), Some(PolicyAction::Freeze));
+    }
+
+    #[test]
+    fn choices_take_their_words_and_suggest_one() {
+        assert_eq!(" Scope ".parse(), Ok(Mode::Scope));
+        assert_eq!("read-only".parse(), Ok(ProtectHome::ReadOnly));
+        assert_eq!("on".parse(), Ok(ProtectSystem::Yes));
+        assert_eq!("0".parse(), Ok(ProtectHome::No));
+        assert_eq!(Mode::WORDS, ["service", "scope"]);
+        assert_eq!(PolicyAction::RaiseLimit.to_string(), "raise-limit");
+        assert_eq!(
+            "raise".parse::<PolicyAction>().unwrap_err().to_string(),
+            "“raise” is not a valid policy; use notify, freeze, raise-limit or lower-cpu; did \
+             you mean “raise-limit”?"
+        );
+        // A policy has no boolean spelling.
+        assert!("yes".parse::<PolicyAction>().is_err());
+        let err = "readonly".parse::<ProtectHome>().unwrap_err();
+        assert_eq!(err.suggestion, Some("read-only"));
+        assert_eq!(
+            "explode".parse::<PolicyAction>().unwrap_err().suggestion,
+            None
+        );
     }
 
     #[test]
