@@ -2,12 +2,14 @@
 //! used that say what is wrong, at which line and column, and what to do.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs;
 use std::io;
 use std::ops::Range;
 use std::path::Path;
 
 use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use toml_edit::{Item, TableLike};
 
 use super::settings::{PresetTable, RuleTable, Settings, check_environment};
@@ -164,31 +166,135 @@ impl<'a> SourceMap<'a> {
         (line, column)
     }
 
-    /// The key path of the key (`true`) or value (`false`) that starts exactly at `span`.
-    fn path_at(&self, span: &Range<usize>) -> Option<(Vec<String>, bool)> {
-        fn walk(
-            table: &dyn TableLike,
-            span: &Range<usize>,
-            prefix: &mut Vec<String>,
-        ) -> Option<(Vec<String>, bool)> {
+    /// The key path of the value that the parser's `span` points at, if it points at one.
+    fn value_path_at(&self, span: &Range<usize>) -> Option<Vec<String>> {
+        fn walk(table: &dyn TableLike, span: &Range<usize>, path: &mut Vec<String>) -> bool {
             for (name, item) in table.iter() {
-                prefix.push(name.to_owned());
-                if table.key(name).and_then(toml_edit::Key::span).as_ref() == Some(span) {
-                    return Some((prefix.clone(), true));
-                }
+                path.push(name.to_owned());
                 if item.is_value() && item.span().as_ref() == Some(span) {
-                    return Some((prefix.clone(), false));
+                    return true;
                 }
-                if let Some(inner) = item.as_table_like()
-                    && let Some(found) = walk(inner, span, prefix)
+                if item
+                    .as_table_like()
+                    .is_some_and(|inner| walk(inner, span, path))
                 {
-                    return Some(found);
+                    return true;
                 }
-                prefix.pop();
+                path.pop();
             }
-            None
+            false
         }
-        walk(self.doc()?.as_table(), span, &mut Vec::new())
+        let mut path = Vec::new();
+        walk(self.doc()?.as_table(), span, &mut path).then_some(path)
+    }
+
+    /// What to say when the parser's `span` points at a key that its table does not allow.
+    /// The keys allowed are the ones serde takes (see [`keys_of`]): this finds the key that
+    /// `deny_unknown_fields` refused, and its table, to say so in the person's words.
+    fn unknown_key_at(&self, span: &Range<usize>) -> Option<String> {
+        let root = self.doc()?.as_table();
+        let mut tables: Vec<(&dyn TableLike, Vec<&str>, &[&str])> =
+            vec![(root, Vec::new(), keys_of::<ConfigFile>())];
+        if let Some(general) = root.get("general").and_then(Item::as_table_like) {
+            tables.push((general, vec!["general"], keys_of::<General>()));
+        }
+        for (section, allowed) in [
+            ("presets", keys_of::<PresetTable>()),
+            ("apps", keys_of::<RuleTable>()),
+        ] {
+            let Some(entries) = root.get(section).and_then(Item::as_table_like) else {
+                continue;
+            };
+            for (name, item) in entries.iter() {
+                if let Some(table) = item.as_table_like() {
+                    tables.push((table, vec![section, name], allowed));
+                }
+            }
+        }
+        tables.into_iter().find_map(|(table, path, allowed)| {
+            let (key, _) = table.iter().find(|(key, _)| {
+                !allowed.contains(key)
+                    && table.key(key).and_then(toml_edit::Key::span).as_ref() == Some(span)
+            })?;
+            Some(unknown_key_message(key, &path, allowed))
+        })
+    }
+}
+
+/// "unknown key “x” in [presets.y] (did you mean “z”?); the keys allowed here are …".
+fn unknown_key_message(key: &str, table: &[&str], allowed: &[&str]) -> String {
+    let table = if table.is_empty() {
+        String::new()
+    } else {
+        gettext_f(" in [{table}]", &[("table", &dotted(table))])
+    };
+    let hint = closest(key, allowed.iter().copied())
+        .map(|s| gettext_f(" (did you mean “{name}”?)", &[("name", &s)]))
+        .unwrap_or_default();
+    let listed = gettext_f(
+        "; the keys allowed here are {keys}",
+        &[("keys", &allowed.join(", "))],
+    );
+    gettext_f(
+        "unknown key “{key}”{table}{suggestion}{keys}",
+        &[
+            ("key", &key),
+            ("table", &table),
+            ("suggestion", &hint),
+            ("keys", &listed),
+        ],
+    )
+}
+
+/// The keys a struct deriving `Deserialize` takes, as serde itself knows them: its derive hands
+/// them to `Deserializer::deserialize_struct`, and this deserializer returns them as its error.
+/// The same trick as serde-aux's `serde_introspect`.
+fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    #[derive(Debug)]
+    struct Keys(&'static [&'static str]);
+
+    impl fmt::Display for Keys {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0.join(", "))
+        }
+    }
+
+    impl std::error::Error for Keys {}
+
+    impl de::Error for Keys {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Keys(&[])
+        }
+    }
+
+    struct CatchKeys;
+
+    impl<'de> Deserializer<'de> for CatchKeys {
+        type Error = Keys;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Keys> {
+            Err(Keys(&[]))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            keys: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Keys> {
+            Err(Keys(keys))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+
+    match T::deserialize(CatchKeys) {
+        Err(Keys(keys)) => keys,
+        Ok(_) => &[],
     }
 }
 
@@ -212,60 +318,26 @@ pub(super) fn dotted<S: AsRef<str>>(path: &[S]) -> String {
     parts.join(".")
 }
 
-/// The names between backticks in a serde message ("expected one of `a`, `b`").
-fn backticked(text: &str) -> Vec<&str> {
-    text.split('`').skip(1).step_by(2).collect()
-}
-
-/// Turns toml's and serde's wording into Corral's: says which table, suggests a spelling.
-fn explain(message: &str, found: Option<(Vec<String>, bool)>, at_span: &str) -> String {
-    let (path, is_key) = found.unwrap_or_default();
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let known = backticked(expected);
-        let table = match path.split_last() {
-            Some((_, parents)) if !parents.is_empty() => {
-                gettext_f(" in [{table}]", &[("table", &dotted(parents))])
-            }
-            _ => String::new(),
-        };
-        let hint = closest(field, known.iter().copied())
-            .map(|s| gettext_f(" (did you mean “{name}”?)", &[("name", &s)]))
-            .unwrap_or_default();
-        let listed = if known.is_empty() {
-            String::new()
-        } else {
-            gettext_f(
-                "; the keys allowed here are {keys}",
-                &[("keys", &known.join(", "))],
-            )
-        };
-        return gettext_f(
-            "unknown key “{key}”{table}{suggestion}{keys}",
-            &[
-                ("key", &field),
-                ("table", &table),
-                ("suggestion", &hint),
-                ("keys", &listed),
-            ],
-        );
-    }
-    let prefix = if path.is_empty() || is_key {
-        String::new()
-    } else {
-        format!("{}: ", dotted(&path))
+/// Where a file that toml or serde refused is wrong, and what to say: an unknown key with its
+/// table, the keys allowed there and the likeliest one; a bad value with its key path and the
+/// value type's own message (see `SettingValue`); a syntax error in the parser's words.
+fn explain(source: &SourceMap<'_>, error: &toml::de::Error) -> (Option<Range<usize>>, String) {
+    let Some(span) = error.span() else {
+        return (None, error.message().to_owned());
     };
-    if message.ends_with("expected a boolean") {
-        return prefix
-            + &gettext_f(
-                "write true or false, without quotes (found {value})",
-                &[("value", &at_span)],
-            );
-    }
-    if message == "duplicate key" && !at_span.is_empty() {
-        return prefix + &gettext_f("the key “{key}” appears twice", &[("key", &at_span)]);
-    }
-    format!("{prefix}{message}")
+    let message = if let Some(message) = source.unknown_key_at(&span) {
+        message
+    } else if let Some(path) = source.value_path_at(&span) {
+        format!("{}: {}", dotted(&path), error.message())
+    } else if error.message() == "duplicate key" && !span.is_empty() {
+        // The parser's errors carry no kind, only their description: a repeated key, the
+        // likeliest of them in a hand-edited file, gets a message that names it.
+        let key = source.text.get(span.clone()).unwrap_or("");
+        gettext_f("the key “{key}” appears twice", &[("key", &key)])
+    } else {
+        error.message().to_owned()
+    };
+    (Some(span), message)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -298,10 +370,8 @@ impl Config {
         };
 
         let file: ConfigFile = toml::from_str(text).map_err(|e| {
-            let span = e.span();
-            let found = span.as_ref().and_then(|s| source.path_at(s));
-            let at_span = span.clone().and_then(|s| text.get(s)).unwrap_or("");
-            at(span, explain(e.message(), found, at_span))
+            let (span, message) = explain(&source, &e);
+            at(span, message)
         })?;
 
         let mut config = Config {
@@ -533,6 +603,38 @@ on-memory-pressure = \"notify\"
     }
 
     #[test]
+    fn unknown_keys_are_found_in_every_table_at_the_parsers_spans() {
+        let (line, column, message) = refused("[general]\nrefresh-intervall = 2\n");
+        assert_eq!((line, column), (2, 1));
+        assert_eq!(
+            message,
+            "unknown key “refresh-intervall” in [general] (did you mean “refresh-interval”?); \
+             the keys allowed here are refresh-interval, memory-warning, pressure-warning, \
+             pressure-seconds"
+        );
+        // Inline tables and dotted keys are found at their place too.
+        let (line, column, message) = refused("apps = { x = { presett = \"shell\" } }\n");
+        assert_eq!((line, column), (1, 16));
+        assert!(
+            message.starts_with("unknown key “presett” in [apps.x] (did you mean “preset”?)"),
+            "{message}"
+        );
+        let (line, column, message) = refused("[presets]\nx.memroy-max = \"1G\"\n");
+        assert_eq!((line, column), (2, 3));
+        assert!(
+            message.starts_with("unknown key “memroy-max” in [presets.x] (did you mean"),
+            "{message}"
+        );
+        // The keys allowed are serde's own, in its order.
+        assert_eq!(keys_of::<ConfigFile>(), ["general", "presets", "apps"]);
+        assert_eq!(
+            keys_of::<RuleTable>()[..3],
+            ["preset", "last-preset", "mode"]
+        );
+        assert_eq!(keys_of::<PresetTable>()[1..], SETTING_KEYS);
+    }
+
+    #[test]
     fn bad_value_has_line_column_and_the_limit_error() {
         let text = "[apps.\"org.mozilla.firefox\"]\npreset = \"browser\"\nmemory-max = \"4X\"\n";
         let err = Config::parse(text, Path::new("/home/u/.config/corral/config.toml")).unwrap_err();
@@ -678,6 +780,13 @@ on-memory-pressure = \"notify\"
             message,
             "presets.x.no-new-privileges: write true or false, without quotes (found \"yes\")"
         );
+        let (_, _, message) = refused("[presets.x]\nprivate-tmp = 1\n");
+        assert_eq!(
+            message,
+            "presets.x.private-tmp: write true or false, without quotes (found 1)"
+        );
+        let (_, _, message) = refused("[presets.x]\nprivate-tmp = [true]\n");
+        assert!(message.ends_with("(found […])"), "{message}");
     }
 
     #[test]

@@ -196,6 +196,57 @@ impl SettingValue for bool {
         })
     }
 
+    /// A TOML boolean. A quoted "yes" or a number says how to write it instead.
+    fn from_file<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TrueOrFalse;
+
+        impl<'de> Visitor<'de> for TrueOrFalse {
+            type Value = bool;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&gettext("true or false"))
+            }
+
+            fn visit_bool<E: de::Error>(self, on: bool) -> Result<bool, E> {
+                Ok(on)
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<bool, E> {
+                Err(write_true_or_false(format!("{text:?}")))
+            }
+
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<bool, E> {
+                Err(write_true_or_false(n))
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<bool, E> {
+                Err(write_true_or_false(n))
+            }
+
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<bool, E> {
+                Err(write_true_or_false(n))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
+                Err(write_true_or_false("[…]"))
+            }
+
+            // A table, or a date and time (toml hands those over as a table too).
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<bool, A::Error> {
+                Err(write_true_or_false("{…}"))
+            }
+        }
+
+        fn write_true_or_false<E: de::Error>(found: impl fmt::Display) -> E {
+            E::custom(gettext_f(
+                "write true or false, without quotes (found {value})",
+                &[("value", &found)],
+            ))
+        }
+
+        d.deserialize_any(TrueOrFalse)
+    }
+
     fn to_toml(&self) -> Value {
         Value::from(*self)
     }
