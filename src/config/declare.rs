@@ -146,7 +146,8 @@ pub(super) use settings;
 /// with `invalid:` the (untranslated) name of the value and the list of words for the message
 /// when none fits, and optionally `booleans: No, Yes;` for a systemd setting that also takes
 /// a boolean. Generates the enum, `WORDS`, `as_str`, `Display`, `FromStr` (case-insensitive,
-/// and with systemd's boolean words for `booleans`) and serde: the word (or a boolean).
+/// and with systemd's boolean words for `booleans`), serde (the word, or a boolean) and
+/// `SettingValue`, so that a setting can hold it.
 macro_rules! choices {
     (
         $(#[$meta:meta])*
@@ -202,6 +203,8 @@ macro_rules! choices {
                 if on { $name::$yes } else { $name::$no }
             }
         })?
+
+        impl SettingValue for $name {}
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
