@@ -1,6 +1,7 @@
-//! The `settings!` macro: turns the declaration of every setting in `settings.rs` into the
-//! [`Settings`](super::Settings) struct, its key-by-key methods, the list of settings and the
-//! file's serde tables, so that nothing about a setting is written twice.
+//! The macros behind the declarations in `settings.rs`: `settings!` turns the list of every
+//! setting into the [`Settings`](super::Settings) struct, its key-by-key methods, the list of
+//! settings and the file's serde tables, and `choices!` makes a value type of a few words, so
+//! that nothing about a setting is written twice.
 
 /// See the declaration in `settings.rs` for the grammar. Generates, at the place it is used:
 /// - `Settings`, one field per setting, with the doc comments given;

@@ -97,7 +97,7 @@ pub struct SettingPolicy {
     /// How the person reads when it acts, untranslated: "near its memory limit" completes
     /// "frozen when …".
     pub when: &'static str,
-    /// The setting's value in some settings.
+    /// Reads the policy this setting holds in some `Settings`.
     pub action: fn(&Settings) -> Option<PolicyAction>,
 }
 

@@ -355,3 +355,49 @@ fn preset_row(
     }
     row
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The titles of the text entry and choice rows below `widget`, in order.
+    fn row_titles(widget: &gtk::Widget, titles: &mut Vec<String>) {
+        if widget.is::<adw::EntryRow>() || widget.is::<adw::ComboRow>() {
+            let row = widget.downcast_ref::<adw::PreferencesRow>().unwrap();
+            titles.push(row.title().to_string());
+        }
+        let mut child = widget.first_child();
+        while let Some(widget) = child {
+            row_titles(&widget, titles);
+            child = widget.next_sibling();
+        }
+    }
+
+    #[gtk::test]
+    fn a_preset_row_has_the_limits_then_the_policies_of_the_declaration() {
+        let _ = adw::init();
+        let dir = tempfile::tempdir().unwrap();
+        let editor = ConfigEditor::open(dir.path().join("config.toml")).unwrap();
+        let editor = std::rc::Rc::new(std::cell::RefCell::new(editor));
+        let window = adw::PreferencesWindow::new();
+        let preset = Config::default().preset("browser").unwrap();
+        let row = preset_row(&window, &preset, &editor);
+        let mut titles = Vec::new();
+        row_titles(row.upcast_ref(), &mut titles);
+        assert_eq!(
+            titles,
+            [
+                "Memory high",
+                "Memory max",
+                "Swap max",
+                "CPU quota",
+                "CPU weight",
+                "Tasks max",
+                "When Near Its Memory Limit",
+                "When Slowed for Memory",
+                "When Held at Its CPU Limit",
+                "When Stalling for Memory",
+            ]
+        );
+    }
+}
