@@ -30,10 +30,10 @@ use serde_json::json;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 
 use corral::cgroup::CgroupFs;
+use corral::config::Settings;
 use corral::controller::Controller;
 use corral::launch::{self, LaunchRequest};
 use corral::monitor::{self, Sampler, UnitInfo};
-use corral::presets::Settings;
 use corral::systemd::proxy::ManagerProxy;
 use corral::systemd::{ManagerKind, Systemd, UnitKind};
 

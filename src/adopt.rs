@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use crate::apps::AppCatalog;
+use crate::config::{Config, ConfigError, Mode, Settings};
 use crate::i18n::gettext_f;
-use crate::presets::{Config, ConfigError, Mode, Settings};
 use crate::procfs::ProcFs;
 use crate::systemd::names::{self, UnitKind};
 use crate::systemd::properties::TransientSpec;

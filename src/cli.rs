@@ -10,13 +10,13 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::apps::AppCatalog;
 use crate::cgroup::{CgroupFs, CgroupSample, Limit};
+use crate::config::{Config, Mode, Settings};
 use crate::controller::{Controller, LimitCheck};
 use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f, pgettext};
 use crate::launch::{self, LaunchRequest, Stdio};
 use crate::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
 use crate::monitor::postmortem::{EventLog, LocalTime};
 use crate::monitor::{self, Sampler, UnitSnapshot, doctor};
-use crate::presets::{Config, Mode, Settings};
 use crate::systemd::{ManagerKind, Systemd, UnitKind};
 
 mod processes;
@@ -228,7 +228,7 @@ pub struct RuleSetArgs {
     pub limits: LimitArgs,
     #[arg(help = gettext("What systemd does with the rest of the app when the kernel kills one of its processes for memory: stop, continue or kill"))]
     #[arg(long, value_name = "POLICY")]
-    pub oom_policy: Option<crate::presets::OomPolicy>,
+    pub oom_policy: Option<crate::config::OomPolicy>,
     #[arg(help = gettext("Remove one setting from the rule, so the preset's value applies (e.g. memory-max); repeatable"))]
     #[arg(long, value_name = "SETTING")]
     pub unset: Vec<String>,
@@ -316,7 +316,7 @@ pub struct RunArgs {
     pub limits: LimitArgs,
     #[arg(help = gettext("What systemd does with the rest of the app when the kernel kills one of its processes for memory: stop, continue or kill"))]
     #[arg(long, value_name = "POLICY")]
-    pub oom_policy: Option<crate::presets::OomPolicy>,
+    pub oom_policy: Option<crate::config::OomPolicy>,
     #[arg(help = gettext("Override the preset's sandboxing (services only)"))]
     #[arg(long, value_enum)]
     pub isolation: Option<Isolation>,
@@ -354,7 +354,7 @@ pub struct AdoptArgs {
     pub limits: LimitArgs,
     #[arg(help = gettext("What systemd does with the rest of the app when the kernel kills one of its processes for memory: stop, continue or kill"))]
     #[arg(long, value_name = "POLICY")]
-    pub oom_policy: Option<crate::presets::OomPolicy>,
+    pub oom_policy: Option<crate::config::OomPolicy>,
 }
 
 #[derive(Args, Debug)]
@@ -556,7 +556,7 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
         Some(Isolation::Relaxed) => {
             overrides.no_new_privileges = Some(false);
             overrides.private_tmp = Some(false);
-            overrides.protect_system = Some(crate::presets::ProtectSystem::No);
+            overrides.protect_system = Some(crate::config::ProtectSystem::No);
         }
         None => {}
     }
@@ -700,12 +700,12 @@ fn warn_service_only(request: &LaunchRequest) {
         ignored.push(gettext("private /tmp"));
     }
     if s.protect_system
-        .is_some_and(|p| p != crate::presets::ProtectSystem::No)
+        .is_some_and(|p| p != crate::config::ProtectSystem::No)
     {
         ignored.push("protect-system".to_owned());
     }
     if s.protect_home
-        .is_some_and(|p| p != crate::presets::ProtectHome::No)
+        .is_some_and(|p| p != crate::config::ProtectHome::No)
     {
         ignored.push("protect-home".to_owned());
     }

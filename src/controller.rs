@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cgroup::{CgroupFs, CgroupSample, Layout, Limit};
+use crate::config::Settings;
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::limits::{Bytes, CpuQuota, MemoryLimit, TasksLimit};
 use crate::monitor::{self, UnitInfo};
-use crate::presets::Settings;
 use crate::systemd::properties::limit_properties;
 use crate::systemd::{Systemd, SystemdError};
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use zbus::zvariant::{Fd, Value};
 
 use crate::apps;
+use crate::config::Settings;
 use crate::i18n::{gettext, gettext_f};
-use crate::presets::Settings;
 use crate::systemd::names::{self, UnitKind};
 use crate::systemd::properties::{Property, TransientSpec};
 use crate::systemd::{Systemd, SystemdError};
@@ -153,7 +153,7 @@ pub enum DesktopLaunchError {
     #[error(transparent)]
     Exec(#[from] apps::ExecError),
     #[error(transparent)]
-    Config(#[from] crate::presets::ConfigError),
+    Config(#[from] crate::config::ConfigError),
     #[error("{}", gettext_f("the preset “{preset}” runs apps in a scope, which is for terminal commands; choose another preset for {app}", &[("preset", .preset), ("app", .app)]))]
     ScopePreset { preset: String, app: String },
 }
@@ -163,7 +163,7 @@ pub enum DesktopLaunchError {
 /// terminal), in the app's Path= or the home folder. The CLI, the launcher and the tray share it.
 pub fn desktop_app_request(
     app: &apps::DesktopEntry,
-    config: &crate::presets::Config,
+    config: &crate::config::Config,
     preset: Option<&str>,
     overrides: &Settings,
     targets: &[String],
@@ -171,7 +171,7 @@ pub fn desktop_app_request(
     let command = app.command(targets)?;
     let executable = command[0].rsplit('/').next().unwrap_or(&command[0]);
     let resolved = config.resolve(&app.id, Some(executable), preset, overrides)?;
-    if resolved.mode() == crate::presets::Mode::Scope {
+    if resolved.mode() == crate::config::Mode::Scope {
         return Err(DesktopLaunchError::ScopePreset {
             preset: resolved.preset,
             app: app.name.clone(),

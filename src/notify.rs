@@ -11,10 +11,10 @@ use futures_util::{Stream, StreamExt, stream};
 use zbus::proxy;
 use zbus::zvariant::Value;
 
+use crate::config::Settings;
 use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::limits::{Bytes, CpuQuota, MemoryLimit};
 use crate::monitor::alerts::{Alert, AlertChange, AlertDetail, Condition, MemoryBoundary};
-use crate::presets::Settings;
 
 /// The interface as the specification defines it ("D-Bus Protocol").
 #[proxy(
@@ -752,7 +752,7 @@ pub fn spawn_notifications(
     let (open_tx, open_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let notifier = match Notifier::connect().await {
-            Ok(n) => Some(n.with_desktop_entry(crate::config::APP_ID)),
+            Ok(n) => Some(n.with_desktop_entry(crate::identity::APP_ID)),
             Err(e) => {
                 eprintln!("corral: {e}");
                 None

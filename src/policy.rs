@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 
+use crate::config::{Config, PolicyAction, Setting, Settings};
 use crate::controller::Controller;
 use crate::i18n::{gettext, gettext_f};
 use crate::limits::CpuQuota;
 use crate::monitor::alerts::{Alert, Condition};
 use crate::notify::{LimitRaise, raise_step};
-use crate::presets::{Config, PolicyAction, Settings};
 
 /// A limit-changing policy acts at most this many times per unit and condition, so that an
 /// app that keeps growing is not raised without end (and a lowered quota not ground to zero).
@@ -24,25 +24,14 @@ const MIN_CPU_PERCENT: u32 = 10;
 /// The setting that holds the policy for a condition; OOM kills have none (the app is dead or
 /// the kernel is mid-kill: there is nothing left to decide).
 pub fn policy_key(condition: Condition) -> Option<&'static str> {
-    match condition {
-        Condition::MemoryNearLimit => Some("on-memory-near-limit"),
-        Condition::MemoryThrottled => Some("on-memory-throttled"),
-        Condition::CpuThrottled => Some("on-cpu-throttled"),
-        Condition::MemoryPressure => Some("on-memory-pressure"),
-        Condition::OomKilled => None,
-    }
+    Setting::for_condition(condition).map(|(setting, _)| setting.key)
 }
 
 /// The policy `settings` set for a condition (notify when none).
 pub fn policy_for(settings: &Settings, condition: Condition) -> PolicyAction {
-    let action = match condition {
-        Condition::MemoryNearLimit => settings.on_memory_near_limit,
-        Condition::MemoryThrottled => settings.on_memory_throttled,
-        Condition::CpuThrottled => settings.on_cpu_throttled,
-        Condition::MemoryPressure => settings.on_memory_pressure,
-        Condition::OomKilled => None,
-    };
-    action.unwrap_or_default()
+    Setting::for_condition(condition)
+        .and_then(|(_, policy)| (policy.action)(settings))
+        .unwrap_or_default()
 }
 
 /// The policy for an alert, which acts only where it was asked for. An app Corral launched
@@ -381,6 +370,34 @@ on-memory-near-limit = "freeze"
         launched.preset = Some("relaxed".to_owned());
         launched.app_id = Some("thunderbird".to_owned());
         assert_eq!(resolve(&config, &launched), PolicyAction::Freeze);
+    }
+
+    #[test]
+    fn each_alert_but_an_oom_kill_has_its_policy_setting() {
+        assert_eq!(
+            Condition::ALL.map(policy_key),
+            [
+                Some("on-memory-near-limit"),
+                Some("on-memory-throttled"),
+                Some("on-cpu-throttled"),
+                Some("on-memory-pressure"),
+                None
+            ]
+        );
+        let mut settings = Settings::default();
+        settings.set("on-cpu-throttled", "lower-cpu").unwrap();
+        assert_eq!(
+            policy_for(&settings, Condition::CpuThrottled),
+            PolicyAction::LowerCpu
+        );
+        assert_eq!(
+            policy_for(&settings, Condition::MemoryPressure),
+            PolicyAction::Notify
+        );
+        assert_eq!(
+            policy_for(&settings, Condition::OomKilled),
+            PolicyAction::Notify
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use corral::apps::{DesktopEntry, EntryError, ExecError, ExecSyntax, FieldCode, ParsedFile};
+use corral::config::{Config, ConfigEditor, ConfigError};
 use corral::limits::{Bytes, CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
-use corral::presets::{Config, ConfigEditor, ConfigError};
 use corral::systemd::names::{UnitKind, escape, new_unit_name, parse_unit_name, unescape};
 
 // -------------------------------------------------------------------------------------------

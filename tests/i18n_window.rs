@@ -102,7 +102,7 @@ fn main() {
     let launcher = corral::ui::launcher::Launcher::new(
         &parent,
         &corral::apps::AppCatalog::load_from(&[]),
-        corral::presets::Config::default(),
+        corral::config::Config::default(),
         |_| {},
     );
     assert_eq!(launcher.window.title().as_deref(), Some("Eine App starten"));
@@ -117,7 +117,7 @@ fn main() {
     // The keyboard shortcuts, from resources/ui/shortcuts.ui.
     let builder = gtk::Builder::from_resource(&format!(
         "{}/ui/shortcuts.ui",
-        corral::config::RESOURCE_BASE
+        corral::identity::RESOURCE_BASE
     ));
     let titles: Vec<String> = builder
         .objects()

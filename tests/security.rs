@@ -14,8 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use corral::config::{Config, ConfigEditor, Mode, Settings};
 use corral::launch::session_environment;
-use corral::presets::{Config, ConfigEditor, Mode, Settings};
 use corral::systemd::UnitKind;
 use corral::systemd::properties::{ManagerKind, TransientSpec};
 use zbus::zvariant::Value;

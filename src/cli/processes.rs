@@ -10,12 +10,12 @@ use super::{AdoptArgs, connect, control_group_of, print_checks, terminal_safe};
 use crate::adopt;
 use crate::apps::AppCatalog;
 use crate::cgroup::CgroupFs;
+use crate::config::Config;
 use crate::controller::{Controller, LimitCheck};
 use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::limits::Bytes;
 use crate::monitor::processes::{ProcessRow, ProcessTable};
 use crate::monitor::{UnitInfo, UnitSnapshot};
-use crate::presets::Config;
 use crate::procfs::ProcFs;
 use crate::systemd::ManagerKind;
 

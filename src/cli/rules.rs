@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::{BudgetArgs, RuleSetArgs, RulesAction, connect, print_checks};
 use crate::apps::AppCatalog;
+use crate::config::{Config, ConfigEditor, Settings};
 use crate::controller::LimitCheck;
 use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::limits::{Bytes, MemoryLimit};
-use crate::presets::{Config, ConfigEditor, Settings};
 use crate::rules::live::{self, Applied, Instance};
 use crate::rules::store::{DropInStore, SyncReport};
 use crate::rules::{self as engine, DropIn};
@@ -128,7 +128,7 @@ async fn list(json: bool) -> Result<i32> {
             (None, _) => gettext_f(
                 "{preset} (the default), with {settings}",
                 &[
-                    ("preset", &crate::presets::DEFAULT_PRESET),
+                    ("preset", &crate::config::DEFAULT_PRESET),
                     ("settings", &rule.settings.summary()),
                 ],
             ),

@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupSample, CpuMax, CpuStat, Limit};
+use crate::config::General;
 use crate::limits::{Bytes, CpuQuota};
 use crate::monitor::processes::KilledProcess;
-use crate::presets::General;
 
 use super::{UnitInfo, UnitSnapshot};
 

@@ -32,13 +32,13 @@ use futures_util::future::join_all;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::cgroup::CgroupFs;
+use crate::config::Config;
 use crate::monitor::alerts::{Alert, AlertChange, AlertDetail, AlertEngine, AlertThresholds};
 use crate::monitor::history::History;
 use crate::monitor::postmortem::{EventLog, PostMortem};
 use crate::monitor::processes::{KilledProcess, OomGuard};
 use crate::monitor::wakeup::{UnitWakeup, WakeupHub};
 use crate::monitor::{self, Sampler, UnitInfo, UnitSnapshot};
-use crate::presets::Config;
 use crate::systemd::{ManagerKind, Systemd, UnitOutcome};
 
 /// Units that might be apps; other units' signals do not trigger a new listing.

@@ -11,10 +11,10 @@ use tokio::sync::watch;
 
 use super::store::{DropInStore, StoreError, SyncReport};
 use super::{BUDGET_SLICE, DROPIN_NAME, budget_settings, resource_part, rule_for_unit};
+use crate::config::Config;
 use crate::controller::{ControlError, Controller, LimitCheck};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::monitor::{self, UnitInfo};
-use crate::presets::Config;
 use crate::systemd::{Launcher, ManagerKind, Systemd};
 
 /// What bringing the drop-ins in line with a config did.

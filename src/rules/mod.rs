@@ -16,8 +16,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::config::{AppRule, Config, Settings};
 use crate::limits::{CpuQuota, CpuWeight, MemoryLimit, SwapLimit, TasksLimit};
-use crate::presets::{AppRule, Config, Settings};
 use crate::systemd::ManagerKind;
 use crate::systemd::names::{app_dropin_folders, app_unit_patterns, dropin_folders_of};
 use unit_file::{Content, Section};

@@ -89,7 +89,7 @@ impl DropInStore {
     /// The person's user manager: `$XDG_CONFIG_HOME/systemd/user`, state in
     /// `$XDG_STATE_HOME/corral`.
     pub fn for_user() -> Result<DropInStore, StoreError> {
-        let config = crate::presets::Config::path();
+        let config = crate::config::Config::path();
         // config.toml sits in <config home>/corral/.
         let config_home = config
             .parent()

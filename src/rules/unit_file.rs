@@ -1,8 +1,8 @@
 //! A rule's settings in unit-file syntax (systemd.resource-control(5), systemd.exec(5),
 //! systemd.service(5) "OOMPolicy="), for the drop-ins of [`super`].
 
+use crate::config::Settings;
 use crate::limits::{CpuQuota, MemoryLimit, TasksLimit};
-use crate::presets::Settings;
 use crate::systemd::ManagerKind;
 
 /// The first words of every file Corral writes: what tells its files from a person's.
@@ -176,8 +176,8 @@ fn quoted(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{OomPolicy, ProtectSystem};
     use crate::limits::{Bytes, CpuWeight, SwapLimit};
-    use crate::presets::{OomPolicy, ProtectSystem};
 
     fn browser() -> Settings {
         Settings {
@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn nothing_to_say_writes_no_file() {
         let only_policy = Settings {
-            on_memory_near_limit: Some(crate::presets::PolicyAction::Freeze),
+            on_memory_near_limit: Some(crate::config::PolicyAction::Freeze),
             ..Settings::default()
         };
         let content = Content {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use zbus::zvariant::Value;
 
+use crate::config::Settings;
 use crate::limits::{CpuQuota, MemoryLimit, TasksLimit};
-use crate::presets::Settings;
 use crate::systemd::names::UnitKind;
 
 /// One D-Bus unit property.
@@ -190,7 +190,7 @@ mod tests {
             tasks_max: Some(TasksLimit::Count(64)),
             no_new_privileges: Some(true),
             private_tmp: Some(true),
-            protect_system: Some(crate::presets::ProtectSystem::Full),
+            protect_system: Some(crate::config::ProtectSystem::Full),
             ..Settings::default()
         };
         let props = spec(UnitKind::Service, settings).properties();

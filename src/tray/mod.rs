@@ -13,12 +13,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::apps::AppCatalog;
 use crate::cgroup::Limit;
-use crate::config::APP_ID;
+use crate::config::{Config, DEFAULT_PRESET};
 use crate::i18n::{gettext, gettext_f, ngettext_f, pgettext};
+use crate::identity::APP_ID;
 use crate::limits::{Bytes, CpuQuota, MemoryLimit, Percent};
 use crate::monitor::UnitSnapshot;
 use crate::monitor::service::MonitorState;
-use crate::presets::{Config, DEFAULT_PRESET};
 use crate::systemd::names::Launcher;
 
 /// What a person asked for from the tray menu. The tray sends these and does nothing else.

@@ -14,13 +14,13 @@ use tokio::sync::mpsc;
 
 use super::{CorralTray, TrayAction, TrayModel, launchers};
 use crate::apps::AppCatalog;
-use crate::config::APP_ID;
+use crate::config::{Config, ConfigEditor, Settings};
 use crate::controller::{Controller, physical_memory};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
+use crate::identity::APP_ID;
 use crate::launch;
 use crate::monitor::service::Monitor;
 use crate::notify::{Notification, Notifier, Urgency};
-use crate::presets::{Config, ConfigEditor, Settings};
 use crate::ui::SharedConnection;
 
 /// Starts the tray for `app`: the window opens on demand, and the application stays alive

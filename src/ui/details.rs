@@ -6,12 +6,12 @@ use std::time::SystemTime;
 use adw::prelude::*;
 
 use crate::cgroup::Limit;
+use crate::config::Settings;
 use crate::controller::LimitCheck;
 use crate::i18n::{gettext, gettext_f, ngettext_f, pgettext};
 use crate::limits::Bytes;
 use crate::monitor::UnitSnapshot;
 use crate::monitor::history::{History, TimelineKind};
-use crate::presets::Settings;
 use crate::ui::graph::{Graph, GraphData, GraphUnit};
 use crate::ui::unit_row::{state_label, state_text};
 

@@ -7,9 +7,9 @@ use std::rc::Rc;
 use adw::prelude::*;
 
 use crate::apps::{AppCatalog, DesktopEntry};
+use crate::config::{Config, Settings};
 use crate::i18n::gettext;
 use crate::launch::LaunchRequest;
-use crate::presets::{Config, Settings};
 
 pub struct Launcher {
     pub window: adw::Window,
@@ -214,7 +214,7 @@ impl Launcher {
         let rule = self.config.rule_for(&app.id, None);
         let wanted = rule
             .and_then(|r| r.last_preset.clone().or_else(|| r.preset.clone()))
-            .unwrap_or_else(|| crate::presets::DEFAULT_PRESET.to_owned());
+            .unwrap_or_else(|| crate::config::DEFAULT_PRESET.to_owned());
         if let Some(i) = self.preset_names.iter().position(|n| *n == wanted) {
             self.presets.set_selected(i as u32);
         }

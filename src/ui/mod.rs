@@ -21,11 +21,11 @@ use futures_util::future::{BoxFuture, Shared};
 use relm4::RelmApp;
 
 use crate::cgroup::CgroupFs;
-use crate::config::{APP_ID, APP_NAME, RESOURCE_BASE, VERSION};
+use crate::config::Config;
 use crate::controller::Controller;
 use crate::i18n::gettext;
+use crate::identity::{APP_ID, APP_NAME, RESOURCE_BASE, VERSION};
 use crate::monitor::service::Monitor;
-use crate::presets::Config;
 use crate::systemd::{ManagerKind, Systemd};
 use window::{MainWindow, WindowInit};
 

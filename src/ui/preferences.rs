@@ -4,46 +4,19 @@
 
 use adw::prelude::*;
 
+use crate::config::{Config, ConfigEditor, PolicyAction, Preset, SETTINGS, Settings};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::monitor::service::Monitor;
-use crate::presets::{Config, ConfigEditor, Preset, Settings};
 
-/// Limit settings a preset row lets the person edit, with their (untranslated) titles.
-const EDITABLE: [(&str, &str); 6] = [
-    ("memory-high", gettext_noop("Memory high")),
-    ("memory-max", gettext_noop("Memory max")),
-    ("memory-swap-max", gettext_noop("Swap max")),
-    ("cpu-quota", gettext_noop("CPU quota")),
-    ("cpu-weight", gettext_noop("CPU weight")),
-    ("tasks-max", gettext_noop("Tasks max")),
-];
-
-/// Policies a preset row lets the person choose: what Corral does by itself on an alert.
-const POLICIES: [(&str, &str); 4] = [
+/// The choices of a policy row, with their labels.
+const POLICY_CHOICES: [(PolicyAction, &str); 4] = [
+    (PolicyAction::Notify, gettext_noop("Only Notify")),
+    (PolicyAction::Freeze, gettext_noop("Freeze It")),
     (
-        "on-memory-near-limit",
-        gettext_noop("When Near Its Memory Limit"),
+        PolicyAction::RaiseLimit,
+        gettext_noop("Raise the Limit One Step"),
     ),
-    (
-        "on-memory-throttled",
-        gettext_noop("When Slowed for Memory"),
-    ),
-    (
-        "on-cpu-throttled",
-        gettext_noop("When Held at Its CPU Limit"),
-    ),
-    (
-        "on-memory-pressure",
-        gettext_noop("When Stalling for Memory"),
-    ),
-];
-
-/// The choices of a policy row, as (word in the file, label).
-const POLICY_CHOICES: [(&str, &str); 4] = [
-    ("notify", gettext_noop("Only Notify")),
-    ("freeze", gettext_noop("Freeze It")),
-    ("raise-limit", gettext_noop("Raise the Limit One Step")),
-    ("lower-cpu", gettext_noop("Halve Its CPU Limit")),
+    (PolicyAction::LowerCpu, gettext_noop("Halve Its CPU Limit")),
 ];
 
 pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
@@ -257,18 +230,24 @@ fn preset_row(
         .build();
     let values: std::collections::HashMap<&str, String> =
         preset.settings.entries().into_iter().collect();
-    let entries: Vec<(&'static str, adw::EntryRow)> = EDITABLE
-        .iter()
-        .map(|&(key, title)| {
+    // The settings with a title get a row: a choice for a policy (what Corral does by itself
+    // on an alert), a text entry for the others (limits).
+    let titled = |policy: bool| {
+        SETTINGS
+            .iter()
+            .filter(move |s| s.policy.is_some() == policy)
+            .filter_map(|s| Some((s.key, s.title?)))
+    };
+    let entries: Vec<(&'static str, adw::EntryRow)> = titled(false)
+        .map(|(key, title)| {
             let entry = adw::EntryRow::builder().title(gettext(title)).build();
             entry.set_text(values.get(key).map(String::as_str).unwrap_or(""));
             row.add_row(&entry);
             (key, entry)
         })
         .collect();
-    let policies: Vec<(&'static str, adw::ComboRow)> = POLICIES
-        .iter()
-        .map(|&(key, title)| {
+    let policies: Vec<(&'static str, adw::ComboRow)> = titled(true)
+        .map(|(key, title)| {
             let labels = POLICY_CHOICES.map(|(_, label)| gettext(label));
             let choices = gtk::StringList::new(&labels.each_ref().map(String::as_str));
             let current = values.get(key).map(String::as_str).unwrap_or("notify");
@@ -278,7 +257,7 @@ fn preset_row(
                 .selected(
                     POLICY_CHOICES
                         .iter()
-                        .position(|(word, _)| *word == current)
+                        .position(|(action, _)| action.as_str() == current)
                         .unwrap_or(0) as u32,
                 )
                 .build();
@@ -332,7 +311,9 @@ fn preset_row(
             for (key, combo) in &policies {
                 // "Only notify" is what no policy means: the key is left out of the file.
                 let result = match POLICY_CHOICES.get(combo.selected() as usize) {
-                    Some((word, _)) if *word != "notify" => settings.set(key, word),
+                    Some((action, _)) if *action != PolicyAction::Notify => {
+                        settings.set(key, action.as_str())
+                    }
                     _ => settings.unset(key),
                 };
                 if let Err(e) = result {
@@ -373,4 +354,50 @@ fn preset_row(
         });
     }
     row
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The titles of the text entry and choice rows below `widget`, in order.
+    fn row_titles(widget: &gtk::Widget, titles: &mut Vec<String>) {
+        if widget.is::<adw::EntryRow>() || widget.is::<adw::ComboRow>() {
+            let row = widget.downcast_ref::<adw::PreferencesRow>().unwrap();
+            titles.push(row.title().to_string());
+        }
+        let mut child = widget.first_child();
+        while let Some(widget) = child {
+            row_titles(&widget, titles);
+            child = widget.next_sibling();
+        }
+    }
+
+    #[gtk::test]
+    fn a_preset_row_has_the_limits_then_the_policies_of_the_declaration() {
+        let _ = adw::init();
+        let dir = tempfile::tempdir().unwrap();
+        let editor = ConfigEditor::open(dir.path().join("config.toml")).unwrap();
+        let editor = std::rc::Rc::new(std::cell::RefCell::new(editor));
+        let window = adw::PreferencesWindow::new();
+        let preset = Config::default().preset("browser").unwrap();
+        let row = preset_row(&window, &preset, &editor);
+        let mut titles = Vec::new();
+        row_titles(row.upcast_ref(), &mut titles);
+        assert_eq!(
+            titles,
+            [
+                "Memory high",
+                "Memory max",
+                "Swap max",
+                "CPU quota",
+                "CPU weight",
+                "Tasks max",
+                "When Near Its Memory Limit",
+                "When Slowed for Memory",
+                "When Held at Its CPU Limit",
+                "When Stalling for Memory",
+            ]
+        );
+    }
 }

@@ -9,11 +9,11 @@ use adw::prelude::*;
 use relm4::prelude::*;
 
 use crate::apps::AppCatalog;
+use crate::config::{Config, ConfigEditor, Settings};
 use crate::controller::{ControlError, Controller, LimitCheck};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::launch::{self, LaunchRequest};
 use crate::monitor::service::{Monitor, MonitorState, SharedHistory, lock_history};
-use crate::presets::{Config, ConfigEditor, Settings};
 use crate::systemd::ManagerKind;
 use crate::ui::details::{Details, DetailsAction};
 use crate::ui::launcher::Launcher;
@@ -165,7 +165,7 @@ impl Component for MainWindow {
 
     fn init_root() -> Self::Root {
         adw::ApplicationWindow::builder()
-            .title(crate::config::APP_NAME)
+            .title(crate::identity::APP_NAME)
             .default_width(1100)
             .default_height(720)
             .build()
@@ -646,7 +646,7 @@ impl MainWindow {
 
 /// Saves limits as the app's rule, keeping the rest of the file as the person wrote it.
 fn remember(app_id: &str, settings: &Settings) -> Result<(), String> {
-    let fail = |e: crate::presets::ConfigError| {
+    let fail = |e: crate::config::ConfigError| {
         gettext_f("Could not save the rule: {error}", &[("error", &e)])
     };
     let mut editor = ConfigEditor::open(Config::path()).map_err(fail)?;
@@ -656,7 +656,7 @@ fn remember(app_id: &str, settings: &Settings) -> Result<(), String> {
     editor.save().map_err(fail)
 }
 
-fn remember_last_preset(app_id: &str, preset: &str) -> Result<(), crate::presets::ConfigError> {
+fn remember_last_preset(app_id: &str, preset: &str) -> Result<(), crate::config::ConfigError> {
     let mut editor = ConfigEditor::open(Config::path())?;
     editor.set_last_preset(app_id, preset)?;
     editor.save()

@@ -1,4 +1,4 @@
-//! The config loader (`presets::Config::parse`) on any text. Beyond "no panic": an error
+//! The config loader (`config::Config::parse`) on any text. Beyond "no panic": an error
 //! points at a line and column that exist in the file (both from 1), and a file that loads
 //! can be used: every preset it names resolves, every rule resolves for a launch, and every
 //! setting prints as text that `Settings::set` reads back to the same setting.
@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use corral::presets::{Config, ConfigError, Settings};
+use corral::config::{Config, ConfigError, Settings};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
