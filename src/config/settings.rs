@@ -640,16 +640,16 @@ impl Settings {
 
     /// A soft memory limit above the hard one: never what anyone means.
     pub(super) fn memory_problem(&self) -> Option<Problem> {
-        if let (Some(high), Some(max)) = (self.memory_high, self.memory_max) {
-            if soft_above_hard(high, max) {
-                return Some(Problem {
-                    keys: ["memory-high", "memory-max"],
-                    message: gettext_f(
-                        "memory-high {high} is above memory-max {max}: the soft limit must not exceed the hard limit; lower memory-high or raise memory-max",
-                        &[("high", &high), ("max", &max)],
-                    ),
-                });
-            }
+        if let (Some(high), Some(max)) = (self.memory_high, self.memory_max)
+            && soft_above_hard(high, max)
+        {
+            return Some(Problem {
+                keys: ["memory-high", "memory-max"],
+                message: gettext_f(
+                    "memory-high {high} is above memory-max {max}: the soft limit must not exceed the hard limit; lower memory-high or raise memory-max",
+                    &[("high", &high), ("max", &max)],
+                ),
+            });
         }
         None
     }
