@@ -52,16 +52,6 @@ part() {
     fi
 }
 
-wait_for() {
-    local limit=$1 i
-    shift
-    for i in $(seq $((limit * 10))); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # The guest, for the report.
 {
     echo "kernel=$(uname -r)"

@@ -207,8 +207,7 @@ def main():
     rows = wait_for(lambda: [r for r in atspi.find_all(window, lambda n: n.role() == atspi.ROLE_LIST_ITEM)
                              if r.name.startswith("trayother,")], 20)
     expect("the window lists the running app", rows)
-    time.sleep(2)
-    subprocess.run(["xwd", "-name", "Corral", "-silent", "-out", f"{SHOTS}/tray-window.xwd"], check=False)
+    atspi.screenshot_when_drawn(f"{SHOTS}/tray-window.xwd", "Corral")
     print("     screenshot tray-window", flush=True)
 
 

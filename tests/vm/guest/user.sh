@@ -49,7 +49,7 @@ scope_corral=$!
 scope=$(wait_unit 'app-corral-scopetest-*.scope')
 expect_in "scope unit exists" ".scope" "$scope"
 expect_eq "scope memory.max from flags" 100663296 "$(cg "$scope" memory.max)"
-sleep 0.5
+wait_for 10 grep -q tty-out /tmp/scope.out
 pid=$(awk '/tty-out/ {print $2}' /tmp/scope.out)
 expect_in "the command's output reaches corral's stdout" "tty-out" "$(cat /tmp/scope.out)"
 expect_in "the scope's process lives in the scope's cgroup" "$scope" "$(cat /proc/"$pid"/cgroup 2>&1)"
@@ -79,7 +79,9 @@ expect_in "limit says it applied" "memory max 80M: applied" "$out"
 echo "== CPU quota is enforced"
 corral run -q --cpu-quota 20% --app-id burner -- sh -c 'while :; do :; done'
 burn=$(wait_unit 'app-corral-burner-*.service')
-sleep 1
+# Measured once the loop runs (it has used some CPU), over 4 s.
+burner_ran() { [ "$(cg_key "$burn" cpu.stat usage_usec)" -gt 0 ]; }
+wait_for 10 burner_ran
 u0=$(cg_key "$burn" cpu.stat usage_usec)
 t0=$(date +%s%N)
 sleep 4
@@ -131,7 +133,7 @@ check "and stop it" corral stop run-plain.service
 
 echo "== a new Corral finds the units of a killed one"
 kill -9 "$scope_corral"
-sleep 0.3
+wait "$scope_corral" 2>/dev/null   # Corral is gone before the scope is looked at
 expect_eq "the scope's app survives Corral's death" "active" "$(active_state "$scope")"
 ps_out=$(corral ps)
 expect_in "a new corral lists the orphaned scope" "$scope" "$ps_out"

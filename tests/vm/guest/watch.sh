@@ -43,17 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_for SECONDS COMMAND...: polls until the command succeeds.
-wait_for() {
-    local limit=$1 i
-    shift
-    for i in $(seq $((limit * 10))); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # near_limit_notifies: the recorder's Notify calls about memory near the limit.
 near_limit_notifies() { grep '"call":"Notify"' "$work/notify.log" | grep 'close to its memory limit'; }
 json_field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['$1'])"; }
