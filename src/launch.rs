@@ -469,8 +469,8 @@ impl PreparedExec {
 }
 
 /// The child's side: wait for the parent's go-ahead (the scope exists), then exec. Only
-/// async-signal-safe calls (close, read, write, sigprocmask, chdir, prctl, rlimits, execve,
-/// _exit).
+/// async-signal-safe calls (close, read, write, sigprocmask, sigaction, chdir, prctl,
+/// rlimits, execve, _exit).
 unsafe fn child_after_fork(
     release_read: RawFd,
     release_write: RawFd,
@@ -483,6 +483,12 @@ unsafe fn child_after_fork(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // An ignored signal stays ignored across exec (signal(7)), and the Rust runtime
+        // ignores SIGPIPE in Corral: give it back its default, as std's Command does, or every
+        // pipeline of the program (`yes | head -1`) ends with EPIPE errors instead of quietly.
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGPIPE, &default, std::ptr::null_mut());
         let mut byte = 0u8;
         loop {
             let n = libc::read(release_read, (&raw mut byte).cast(), 1);

@@ -120,6 +120,14 @@ expect_in "relaxed leaves NoNewPrivs off" "NoNewPrivs:	0" "$out"
 out=$(corral run --wait -q --app-id exitcode -- sh -c 'exit 7' 2>&1)
 expect_eq "--wait exits with the command's status" 7 $?
 
+echo "== a scope's program starts with the signal dispositions a shell gives it"
+# The Rust runtime ignores SIGPIPE; a program that inherits that prints "Broken pipe" (or
+# loops) at the end of every pipeline instead of ending quietly.
+out=$(corral run -q --scope --app-id pipes -- sh -c 'yes | head -1' 2>&1)
+expect_eq "yes | head -1 in a scope ends quietly (SIGPIPE at its default)" "y" "$out"
+ignored=$(corral run -q --scope --app-id sigign -- awk '/^SigIgn/ {print $2}' /proc/self/status)
+expect_eq "the scope's program does not ignore SIGPIPE (SigIgn bit 13)" 0 $(( 0x${ignored:-1000} & 0x1000 ))
+
 echo "== units launched elsewhere"
 systemd-run --user --unit=run-plain sleep 300 >/dev/null 2>&1
 systemd-run --user --unit=app-gnome-org.gnome.Fake-4242 sleep 300 >/dev/null 2>&1
