@@ -1,6 +1,7 @@
 //! Launching a command or desktop app in a transient unit: as a service that systemd starts
 //! itself, or as a scope around a child Corral forks, which keeps the caller's terminal.
 
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -39,6 +40,43 @@ const OWN_VARIABLES: [&str; 14] = [
 /// that belong to Corral's own process (its own `CORRAL_*` settings included).
 pub fn session_environment() -> Vec<(OsString, OsString)> {
     without_own_variables(std::env::vars_os())
+}
+
+/// The environment the program of a unit starts with, from the session's `session` and the
+/// preset's `preset` variables; the preset's win over the session's of the same name, and
+/// each name is there once (getenv(3) takes the first of two, systemd refuses both).
+///
+/// A service gets only what systemd accepts in `Environment=`: one name it refuses (bash's
+/// exported functions, `BASH_FUNC_name%%`) would make it refuse the whole unit. A scope's
+/// program is Corral's own child and gets the session as a shell's child would.
+pub fn unit_environment(
+    kind: UnitKind,
+    session: Vec<(OsString, OsString)>,
+    preset: &BTreeMap<String, String>,
+) -> Vec<(OsString, OsString)> {
+    let mut env = session;
+    for (name, value) in preset {
+        env.retain(|(existing, _)| existing.as_bytes() != name.as_bytes());
+        env.push((name.into(), value.into()));
+    }
+    if kind == UnitKind::Service {
+        env.retain(|(name, value)| systemd_accepts(name, value));
+    }
+    env
+}
+
+/// Whether systemd takes `name=value` in a unit's `Environment=`: its
+/// `env_assignment_is_valid()` (src/basic/env-util.c): a name of ASCII letters, digits and
+/// `_` not starting with a digit, a UTF-8 value (D-Bus strings must be UTF-8 too), and the
+/// whole assignment shorter than ARG_MAX. (systemd before 248 also refused control characters
+/// other than TAB in values; Corral needs 252.)
+pub fn systemd_accepts(name: &OsStr, value: &OsStr) -> bool {
+    let name = name.as_bytes();
+    let name_ok = name.first().is_some_and(|first| !first.is_ascii_digit())
+        && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    // SAFETY: sysconf has no preconditions.
+    let arg_max = usize::try_from(unsafe { libc::sysconf(libc::_SC_ARG_MAX) }).unwrap_or(4096);
+    name_ok && value.to_str().is_some() && name.len() + 1 + value.len() < arg_max.max(4096)
 }
 
 fn without_own_variables(
@@ -117,17 +155,11 @@ impl LaunchRequest {
     fn spec(&self, systemd: &Systemd, program: &Path, pids: Vec<u32>) -> TransientSpec {
         let mut command = self.command.clone();
         command[0] = program.to_string_lossy().into_owned();
-        // systemd's Environment= takes UTF-8 strings; variables that are not are left out.
-        let environment = session_environment()
-            .into_iter()
-            .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
-            .chain(
-                self.settings
-                    .environment
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}")),
-            )
-            .collect();
+        let environment =
+            unit_environment(self.kind, session_environment(), &self.settings.environment)
+                .into_iter()
+                .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
+                .collect();
         TransientSpec {
             name: names::new_unit_name(&self.app_id, self.kind),
             kind: self.kind,
@@ -429,21 +461,19 @@ impl PreparedExec {
             .iter()
             .map(|a| c(OsStr::new(a)))
             .collect::<Result<_, _>>()?;
-        let env: Vec<CString> = session_environment()
-            .into_iter()
-            .chain(
-                req.settings
-                    .environment
-                    .iter()
-                    .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-            )
-            .map(|(k, v)| {
-                let mut kv = k;
-                kv.push("=");
-                kv.push(v);
-                c(&kv)
-            })
-            .collect::<Result<_, _>>()?;
+        let env: Vec<CString> = unit_environment(
+            UnitKind::Scope,
+            session_environment(),
+            &req.settings.environment,
+        )
+        .into_iter()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            c(&kv)
+        })
+        .collect::<Result<_, _>>()?;
         let cwd = req
             .working_directory
             .as_deref()
@@ -583,6 +613,7 @@ fn read_errno(fd: &OwnedFd) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     #[test]
     fn own_variables_are_not_passed_on() {
@@ -599,6 +630,63 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(kept, ["PATH", "DISPLAY"]);
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    fn preset(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn systemd_takes_names_of_letters_digits_and_underscores_and_utf8_values() {
+        let ok = |name: &str, value: &str| systemd_accepts(OsStr::new(name), OsStr::new(value));
+        assert!(ok("PATH", "/usr/bin"));
+        assert!(ok("_x9", ""));
+        assert!(
+            ok("LESS_TERMCAP_mb", "\x1b[1;31m"),
+            "control characters in values are fine"
+        );
+        assert!(ok("MULTI", "two\nlines"));
+        for name in ["BASH_FUNC_which%%", "9LIVES", "", "A-B", "A.B", "A B", "É"] {
+            assert!(!ok(name, "x"), "{name:?}");
+        }
+        let bytes = OsString::from_vec(b"caf\xe9".to_vec());
+        assert!(!systemd_accepts(OsStr::new("LATIN1"), &bytes));
+    }
+
+    #[test]
+    fn preset_variables_win_once_and_services_get_only_what_systemd_takes() {
+        let session = vars(&[
+            ("SHARED", "session"),
+            ("BASH_FUNC_which%%", "() { :; }"),
+            ("KEPT", "yes"),
+        ]);
+        let preset = preset(&[("SHARED", "preset"), ("PRESET_ONLY", "1")]);
+        let service = unit_environment(UnitKind::Service, session.clone(), &preset);
+        assert_eq!(
+            service,
+            vars(&[("KEPT", "yes"), ("PRESET_ONLY", "1"), ("SHARED", "preset")])
+        );
+        // A scope's program is a child like any other: the exported function stays.
+        let scope = unit_environment(UnitKind::Scope, session, &preset);
+        assert_eq!(
+            scope,
+            vars(&[
+                ("BASH_FUNC_which%%", "() { :; }"),
+                ("KEPT", "yes"),
+                ("PRESET_ONLY", "1"),
+                ("SHARED", "preset")
+            ])
+        );
     }
 
     #[test]

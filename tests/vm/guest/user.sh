@@ -128,6 +128,40 @@ expect_eq "yes | head -1 in a scope ends quietly (SIGPIPE at its default)" "y" "
 ignored=$(corral run -q --scope --app-id sigign -- awk '/^SigIgn/ {print $2}' /proc/self/status)
 expect_eq "the scope's program does not ignore SIGPIPE (SigIgn bit 13)" 0 $(( 0x${ignored:-1000} & 0x1000 ))
 
+echo "== the environment a unit really gets"
+# What reaches the program, read by the program itself (env), for a service and a scope:
+# the session's variables; not Corral's own nor those systemd set for Corral's process; an
+# exported bash function (BASH_FUNC_name%%, a name systemd refuses) does not stop a service
+# from starting and is left out of it alone; the preset's variable wins over the session's.
+cp ~/.config/corral/config.toml /tmp/config.pre-env
+cat >>~/.config/corral/config.toml <<'TOML'
+
+[presets.envtest]
+environment = { PRESET_ONLY = "from-preset", SHARED_VAR = "preset" }
+TOML
+guest_function() { :; }
+export -f guest_function
+export SESSION_ONLY=kept SHARED_VAR=session NOTIFY_SOCKET=/run/fake/notify DESKTOP_STARTUP_ID=token CORRAL_SECRET=x
+svc_env=$(corral run --wait -q -p envtest --app-id envsvc -- /usr/bin/env 2>&1)
+expect_eq "a service starts although the session exports a bash function" 0 $?
+scope_env=$(corral run --scope -q -p envtest --app-id envscope -- /usr/bin/env 2>&1)
+unset -f guest_function
+unset SESSION_ONLY SHARED_VAR NOTIFY_SOCKET DESKTOP_STARTUP_ID CORRAL_SECRET
+cp /tmp/config.pre-env ~/.config/corral/config.toml
+for kind in service scope; do
+    if [ $kind = service ]; then e=$svc_env; else e=$scope_env; fi
+    expect_in "$kind: a session variable reaches the program" "SESSION_ONLY=kept" "$e"
+    expect_in "$kind: the preset's variable reaches the program" "PRESET_ONLY=from-preset" "$e"
+    expect_eq "$kind: the preset's variable wins over the session's, once" "SHARED_VAR=preset" \
+        "$(echo "$e" | grep '^SHARED_VAR=')"
+    expect_eq "$kind: Corral's own variables stay out" "" \
+        "$(echo "$e" | grep -E '^(NOTIFY_SOCKET|DESKTOP_STARTUP_ID|CORRAL_SECRET)=')"
+    expect_eq "$kind: nothing alarming is said" "" "$(echo "$e" | grep '^corral:')"
+done
+expect_eq "service: the exported function is left out" "" "$(echo "$svc_env" | grep '^BASH_FUNC_')"
+expect_in "scope: the exported function is kept, as for any child of the shell" \
+    "BASH_FUNC_guest_function%%=" "$scope_env"
+
 echo "== units launched elsewhere"
 systemd-run --user --unit=run-plain sleep 300 >/dev/null 2>&1
 systemd-run --user --unit=app-gnome-org.gnome.Fake-4242 sleep 300 >/dev/null 2>&1
