@@ -589,6 +589,22 @@ impl DesktopEntry {
         !desktops.iter().any(|d| self.not_show_in.contains(d))
     }
 
+    /// The code that takes the files or URLs to open (`%f`, `%F`, `%u` or `%U`), if the line
+    /// has one and parses.
+    pub fn target_code(&self) -> Option<FieldCode> {
+        parse_command_line(&self.exec)
+            .ok()?
+            .into_iter()
+            .find_map(|arg| match arg {
+                ExecArg::Field(code) if code.takes_targets() => Some(code),
+                ExecArg::Template(pieces) => pieces.into_iter().find_map(|piece| match piece {
+                    ArgPiece::Field(code) if code.takes_targets() => Some(code),
+                    _ => None,
+                }),
+                _ => None,
+            })
+    }
+
     /// The argv to run, with field codes expanded for `targets` (files or URLs to open).
     /// Never passed to a shell: every element is one argument, byte for byte.
     pub fn command(&self, targets: &[String]) -> Result<Vec<String>, ExecError> {

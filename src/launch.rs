@@ -189,6 +189,11 @@ pub enum DesktopLaunchError {
 /// The request that launches an installed app: its Exec line with `targets` as argv, the
 /// preset resolved with the app's rule and `overrides`, as a service (a desktop app needs no
 /// terminal), in the app's Path= or the home folder. The CLI, the launcher and the tray share it.
+///
+/// Files and URLs to open are passed as GIO's launcher passes them: a file given relative to
+/// Corral's folder as an absolute path (the app runs in its Path= or the home folder, where the
+/// relative name would be another file, and `-name` would be an option), as a `file://` URI
+/// to `%u`/`%U`; a URI as given (a `file://` one as its path to `%f`/`%F`).
 pub fn desktop_app_request(
     app: &apps::DesktopEntry,
     config: &crate::presets::Config,
@@ -196,7 +201,15 @@ pub fn desktop_app_request(
     overrides: &Settings,
     targets: &[String],
 ) -> Result<LaunchRequest, DesktopLaunchError> {
-    let command = app.command(targets)?;
+    let targets = match (targets.is_empty(), app.target_code()) {
+        (false, Some(code)) => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            open_targets(targets, code, &cwd)
+        }
+        // No targets, or a line that takes none (command() says so).
+        _ => targets.to_vec(),
+    };
+    let command = app.command(&targets)?;
     let executable = command[0].rsplit('/').next().unwrap_or(&command[0]);
     let resolved = config.resolve(&app.id, Some(executable), preset, overrides)?;
     if resolved.mode() == crate::presets::Mode::Scope {
@@ -217,6 +230,110 @@ pub fn desktop_app_request(
             .clone()
             .or_else(|| std::env::var_os("HOME").map(PathBuf::from)),
     })
+}
+
+/// Files and URLs to open, as the Exec line's `code` takes them: see [`desktop_app_request`].
+/// A target is a URI when it starts with a scheme (RFC 3986 §3.1, `scheme:`), as GIO's
+/// `g_file_new_for_commandline_arg()` decides; otherwise a path, relative to `cwd`.
+pub fn open_targets(targets: &[String], code: apps::FieldCode, cwd: &Path) -> Vec<String> {
+    use apps::FieldCode;
+    let wants_uris = matches!(code, FieldCode::Url | FieldCode::Urls);
+    targets
+        .iter()
+        .map(|target| {
+            if !target.starts_with('/')
+                && let Some(scheme) = uri_scheme(target)
+            {
+                // A local file's URI, to an app that takes paths: its path.
+                if !wants_uris
+                    && scheme.eq_ignore_ascii_case("file")
+                    && let Some(path) = file_uri_path(target)
+                {
+                    return path;
+                }
+                return target.clone();
+            }
+            let path = lexically_absolute(cwd, target);
+            let path = path.to_string_lossy();
+            if wants_uris {
+                file_uri(&path)
+            } else {
+                path.into_owned()
+            }
+        })
+        .collect()
+}
+
+/// `cwd/target` with `.` and `..` taken out by their names, as GLib's
+/// `g_canonicalize_filename()` does (symlinks are not followed).
+fn lexically_absolute(cwd: &Path, target: &str) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for component in cwd.join(target).components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// The scheme of a URI-looking target: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`.
+fn uri_scheme(target: &str) -> Option<&str> {
+    let (scheme, _) = target.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// `file:///a%20b` → `/a b`; `None` for a remote host or a malformed escape.
+fn file_uri_path(uri: &str) -> Option<String> {
+    let rest = &uri[uri.find(':')? + 1..];
+    let path = match rest.strip_prefix("//") {
+        Some(after) => {
+            let slash = after.find('/')?;
+            let host = &after[..slash];
+            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                return None;
+            }
+            &after[slash..]
+        }
+        None if rest.starts_with('/') => rest,
+        None => return None,
+    };
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `file://` URI of an absolute path: every byte but RFC 3986's unreserved characters
+/// and `/` percent-encoded.
+fn file_uri(path: &str) -> String {
+    let mut uri = String::from("file://");
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(byte as char);
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri
 }
 
 /// Finds the program to run: a path with a `/` as given, a bare name in `$PATH`.
@@ -686,6 +803,52 @@ mod tests {
                 ("PRESET_ONLY", "1"),
                 ("SHARED", "preset")
             ])
+        );
+    }
+
+    #[test]
+    fn files_to_open_are_absolute_paths_or_uris_as_gio_passes_them() {
+        use apps::FieldCode;
+        let cwd = Path::new("/home/u/work");
+        let targets: Vec<String> = [
+            "notes.txt",
+            "--foo",
+            "./a/../b c.txt",
+            "/etc/hosts",
+            "https://example.org/x?y",
+            "file:///tmp/a%20b",
+            "file://localhost/tmp/c",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            open_targets(&targets, FieldCode::Files, cwd),
+            [
+                "/home/u/work/notes.txt",
+                "/home/u/work/--foo",
+                "/home/u/work/b c.txt",
+                "/etc/hosts",
+                "https://example.org/x?y",
+                "/tmp/a b",
+                "/tmp/c",
+            ]
+        );
+        assert_eq!(
+            open_targets(&targets, FieldCode::Urls, cwd),
+            [
+                "file:///home/u/work/notes.txt",
+                "file:///home/u/work/--foo",
+                "file:///home/u/work/b%20c.txt",
+                "file:///etc/hosts",
+                "https://example.org/x?y",
+                "file:///tmp/a%20b",
+                "file://localhost/tmp/c",
+            ]
+        );
+        // A remote file URI stays a URI.
+        assert_eq!(
+            open_targets(&["file://server/x".into()], FieldCode::File, cwd),
+            ["file://server/x"]
         );
     }
 

@@ -196,6 +196,30 @@ expect_eq "desktop app gets the preset's memory.max" 67108864 "$(cg "$app" memor
 expect_eq "description is the app's name" "Sleeper [corral: test]" "$($SCTL show -p Description --value "$app")"
 check "stop the desktop app by name" corral stop Sleeper
 
+echo "== files to open are passed as GIO does: absolute, never as options"
+# The app runs in its Path= (here /tmp), so a relative name given from elsewhere would name
+# another file; a file called --foo would be an option. tail -f runs as long as it has a file.
+cat >~/.local/share/applications/org.example.Follower.desktop <<'DESKTOP'
+[Desktop Entry]
+Type=Application
+Name=Follower
+Path=/tmp
+Exec=tail -f %f
+DESKTOP
+mkdir -p ~/work && (cd ~/work && : >notes.txt && : >./--foo)
+(cd ~/work && corral launch org.example.Follower notes.txt) >/dev/null 2>&1
+follow=$(wait_unit 'app-corral-org.example.Follower-*.service')
+expect_in "a relative file is passed as its absolute path" "argv[]=/usr/bin/tail -f $HOME/work/notes.txt ;" \
+    "$($SCTL show -p ExecStart --value "$follow" 2>&1)"
+follower_runs() { [ "$(active_state "$follow")" = active ]; }
+wait_for 5 follower_runs
+expect_eq "and the app runs with it" active "$(active_state "$follow")"
+(cd ~/work && corral launch org.example.Follower -- --foo) >/dev/null 2>&1
+follow2=$(wait_unit 'app-corral-org.example.Follower-*.service')
+expect_in "a file named --foo is a file, not an option" "argv[]=/usr/bin/tail -f $HOME/work/--foo ;" \
+    "$($SCTL show -p ExecStart --value "$follow2" 2>&1)"
+$SCTL stop 'app-corral-org.example.Follower-*' >/dev/null 2>&1
+
 echo "== bad input: clear errors and nothing left behind"
 corral stop "$svc" >/dev/null
 out=$(corral run -- no-such-program-xyz 2>&1)
