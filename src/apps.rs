@@ -1047,7 +1047,8 @@ pub fn find_in_path(program: &str) -> Option<PathBuf> {
 /// The default search path of execvp when `PATH` is unset (glibc's `confstr(_CS_PATH)`).
 const DEFAULT_SEARCH_PATH: &str = "/bin:/usr/bin";
 
-fn find_in_search_path(program: &str, search_path: Option<&OsStr>) -> Option<PathBuf> {
+/// [`find_in_path`] with a given search path (`None`: execvp's default).
+pub fn find_in_search_path(program: &str, search_path: Option<&OsStr>) -> Option<PathBuf> {
     if program.is_empty() {
         return None;
     }
@@ -1108,6 +1109,21 @@ pub fn application_dirs() -> Vec<PathBuf> {
     )
 }
 
+/// The `applications` directories an app run as root may come from: the system's own, which
+/// only root can change. Not `$XDG_DATA_HOME` nor `$XDG_DATA_DIRS`, which are the caller's:
+/// a desktop entry there (or one shadowing a system entry) would be any user's command run as
+/// root.
+pub fn system_application_dirs() -> Vec<PathBuf> {
+    [
+        "/usr/local/share/applications",
+        "/usr/share/applications",
+        // Flatpak apps installed system-wide (by root) export their entries here.
+        "/var/lib/flatpak/exports/share/applications",
+    ]
+    .map(PathBuf::from)
+    .to_vec()
+}
+
 fn application_dirs_from(
     data_home: Option<&OsStr>,
     data_dirs: Option<&OsStr>,
@@ -1156,6 +1172,18 @@ impl AppCatalog {
     /// Scans [`application_dirs`] with the locale from the environment.
     pub fn load() -> AppCatalog {
         AppCatalog::load_from_with_locale(&application_dirs(), Locale::from_env().as_ref())
+    }
+
+    /// The apps that can be launched on `manager`: the session's for the user manager, only
+    /// the system-wide ones ([`system_application_dirs`]) for the system manager.
+    pub fn load_for(manager: crate::systemd::ManagerKind) -> AppCatalog {
+        match manager {
+            crate::systemd::ManagerKind::User => AppCatalog::load(),
+            crate::systemd::ManagerKind::System => AppCatalog::load_from_with_locale(
+                &system_application_dirs(),
+                Locale::from_env().as_ref(),
+            ),
+        }
     }
 
     /// Scans the given `applications` directories, highest precedence first.

@@ -395,7 +395,7 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => run_command(manager, args).await,
         Command::Launch(args) => launch_app(manager, args).await,
-        Command::Apps { search, json } => list_apps(search.as_deref(), json),
+        Command::Apps { search, json } => list_apps(manager, search.as_deref(), json),
         Command::Ps { all, json } => ps(manager, all, json).await,
         Command::Freeze(t) => act(manager, &t.target, Action::Freeze).await,
         Command::Thaw(t) => act(manager, &t.target, Action::Thaw).await,
@@ -439,7 +439,10 @@ fn program_name(argv0: &str) -> String {
 
 async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
     // A missing program is the likeliest mistake: say so before anything else is touched.
-    launch::resolve_program(&args.command[0])?;
+    // (A system service's program is looked up again below, in the system's PATH alone.)
+    if manager == ManagerKind::User {
+        launch::resolve_program(&args.command[0])?;
+    }
     let config = Config::load()?;
     let executable = program_name(&args.command[0]);
     let app_id = args.app_id.clone().unwrap_or_else(|| executable.clone());
@@ -472,6 +475,7 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
         Mode::Service => UnitKind::Service,
     };
     launch::check_unit_kind(kind, launch::in_flatpak())?;
+    launch::resolve_program_for(manager, kind, &args.command[0])?;
     let request = LaunchRequest {
         command: args.command.clone(),
         app_name: args.name.clone().unwrap_or(executable),
@@ -824,7 +828,7 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
 
 async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
     let config = Config::load()?;
-    let catalog = AppCatalog::load();
+    let catalog = AppCatalog::load_for(manager);
     let app = catalog.get(&args.app_id).ok_or_else(|| {
         anyhow::anyhow!(gettext_f(
             "no installed app has the id “{id}”; `corral apps` lists the installed ones",
@@ -846,8 +850,8 @@ async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn list_apps(search: Option<&str>, json: bool) -> Result<i32> {
-    let catalog = AppCatalog::load();
+fn list_apps(manager: ManagerKind, search: Option<&str>, json: bool) -> Result<i32> {
+    let catalog = AppCatalog::load_for(manager);
     let apps = match search {
         Some(q) => catalog.search(q),
         None => catalog.apps(),

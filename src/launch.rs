@@ -13,8 +13,13 @@ use crate::apps;
 use crate::i18n::{gettext, gettext_f};
 use crate::presets::Settings;
 use crate::systemd::names::{self, UnitKind};
-use crate::systemd::properties::{Property, TransientSpec};
+use crate::systemd::properties::{ManagerKind, Property, TransientSpec};
 use crate::systemd::{Systemd, SystemdError};
+
+/// The search path of the system manager's services, and the only one a program to run as
+/// root is looked up in: systemd's default PATH for the system manager (systemd.exec(5),
+/// "Environment Variables in Spawned Processes"), as `systemd-run` resolves its commands.
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Variables that describe Corral's own process rather than the person's session; a launched
 /// app must not inherit them (systemd.exec(5), "Environment Variables in Spawned Processes").
@@ -42,27 +47,62 @@ pub fn session_environment() -> Vec<(OsString, OsString)> {
     without_own_variables(std::env::vars_os())
 }
 
+/// The one variable of the caller a system service gets (`systemd-run` passes none, and adds
+/// TERM for a terminal): the terminal's type, for a program run with `--wait` on the caller's
+/// terminal. Anything else from the caller (LD_PRELOAD, LD_LIBRARY_PATH, PYTHONPATH, GIO and
+/// GTK module paths, PATH) would run the caller's code as root.
+const PASSED_TO_SYSTEM_SERVICES: [&str; 1] = ["TERM"];
+
 /// The environment the program of a unit starts with, from the session's `session` and the
 /// preset's `preset` variables; the preset's win over the session's of the same name, and
 /// each name is there once (getenv(3) takes the first of two, systemd refuses both).
 ///
 /// A service gets only what systemd accepts in `Environment=`: one name it refuses (bash's
 /// exported functions, `BASH_FUNC_name%%`) would make it refuse the whole unit. A scope's
-/// program is Corral's own child and gets the session as a shell's child would.
+/// program is Corral's own child and gets the session as a shell's child would. A service of
+/// the system manager runs as root: it gets none of the caller's variables but TERM, and the
+/// preset's only when the config is root's own (Corral runs as root).
 pub fn unit_environment(
+    manager: ManagerKind,
     kind: UnitKind,
     session: Vec<(OsString, OsString)>,
     preset: &BTreeMap<String, String>,
+    caller_is_root: bool,
 ) -> Vec<(OsString, OsString)> {
-    let mut env = session;
-    for (name, value) in preset {
-        env.retain(|(existing, _)| existing.as_bytes() != name.as_bytes());
-        env.push((name.into(), value.into()));
+    let system_service = manager == ManagerKind::System && kind == UnitKind::Service;
+    let mut env: Vec<(OsString, OsString)> = session
+        .into_iter()
+        .filter(|(name, value)| {
+            if system_service {
+                PASSED_TO_SYSTEM_SERVICES
+                    .iter()
+                    .any(|passed| name.as_bytes() == passed.as_bytes())
+                    && is_terminal_type(value)
+            } else {
+                true
+            }
+        })
+        .collect();
+    if !system_service || caller_is_root {
+        for (name, value) in preset {
+            env.retain(|(existing, _)| existing.as_bytes() != name.as_bytes());
+            env.push((name.into(), value.into()));
+        }
     }
     if kind == UnitKind::Service {
         env.retain(|(name, value)| systemd_accepts(name, value));
     }
     env
+}
+
+/// A TERM value as terminfo names are: short, letters, digits and `.-+_` (no path).
+fn is_terminal_type(value: &OsStr) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-+._".contains(b))
 }
 
 /// Whether systemd takes `name=value` in a unit's `Environment=`: its
@@ -153,25 +193,56 @@ pub struct LaunchRequest {
 impl LaunchRequest {
     /// The unit's specification; `program` is argv[0] resolved to an absolute path.
     fn spec(&self, systemd: &Systemd, program: &Path, pids: Vec<u32>) -> TransientSpec {
+        let manager = systemd.kind();
         let mut command = self.command.clone();
         command[0] = program.to_string_lossy().into_owned();
-        let environment =
-            unit_environment(self.kind, session_environment(), &self.settings.environment)
-                .into_iter()
-                .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
-                .collect();
+        let environment = unit_environment(
+            manager,
+            self.kind,
+            session_environment(),
+            &self.settings.environment,
+            caller_is_root(),
+        )
+        .into_iter()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
+        .collect();
+        let (name, working_directory) = match manager {
+            ManagerKind::User => (self.app_id.clone(), self.working_directory.clone()),
+            // polkit's prompt names the unit (systemd 256 and later): name it after what runs.
+            // Like `systemd-run`, a system unit starts in / (the caller's folder could hand a
+            // program run as root the caller's files, e.g. Python's modules).
+            ManagerKind::System => (program_label(program), None),
+        };
         TransientSpec {
-            name: names::new_unit_name(&self.app_id, self.kind),
+            name: names::new_unit_name(&name, self.kind),
             kind: self.kind,
             description: names::description(&self.app_name, &self.preset),
             command,
             pids,
             settings: self.settings.clone(),
             environment,
-            working_directory: self.working_directory.clone(),
-            manager: systemd.kind(),
+            working_directory,
+            manager,
             add_ref: true,
         }
+    }
+}
+
+/// Whether Corral runs as root, and so reads root's own config (crate::paths).
+fn caller_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// How a unit of the system manager names its program: the file name for a program in the
+/// system's search path, the whole path for any other.
+pub fn program_label(program: &Path) -> String {
+    let in_system_path = program
+        .parent()
+        .is_some_and(|dir| std::env::split_paths(SYSTEM_PATH).any(|system| system == dir));
+    match program.file_name() {
+        Some(name) if in_system_path => name.to_string_lossy().into_owned(),
+        _ => program.to_string_lossy().into_owned(),
     }
 }
 
@@ -338,6 +409,26 @@ fn file_uri(path: &str) -> String {
 
 /// Finds the program to run: a path with a `/` as given, a bare name in `$PATH`.
 pub fn resolve_program(argv0: &str) -> Result<PathBuf, LaunchError> {
+    resolve_program_in(argv0, std::env::var_os("PATH").as_deref())
+}
+
+/// Finds the program a unit of `kind` runs on `manager`: a system service runs as root, so a
+/// bare name is looked up in [`SYSTEM_PATH`] only, never in the caller's `$PATH` (where
+/// `~/.local/bin` often comes first); anything else runs as the caller, with the caller's.
+pub fn resolve_program_for(
+    manager: ManagerKind,
+    kind: UnitKind,
+    argv0: &str,
+) -> Result<PathBuf, LaunchError> {
+    match (manager, kind) {
+        (ManagerKind::System, UnitKind::Service) => {
+            resolve_program_in(argv0, Some(OsStr::new(SYSTEM_PATH)))
+        }
+        _ => resolve_program(argv0),
+    }
+}
+
+fn resolve_program_in(argv0: &str, search_path: Option<&OsStr>) -> Result<PathBuf, LaunchError> {
     if argv0.contains('/') {
         let path = std::path::absolute(argv0).map_err(|_| LaunchError::NotFound(argv0.into()))?;
         if !path.exists() {
@@ -348,12 +439,12 @@ pub fn resolve_program(argv0: &str) -> Result<PathBuf, LaunchError> {
         }
         return Ok(path);
     }
-    apps::find_in_path(argv0).ok_or_else(|| LaunchError::NotFound(argv0.into()))
+    apps::find_in_search_path(argv0, search_path).ok_or_else(|| LaunchError::NotFound(argv0.into()))
 }
 
-fn check_request(req: &LaunchRequest) -> Result<PathBuf, LaunchError> {
+fn check_request(manager: ManagerKind, req: &LaunchRequest) -> Result<PathBuf, LaunchError> {
     let argv0 = req.command.first().ok_or(LaunchError::NoCommand)?;
-    let program = resolve_program(argv0)?;
+    let program = resolve_program_for(manager, req.kind, argv0)?;
     if let Some(dir) = &req.working_directory
         && !dir.is_dir()
     {
@@ -377,7 +468,7 @@ pub async fn launch_service(
     req: &LaunchRequest,
     stdio: Option<Stdio<'_>>,
 ) -> Result<String, LaunchError> {
-    let program = check_request(req)?;
+    let program = check_request(systemd.kind(), req)?;
     let spec = req.spec(systemd, &program, Vec::new());
     let mut extra: Vec<Property> = Vec::new();
     if let Some(stdio) = stdio {
@@ -452,8 +543,8 @@ pub async fn launch_scope(
     req: &LaunchRequest,
 ) -> Result<ScopeChild, LaunchError> {
     check_unit_kind(UnitKind::Scope, in_flatpak())?;
-    let program = check_request(req)?;
-    let prepared = PreparedExec::new(&program, req)?;
+    let program = check_request(systemd.kind(), req)?;
+    let prepared = PreparedExec::new(&program, systemd.kind(), req)?;
     let release = Pipe::new().map_err(LaunchError::Fork)?;
     let exec_error = Pipe::new().map_err(LaunchError::Fork)?;
 
@@ -567,7 +658,11 @@ struct PreparedExec {
 }
 
 impl PreparedExec {
-    fn new(program: &Path, req: &LaunchRequest) -> Result<PreparedExec, LaunchError> {
+    fn new(
+        program: &Path,
+        manager: ManagerKind,
+        req: &LaunchRequest,
+    ) -> Result<PreparedExec, LaunchError> {
         let c = |s: &OsStr| {
             CString::new(s.as_bytes())
                 .map_err(|_| LaunchError::BadArgument(s.to_string_lossy().into_owned()))
@@ -579,9 +674,11 @@ impl PreparedExec {
             .map(|a| c(OsStr::new(a)))
             .collect::<Result<_, _>>()?;
         let env: Vec<CString> = unit_environment(
+            manager,
             UnitKind::Scope,
             session_environment(),
             &req.settings.environment,
+            caller_is_root(),
         )
         .into_iter()
         .map(|(k, v)| {
@@ -788,13 +885,19 @@ mod tests {
             ("KEPT", "yes"),
         ]);
         let preset = preset(&[("SHARED", "preset"), ("PRESET_ONLY", "1")]);
-        let service = unit_environment(UnitKind::Service, session.clone(), &preset);
+        let service = unit_environment(
+            ManagerKind::User,
+            UnitKind::Service,
+            session.clone(),
+            &preset,
+            false,
+        );
         assert_eq!(
             service,
             vars(&[("KEPT", "yes"), ("PRESET_ONLY", "1"), ("SHARED", "preset")])
         );
         // A scope's program is a child like any other: the exported function stays.
-        let scope = unit_environment(UnitKind::Scope, session, &preset);
+        let scope = unit_environment(ManagerKind::User, UnitKind::Scope, session, &preset, false);
         assert_eq!(
             scope,
             vars(&[
@@ -804,6 +907,66 @@ mod tests {
                 ("SHARED", "preset")
             ])
         );
+    }
+
+    #[test]
+    fn a_system_service_gets_only_the_terminal_type_of_the_callers_world() {
+        let session = vars(&[
+            ("LD_PRELOAD", "/home/u/evil.so"),
+            ("LD_LIBRARY_PATH", "/home/u/lib"),
+            ("PYTHONPATH", "/home/u/py"),
+            ("GIO_MODULE_DIR", "/home/u/gio"),
+            ("PATH", "/home/u/.local/bin:/usr/bin"),
+            ("TERM", "xterm-256color"),
+        ]);
+        let config = preset(&[("INJECTED", "1")]);
+        let env = |session: Vec<(OsString, OsString)>, root| {
+            unit_environment(
+                ManagerKind::System,
+                UnitKind::Service,
+                session,
+                &config,
+                root,
+            )
+        };
+        assert_eq!(
+            env(session.clone(), false),
+            vars(&[("TERM", "xterm-256color")])
+        );
+        // Root's own config (Corral runs as root and reads root's files) applies.
+        assert_eq!(
+            env(session, true),
+            vars(&[("TERM", "xterm-256color"), ("INJECTED", "1")])
+        );
+        // A TERM that is a path is no terminal type.
+        assert!(env(vars(&[("TERM", "../../tmp/x")]), false).is_empty());
+        // A scope of the system manager adopts the caller's own process: its environment.
+        let scope = unit_environment(
+            ManagerKind::System,
+            UnitKind::Scope,
+            vars(&[("PATH", "/home/u/bin")]),
+            &config,
+            false,
+        );
+        assert_eq!(scope, vars(&[("PATH", "/home/u/bin"), ("INJECTED", "1")]));
+    }
+
+    #[test]
+    fn system_services_resolve_programs_in_the_system_path_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("id");
+        std::fs::write(&fake, "#!/bin/sh\necho HIJACKED\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let user_path = std::env::join_paths([dir.path(), Path::new("/usr/bin")]).unwrap();
+        assert_eq!(resolve_program_in("id", Some(&user_path)).unwrap(), fake);
+        let system = resolve_program_in("id", Some(OsStr::new(SYSTEM_PATH))).unwrap();
+        assert!(
+            std::env::split_paths(SYSTEM_PATH).any(|d| Some(d.as_path()) == system.parent()),
+            "{system:?}"
+        );
+        assert_eq!(program_label(&system), "id");
+        assert_eq!(program_label(&fake), fake.to_string_lossy());
     }
 
     #[test]

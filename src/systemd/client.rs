@@ -29,8 +29,14 @@ pub enum SystemdError {
     },
     #[error("{}", gettext_f("there is no unit “{unit}” (it may have ended); `corral ps --all` lists running apps", &[("unit", .0)]))]
     NoSuchUnit(String),
-    #[error("{}", gettext_f("not allowed to {action} “{unit}”: {message}. Units of the system manager need polkit authorisation; run from a desktop session where a password prompt can appear", &[("action", &action_label(.action)), ("unit", .unit), ("message", .message)]))]
+    #[error("{}", gettext_f("not allowed to {action} “{unit}”: {message}. The system's polkit rules do not let you manage the system manager's units; nothing was started or changed. Ask an administrator, or leave out --system to use your own user manager", &[("action", &action_label(.action)), ("unit", .unit), ("message", .message)]))]
     AccessDenied {
+        action: &'static str,
+        unit: String,
+        message: String,
+    },
+    #[error("{}", gettext_f("not allowed to {action} “{unit}” without an administrator's password, and no polkit agent is running to ask for it ({message}); nothing was started or changed. Run Corral from a desktop session, or start `pkttyagent` in this terminal first", &[("action", &action_label(.action)), ("unit", .unit), ("message", .message)]))]
+    AuthorizationRequired {
         action: &'static str,
         unit: String,
         message: String,
@@ -124,9 +130,14 @@ fn call_error(action: &'static str, unit: &str, err: zbus::Error) -> SystemdErro
             SystemdError::NoSuchUnit(unit.to_owned())
         }
         "org.freedesktop.systemd1.UnitExists" => SystemdError::UnitExists(unit.to_owned()),
-        "org.freedesktop.DBus.Error.AccessDenied"
-        | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
-            SystemdError::AccessDenied {
+        "org.freedesktop.DBus.Error.AccessDenied" => SystemdError::AccessDenied {
+            action,
+            unit: unit.to_owned(),
+            message,
+        },
+        // polkit wanted to ask (auth_admin) but found no agent to ask with.
+        "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
+            SystemdError::AuthorizationRequired {
                 action,
                 unit: unit.to_owned(),
                 message,

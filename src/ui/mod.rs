@@ -32,7 +32,10 @@ use window::{MainWindow, WindowInit};
 /// The process's one connection to systemd, its `Controller` and its `Monitor`, shared by the
 /// window and the tray. It connects when first awaited; every later await gets the same pair.
 #[derive(Clone)]
-pub struct SharedConnection(Shared<BoxFuture<'static, Connected>>);
+pub struct SharedConnection {
+    connect: Shared<BoxFuture<'static, Connected>>,
+    manager: ManagerKind,
+}
 
 /// The controller and monitor, or why systemd could not be reached.
 type Connected = Result<(Arc<Controller>, Monitor), String>;
@@ -60,11 +63,19 @@ impl SharedConnection {
                 monitor,
             ))
         };
-        SharedConnection(connect.boxed().shared())
+        SharedConnection {
+            connect: connect.boxed().shared(),
+            manager,
+        }
     }
 
     pub async fn get(&self) -> Connected {
-        self.0.clone().await
+        self.connect.clone().await
+    }
+
+    /// Which manager this connection is to (the apps offered depend on it).
+    pub fn manager(&self) -> ManagerKind {
+        self.manager
     }
 }
 

@@ -377,7 +377,7 @@ impl Component for MainWindow {
         let model = MainWindow {
             ctl: None,
             monitor: None,
-            catalog: AppCatalog::load(),
+            catalog: AppCatalog::load_for(init.manager),
             config_problem,
             state: Arc::default(),
             history: SharedHistory::default(),
