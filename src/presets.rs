@@ -1453,32 +1453,27 @@ pub struct Config {
 }
 
 impl Config {
-    /// `$XDG_CONFIG_HOME/corral/config.toml`, or `~/.config/corral/config.toml`.
+    /// `$XDG_CONFIG_HOME/corral/config.toml`, or `~/.config/corral/config.toml`; as root,
+    /// root's own (crate::paths).
     pub fn path() -> PathBuf {
-        Self::path_from(
-            std::env::var_os("XDG_CONFIG_HOME").as_deref(),
-            std::env::var_os("HOME").as_deref(),
-        )
+        crate::paths::base_dirs().config_file()
     }
 
-    /// [`Config::path`] from given variable values, so it can be tested without touching the
-    /// process environment.
+    /// [`Config::path`] from given variable values for a user other than root, so it can be
+    /// tested without touching the process environment.
     pub fn path_from(
         xdg_config_home: Option<&std::ffi::OsStr>,
         home: Option<&std::ffi::OsStr>,
     ) -> PathBuf {
-        // The XDG Base Directory spec says a relative XDG_CONFIG_HOME is invalid and ignored.
-        let base = xdg_config_home
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| {
-                home.filter(|h| !h.is_empty())
-                    .map(PathBuf::from)
-                    .or_else(std::env::home_dir)
-                    .map(|h| h.join(".config"))
-            })
-            .unwrap_or_else(|| PathBuf::from(".config"));
-        base.join("corral").join("config.toml")
+        crate::paths::user_dirs(
+            &crate::paths::XdgEnv {
+                home: home.map(Into::into),
+                config_home: xdg_config_home.map(Into::into),
+                ..Default::default()
+            },
+            std::env::home_dir(),
+        )
+        .config_file()
     }
 
     /// Reads [`Config::path`]; a missing file means the built-ins only.
@@ -2101,13 +2096,34 @@ fn set_value(table: &mut dyn TableLike, key: &str, mut value: Value) {
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigError> {
-    // Write through a symlink (dotfile managers link config files) instead of replacing it.
+    write_atomically_as(path, text, crate::paths::effective_uid())
+}
+
+/// [`write_atomically`] for a process whose effective uid is `euid`.
+fn write_atomically_as(path: &Path, text: &str, euid: u32) -> Result<(), ConfigError> {
+    // Write through a symlink (dotfile managers link config files) instead of replacing it,
+    // but only to a file of our own: a link to someone else's file was not made by us (root
+    // given a user's HOME by sudo -E would otherwise write wherever that user points it).
     let target = match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            fs::canonicalize(path).map_err(|source| ConfigError::Write {
+            let target = fs::canonicalize(path).map_err(|source| ConfigError::Write {
                 path: path.to_owned(),
                 source,
-            })?
+            })?;
+            let owner = fs::metadata(&target).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+            if owner.is_ok_and(|uid| uid != euid) {
+                return Err(ConfigError::Write {
+                    path: path.to_owned(),
+                    source: io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        crate::i18n::gettext_f(
+                            "it is a link to {target}, a file of another user, which Corral does not write through",
+                            &[("target", &target.display())],
+                        ),
+                    ),
+                });
+            }
+            target
         }
         _ => path.to_owned(),
     };
@@ -3043,6 +3059,29 @@ memory-max = \"8G\"
         assert_eq!(mode(&path), 0o600);
         assert!(fs::read_to_string(&path).unwrap().contains("[apps.code]"));
         assert!(fs::symlink_metadata(&tmp).is_err(), "no tmp file is left");
+    }
+
+    #[test]
+    fn save_never_writes_through_a_link_to_another_users_file() {
+        // Root given a user's HOME (sudo -E) finds that user's config.toml, a link to a file
+        // of root's: written through before, refused now. Here the file is ours and the
+        // process pretends to be someone else, which needs no root.
+        let (dir, real) = file_with(COMMENTED);
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let someone_else = crate::paths::effective_uid().wrapping_add(1);
+        let error = write_atomically_as(&link, "[apps.code]\n", someone_else).unwrap_err();
+        assert!(
+            error.to_string().contains("a file of another user"),
+            "{error}"
+        );
+        assert_eq!(fs::read_to_string(&real).unwrap(), COMMENTED);
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Corral against the system manager (--system): as root, a service and a scope with limits,
-# freeze, a runtime limit change and stop; then as users through polkit (a rule allows testuser
-# and denies corraldenied): what of the caller's world reaches a unit that runs as root, and a
-# denial that leaves nothing behind.
+# freeze, a runtime limit change and stop; root with a user's HOME kept (sudo -E) keeps to its
+# own files; then as users through polkit (a rule allows testuser and denies corraldenied): what
+# of the caller's world reaches a unit that runs as root, and a denial that leaves nothing
+# behind.
 set -u
 SUITE=system
 SCTL="systemctl"
@@ -45,6 +46,28 @@ out=$(corral --system run --wait --memory-max 40M --memory-swap-max 0 -- tail /d
 expect_eq "OOM-killed system service exits 137" 137 $?
 expect_in "and is reported" "OOM killer" "$out"
 check "no unit lingers" no_corral_units_left
+
+echo "== root keeps to its own files"
+# sudo -E (or a kept HOME) gives root a user's HOME and XDG folders, where the user may have
+# left symlinks to root's files: the post-mortem of an OOM kill must go to root's own log, and
+# nothing may be written through the user's links.
+echo "root's own file" >/etc/corral-victim-log
+echo "# root's own file, valid as a config" >/etc/corral-victim-config
+cp /etc/corral-victim-log /tmp/victim-log.before
+cp /etc/corral-victim-config /tmp/victim-config.before
+as_user testuser mkdir -p /home/testuser/.local/state/corral /home/testuser/.config/corral
+as_user testuser ln -sfn /etc/corral-victim-log /home/testuser/.local/state/corral/events.jsonl
+as_user testuser ln -sfn /etc/corral-victim-config /home/testuser/.config/corral/config.toml
+rm -rf /root/.local/state/corral
+out=$(HOME=/home/testuser XDG_CONFIG_HOME=/home/testuser/.config XDG_STATE_HOME=/home/testuser/.local/state \
+    corral --system run --wait --memory-max 40M --memory-swap-max 0 --name roothog -- tail /dev/zero 2>&1)
+expect_eq "the OOM-killed run exits 137" 137 $?
+check "root's file behind the user's event-log link is untouched" cmp -s /tmp/victim-log.before /etc/corral-victim-log
+check "root's file behind the user's config link is untouched" cmp -s /tmp/victim-config.before /etc/corral-victim-config
+expect_in "the post-mortem is in root's own log" "roothog" "$(cat /root/.local/state/corral/events.jsonl 2>&1)"
+expect_in "corral events as root reads root's log" "roothog" \
+    "$(HOME=/home/testuser XDG_STATE_HOME=/home/testuser/.local/state corral events 2>&1)"
+rm -f /home/testuser/.local/state/corral/events.jsonl /home/testuser/.config/corral/config.toml
 
 echo "== polkit: a rule allows testuser and denies corraldenied"
 id corraldenied >/dev/null 2>&1 || useradd -m -u 1002 -s /bin/bash corraldenied
