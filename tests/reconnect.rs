@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Reaped, private_bus};
+use common::{Reaped, announce_end, private_bus};
 use corral::cgroup::CgroupFs;
 use corral::controller::Controller;
 use corral::limits::{Bytes, CpuQuota};
@@ -301,26 +301,6 @@ async fn wait_state(
             );
         }
     }
-}
-
-/// What systemd says when a unit ends: its Unit interface's ActiveState is now "inactive".
-async fn announce_end(connection: &zbus::Connection, unit: &str) {
-    let changed =
-        std::collections::HashMap::from([("ActiveState", zbus::zvariant::Value::from("inactive"))]);
-    connection
-        .emit_signal(
-            None::<zbus::names::BusName<'_>>,
-            unit_path(unit).as_ref(),
-            "org.freedesktop.DBus.Properties",
-            "PropertiesChanged",
-            &(
-                "org.freedesktop.systemd1.Unit",
-                changed,
-                Vec::<String>::new(),
-            ),
-        )
-        .await
-        .unwrap();
 }
 
 /// A new dbus-daemon listening where the old one did.

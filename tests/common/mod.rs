@@ -72,3 +72,30 @@ pub fn notification_recorder() -> PathBuf {
     );
     recorder
 }
+
+/// Broadcasts from `connection` what systemd says when a unit ends: the PropertiesChanged of its
+/// Unit interface with ActiveState "inactive". The stand-in managers send it as systemd; a test's
+/// impostor sends it as any other client could.
+#[allow(dead_code)] // not every test binary announces ends
+pub async fn announce_end(connection: &zbus::Connection, unit: &str) {
+    let path = zbus::zvariant::ObjectPath::try_from(corral::systemd::names::object_path(unit))
+        .expect("a unit's object path");
+    let changed = std::collections::HashMap::from([
+        ("ActiveState", zbus::zvariant::Value::from("inactive")),
+        ("SubState", zbus::zvariant::Value::from("dead")),
+    ]);
+    connection
+        .emit_signal(
+            None::<zbus::names::BusName<'_>>,
+            path,
+            "org.freedesktop.DBus.Properties",
+            "PropertiesChanged",
+            &(
+                "org.freedesktop.systemd1.Unit",
+                changed,
+                Vec::<String>::new(),
+            ),
+        )
+        .await
+        .unwrap();
+}

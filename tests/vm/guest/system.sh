@@ -2,12 +2,13 @@
 # Corral against the system manager (--system): as root, a service and a scope with limits,
 # freeze, a runtime limit change and stop; root with a user's HOME kept (sudo -E) keeps to its
 # own files; then as users through polkit (a rule allows testuser and denies corraldenied): what
-# of the caller's world reaches a unit that runs as root, and a denial that leaves nothing
-# behind.
+# of the caller's world reaches a unit that runs as root, a denial that leaves nothing behind,
+# and a unit's end that only systemd may announce.
 set -u
 SUITE=system
 SCTL="systemctl"
 . "$(dirname "$0")/lib.sh"
+here=$(dirname "$0")
 
 # as_user USER COMMAND...: runs a command as USER with a plain login environment, from the
 # current folder.
@@ -151,6 +152,21 @@ expect_eq "a denied scope launch fails" 1 $?
 expect_in "and says so too" "polkit rules do not let you manage" "$out"
 check "no unit is left behind" no_corral_units_left
 expect_eq "no process of the denied user is left behind" "" "$(pgrep -u corraldenied sleep)"
+
+echo "== only systemd may announce that a unit ended"
+# Any user may broadcast signals on the system bus: a PropertiesChanged saying "inactive" for
+# the unit `corral --system run --wait` waits on must not end the wait.
+cp "$here/spoof_end.py" /tmp/spoof_end.py && chmod 755 /tmp/spoof_end.py
+started=$(date +%s)
+corral --system run --wait -q --name spoofed -- sleep 8 >/tmp/spoofed.out 2>&1 &
+waiter=$!
+spoofed=$(wait_unit 'app-corral-sleep-*.service')
+expect_in "the unit to spoof runs" "app-corral-sleep-" "$spoofed"
+as_user testuser python3 /tmp/spoof_end.py "$spoofed" 20
+check "corral run --wait is still waiting after 20 false ends from another user" kill -0 $waiter
+wait $waiter
+expect_eq "and exits when the unit really ends" 0 $?
+expect_range "after the command's 8 s" 8 60 $(($(date +%s) - started))
 
 rm -f /etc/polkit-1/rules.d/10-corral-test.rules /usr/share/applications/org.example.SysSleeper.desktop
 summary
