@@ -154,7 +154,7 @@ async fn drive(
         // update, which for an unchanged model (idle apps, most ticks) is work for nothing.
         if model != shown {
             shown = model.clone();
-            if handle.update(|tray| tray.model = model).await.is_none() {
+            if handle.update(|tray| tray.show(model)).await.is_none() {
                 return; // the tray service ended
             }
         }
