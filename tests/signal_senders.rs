@@ -14,7 +14,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{announce_end, private_bus};
+use common::announce_end;
 use corral::systemd::{ManagerKind, Systemd, SystemdError};
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
@@ -104,15 +104,9 @@ fn keep_announcing_end(connection: zbus::Connection) -> tokio::task::JoinHandle<
 
 #[test]
 fn only_the_managers_own_signals_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_daemon, address) = private_bus(dir.path());
-    // SAFETY: the only test in this binary, and no other thread has started yet.
-    unsafe { std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &address) };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(only_the_managers_own_signals_count_async(address));
+    common::on_private_session_bus(|address, _dir| {
+        only_the_managers_own_signals_count_async(address)
+    });
 }
 
 async fn only_the_managers_own_signals_count_async(address: String) {
