@@ -1231,7 +1231,13 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                 // Corral's window is a unique GApplication: starting it presents a running one.
                 match crate::desktop::executable() {
                     Ok(exe) => {
-                        match std::process::Command::new(exe).arg0("corral").spawn() {
+                        // The window of the manager watched (each has its own, see ui).
+                        let mut command = std::process::Command::new(exe);
+                        command.arg0("corral");
+                        if manager == ManagerKind::System {
+                            command.arg("--system");
+                        }
+                        match command.spawn() {
                             // Reaped on a thread so that it never lingers as a zombie.
                             Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
                             Err(e) => eprintln!("corral: {}", cannot_open(&request.unit, &e)),

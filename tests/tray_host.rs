@@ -11,10 +11,10 @@
 
 mod common;
 
-use common::{Reaped, private_bus};
+use common::{Reaped, private_bus, wait_for};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn missing_tools() -> Vec<&'static str> {
     let mut missing: Vec<&str> = [
@@ -31,18 +31,6 @@ fn missing_tools() -> Vec<&'static str> {
         missing.push("an X display (run under xvfb-run -a)");
     }
     missing
-}
-
-/// Polls `check` until it holds or `timeout` passes.
-fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// The items the watcher has registered, read with zbus over the private bus.

@@ -112,7 +112,9 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
         tray_without_gl();
     }
     register_resources();
-    let app = adw::Application::builder().application_id(APP_ID).build();
+    let app = adw::Application::builder()
+        .application_id(application_id(manager))
+        .build();
     let interval = Config::load().unwrap_or_default().general.refresh_period();
     let connection = SharedConnection::new(manager, interval);
     if tray {
@@ -191,6 +193,18 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
             connection: Some(connection),
         });
     0
+}
+
+/// The application id the window registers on the session bus. GApplication is unique per id:
+/// a second start with the same id hands its activation to the first and ends. The system
+/// manager's window has an id of its own, so that `corral --system` neither raises the user's
+/// window (leaving the person at the user manager's apps) nor does a plain `corral` raise the
+/// system's (and drive the system manager after a polkit prompt).
+pub fn application_id(manager: ManagerKind) -> String {
+    match manager {
+        ManagerKind::User => APP_ID.to_owned(),
+        ManagerKind::System => format!("{APP_ID}.System"),
+    }
 }
 
 /// Names a widget for screen readers and AT-SPI. GTK 4.8's C library has had

@@ -162,3 +162,16 @@ pub fn near_limit_alert(unit: &str, app: &str, percent: f64) -> corral::monitor:
         },
     }
 }
+
+/// Polls `check` every 0.1 s until it holds (true) or `timeout` passes (false).
+#[allow(dead_code)] // not every test binary polls
+pub fn wait_for(timeout: std::time::Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
