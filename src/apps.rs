@@ -1213,12 +1213,13 @@ impl AppCatalog {
                 if !claimed.insert(id.clone()) {
                     continue;
                 }
-                let parsed = fs::read(&path)
-                    .map_err(|source| EntryError::Io {
-                        path: path.clone(),
-                        source,
-                    })
-                    .and_then(|bytes| DesktopEntry::from_bytes(&id, &path, &bytes, locale));
+                let parsed =
+                    crate::paths::read_capped(&path, crate::paths::DESKTOP_ENTRY_MAX_BYTES, true)
+                        .map_err(|source| EntryError::Io {
+                            path: path.clone(),
+                            source,
+                        })
+                        .and_then(|bytes| DesktopEntry::from_bytes(&id, &path, &bytes, locale));
                 match parsed {
                     Ok(ParsedFile::Application(entry)) => {
                         catalog.entries.insert(id, *entry);
@@ -2063,6 +2064,26 @@ mod tests {
         assert_eq!(catalog.warnings().len(), 1);
         assert!(matches!(catalog.warnings()[0], EntryError::NotUtf8 { .. }));
         assert!(catalog.warnings()[0].to_string().contains("broken.desktop"));
+    }
+
+    #[test]
+    fn catalog_refuses_a_desktop_file_too_large_to_be_one_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let comment = "x".repeat(2 << 20);
+        write(
+            dir.path(),
+            "huge.desktop",
+            format!("[Desktop Entry]\nType=Application\nName=Huge\nExec=true\nComment={comment}\n"),
+        );
+        write(dir.path(), "small.desktop", app("Small", "true"));
+        let catalog = AppCatalog::load_from(&[dir.path().to_path_buf()]);
+        assert!(
+            catalog.get("huge").is_none(),
+            "a 2 MiB desktop file was read"
+        );
+        assert!(catalog.get("small").is_some());
+        let warning = catalog.warnings()[0].to_string();
+        assert!(warning.contains("is larger than 1.0 MiB"), "{warning}");
     }
 
     #[test]

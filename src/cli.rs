@@ -380,7 +380,10 @@ pub fn run_to_exit_code(manager: ManagerKind, command: Command) -> i32 {
     let code = match runtime.block_on(run(manager, command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("corral: {}", gettext_f("error: {error}", &[("error", &e)]));
+            eprintln!(
+                "corral: {}",
+                terminal_text(&gettext_f("error: {error}", &[("error", &e)]))
+            );
             1
         }
     };
@@ -632,7 +635,7 @@ fn report_launch(
             gettext_f(
                 "{app} runs in {unit} (preset {preset})",
                 &[
-                    ("app", &request.app_name),
+                    ("app", &terminal_text(&request.app_name)),
                     ("unit", &unit),
                     ("preset", &request.preset),
                 ],
@@ -787,7 +790,7 @@ fn record_end(
             "corral: {}",
             gettext_f(
                 "warning: the post-mortem of {app} was not kept: {error}",
-                &[("app", &request.app_name), ("error", &e)],
+                &[("app", &terminal_text(&request.app_name)), ("error", &e)],
             )
         );
     }
@@ -809,7 +812,7 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
             gettext_f(
                 "{app} was killed by the kernel's OOM killer: it ran out of its memory limit{limit}{peak}. Raise the limit (--memory-max) or choose a larger preset.",
                 &[
-                    ("app", &request.app_name),
+                    ("app", &terminal_text(&request.app_name)),
                     ("limit", &limit),
                     ("peak", &peak)
                 ],
@@ -820,7 +823,10 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
             "corral: {}",
             gettext_f(
                 "{app} was ended by signal {signal}",
-                &[("app", &request.app_name), ("signal", &signal)],
+                &[
+                    ("app", &terminal_text(&request.app_name)),
+                    ("signal", &signal)
+                ],
             )
         );
     }
@@ -871,13 +877,19 @@ fn list_apps(manager: ManagerKind, search: Option<&str>, json: bool) -> Result<i
     let (id, name) = (gettext("ID"), gettext("NAME"));
     let width = apps
         .iter()
-        .map(|a| a.id.chars().count())
+        .map(|a| terminal_cell(&a.id).chars().count())
         .chain([id.chars().count()])
         .max()
         .unwrap_or(2);
     println!("{}", pad_cells(&[&id, &name], &[width]));
     for app in apps {
-        println!("{}", pad_cells(&[&app.id, &app.name], &[width]));
+        println!(
+            "{}",
+            pad_cells(
+                &[&terminal_cell(&app.id), &terminal_cell(&app.name)],
+                &[width]
+            )
+        );
     }
     Ok(0)
 }
@@ -914,35 +926,42 @@ async fn ps(manager: ManagerKind, all: bool, json: bool) -> Result<i32> {
 fn print_table(snapshots: &[UnitSnapshot], all: bool) {
     let rows: Vec<[String; 8]> = snapshots
         .iter()
-        .map(|s| {
-            let c = s.cgroup.as_ref();
-            let frozen = c.and_then(|c| c.events.as_ref()).and_then(|e| e.frozen) == Some(true);
-            [
-                s.info.name.clone(),
-                if all {
-                    s.info.launcher.to_string()
-                } else {
-                    s.info.preset.clone().unwrap_or_else(|| "-".into())
-                },
-                if frozen {
-                    pgettext("app state", "frozen")
-                } else {
-                    s.info.sub_state.clone()
-                },
-                c.map(memory_cell).unwrap_or_else(|| "-".into()),
-                s.cpu_percent
-                    .map(|p| format!("{p:.0}%"))
-                    .unwrap_or_else(|| "-".into()),
-                c.and_then(|c| c.pids_current)
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                c.and_then(|c| c.memory_pressure.as_ref())
-                    .map(|p| format!("{:.1}%", p.some.avg10))
-                    .unwrap_or_else(|| "-".into()),
-                s.info.unit.clone(),
-            ]
-        })
+        .map(|s| row_cells(s, all).map(|cell| terminal_cell(&cell).into_owned()))
         .collect();
+    print_rows(rows, all);
+}
+
+/// One `corral ps` row, as read (not yet made safe for a terminal).
+fn row_cells(s: &UnitSnapshot, all: bool) -> [String; 8] {
+    let c = s.cgroup.as_ref();
+    let frozen = c.and_then(|c| c.events.as_ref()).and_then(|e| e.frozen) == Some(true);
+    [
+        s.info.name.clone(),
+        if all {
+            s.info.launcher.to_string()
+        } else {
+            s.info.preset.clone().unwrap_or_else(|| "-".into())
+        },
+        if frozen {
+            pgettext("app state", "frozen")
+        } else {
+            s.info.sub_state.clone()
+        },
+        c.map(memory_cell).unwrap_or_else(|| "-".into()),
+        s.cpu_percent
+            .map(|p| format!("{p:.0}%"))
+            .unwrap_or_else(|| "-".into()),
+        c.and_then(|c| c.pids_current)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into()),
+        c.and_then(|c| c.memory_pressure.as_ref())
+            .map(|p| format!("{:.1}%", p.some.avg10))
+            .unwrap_or_else(|| "-".into()),
+        s.info.unit.clone(),
+    ]
+}
+
+fn print_rows(rows: Vec<[String; 8]>, all: bool) {
     // TRANSLATORS: the table headers of `corral ps`, in capitals; MEM PRESSURE is memory
     // pressure, BY who launched the app.
     let header = [
@@ -972,6 +991,34 @@ fn print_table(snapshots: &[UnitSnapshot], all: bool) {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         let _ = writeln!(stdout, "{}", pad_cells(&cells, &widths));
     }
+}
+
+/// `text` made safe to print on a terminal: control characters (C0 but newline and tab, DEL,
+/// C1) are shown escaped (`\x1b`), so that a name from a desktop entry, the config or a unit's
+/// description cannot move the cursor, retitle the window or clear the screen (ECMA-48).
+pub fn terminal_text(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |c| c == '\n' || c == '\t')
+}
+
+/// [`terminal_text`] for a table cell, where a newline or tab would break the table too.
+pub fn terminal_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |_| false)
+}
+
+fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !keep(c);
+    if !text.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escaped(c) {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A table line: every cell but the last padded to its column's width (in characters, so
@@ -1021,7 +1068,7 @@ enum Action {
 async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> {
     let ctl = connect(manager).await?;
     let unit = ctl.find(target).await?;
-    let who = format!("{} ({})", unit.name, unit.unit);
+    let who = format!("{} ({})", terminal_text(&unit.name), unit.unit);
     let said = |message: &str| gettext_f(message, &[("app", &who)]);
     match action {
         Action::Freeze => {
@@ -1107,7 +1154,7 @@ async fn limit(manager: ManagerKind, target: &str, limits: &LimitArgs) -> Result
         "{}",
         gettext_f(
             "Changed the limits of {app} ({unit}):",
-            &[("app", &unit.name), ("unit", &unit.unit)],
+            &[("app", &terminal_text(&unit.name)), ("unit", &unit.unit)],
         )
     );
     print_checks(&checks, false);
@@ -1130,7 +1177,11 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
                     (false, _) => gettext(" (from config)"),
                     _ => String::new(),
                 };
-                println!("{:width$}  {}{origin}", p.name, p.description);
+                println!(
+                    "{:width$}  {}{origin}",
+                    p.name,
+                    terminal_text(&p.description)
+                );
                 println!("{:width$}  {}", "", p.settings.summary());
             }
             println!(
@@ -1143,7 +1194,7 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
         }
         Some(PresetsAction::Show { name }) => {
             let preset = config.preset(&name)?;
-            println!("{}: {}", preset.name, preset.description);
+            println!("{}: {}", preset.name, terminal_text(&preset.description));
             for (key, value) in preset.settings.entries() {
                 println!("  {key} = {value}");
             }
@@ -1221,7 +1272,7 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                         AlertChange::Updated(_) => pgettext("alert change", "updated"),
                         AlertChange::Cleared(_) => pgettext("alert change", "cleared"),
                     };
-                    format!("{verb}: {summary} ({})", alert.unit)
+                    format!("{verb}: {} ({})", terminal_text(&summary), alert.unit)
                 };
                 let mut out = std::io::stdout().lock();
                 // A closed stdout (the reader went away) is no reason to stop watching.
@@ -1294,7 +1345,7 @@ fn events(json: bool, limit: Option<usize>) -> Result<i32> {
     for record in newest {
         let when = LocalTime::of(record.ended_at())
             .map_or_else(|| record.ended_at.to_string(), |at| at.label(today));
-        println!("{when} {}", record.describe());
+        println!("{when} {}", terminal_text(&record.describe()));
     }
     Ok(0)
 }

@@ -583,6 +583,14 @@ impl Notifier {
         if let Some(entry) = &self.desktop_entry {
             hints.insert("desktop-entry", Value::from(entry.as_str()));
         }
+        // A server with "body-markup" reads the body as markup (the spec's "Markup"): an app
+        // named `Tom & Jerry` would blank it, one named `<a href=…>` would put a link in a
+        // Corral notification. The summary is plain text for every server.
+        let body = if self.capabilities.iter().any(|c| c == "body-markup") {
+            markup_escape(&notification.body)
+        } else {
+            notification.body.clone()
+        };
         let id = self
             .proxy
             .notify(
@@ -590,7 +598,7 @@ impl Notifier {
                 replaces.map_or(0, |id| id.0),
                 "",
                 &notification.summary,
-                &notification.body,
+                &body,
                 &actions,
                 hints,
                 -1,
@@ -640,6 +648,22 @@ impl Notifier {
         });
         Ok(stream::select(Box::pin(invoked), Box::pin(closed)))
     }
+}
+
+/// Text for a body the server reads as markup: `&`, `<`, `>`, `'` and `"` as entities.
+pub fn markup_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Which unit and condition a notification is about.

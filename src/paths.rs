@@ -206,13 +206,63 @@ pub fn open_own_for_append(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// Opens `path` to read it, never through a symlink.
-pub fn open_no_follow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+/// The most Corral reads of a desktop entry: real ones are a few KiB, the largest (dozens of
+/// translations) some 100 KiB.
+pub const DESKTOP_ENTRY_MAX_BYTES: u64 = 1 << 20;
+/// The most Corral reads of its config: far beyond any hand-written file (10 MB of rules
+/// still load, tests/hostile_input.rs).
+pub const CONFIG_MAX_BYTES: u64 = 16 << 20;
+/// The most Corral reads of its event log, which it keeps under 1 MiB itself.
+pub const EVENT_LOG_MAX_BYTES: u64 = 16 << 20;
+
+/// Reads a whole file of at most `max` bytes. Not a regular file (a FIFO would block for
+/// ever, /dev/zero never end) or larger than `max` is an error that says so, read no further.
+/// With `follow_links` false, a symlink is refused ([`open_no_follow`]).
+pub fn read_capped(path: &Path, max: u64, follow_links: bool) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; it changes
+    // nothing for a regular file.
+    let mut flags = libc::O_NONBLOCK;
+    if !follow_links {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(flags)
         .open(path)
-        .map_err(|e| not_followed(path, e))
+        .map_err(|e| not_followed(path, e))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            crate::i18n::gettext_f(
+                "{path} is not a regular file; Corral reads only regular files there",
+                &[("path", &path.display())],
+            ),
+        ));
+    }
+    let too_large = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            crate::i18n::gettext_f(
+                "{path} is larger than {limit}, the most Corral reads of such a file; check that it is the right file",
+                &[
+                    ("path", &path.display()),
+                    ("limit", &crate::limits::Bytes(max)),
+                ],
+            ),
+        )
+    };
+    if meta.len() > max {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // One byte more than allowed tells a file that grew meanwhile.
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// ELOOP from O_NOFOLLOW, said plainly.
@@ -234,6 +284,29 @@ fn not_followed(path: &Path, error: io::Error) -> io::Error {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn whole_files_are_read_up_to_a_cap_and_only_regular_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, vec![b'x'; 4096]).unwrap();
+        assert_eq!(read_capped(&file, 4096, true).unwrap().len(), 4096);
+        let error = read_capped(&file, 4095, true).unwrap_err();
+        assert!(error.to_string().contains("is larger than"), "{error}");
+        // A FIFO is refused at once rather than waited on for ever.
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let error = read_capped(&fifo, 4096, true).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+        assert!(read_capped(Path::new("/dev/zero"), 4096, true).is_err());
+        // Links are followed only when asked to.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read_capped(&link, 4096, true).is_ok());
+        assert!(read_capped(&link, 4096, false).is_err());
+    }
 
     fn env(pairs: &[(&str, &str)]) -> XdgEnv {
         let get = |key: &str| {
@@ -334,7 +407,6 @@ mod tests {
         let error = open_own_for_append(&link).unwrap_err();
         assert!(error.to_string().contains("symbolic link"), "{error}");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep\n");
-        assert!(open_no_follow(&link).is_err());
         // A regular file of one's own is fine, and is created 0600 when missing.
         let own = dir.path().join("own.jsonl");
         open_own_for_append(&own).unwrap();

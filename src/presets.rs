@@ -1733,7 +1733,12 @@ fn check_environment_table(
 }
 
 fn read_if_exists(path: &Path) -> Result<Option<String>, ConfigError> {
-    match fs::read_to_string(path) {
+    // Capped (crate::paths): a huge file or a FIFO is an error, not a hang.
+    let read =
+        crate::paths::read_capped(path, crate::paths::CONFIG_MAX_BYTES, true).and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        });
+    match read {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(ConfigError::Read {
@@ -3059,6 +3064,20 @@ memory-max = \"8G\"
         assert_eq!(mode(&path), 0o600);
         assert!(fs::read_to_string(&path).unwrap().contains("[apps.code]"));
         assert!(fs::symlink_metadata(&tmp).is_err(), "no tmp file is left");
+    }
+
+    #[test]
+    fn a_config_too_large_to_be_one_is_refused_unread() {
+        // Before, any size was read whole into memory (a 2 GB file, or a link to /dev/zero,
+        // took the window with it); now more than 16 MiB is refused, saying why.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(crate::paths::CONFIG_MAX_BYTES + 1).unwrap();
+        let error = Config::load_from(&path).unwrap_err().to_string();
+        assert!(error.contains("is larger than 16 MiB"), "{error}");
+        let error = ConfigEditor::open(&path).unwrap_err().to_string();
+        assert!(error.contains("is larger than"), "{error}");
     }
 
     #[test]

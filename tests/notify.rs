@@ -50,8 +50,14 @@ impl PrivateBus {
 
     /// Starts the recorder on this bus and waits until it owns the name.
     fn start_recorder(&self) -> Reaped {
+        self.start_recorder_with(&[])
+    }
+
+    /// The same, with more arguments for the recorder (`--body-markup`).
+    fn start_recorder_with(&self, more: &[&str]) -> Reaped {
         let invoke = self.path("invoke");
-        let args = [OsStr::new("--invoke-file"), invoke.as_os_str()];
+        let mut args = vec![OsStr::new("--invoke-file"), invoke.as_os_str()];
+        args.extend(more.iter().map(OsStr::new));
         common::start_recorder(&self.path("calls.jsonl"), Some(&self.address), &args)
     }
 
@@ -190,4 +196,38 @@ async fn sends_replaces_closes_and_hears_actions() {
             key: "default".to_owned(),
         }
     );
+}
+
+#[tokio::test]
+async fn an_apps_name_is_text_in_a_body_the_server_reads_as_markup() {
+    let mut alert = near_limit(91.0);
+    alert.app_name = "Tom & Jerry <a href='https://example.org'>".to_owned();
+    let notification = Notification::for_alert(&alert);
+    for markup in [true, false] {
+        let bus = PrivateBus::start();
+        let _recorder = bus.start_recorder_with(if markup { &["--body-markup"] } else { &[] });
+        let connection = bus.connect().await;
+        let notifier = Notifier::on(&connection).await.unwrap();
+        notifier.show(&notification, None).await.unwrap();
+        let calls = bus.calls();
+        let body = calls[0]["body"].as_str().unwrap();
+        // The summary is never markup (the spec): as written either way.
+        assert_eq!(
+            calls[0]["summary"],
+            "Tom & Jerry <a href='https://example.org'> is close to its memory limit"
+        );
+        if markup {
+            assert!(
+                body.starts_with(
+                    "Tom &amp; Jerry &lt;a href=&apos;https://example.org&apos;&gt; uses"
+                ),
+                "{body}"
+            );
+        } else {
+            assert!(
+                body.starts_with("Tom & Jerry <a href='https://example.org'> uses"),
+                "{body}"
+            );
+        }
+    }
 }

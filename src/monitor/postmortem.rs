@@ -464,24 +464,15 @@ impl EventLog {
 
     /// Every readable record, oldest first. A missing file is an empty journal.
     pub fn read(&self) -> Result<EventLogContents, EventLogError> {
-        let mut bytes = Vec::new();
-        // Never through a link (crate::paths).
-        match crate::paths::open_no_follow(&self.path) {
-            Ok(mut file) => file
-                .read_to_end(&mut bytes)
-                .map_err(|source| EventLogError::Read {
-                    path: self.path.clone(),
-                    source,
-                })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EventLogContents::default()),
-            Err(source) => {
-                return Err(EventLogError::Read {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
-        Ok(parse_lines(&bytes))
+        // Never through a link, and capped (crate::paths).
+        match crate::paths::read_capped(&self.path, crate::paths::EVENT_LOG_MAX_BYTES, false) {
+            Ok(bytes) => Ok(parse_lines(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(EventLogContents::default()),
+            Err(source) => Err(EventLogError::Read {
+                path: self.path.clone(),
+                source,
+            }),
+        }
     }
 
     fn write_error(&self, source: io::Error) -> EventLogError {

@@ -207,6 +207,18 @@ pub fn application_id(manager: ManagerKind) -> String {
     }
 }
 
+/// `text` for a widget that reads Pango markup (toasts, preference rows' titles and subtitles,
+/// group descriptions): an `&` would blank it, a `<b>` or `<a href>` would format it. Names,
+/// descriptions and error messages come from desktop entries, the config and systemd.
+pub fn plain(text: &str) -> String {
+    gtk::glib::markup_escape_text(text).to_string()
+}
+
+/// A toast that shows `text` as written.
+pub fn toast(text: &str) -> adw::Toast {
+    adw::Toast::new(&plain(text))
+}
+
 /// Names a widget for screen readers and AT-SPI. GTK 4.8's C library has had
 /// gtk_accessible_update_property_value since 4.0, but the Rust bindings only expose the
 /// GtkAccessible interface from 4.10 on, so this one call is declared here.

@@ -89,7 +89,7 @@ impl std::fmt::Debug for Cmd {
 
 impl MainWindow {
     fn toast(widgets: &Widgets, text: &str) {
-        widgets.toasts.add_toast(adw::Toast::new(text));
+        widgets.toasts.add_toast(crate::ui::toast(text));
     }
 
     fn render(&mut self, widgets: &mut Widgets) {

@@ -162,6 +162,14 @@ expect_eq "service: the exported function is left out" "" "$(echo "$svc_env" | g
 expect_in "scope: the exported function is kept, as for any child of the shell" \
     "BASH_FUNC_guest_function%%=" "$scope_env"
 
+echo "== terminal output cannot be rewritten by an app's name"
+corral run -q --name "$(printf 'evil\033[2J\033]0;title\007name')" --app-id escapes -- sleep 300
+esc=$(wait_unit 'app-corral-escapes-*.service')
+ps_out=$(corral ps)
+expect_in "ps lists the app" "$esc" "$ps_out"
+expect_eq "ps prints no escape or bell character" 0 "$(printf '%s' "$ps_out" | tr -cd '\033\007' | wc -c)"
+corral stop "$esc" >/dev/null 2>&1
+
 echo "== units launched elsewhere"
 systemd-run --user --unit=run-plain sleep 300 >/dev/null 2>&1
 systemd-run --user --unit=app-gnome-org.gnome.Fake-4242 sleep 300 >/dev/null 2>&1
