@@ -233,7 +233,7 @@ impl Launcher {
                 }
             })
             .unwrap_or_default();
-        self.presets.set_subtitle(&text);
+        self.presets.set_subtitle(&crate::ui::plain(&text));
     }
 
     fn request(&self) -> Result<LaunchRequest, String> {

@@ -32,7 +32,10 @@ use window::{MainWindow, WindowInit};
 /// The process's one connection to systemd, its `Controller` and its `Monitor`, shared by the
 /// window and the tray. It connects when first awaited; every later await gets the same pair.
 #[derive(Clone)]
-pub struct SharedConnection(Shared<BoxFuture<'static, Connected>>);
+pub struct SharedConnection {
+    connect: Shared<BoxFuture<'static, Connected>>,
+    manager: ManagerKind,
+}
 
 /// The controller and monitor, or why systemd could not be reached.
 type Connected = Result<(Arc<Controller>, Monitor), String>;
@@ -60,11 +63,19 @@ impl SharedConnection {
                 monitor,
             ))
         };
-        SharedConnection(connect.boxed().shared())
+        SharedConnection {
+            connect: connect.boxed().shared(),
+            manager,
+        }
     }
 
     pub async fn get(&self) -> Connected {
-        self.0.clone().await
+        self.connect.clone().await
+    }
+
+    /// Which manager this connection is to (the apps offered depend on it).
+    pub fn manager(&self) -> ManagerKind {
+        self.manager
     }
 }
 
@@ -101,7 +112,9 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
         tray_without_gl();
     }
     register_resources();
-    let app = adw::Application::builder().application_id(APP_ID).build();
+    let app = adw::Application::builder()
+        .application_id(application_id(manager))
+        .build();
     let interval = Config::load().unwrap_or_default().general.refresh_period();
     let connection = SharedConnection::new(manager, interval);
     if tray {
@@ -180,6 +193,30 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
             connection: Some(connection),
         });
     0
+}
+
+/// The application id the window registers on the session bus. GApplication is unique per id:
+/// a second start with the same id hands its activation to the first and ends. The system
+/// manager's window has an id of its own, so that `corral --system` neither raises the user's
+/// window (leaving the person at the user manager's apps) nor does a plain `corral` raise the
+/// system's (and drive the system manager after a polkit prompt).
+pub fn application_id(manager: ManagerKind) -> String {
+    match manager {
+        ManagerKind::User => APP_ID.to_owned(),
+        ManagerKind::System => format!("{APP_ID}.System"),
+    }
+}
+
+/// `text` for a widget that reads Pango markup (toasts, preference rows' titles and subtitles,
+/// group descriptions): an `&` would blank it, a `<b>` or `<a href>` would format it. Names,
+/// descriptions and error messages come from desktop entries, the config and systemd.
+pub fn plain(text: &str) -> String {
+    gtk::glib::markup_escape_text(text).to_string()
+}
+
+/// A toast that shows `text` as written.
+pub fn toast(text: &str) -> adw::Toast {
+    adw::Toast::new(&plain(text))
 }
 
 /// Names a widget for screen readers and AT-SPI. GTK 4.8's C library has had

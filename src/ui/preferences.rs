@@ -34,12 +34,12 @@ pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
             let page = adw::PreferencesPage::new();
             let group = adw::PreferencesGroup::builder()
                 .title(gettext("The config file has a mistake"))
-                .description(format!(
+                .description(crate::ui::plain(&format!(
                     "{e}\n\n{}",
                     gettext(
                         "Fix it in a text editor; Corral will not change it until it loads again."
                     )
-                ))
+                )))
                 .build();
             page.add(&group);
             window.add(&page);
@@ -58,7 +58,7 @@ fn save(window: &adw::PreferencesWindow, editor: &std::cell::RefCell<ConfigEdito
     match editor.borrow_mut().save() {
         Ok(()) => true,
         Err(e) => {
-            window.add_toast(adw::Toast::new(&gettext_f(
+            window.add_toast(crate::ui::toast(&gettext_f(
                 "Not saved: {error}",
                 &[("error", &e)],
             )));
@@ -204,7 +204,7 @@ fn presets_page(
                     row.set_text("");
                 }
                 Ok(()) => {}
-                Err(e) => window.add_toast(adw::Toast::new(&e.to_string())),
+                Err(e) => window.add_toast(crate::ui::toast(&e.to_string())),
             }
         });
     }
@@ -221,12 +221,12 @@ fn preset_row(
     editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
 ) -> adw::ExpanderRow {
     let row = adw::ExpanderRow::builder()
-        .title(&preset.name)
-        .subtitle(if preset.description.is_empty() {
+        .title(crate::ui::plain(&preset.name))
+        .subtitle(crate::ui::plain(&if preset.description.is_empty() {
             preset.settings.plain_words()
         } else {
             preset.description.clone()
-        })
+        }))
         .build();
     let values: std::collections::HashMap<&str, String> =
         preset.settings.entries().into_iter().collect();
@@ -304,7 +304,7 @@ fn preset_row(
                     settings.set(key, text.trim())
                 };
                 if let Err(e) = result {
-                    window.add_toast(adw::Toast::new(&e.to_string()));
+                    window.add_toast(crate::ui::toast(&e.to_string()));
                     return;
                 }
             }
@@ -317,19 +317,19 @@ fn preset_row(
                     _ => settings.unset(key),
                 };
                 if let Err(e) = result {
-                    window.add_toast(adw::Toast::new(&e.to_string()));
+                    window.add_toast(crate::ui::toast(&e.to_string()));
                     return;
                 }
             }
             match editor.borrow_mut().set_preset(&name, &settings) {
                 Ok(()) => {}
                 Err(e) => {
-                    window.add_toast(adw::Toast::new(&e.to_string()));
+                    window.add_toast(crate::ui::toast(&e.to_string()));
                     return;
                 }
             }
             if save(&window, &editor) {
-                window.add_toast(adw::Toast::new(&gettext_f(
+                window.add_toast(crate::ui::toast(&gettext_f(
                     "Saved preset {preset}",
                     &[("preset", &name)],
                 )));
@@ -343,13 +343,13 @@ fn preset_row(
             match removed {
                 Ok(_) if save(&window, &editor) => {
                     row_ref.set_sensitive(false);
-                    window.add_toast(adw::Toast::new(&gettext_f(
+                    window.add_toast(crate::ui::toast(&gettext_f(
                         "Removed {preset} from the config file",
                         &[("preset", &name)],
                     )));
                 }
                 Ok(_) => {}
-                Err(e) => window.add_toast(adw::Toast::new(&e.to_string())),
+                Err(e) => window.add_toast(crate::ui::toast(&e.to_string())),
             }
         });
     }
@@ -398,6 +398,43 @@ mod tests {
                 "When Held at Its CPU Limit",
                 "When Stalling for Memory",
             ]
+        );
+    }
+
+    /// The texts a widget's labels show (Pango's text, markup taken out), depth first.
+    fn shown_texts(widget: &gtk::Widget) -> Vec<String> {
+        let mut texts = Vec::new();
+        if let Some(label) = widget.downcast_ref::<gtk::Label>() {
+            texts.push(label.text().to_string());
+        }
+        let mut child = widget.first_child();
+        while let Some(c) = child {
+            texts.extend(shown_texts(&c));
+            child = c.next_sibling();
+        }
+        texts
+    }
+
+    #[gtk::test]
+    fn a_presets_description_shows_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = "[presets.builds]\ndescription = \"Builds & tests <a href='https://x'>fast</a>\"\nmemory-max = \"1G\"\n";
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load_from(&path).unwrap();
+        let preset = config.preset("builds").unwrap();
+        let editor = std::rc::Rc::new(std::cell::RefCell::new(ConfigEditor::open(&path).unwrap()));
+        let window = adw::PreferencesWindow::new();
+        let row = preset_row(&window, &preset, &editor);
+        let texts = shown_texts(row.upcast_ref());
+        // Before, the row took it as Pango markup: the `&` made it invalid markup, which GTK
+        // shows as nothing at all. (Preset names are letters, digits, - and _.)
+        assert!(texts.iter().any(|t| t == "builds"), "{texts:?}");
+        assert!(
+            texts
+                .iter()
+                .any(|t| t == "Builds & tests <a href='https://x'>fast</a>"),
+            "{texts:?}"
         );
     }
 }

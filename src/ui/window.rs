@@ -89,7 +89,7 @@ impl std::fmt::Debug for Cmd {
 
 impl MainWindow {
     fn toast(widgets: &Widgets, text: &str) {
-        widgets.toasts.add_toast(adw::Toast::new(text));
+        widgets.toasts.add_toast(crate::ui::toast(text));
     }
 
     fn render(&mut self, widgets: &mut Widgets) {
@@ -215,6 +215,14 @@ impl Component for MainWindow {
             .build();
         crate::ui::set_accessible_label(&menu_button, &gettext("Main Menu"));
         let header = adw::HeaderBar::new();
+        // Whose units these are, where it matters: the system manager's run as root.
+        if let Some(subtitle) = header_subtitle(init.manager) {
+            header.set_title_widget(Some(&adw::WindowTitle::new(
+                crate::identity::APP_NAME,
+                &subtitle,
+            )));
+            root.set_title(Some(&window_title(init.manager)));
+        }
         header.pack_start(&launch);
         header.pack_start(&filter);
         header.pack_end(&menu_button);
@@ -377,7 +385,7 @@ impl Component for MainWindow {
         let model = MainWindow {
             ctl: None,
             monitor: None,
-            catalog: AppCatalog::load(),
+            catalog: AppCatalog::load_for(init.manager),
             config_problem,
             state: Arc::default(),
             history: SharedHistory::default(),
@@ -662,9 +670,36 @@ fn remember_last_preset(app_id: &str, preset: &str) -> Result<(), crate::config:
     editor.save()
 }
 
+/// The header's second line: said for the system manager only, whose apps run as root for
+/// every user, so that a window of each kind is told apart at a glance.
+fn header_subtitle(manager: ManagerKind) -> Option<String> {
+    match manager {
+        ManagerKind::User => None,
+        ManagerKind::System => Some(gettext("System — apps run as root, for all users")),
+    }
+}
+
+/// The window's title, as a window list or task switcher shows it.
+fn window_title(manager: ManagerKind) -> String {
+    match manager {
+        ManagerKind::User => crate::identity::APP_NAME.to_owned(),
+        // TRANSLATORS: the title of the window that manages the system manager's units.
+        ManagerKind::System => gettext("Corral (System)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_system_window_says_so_in_its_header_and_title() {
+        assert_eq!(header_subtitle(ManagerKind::User), None);
+        assert_eq!(window_title(ManagerKind::User), "Corral");
+        let subtitle = header_subtitle(ManagerKind::System).unwrap();
+        assert!(subtitle.starts_with("System"), "{subtitle}");
+        assert_eq!(window_title(ManagerKind::System), "Corral (System)");
+    }
 
     #[test]
     fn the_banner_follows_the_monitor_once_it_runs() {

@@ -52,7 +52,6 @@ part() {
     fi
 }
 
-
 # The guest, for the report.
 {
     echo "kernel=$(uname -r)"

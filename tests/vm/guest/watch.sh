@@ -43,7 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-
 # near_limit_notifies: the recorder's Notify calls about memory near the limit.
 near_limit_notifies() { grep '"call":"Notify"' "$work/notify.log" | grep 'close to its memory limit'; }
 json_field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['$1'])"; }
