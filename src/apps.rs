@@ -1,9 +1,6 @@
-//! Installed apps from XDG desktop entries, per the Desktop Entry Specification 1.5
-//! (<https://specifications.freedesktop.org/desktop-entry/latest-single>): the `Exec` key is parsed
-//! into an argv by its §7 rules and is never handed to a shell.
-//!
-//! Section numbers in comments (§3, §4, …) refer to that specification; "basedir" is the XDG Base
-//! Directory Specification. Loading reads the file system: call it off the GLib main loop.
+//! Installed apps from XDG desktop entries (Desktop Entry Specification 1.5; § numbers in
+//! comments are its sections): `Exec` parsed into an argv by its §7 rules, never a shell.
+//! Loading reads the file system: call it off the GLib main loop.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;

@@ -1,26 +1,6 @@
-//! The long-running monitor the window, the tray and `corral watch` render: keeps the list of
-//! contained units current from systemd's UnitNew/UnitRemoved/JobRemoved signals, samples their cgroups at
-//! the refresh interval and whenever a unit's cgroup signals a change (inotify on
-//! memory.events/cgroup.events, a PSI trigger on memory.pressure: see [`super::wakeup`]; and
-//! every 100 ms for units close to their memory warning, which no kernel event announces), runs
-//! the runaway rules on every sample, keeps the usage history, records post-mortems of apps
-//! that were OOM-killed or failed, and publishes each result on a watch channel and each alert
-//! change on a broadcast channel. One per process.
-//!
-//! The bus can go away under it: when the manager re-executes (`systemctl --user daemon-reexec`)
-//! it leaves the bus and comes back under a new unique name, and when the bus daemon itself
-//! stops, every connection to it closes. The monitor then says so in its state (and once on
-//! stderr), keeps sampling the cgroups it knows, subscribes again when the manager is back and
-//! reconnects with a growing delay when the connection closed, then lists again.
-//!
-//! The config file is checked for changes at every tick: a valid edit applies (alert
-//! thresholds, refresh interval, presets for the views), a mistake keeps the last good config
-//! in force and is reported with its line and column.
-//!
-//! Why a unit ended comes from systemd's Result while the unit is still loaded
-//! (org.freedesktop.systemd1(5)); once it is gone, from the memory.events oom_kill count seen
-//! just before (Documentation/admin-guide/cgroup-v2.rst), or else from its parent slice's
-//! oom_kill count, which counts its children's kills and outlives them.
+//! The long-running monitor every face renders: keeps the unit list current from systemd's
+//! signals, samples cgroups on ticks and wakeups, raises alerts, keeps history and post-mortems,
+//! and publishes its state; one per process. How it copes with a lost bus: ARCHITECTURE.md.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -27,7 +27,7 @@ pub struct WindowInit {
     pub show_all: bool,
     /// The process's systemd connection, controller and monitor (shared with the tray); `None`
     /// in tests that feed fixture states.
-    pub connection: Option<crate::ui::SharedConnection>,
+    pub engine: Option<crate::engine::Engine>,
 }
 
 #[derive(Debug)]
@@ -46,7 +46,7 @@ pub enum Msg {
 }
 
 pub enum Cmd {
-    Connected(Result<(Arc<Controller>, Monitor), String>),
+    Connected(crate::engine::Connected),
     Update(Arc<MonitorState>),
     Done(Result<String, String>),
     LimitsApplied(Result<Vec<LimitCheck>, String>),
@@ -366,7 +366,7 @@ impl Component for MainWindow {
         }
 
         // Connect to systemd (or join the tray's connection), then follow the monitor.
-        let connection = init.connection;
+        let connection = init.engine;
         sender.oneshot_command(async move {
             let Some(connection) = connection else {
                 return Cmd::Connected(Err("not connected (test)".into()));
@@ -531,7 +531,10 @@ impl Component for MainWindow {
         root: &Self::Root,
     ) {
         match msg {
-            Cmd::Connected(Ok((ctl, monitor))) => {
+            Cmd::Connected(Ok(crate::engine::Services {
+                controller: ctl,
+                monitor,
+            })) => {
                 let mut updates = monitor.subscribe();
                 self.ctl = Some(ctl);
                 self.history = monitor.history();
