@@ -83,6 +83,7 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
             manager,
             show_all,
             engine: Some(engine),
+            store: crate::engine::ConfigStore::user(),
         });
     0
 }

@@ -44,6 +44,17 @@ pub fn set_accessible_label(widget: &impl IsA<gtk::Widget>, label: &str) {
     }
 }
 
+/// [`set_accessible_label`] as a method, for `view!`.
+pub trait A11yLabel {
+    fn set_a11y_label(&self, label: &str);
+}
+
+impl<W: IsA<gtk::Widget>> A11yLabel for W {
+    fn set_a11y_label(&self, label: &str) {
+        set_accessible_label(self, label);
+    }
+}
+
 /// Registers the GResource bundle (CSS, UI files, icons) compiled into the binary; once.
 pub fn register_resources() {
     static ONCE: std::sync::Once = std::sync::Once::new();
