@@ -10,6 +10,9 @@
 //!                                                the sampler vs systemd-cgtop over N units
 //! bench_guest control   --corral PATH --runs N   freeze+thaw and kill: Corral vs systemctl/D-Bus
 //! bench_guest calibrate                          a fixed CPU-bound and process-bound workload
+//! bench_guest stall     --apps N --hold-ms N     the window's longest main-loop stall while
+//!                                                it loads N desktop entries, and while a
+//!                                                preference is held down (needs a display)
 //! ```
 //!
 //! Every figure is printed on stdout as one JSON object per line: `{"metric": NAME, "unit":
@@ -95,6 +98,10 @@ fn main() -> Result<()> {
         .next()
         .context("which part? cli, launch, sample, control or calibrate")?;
     let options = Options::parse(args)?;
+    if part == "stall" {
+        // GTK's main loop on the main thread, not in a runtime.
+        return stall::run(&options);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -786,4 +793,169 @@ fn calibrate() -> Result<()> {
     }
     emit_samples("calibrate.spawn", "ms", &spawn);
     Ok(())
+}
+
+/// The window's main loop while it works: a GLib timeout every [`stall::TICK`] notes how late
+/// it runs; the longest delay is the longest stall a person would feel.
+mod stall {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use adw::prelude::*;
+    use anyhow::{Result, bail};
+    use relm4::prelude::*;
+
+    use super::{Options, emit_value, ms};
+    use corral::engine::ConfigStore;
+    use corral::ui::preferences::{Preferences, PreferencesInit};
+    use corral::ui::window::{MainWindow, WindowInit};
+
+    pub const TICK: Duration = Duration::from_millis(5);
+
+    /// The longest gap between ticks since the last reset, beyond the tick itself.
+    struct StallMeter {
+        longest: Rc<Cell<Duration>>,
+        last: Rc<Cell<Instant>>,
+    }
+
+    impl StallMeter {
+        fn start() -> StallMeter {
+            let longest = Rc::new(Cell::new(Duration::ZERO));
+            let last = Rc::new(Cell::new(Instant::now()));
+            let (l, t) = (Rc::clone(&longest), Rc::clone(&last));
+            gtk::glib::timeout_add_local(TICK, move || {
+                let now = Instant::now();
+                let gap = now.duration_since(t.replace(now)).saturating_sub(TICK);
+                l.set(l.get().max(gap));
+                gtk::glib::ControlFlow::Continue
+            });
+            StallMeter { longest, last }
+        }
+
+        fn reset(&self) {
+            self.last.set(Instant::now());
+            self.longest.set(Duration::ZERO);
+        }
+
+        fn longest_ms(&self) -> f64 {
+            self.longest.get().as_secs_f64() * 1000.0
+        }
+    }
+
+    /// Runs the main loop until `done`, for at most `limit`.
+    fn until(limit: Duration, done: impl Fn() -> bool) -> bool {
+        let end = Instant::now() + limit;
+        while !done() {
+            if Instant::now() > end {
+                return false;
+            }
+            gtk::glib::MainContext::default().iteration(true);
+        }
+        true
+    }
+
+    fn spin_buttons(widget: &gtk::Widget, out: &mut Vec<gtk::SpinButton>) {
+        if let Some(spin) = widget.downcast_ref::<gtk::SpinButton>() {
+            out.push(spin.clone());
+        }
+        let mut child = widget.first_child();
+        while let Some(c) = child {
+            spin_buttons(&c, out);
+            child = c.next_sibling();
+        }
+    }
+
+    pub fn run(options: &Options) -> Result<()> {
+        let apps = options.number("apps", 2000)?;
+        let hold = Duration::from_millis(options.number("hold-ms", 3000)? as u64);
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("share");
+        std::fs::create_dir_all(data.join("applications"))?;
+        for i in 0..apps {
+            std::fs::write(
+                data.join("applications")
+                    .join(format!("org.example.App{i}.desktop")),
+                format!(
+                    "[Desktop Entry]\nType=Application\nName=App {i}\nComment=Generated for the stall benchmark\nKeywords=bench;app{i};\nIcon=utilities-terminal\nExec=true %U\n"
+                ),
+            )?;
+        }
+        // SAFETY: no other thread runs yet.
+        unsafe {
+            std::env::set_var("XDG_DATA_HOME", &data);
+            std::env::set_var("XDG_DATA_DIRS", dir.path().join("none"));
+        }
+        adw::init()?;
+        corral::ui::register_resources();
+        let store = ConfigStore::spawn(
+            dir.path().join("config.toml"),
+            corral::engine::config_store::DEBOUNCE,
+        );
+
+        // 1. The window opens and loads the catalog.
+        let meter = StallMeter::start();
+        let start = Instant::now();
+        let window = MainWindow::builder()
+            .launch(WindowInit {
+                manager: corral::systemd::ManagerKind::User,
+                show_all: false,
+                engine: None,
+                store: store.clone(),
+            })
+            .detach();
+        window.widget().present();
+        // From the first frame on: the stall a person would feel while the entries load.
+        gtk::glib::MainContext::default().iteration(false);
+        meter.reset();
+        let shown = Instant::now();
+        if !until(Duration::from_secs(120), || {
+            window.model().apps_known() >= apps
+        }) {
+            bail!("the window did not load {apps} desktop entries in 2 minutes");
+        }
+        emit_value("stall.catalog.load", "ms", ms(start));
+        // How much of the loading the meter saw (none if it ended before the first frame).
+        emit_value("stall.catalog.watched", "ms", ms(shown));
+        emit_value("stall.catalog", "ms", meter.longest_ms());
+
+        // 2. A preference held down: a step every 30 ms (GTK's spin button repeats faster).
+        let preferences = Preferences::builder()
+            .transient_for(window.widget())
+            .launch(PreferencesInit {
+                store: store.clone(),
+                monitor: None,
+            })
+            .detach();
+        preferences.widget().present();
+        let spin = Rc::new(Cell::new(None::<gtk::SpinButton>));
+        let found = until(Duration::from_secs(30), || {
+            let mut spins = Vec::new();
+            spin_buttons(preferences.widget().upcast_ref(), &mut spins);
+            // The second is the memory warning, in whole percent.
+            spins.get(1).cloned().map(|s| spin.set(Some(s))).is_some()
+        });
+        let Some(spin) = spin.take().filter(|_| found) else {
+            bail!("the preferences showed no spin button");
+        };
+        spin.set_value(1.0);
+        until(Duration::from_secs(2), || false);
+        let writes_before = store.writes();
+        meter.reset();
+        let end = Instant::now() + hold;
+        while Instant::now() < end {
+            spin.spin(gtk::SpinType::StepForward, 1.0);
+            let step = Instant::now() + Duration::from_millis(30);
+            until(Duration::from_millis(30), || Instant::now() >= step);
+        }
+        emit_value("stall.preference", "ms", meter.longest_ms());
+        // One write once the person stops.
+        until(corral::engine::config_store::DEBOUNCE * 3, || false);
+        emit_value(
+            "stall.preference.writes",
+            "count",
+            (store.writes() - writes_before) as f64,
+        );
+        Ok(())
+    }
 }

@@ -195,79 +195,12 @@ impl Notification {
                 ),
             ),
             AlertDetail::OomKilled {
-                unit_ended: true,
-                limit,
-                peak,
-                ..
-            } => {
-                let at = limit
-                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
-                    .unwrap_or_default();
-                let peak = peak
-                    .map(|p| gettext_f(" It used at most {size}.", &[("size", &p)]))
-                    .unwrap_or_default();
-                (
-                    gettext_f("{app} was killed: out of memory", &[("app", app)]),
-                    gettext_f(
-                        "The kernel's OOM killer ended {app}{at}.{peak}",
-                        &[("app", app), ("at", &at), ("peak", &peak)],
-                    ),
-                )
-            }
-            AlertDetail::OomKilled {
-                unit_ended: false,
-                victim: Some(ref victim),
-                limit,
-                ..
-            } => {
-                let at = limit
-                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
-                    .unwrap_or_default();
-                let memory = victim
-                    .memory_bytes
-                    .map(|m| gettext_f(", using {size}", &[("size", &Bytes(m))]))
-                    .unwrap_or_default();
-                (
-                    gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
-                    gettext_f(
-                        "The kernel's OOM killer killed its process {process} (PID {pid}{memory}){at}; the rest of {app} still runs.",
-                        &[
-                            ("app", app),
-                            ("process", &victim.name),
-                            ("pid", &victim.pid),
-                            ("memory", &memory),
-                            ("at", &at),
-                        ],
-                    ),
-                )
-            }
-            AlertDetail::OomKilled {
-                unit_ended: false,
                 kills,
                 limit,
-                ..
-            } => {
-                let at = limit
-                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
-                    .unwrap_or_default();
-                let processes = if kills == 1 {
-                    gettext("one of its processes")
-                } else {
-                    ngettext_f(
-                        "{n} of its processes",
-                        "{n} of its processes",
-                        kills,
-                        &[("n", &kills)],
-                    )
-                };
-                (
-                    gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
-                    gettext_f(
-                        "The kernel's OOM killer killed {processes}{at}; the rest of {app} still runs.",
-                        &[("app", app), ("processes", &processes), ("at", &at)],
-                    ),
-                )
-            }
+                peak,
+                unit_ended,
+                ref victim,
+            } => oom_killed_words(app, kills, limit, peak, unit_ended, victim.as_ref()),
         };
         let unit_gone = matches!(
             alert.detail,
@@ -298,6 +231,80 @@ impl Notification {
                 Urgency::Normal
             },
             raise: raise.filter(|_| !unit_gone),
+        }
+    }
+}
+
+/// What an OOM kill's notification says: the whole app ended, a named process of it was
+/// killed, or some of its processes were.
+fn oom_killed_words(
+    app: &str,
+    kills: u64,
+    limit: Option<Bytes>,
+    peak: Option<Bytes>,
+    unit_ended: bool,
+    victim: Option<&crate::monitor::processes::KilledProcess>,
+) -> (String, String) {
+    let app = &app;
+    match (unit_ended, victim) {
+        (true, _) => {
+            let at = limit
+                .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
+                .unwrap_or_default();
+            let peak = peak
+                .map(|p| gettext_f(" It used at most {size}.", &[("size", &p)]))
+                .unwrap_or_default();
+            (
+                gettext_f("{app} was killed: out of memory", &[("app", app)]),
+                gettext_f(
+                    "The kernel's OOM killer ended {app}{at}.{peak}",
+                    &[("app", app), ("at", &at), ("peak", &peak)],
+                ),
+            )
+        }
+        (false, Some(victim)) => {
+            let at = limit
+                .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
+                .unwrap_or_default();
+            let memory = victim
+                .memory_bytes
+                .map(|m| gettext_f(", using {size}", &[("size", &Bytes(m))]))
+                .unwrap_or_default();
+            (
+                gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
+                gettext_f(
+                    "The kernel's OOM killer killed its process {process} (PID {pid}{memory}){at}; the rest of {app} still runs.",
+                    &[
+                        ("app", app),
+                        ("process", &victim.name),
+                        ("pid", &victim.pid),
+                        ("memory", &memory),
+                        ("at", &at),
+                    ],
+                ),
+            )
+        }
+        (false, None) => {
+            let at = limit
+                .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
+                .unwrap_or_default();
+            let processes = if kills == 1 {
+                gettext("one of its processes")
+            } else {
+                ngettext_f(
+                    "{n} of its processes",
+                    "{n} of its processes",
+                    kills,
+                    &[("n", &kills)],
+                )
+            };
+            (
+                gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
+                gettext_f(
+                    "The kernel's OOM killer killed {processes}{at}; the rest of {app} still runs.",
+                    &[("app", app), ("processes", &processes), ("at", &at)],
+                ),
+            )
         }
     }
 }

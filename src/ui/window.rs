@@ -100,6 +100,11 @@ pub struct MainWindow {
 }
 
 impl MainWindow {
+    /// How many installed apps the window knows (0 until the catalog is read).
+    pub fn apps_known(&self) -> usize {
+        self.catalog.len()
+    }
+
     /// What the banner says, if anything.
     fn banner(&self) -> Option<&str> {
         banner_text(
