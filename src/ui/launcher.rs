@@ -123,6 +123,14 @@ pub struct Launcher {
 }
 
 impl Launcher {
+    /// The ids of the apps listed, in order.
+    pub fn listed(&self) -> Vec<String> {
+        (0..self.apps.selection_model.n_items())
+            .filter_map(|i| self.apps.get_visible(i))
+            .map(|item| item.borrow().id.clone())
+            .collect()
+    }
+
     fn selected_app(&self) -> Option<DesktopEntry> {
         let position = self.apps.selection_model.selected();
         let item = self.apps.get_visible(position)?;
@@ -356,5 +364,65 @@ impl SimpleComponent for Launcher {
                 self.error = Some(message);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[gtk::test]
+    fn the_launcher_lists_and_ranks_apps_as_corral_apps_does() {
+        let _ = adw::init();
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |file: &str, name: &str, extra: &str| {
+            let text =
+                format!("[Desktop Entry]\nType=Application\nName={name}\nExec=true\n{extra}");
+            std::fs::write(dir.path().join(file), text).unwrap();
+        };
+        entry(
+            "org.mozilla.firefox.desktop",
+            "Firefox",
+            "GenericName=Web Browser\n",
+        );
+        entry("org.gnome.Epiphany.desktop", "Web", "");
+        entry("org.example.Cobweb.desktop", "cobweb tool", "");
+        entry(
+            "org.kde.konqueror.desktop",
+            "Konqueror Web",
+            "OnlyShowIn=KDE;\n",
+        );
+        let catalog = Arc::new(
+            AppCatalog::load_from_with_locale(&[dir.path().to_owned()], None)
+                .shown_in(vec!["GNOME".to_owned()]),
+        );
+        let launcher = Launcher::builder()
+            .launch(LauncherInit {
+                catalog: Arc::clone(&catalog),
+                config: Config::default(),
+            })
+            .detach();
+        let ids =
+            |apps: Vec<&DesktopEntry>| apps.into_iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        assert_eq!(launcher.model().listed(), ids(catalog.apps()));
+        launcher.emit(LauncherInput::Search("web".into()));
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while launcher.model().listed() == ids(catalog.apps()) && std::time::Instant::now() < end {
+            gtk::glib::MainContext::default().iteration(false);
+        }
+        let listed = launcher.model().listed();
+        assert_eq!(
+            listed,
+            ids(catalog.search("web")),
+            "the order of corral apps web"
+        );
+        assert_eq!(
+            listed[0], "org.gnome.Epiphany",
+            "a name starting with the query first"
+        );
+        assert!(
+            !listed.iter().any(|id| id.contains("konqueror")),
+            "KDE only"
+        );
     }
 }
