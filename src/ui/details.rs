@@ -510,7 +510,6 @@ impl Component for Details {
                     gtk::Label {
                         set_xalign: 0.0,
                         set_wrap: true,
-                        add_css_class: "caption",
                         #[watch]
                         set_text: &model.result,
                         #[watch]

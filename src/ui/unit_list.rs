@@ -585,14 +585,15 @@ pub fn icon_for(catalog: &AppCatalog, snap: &UnitSnapshot) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Instant;
 
     use super::*;
     use crate::cgroup::{CgroupEvents, CgroupSample, Limit};
     use crate::monitor::UnitInfo;
 
-    fn unit(name: &str, unit: &str, memory: u64, frozen: bool) -> UnitSnapshot {
+    /// A running unit Corral launched with the browser preset, with a 4 GiB memory.max.
+    pub(crate) fn unit(name: &str, unit: &str, memory: u64, frozen: bool) -> UnitSnapshot {
         UnitSnapshot {
             info: UnitInfo::new(
                 unit.to_owned(),

@@ -90,7 +90,6 @@ pub struct MainWindow {
     state: Arc<MonitorState>,
     /// The unit whose details show.
     selected: Option<String>,
-    search_active: bool,
     unit_list: Controller<UnitList>,
     details: Controller<Details>,
     launcher: Option<Controller<Launcher>>,
@@ -321,7 +320,6 @@ impl Component for MainWindow {
             config_problem: None,
             state: Arc::default(),
             selected: None,
-            search_active: false,
             unit_list,
             details,
             launcher: None,
@@ -361,10 +359,9 @@ impl Component for MainWindow {
             Msg::Selected(unit) => self.select(unit),
             Msg::Search(text) => self.unit_list.emit(UnitListInput::Search(text)),
             Msg::ShowAll(all) => self.unit_list.emit(UnitListInput::ShowAll(all)),
-            Msg::ToggleSearch => {
-                self.search_active = !widgets.search_button.is_active();
-                widgets.search_button.set_active(self.search_active);
-            }
+            Msg::ToggleSearch => widgets
+                .search_button
+                .set_active(!widgets.search_button.is_active()),
             Msg::Details(DetailsOutput::Kill(unit)) => self.confirm_kill(unit, root, &sender),
             Msg::Details(DetailsOutput::Remember(unit, settings)) => {
                 self.remember(&unit, settings, &sender)
@@ -673,24 +670,10 @@ impl MainWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroup::CgroupSample;
-    use crate::monitor::{UnitInfo, UnitSnapshot};
+    use crate::monitor::UnitSnapshot;
 
     fn snapshot(name: &str, unit: &str, memory: u64) -> UnitSnapshot {
-        UnitSnapshot {
-            info: UnitInfo::new(
-                unit.to_owned(),
-                &format!("{name} [corral: browser]"),
-                "active".into(),
-                "running".into(),
-                Some(format!("/app.slice/{unit}")),
-            ),
-            cgroup: Some(CgroupSample {
-                memory_current: Some(memory),
-                ..CgroupSample::default()
-            }),
-            cpu_percent: Some(3.0),
-        }
+        crate::ui::unit_list::tests::unit(name, unit, memory, false)
     }
 
     /// Runs the main loop until `done` holds, for at most five seconds.
