@@ -3,8 +3,11 @@
 //! CloseNotification call as one JSON line in a file, so tests can check what Corral sent.
 //!
 //! ```text
-//! notification_recorder LOG [--invoke-file PATH]
+//! notification_recorder LOG [--invoke-file PATH] [--body-markup]
 //! ```
+//!
+//! With `--body-markup` it says it reads bodies as markup (the "body-markup" capability), as
+//! GNOME Shell, dunst and mako do.
 //!
 //! It prints "ready" on stdout once it owns the name. To press a button of the last
 //! notification: write an action key ("freeze") to PATH (the file is read and removed), or
@@ -45,6 +48,7 @@ impl State {
 
 struct Recorder {
     state: Arc<Mutex<State>>,
+    body_markup: bool,
 }
 
 /// Hints as JSON: the few types servers get, the rest as their D-Bus text form.
@@ -125,9 +129,13 @@ impl Recorder {
     }
 
     fn get_capabilities(&self) -> Vec<String> {
-        ["actions", "body", "persistence"]
+        let mut capabilities = ["actions", "body", "persistence"]
             .map(str::to_owned)
-            .to_vec()
+            .to_vec();
+        if self.body_markup {
+            capabilities.push("body-markup".to_owned());
+        }
+        capabilities
     }
 
     fn get_server_information(&self) -> (String, String, String, String) {
@@ -190,13 +198,16 @@ async fn main() -> Result<()> {
     let mut args = std::env::args_os().skip(1);
     let mut log_path = None;
     let mut invoke_file: Option<PathBuf> = None;
+    let mut body_markup = false;
     while let Some(arg) = args.next() {
-        if arg == "--invoke-file" {
+        if arg == "--body-markup" {
+            body_markup = true;
+        } else if arg == "--invoke-file" {
             invoke_file = Some(args.next().context("--invoke-file needs a path")?.into());
         } else if log_path.is_none() {
             log_path = Some(PathBuf::from(arg));
         } else {
-            bail!("usage: notification_recorder LOG [--invoke-file PATH]");
+            bail!("usage: notification_recorder LOG [--invoke-file PATH] [--body-markup]");
         }
     }
     let log_path = log_path.context("usage: notification_recorder LOG [--invoke-file PATH]")?;
@@ -217,6 +228,7 @@ async fn main() -> Result<()> {
             PATH,
             Recorder {
                 state: state.clone(),
+                body_markup,
             },
         )?
         .build()

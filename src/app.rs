@@ -51,7 +51,9 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
         tray_without_gl();
     }
     crate::ui::register_resources();
-    let app = adw::Application::builder().application_id(APP_ID).build();
+    let app = adw::Application::builder()
+        .application_id(crate::ui::application_id(manager))
+        .build();
     let interval = Config::load().unwrap_or_default().general.refresh_period();
     let engine = engine(manager, interval);
     if tray {

@@ -586,6 +586,22 @@ impl DesktopEntry {
         !desktops.iter().any(|d| self.not_show_in.contains(d))
     }
 
+    /// The code that takes the files or URLs to open (`%f`, `%F`, `%u` or `%U`), if the line
+    /// has one and parses.
+    pub fn target_code(&self) -> Option<FieldCode> {
+        parse_command_line(&self.exec)
+            .ok()?
+            .into_iter()
+            .find_map(|arg| match arg {
+                ExecArg::Field(code) if code.takes_targets() => Some(code),
+                ExecArg::Template(pieces) => pieces.into_iter().find_map(|piece| match piece {
+                    ArgPiece::Field(code) if code.takes_targets() => Some(code),
+                    _ => None,
+                }),
+                _ => None,
+            })
+    }
+
     /// The argv to run, with field codes expanded for `targets` (files or URLs to open).
     /// Never passed to a shell: every element is one argument, byte for byte.
     pub fn command(&self, targets: &[String]) -> Result<Vec<String>, ExecError> {
@@ -1028,7 +1044,8 @@ pub fn find_in_path(program: &str) -> Option<PathBuf> {
 /// The default search path of execvp when `PATH` is unset (glibc's `confstr(_CS_PATH)`).
 const DEFAULT_SEARCH_PATH: &str = "/bin:/usr/bin";
 
-fn find_in_search_path(program: &str, search_path: Option<&OsStr>) -> Option<PathBuf> {
+/// [`find_in_path`] with a given search path (`None`: execvp's default).
+pub fn find_in_search_path(program: &str, search_path: Option<&OsStr>) -> Option<PathBuf> {
     if program.is_empty() {
         return None;
     }
@@ -1087,6 +1104,21 @@ pub fn application_dirs() -> Vec<PathBuf> {
         std::env::var_os("XDG_DATA_DIRS").as_deref(),
         std::env::var_os("HOME").as_deref(),
     )
+}
+
+/// The `applications` directories an app run as root may come from: the system's own, which
+/// only root can change. Not `$XDG_DATA_HOME` nor `$XDG_DATA_DIRS`, which are the caller's:
+/// a desktop entry there (or one shadowing a system entry) would be any user's command run as
+/// root.
+pub fn system_application_dirs() -> Vec<PathBuf> {
+    [
+        "/usr/local/share/applications",
+        "/usr/share/applications",
+        // Flatpak apps installed system-wide (by root) export their entries here.
+        "/var/lib/flatpak/exports/share/applications",
+    ]
+    .map(PathBuf::from)
+    .to_vec()
 }
 
 fn application_dirs_from(
@@ -1150,6 +1182,19 @@ impl AppCatalog {
         self
     }
 
+    /// The apps that can be launched on `manager`: the session's for the user manager, only
+    /// the system-wide ones ([`system_application_dirs`]) for the system manager.
+    pub fn load_for(manager: crate::systemd::ManagerKind) -> AppCatalog {
+        match manager {
+            crate::systemd::ManagerKind::User => AppCatalog::load(),
+            crate::systemd::ManagerKind::System => AppCatalog::load_from_with_locale(
+                &system_application_dirs(),
+                Locale::from_env().as_ref(),
+            )
+            .shown_in(current_desktops()),
+        }
+    }
+
     /// Scans the given `applications` directories, highest precedence first.
     pub fn load_from(dirs: &[PathBuf]) -> AppCatalog {
         AppCatalog::load_from_with_locale(dirs, Locale::from_env().as_ref())
@@ -1177,12 +1222,13 @@ impl AppCatalog {
                 if !claimed.insert(id.clone()) {
                     continue;
                 }
-                let parsed = fs::read(&path)
-                    .map_err(|source| EntryError::Io {
-                        path: path.clone(),
-                        source,
-                    })
-                    .and_then(|bytes| DesktopEntry::from_bytes(&id, &path, &bytes, locale));
+                let parsed =
+                    crate::paths::read_capped(&path, crate::paths::DESKTOP_ENTRY_MAX_BYTES, true)
+                        .map_err(|source| EntryError::Io {
+                            path: path.clone(),
+                            source,
+                        })
+                        .and_then(|bytes| DesktopEntry::from_bytes(&id, &path, &bytes, locale));
                 match parsed {
                     Ok(ParsedFile::Application(entry)) => {
                         catalog.entries.insert(id, *entry);
@@ -2030,6 +2076,26 @@ mod tests {
         assert_eq!(catalog.warnings().len(), 1);
         assert!(matches!(catalog.warnings()[0], EntryError::NotUtf8 { .. }));
         assert!(catalog.warnings()[0].to_string().contains("broken.desktop"));
+    }
+
+    #[test]
+    fn catalog_refuses_a_desktop_file_too_large_to_be_one_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let comment = "x".repeat(2 << 20);
+        write(
+            dir.path(),
+            "huge.desktop",
+            format!("[Desktop Entry]\nType=Application\nName=Huge\nExec=true\nComment={comment}\n"),
+        );
+        write(dir.path(), "small.desktop", app("Small", "true"));
+        let catalog = AppCatalog::load_from(&[dir.path().to_path_buf()]);
+        assert!(
+            catalog.get("huge").is_none(),
+            "a 2 MiB desktop file was read"
+        );
+        assert!(catalog.get("small").is_some());
+        let warning = catalog.warnings()[0].to_string();
+        assert!(warning.contains("is larger than 1.0 MiB"), "{warning}");
     }
 
     #[test]

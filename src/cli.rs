@@ -475,7 +475,10 @@ pub fn run_to_exit_code(manager: ManagerKind, command: Command) -> i32 {
     let code = match runtime.block_on(run(manager, command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("corral: {}", gettext_f("error: {error}", &[("error", &e)]));
+            eprintln!(
+                "corral: {}",
+                terminal_text(&gettext_f("error: {error}", &[("error", &e)]))
+            );
             1
         }
     };
@@ -490,7 +493,7 @@ pub async fn run(manager: ManagerKind, command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => run_command(manager, args).await,
         Command::Launch(args) => launch_app(manager, args).await,
-        Command::Apps { search, json } => list_apps(search.as_deref(), json),
+        Command::Apps { search, json } => list_apps(manager, search.as_deref(), json),
         Command::Ps {
             target,
             all,
@@ -542,7 +545,10 @@ fn program_name(argv0: &str) -> String {
 
 async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
     // A missing program is the likeliest mistake: say so before anything else is touched.
-    launch::resolve_program(&args.command[0])?;
+    // (A system service's program is looked up again below, in the system's PATH alone.)
+    if manager == ManagerKind::User {
+        launch::resolve_program(&args.command[0])?;
+    }
     let config = Config::load()?;
     let executable = program_name(&args.command[0]);
     let app_id = args.app_id.clone().unwrap_or_else(|| executable.clone());
@@ -576,6 +582,7 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
         Mode::Service => UnitKind::Service,
     };
     launch::check_unit_kind(kind, launch::in_flatpak())?;
+    launch::resolve_program_for(manager, kind, &args.command[0])?;
     let request = LaunchRequest {
         command: args.command.clone(),
         app_name: args.name.clone().unwrap_or(executable),
@@ -748,7 +755,7 @@ fn report_launch(
             gettext_f(
                 "{app} runs in {unit} (preset {preset})",
                 &[
-                    ("app", &request.app_name),
+                    ("app", &terminal_text(&request.app_name)),
                     ("unit", &unit),
                     ("preset", &request.preset),
                 ],
@@ -904,7 +911,7 @@ fn record_end(
             "corral: {}",
             gettext_f(
                 "warning: the post-mortem of {app} was not kept: {error}",
-                &[("app", &request.app_name), ("error", &e)],
+                &[("app", &terminal_text(&request.app_name)), ("error", &e)],
             )
         );
     }
@@ -926,7 +933,7 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
             gettext_f(
                 "{app} was killed by the kernel's OOM killer: it ran out of its memory limit{limit}{peak}. Raise the limit (--memory-max) or choose a larger preset.",
                 &[
-                    ("app", &request.app_name),
+                    ("app", &terminal_text(&request.app_name)),
                     ("limit", &limit),
                     ("peak", &peak)
                 ],
@@ -937,7 +944,10 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
             "corral: {}",
             gettext_f(
                 "{app} was ended by signal {signal}",
-                &[("app", &request.app_name), ("signal", &signal)],
+                &[
+                    ("app", &terminal_text(&request.app_name)),
+                    ("signal", &signal)
+                ],
             )
         );
     }
@@ -945,7 +955,7 @@ fn report_end(request: &LaunchRequest, result: Option<&str>, signal: Option<i32>
 
 async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
     let config = Config::load()?;
-    let catalog = AppCatalog::load();
+    let catalog = AppCatalog::load_for(manager);
     let app = catalog.get(&args.app_id).ok_or_else(|| {
         anyhow::anyhow!(gettext_f(
             "no installed app has the id “{id}”; `corral apps` lists the installed ones",
@@ -967,8 +977,8 @@ async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn list_apps(search: Option<&str>, json: bool) -> Result<i32> {
-    let catalog = AppCatalog::load();
+fn list_apps(manager: ManagerKind, search: Option<&str>, json: bool) -> Result<i32> {
+    let catalog = AppCatalog::load_for(manager);
     let apps = match search {
         Some(q) => catalog.search(q),
         None => catalog.apps(),
@@ -988,13 +998,19 @@ fn list_apps(search: Option<&str>, json: bool) -> Result<i32> {
     let (id, name) = (gettext("ID"), gettext("NAME"));
     let width = apps
         .iter()
-        .map(|a| a.id.chars().count())
+        .map(|a| terminal_cell(&a.id).chars().count())
         .chain([id.chars().count()])
         .max()
         .unwrap_or(2);
     println!("{}", pad_cells(&[&id, &name], &[width]));
     for app in apps {
-        println!("{}", pad_cells(&[&app.id, &app.name], &[width]));
+        println!(
+            "{}",
+            pad_cells(
+                &[&terminal_cell(&app.id), &terminal_cell(&app.name)],
+                &[width]
+            )
+        );
     }
     Ok(0)
 }
@@ -1047,35 +1063,42 @@ async fn ps(
 fn print_table(snapshots: &[UnitSnapshot], all: bool) {
     let rows: Vec<[String; 8]> = snapshots
         .iter()
-        .map(|s| {
-            let c = s.cgroup.as_ref();
-            let frozen = c.and_then(|c| c.events.as_ref()).and_then(|e| e.frozen) == Some(true);
-            [
-                s.info.name.clone(),
-                if all {
-                    s.info.launcher.to_string()
-                } else {
-                    s.info.preset.clone().unwrap_or_else(|| "-".into())
-                },
-                if frozen {
-                    pgettext("app state", "frozen")
-                } else {
-                    s.info.sub_state.clone()
-                },
-                c.map(memory_cell).unwrap_or_else(|| "-".into()),
-                s.cpu_percent
-                    .map(|p| format!("{p:.0}%"))
-                    .unwrap_or_else(|| "-".into()),
-                c.and_then(|c| c.pids_current)
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                c.and_then(|c| c.memory_pressure.as_ref())
-                    .map(|p| format!("{:.1}%", p.some.avg10))
-                    .unwrap_or_else(|| "-".into()),
-                s.info.unit.clone(),
-            ]
-        })
+        .map(|s| row_cells(s, all).map(|cell| terminal_cell(&cell).into_owned()))
         .collect();
+    print_rows(rows, all);
+}
+
+/// One `corral ps` row, as read (not yet made safe for a terminal).
+fn row_cells(s: &UnitSnapshot, all: bool) -> [String; 8] {
+    let c = s.cgroup.as_ref();
+    let frozen = c.and_then(|c| c.events.as_ref()).and_then(|e| e.frozen) == Some(true);
+    [
+        s.info.name.clone(),
+        if all {
+            s.info.launcher.to_string()
+        } else {
+            s.info.preset.clone().unwrap_or_else(|| "-".into())
+        },
+        if frozen {
+            pgettext("app state", "frozen")
+        } else {
+            s.info.sub_state.clone()
+        },
+        c.map(memory_cell).unwrap_or_else(|| "-".into()),
+        s.cpu_percent
+            .map(|p| format!("{p:.0}%"))
+            .unwrap_or_else(|| "-".into()),
+        c.and_then(|c| c.pids_current)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into()),
+        c.and_then(|c| c.memory_pressure.as_ref())
+            .map(|p| format!("{:.1}%", p.some.avg10))
+            .unwrap_or_else(|| "-".into()),
+        s.info.unit.clone(),
+    ]
+}
+
+fn print_rows(rows: Vec<[String; 8]>, all: bool) {
     // TRANSLATORS: the table headers of `corral ps`, in capitals; MEM PRESSURE is memory
     // pressure, BY who launched the app.
     let header = [
@@ -1107,21 +1130,32 @@ fn print_table(snapshots: &[UnitSnapshot], all: bool) {
     }
 }
 
-/// Text from apps and the system (names, descriptions, ids) as it may reach a terminal: control
-/// characters, which could move the cursor or change the terminal's state, are shown escaped.
-pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+/// `text` made safe to print on a terminal: control characters (C0 but newline and tab, DEL,
+/// C1) are shown escaped (`\x1b`), so that a name from a desktop entry, the config or a unit's
+/// description cannot move the cursor, retitle the window or clear the screen (ECMA-48).
+pub fn terminal_text(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |c| c == '\n' || c == '\t')
+}
+
+/// [`terminal_text`] for a table cell, where a newline or tab would break the table too.
+pub fn terminal_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |_| false)
+}
+
+fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !keep(c);
+    if !text.chars().any(escaped) {
         return std::borrow::Cow::Borrowed(text);
     }
-    let mut safe = String::with_capacity(text.len() + 8);
+    let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
-            safe.extend(c.escape_default());
+        if escaped(c) {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
         } else {
-            safe.push(c);
+            out.push(c);
         }
     }
-    std::borrow::Cow::Owned(safe)
+    std::borrow::Cow::Owned(out)
 }
 
 /// A table line: every cell but the last padded to its column's width (in characters, so
@@ -1171,7 +1205,7 @@ enum Action {
 async fn act(manager: ManagerKind, target: &str, action: Action) -> Result<i32> {
     let ctl = connect(manager).await?;
     let unit = ctl.find(target).await?;
-    let who = format!("{} ({})", unit.name, unit.unit);
+    let who = format!("{} ({})", terminal_text(&unit.name), unit.unit);
     let said = |message: &str| gettext_f(message, &[("app", &who)]);
     match action {
         Action::Freeze => {
@@ -1257,7 +1291,7 @@ async fn limit(manager: ManagerKind, target: &str, limits: &LimitArgs) -> Result
         "{}",
         gettext_f(
             "Changed the limits of {app} ({unit}):",
-            &[("app", &unit.name), ("unit", &unit.unit)],
+            &[("app", &terminal_text(&unit.name)), ("unit", &unit.unit)],
         )
     );
     print_checks(&checks, false);
@@ -1280,7 +1314,11 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
                     (false, _) => gettext(" (from config)"),
                     _ => String::new(),
                 };
-                println!("{:width$}  {}{origin}", p.name, p.description);
+                println!(
+                    "{:width$}  {}{origin}",
+                    p.name,
+                    terminal_text(&p.description)
+                );
                 println!("{:width$}  {}", "", p.settings.summary());
             }
             println!(
@@ -1293,7 +1331,7 @@ fn presets(action: Option<PresetsAction>) -> Result<i32> {
         }
         Some(PresetsAction::Show { name }) => {
             let preset = config.preset(&name)?;
-            println!("{}: {}", preset.name, preset.description);
+            println!("{}: {}", preset.name, terminal_text(&preset.description));
             for (key, value) in preset.settings.entries() {
                 println!("  {key} = {value}");
             }
@@ -1371,7 +1409,7 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                         AlertChange::Updated(_) => pgettext("alert change", "updated"),
                         AlertChange::Cleared(_) => pgettext("alert change", "cleared"),
                     };
-                    format!("{verb}: {summary} ({})", alert.unit)
+                    format!("{verb}: {} ({})", terminal_text(&summary), alert.unit)
                 };
                 let mut out = std::io::stdout().lock();
                 // A closed stdout (the reader went away) is no reason to stop watching.
@@ -1381,7 +1419,13 @@ async fn watch(manager: ManagerKind, json: bool) -> Result<i32> {
                 // Corral's window is a unique GApplication: starting it presents a running one.
                 match crate::desktop::executable() {
                     Ok(exe) => {
-                        match std::process::Command::new(exe).arg0("corral").spawn() {
+                        // The window of the manager watched (each has its own, see ui).
+                        let mut command = std::process::Command::new(exe);
+                        command.arg0("corral");
+                        if manager == ManagerKind::System {
+                            command.arg("--system");
+                        }
+                        match command.spawn() {
                             // Reaped on a thread so that it never lingers as a zombie.
                             Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
                             Err(e) => eprintln!("corral: {}", cannot_open(&request.unit, &e)),
@@ -1438,7 +1482,7 @@ fn events(json: bool, limit: Option<usize>) -> Result<i32> {
     for record in newest {
         let when = LocalTime::of(record.ended_at())
             .map_or_else(|| record.ended_at.to_string(), |at| at.label(today));
-        println!("{when} {}", record.describe());
+        println!("{when} {}", terminal_text(&record.describe()));
     }
     Ok(0)
 }

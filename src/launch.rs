@@ -1,6 +1,7 @@
 //! Launching a command or desktop app in a transient unit: as a service that systemd starts
 //! itself, or as a scope around a child Corral forks, which keeps the caller's terminal.
 
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -12,8 +13,13 @@ use crate::apps;
 use crate::config::Settings;
 use crate::i18n::{gettext, gettext_f};
 use crate::systemd::names::{self, UnitKind};
-use crate::systemd::properties::{Property, TransientSpec};
+use crate::systemd::properties::{ManagerKind, Property, TransientSpec};
 use crate::systemd::{Systemd, SystemdError};
+
+/// The search path of the system manager's services, and the only one a program to run as
+/// root is looked up in: systemd's default PATH for the system manager (systemd.exec(5),
+/// "Environment Variables in Spawned Processes"), as `systemd-run` resolves its commands.
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Variables that describe Corral's own process rather than the person's session; a launched
 /// app must not inherit them (systemd.exec(5), "Environment Variables in Spawned Processes").
@@ -39,6 +45,78 @@ const OWN_VARIABLES: [&str; 14] = [
 /// that belong to Corral's own process (its own `CORRAL_*` settings included).
 pub fn session_environment() -> Vec<(OsString, OsString)> {
     without_own_variables(std::env::vars_os())
+}
+
+/// The one variable of the caller a system service gets (`systemd-run` passes none, and adds
+/// TERM for a terminal): the terminal's type, for a program run with `--wait` on the caller's
+/// terminal. Anything else from the caller (LD_PRELOAD, LD_LIBRARY_PATH, PYTHONPATH, GIO and
+/// GTK module paths, PATH) would run the caller's code as root.
+const PASSED_TO_SYSTEM_SERVICES: [&str; 1] = ["TERM"];
+
+/// The environment the program of a unit starts with, from the session's `session` and the
+/// preset's `preset` variables; the preset's win over the session's of the same name, and
+/// each name is there once (getenv(3) takes the first of two, systemd refuses both).
+///
+/// A service gets only what systemd accepts in `Environment=`: one name it refuses (bash's
+/// exported functions, `BASH_FUNC_name%%`) would make it refuse the whole unit. A scope's
+/// program is Corral's own child and gets the session as a shell's child would. A service of
+/// the system manager runs as root: it gets none of the caller's variables but TERM, and the
+/// preset's only when the config is root's own (Corral runs as root).
+pub fn unit_environment(
+    manager: ManagerKind,
+    kind: UnitKind,
+    session: Vec<(OsString, OsString)>,
+    preset: &BTreeMap<String, String>,
+    caller_is_root: bool,
+) -> Vec<(OsString, OsString)> {
+    let system_service = manager == ManagerKind::System && kind == UnitKind::Service;
+    let mut env: Vec<(OsString, OsString)> = session
+        .into_iter()
+        .filter(|(name, value)| {
+            if system_service {
+                PASSED_TO_SYSTEM_SERVICES
+                    .iter()
+                    .any(|passed| name.as_bytes() == passed.as_bytes())
+                    && is_terminal_type(value)
+            } else {
+                true
+            }
+        })
+        .collect();
+    if !system_service || caller_is_root {
+        for (name, value) in preset {
+            env.retain(|(existing, _)| existing.as_bytes() != name.as_bytes());
+            env.push((name.into(), value.into()));
+        }
+    }
+    if kind == UnitKind::Service {
+        env.retain(|(name, value)| systemd_accepts(name, value));
+    }
+    env
+}
+
+/// A TERM value as terminfo names are: short, letters, digits and `.-+_` (no path).
+fn is_terminal_type(value: &OsStr) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-+._".contains(b))
+}
+
+/// Whether systemd takes `name=value` in a unit's `Environment=`: its
+/// `env_assignment_is_valid()` (src/basic/env-util.c): a name of ASCII letters, digits and
+/// `_` not starting with a digit, a UTF-8 value (D-Bus strings must be UTF-8 too), and the
+/// whole assignment shorter than ARG_MAX. (systemd before 248 also refused control characters
+/// other than TAB in values; Corral needs 252.)
+pub fn systemd_accepts(name: &OsStr, value: &OsStr) -> bool {
+    let name = name.as_bytes();
+    let name_ok = name.first().is_some_and(|first| !first.is_ascii_digit())
+        && name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    // SAFETY: sysconf has no preconditions.
+    let arg_max = usize::try_from(unsafe { libc::sysconf(libc::_SC_ARG_MAX) }).unwrap_or(4096);
+    name_ok && value.to_str().is_some() && name.len() + 1 + value.len() < arg_max.max(4096)
 }
 
 fn without_own_variables(
@@ -119,31 +197,56 @@ pub struct LaunchRequest {
 impl LaunchRequest {
     /// The unit's specification; `program` is argv[0] resolved to an absolute path.
     fn spec(&self, systemd: &Systemd, program: &Path, pids: Vec<u32>) -> TransientSpec {
+        let manager = systemd.kind();
         let mut command = self.command.clone();
         command[0] = program.to_string_lossy().into_owned();
-        // systemd's Environment= takes UTF-8 strings; variables that are not are left out.
-        let environment = session_environment()
-            .into_iter()
-            .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
-            .chain(
-                self.settings
-                    .environment
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}")),
-            )
-            .collect();
+        let environment = unit_environment(
+            manager,
+            self.kind,
+            session_environment(),
+            &self.settings.environment,
+            caller_is_root(),
+        )
+        .into_iter()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v.to_str()?)))
+        .collect();
+        let (name, working_directory) = match manager {
+            ManagerKind::User => (self.app_id.clone(), self.working_directory.clone()),
+            // polkit's prompt names the unit (systemd 256 and later): name it after what runs.
+            // Like `systemd-run`, a system unit starts in / (the caller's folder could hand a
+            // program run as root the caller's files, e.g. Python's modules).
+            ManagerKind::System => (program_label(program), None),
+        };
         TransientSpec {
-            name: names::new_unit_name(&self.app_id, self.kind),
+            name: names::new_unit_name(&name, self.kind),
             kind: self.kind,
             description: names::description(&self.app_name, &self.preset),
             command,
             pids,
             settings: self.settings.clone(),
             environment,
-            working_directory: self.working_directory.clone(),
-            manager: systemd.kind(),
+            working_directory,
+            manager,
             add_ref: true,
         }
+    }
+}
+
+/// Whether Corral runs as root, and so reads root's own config (crate::paths).
+fn caller_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// How a unit of the system manager names its program: the file name for a program in the
+/// system's search path, the whole path for any other.
+pub fn program_label(program: &Path) -> String {
+    let in_system_path = program
+        .parent()
+        .is_some_and(|dir| std::env::split_paths(SYSTEM_PATH).any(|system| system == dir));
+    match program.file_name() {
+        Some(name) if in_system_path => name.to_string_lossy().into_owned(),
+        _ => program.to_string_lossy().into_owned(),
     }
 }
 
@@ -161,6 +264,11 @@ pub enum DesktopLaunchError {
 /// The request that launches an installed app: its Exec line with `targets` as argv, the
 /// preset resolved with the app's rule and `overrides`, as a service (a desktop app needs no
 /// terminal), in the app's Path= or the home folder. The CLI, the launcher and the tray share it.
+///
+/// Files and URLs to open are passed as GIO's launcher passes them: a file given relative to
+/// Corral's folder as an absolute path (the app runs in its Path= or the home folder, where the
+/// relative name would be another file, and `-name` would be an option), as a `file://` URI
+/// to `%u`/`%U`; a URI as given (a `file://` one as its path to `%f`/`%F`).
 pub fn desktop_app_request(
     app: &apps::DesktopEntry,
     config: &crate::config::Config,
@@ -168,7 +276,15 @@ pub fn desktop_app_request(
     overrides: &Settings,
     targets: &[String],
 ) -> Result<LaunchRequest, DesktopLaunchError> {
-    let command = app.command(targets)?;
+    let targets = match (targets.is_empty(), app.target_code()) {
+        (false, Some(code)) => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            open_targets(targets, code, &cwd)
+        }
+        // No targets, or a line that takes none (command() says so).
+        _ => targets.to_vec(),
+    };
+    let command = app.command(&targets)?;
     let executable = command[0].rsplit('/').next().unwrap_or(&command[0]);
     let resolved = config.resolve(&app.id, Some(executable), preset, overrides)?;
     if resolved.mode() == crate::config::Mode::Scope {
@@ -192,8 +308,132 @@ pub fn desktop_app_request(
     })
 }
 
+/// Files and URLs to open, as the Exec line's `code` takes them: see [`desktop_app_request`].
+/// A target is a URI when it starts with a scheme (RFC 3986 §3.1, `scheme:`), as GIO's
+/// `g_file_new_for_commandline_arg()` decides; otherwise a path, relative to `cwd`.
+pub fn open_targets(targets: &[String], code: apps::FieldCode, cwd: &Path) -> Vec<String> {
+    use apps::FieldCode;
+    let wants_uris = matches!(code, FieldCode::Url | FieldCode::Urls);
+    targets
+        .iter()
+        .map(|target| {
+            if !target.starts_with('/')
+                && let Some(scheme) = uri_scheme(target)
+            {
+                // A local file's URI, to an app that takes paths: its path.
+                if !wants_uris
+                    && scheme.eq_ignore_ascii_case("file")
+                    && let Some(path) = file_uri_path(target)
+                {
+                    return path;
+                }
+                return target.clone();
+            }
+            let path = lexically_absolute(cwd, target);
+            let path = path.to_string_lossy();
+            if wants_uris {
+                file_uri(&path)
+            } else {
+                path.into_owned()
+            }
+        })
+        .collect()
+}
+
+/// `cwd/target` with `.` and `..` taken out by their names, as GLib's
+/// `g_canonicalize_filename()` does (symlinks are not followed).
+fn lexically_absolute(cwd: &Path, target: &str) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for component in cwd.join(target).components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// The scheme of a URI-looking target: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`.
+fn uri_scheme(target: &str) -> Option<&str> {
+    let (scheme, _) = target.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// `file:///a%20b` → `/a b`; `None` for a remote host or a malformed escape.
+fn file_uri_path(uri: &str) -> Option<String> {
+    let rest = &uri[uri.find(':')? + 1..];
+    let path = match rest.strip_prefix("//") {
+        Some(after) => {
+            let slash = after.find('/')?;
+            let host = &after[..slash];
+            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                return None;
+            }
+            &after[slash..]
+        }
+        None if rest.starts_with('/') => rest,
+        None => return None,
+    };
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The `file://` URI of an absolute path: every byte but RFC 3986's unreserved characters
+/// and `/` percent-encoded.
+fn file_uri(path: &str) -> String {
+    let mut uri = String::from("file://");
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(byte as char);
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri
+}
+
 /// Finds the program to run: a path with a `/` as given, a bare name in `$PATH`.
 pub fn resolve_program(argv0: &str) -> Result<PathBuf, LaunchError> {
+    resolve_program_in(argv0, std::env::var_os("PATH").as_deref())
+}
+
+/// Finds the program a unit of `kind` runs on `manager`: a system service runs as root, so a
+/// bare name is looked up in [`SYSTEM_PATH`] only, never in the caller's `$PATH` (where
+/// `~/.local/bin` often comes first); anything else runs as the caller, with the caller's.
+pub fn resolve_program_for(
+    manager: ManagerKind,
+    kind: UnitKind,
+    argv0: &str,
+) -> Result<PathBuf, LaunchError> {
+    match (manager, kind) {
+        (ManagerKind::System, UnitKind::Service) => {
+            resolve_program_in(argv0, Some(OsStr::new(SYSTEM_PATH)))
+        }
+        _ => resolve_program(argv0),
+    }
+}
+
+fn resolve_program_in(argv0: &str, search_path: Option<&OsStr>) -> Result<PathBuf, LaunchError> {
     if argv0.contains('/') {
         let path = std::path::absolute(argv0).map_err(|_| LaunchError::NotFound(argv0.into()))?;
         if !path.exists() {
@@ -204,12 +444,12 @@ pub fn resolve_program(argv0: &str) -> Result<PathBuf, LaunchError> {
         }
         return Ok(path);
     }
-    apps::find_in_path(argv0).ok_or_else(|| LaunchError::NotFound(argv0.into()))
+    apps::find_in_search_path(argv0, search_path).ok_or_else(|| LaunchError::NotFound(argv0.into()))
 }
 
-fn check_request(req: &LaunchRequest) -> Result<PathBuf, LaunchError> {
+fn check_request(manager: ManagerKind, req: &LaunchRequest) -> Result<PathBuf, LaunchError> {
     let argv0 = req.command.first().ok_or(LaunchError::NoCommand)?;
-    let program = resolve_program(argv0)?;
+    let program = resolve_program_for(manager, req.kind, argv0)?;
     if let Some(dir) = &req.working_directory
         && !dir.is_dir()
     {
@@ -233,7 +473,7 @@ pub async fn launch_service(
     req: &LaunchRequest,
     stdio: Option<Stdio<'_>>,
 ) -> Result<String, LaunchError> {
-    let program = check_request(req)?;
+    let program = check_request(systemd.kind(), req)?;
     let spec = req.spec(systemd, &program, Vec::new());
     let mut extra: Vec<Property> = Vec::new();
     if let Some(stdio) = stdio {
@@ -332,8 +572,8 @@ pub async fn launch_scope(
     req: &LaunchRequest,
 ) -> Result<ScopeChild, LaunchError> {
     check_unit_kind(UnitKind::Scope, in_flatpak())?;
-    let program = check_request(req)?;
-    let prepared = PreparedExec::new(&program, req)?;
+    let program = check_request(systemd.kind(), req)?;
+    let prepared = PreparedExec::new(&program, systemd.kind(), req)?;
     let release = Pipe::new().map_err(LaunchError::Fork)?;
     let exec_error = Pipe::new().map_err(LaunchError::Fork)?;
 
@@ -456,7 +696,11 @@ struct PreparedExec {
 }
 
 impl PreparedExec {
-    fn new(program: &Path, req: &LaunchRequest) -> Result<PreparedExec, LaunchError> {
+    fn new(
+        program: &Path,
+        manager: ManagerKind,
+        req: &LaunchRequest,
+    ) -> Result<PreparedExec, LaunchError> {
         let c = |s: &OsStr| {
             CString::new(s.as_bytes())
                 .map_err(|_| LaunchError::BadArgument(s.to_string_lossy().into_owned()))
@@ -467,21 +711,21 @@ impl PreparedExec {
             .iter()
             .map(|a| c(OsStr::new(a)))
             .collect::<Result<_, _>>()?;
-        let env: Vec<CString> = session_environment()
-            .into_iter()
-            .chain(
-                req.settings
-                    .environment
-                    .iter()
-                    .map(|(k, v)| (OsString::from(k), OsString::from(v))),
-            )
-            .map(|(k, v)| {
-                let mut kv = k;
-                kv.push("=");
-                kv.push(v);
-                c(&kv)
-            })
-            .collect::<Result<_, _>>()?;
+        let env: Vec<CString> = unit_environment(
+            manager,
+            UnitKind::Scope,
+            session_environment(),
+            &req.settings.environment,
+            caller_is_root(),
+        )
+        .into_iter()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            c(&kv)
+        })
+        .collect::<Result<_, _>>()?;
         let cwd = req
             .working_directory
             .as_deref()
@@ -507,8 +751,8 @@ impl PreparedExec {
 }
 
 /// The child's side: wait for the parent's go-ahead (the scope exists), then exec. Only
-/// async-signal-safe calls (close, read, write, sigprocmask, chdir, prctl, rlimits, execve,
-/// _exit).
+/// async-signal-safe calls (close, read, write, sigprocmask, sigaction, chdir, prctl,
+/// rlimits, execve, _exit).
 unsafe fn child_after_fork(
     release_read: RawFd,
     release_write: RawFd,
@@ -521,6 +765,12 @@ unsafe fn child_after_fork(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // An ignored signal stays ignored across exec (signal(7)), and the Rust runtime
+        // ignores SIGPIPE in Corral: give it back its default, as std's Command does, or every
+        // pipeline of the program (`yes | head -1`) ends with EPIPE errors instead of quietly.
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGPIPE, &default, std::ptr::null_mut());
         let mut byte = 0u8;
         loop {
             let n = libc::read(release_read, (&raw mut byte).cast(), 1);
@@ -615,6 +865,7 @@ fn read_errno(fd: &OwnedFd) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     #[test]
     fn a_start_refused_for_its_oom_policy_is_told_apart() {
@@ -648,6 +899,175 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(kept, ["PATH", "DISPLAY"]);
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    fn preset(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn systemd_takes_names_of_letters_digits_and_underscores_and_utf8_values() {
+        let ok = |name: &str, value: &str| systemd_accepts(OsStr::new(name), OsStr::new(value));
+        assert!(ok("PATH", "/usr/bin"));
+        assert!(ok("_x9", ""));
+        assert!(
+            ok("LESS_TERMCAP_mb", "\x1b[1;31m"),
+            "control characters in values are fine"
+        );
+        assert!(ok("MULTI", "two\nlines"));
+        for name in ["BASH_FUNC_which%%", "9LIVES", "", "A-B", "A.B", "A B", "É"] {
+            assert!(!ok(name, "x"), "{name:?}");
+        }
+        let bytes = OsString::from_vec(b"caf\xe9".to_vec());
+        assert!(!systemd_accepts(OsStr::new("LATIN1"), &bytes));
+    }
+
+    #[test]
+    fn preset_variables_win_once_and_services_get_only_what_systemd_takes() {
+        let session = vars(&[
+            ("SHARED", "session"),
+            ("BASH_FUNC_which%%", "() { :; }"),
+            ("KEPT", "yes"),
+        ]);
+        let preset = preset(&[("SHARED", "preset"), ("PRESET_ONLY", "1")]);
+        let service = unit_environment(
+            ManagerKind::User,
+            UnitKind::Service,
+            session.clone(),
+            &preset,
+            false,
+        );
+        assert_eq!(
+            service,
+            vars(&[("KEPT", "yes"), ("PRESET_ONLY", "1"), ("SHARED", "preset")])
+        );
+        // A scope's program is a child like any other: the exported function stays.
+        let scope = unit_environment(ManagerKind::User, UnitKind::Scope, session, &preset, false);
+        assert_eq!(
+            scope,
+            vars(&[
+                ("BASH_FUNC_which%%", "() { :; }"),
+                ("KEPT", "yes"),
+                ("PRESET_ONLY", "1"),
+                ("SHARED", "preset")
+            ])
+        );
+    }
+
+    #[test]
+    fn a_system_service_gets_only_the_terminal_type_of_the_callers_world() {
+        let session = vars(&[
+            ("LD_PRELOAD", "/home/u/evil.so"),
+            ("LD_LIBRARY_PATH", "/home/u/lib"),
+            ("PYTHONPATH", "/home/u/py"),
+            ("GIO_MODULE_DIR", "/home/u/gio"),
+            ("PATH", "/home/u/.local/bin:/usr/bin"),
+            ("TERM", "xterm-256color"),
+        ]);
+        let config = preset(&[("INJECTED", "1")]);
+        let env = |session: Vec<(OsString, OsString)>, root| {
+            unit_environment(
+                ManagerKind::System,
+                UnitKind::Service,
+                session,
+                &config,
+                root,
+            )
+        };
+        assert_eq!(
+            env(session.clone(), false),
+            vars(&[("TERM", "xterm-256color")])
+        );
+        // Root's own config (Corral runs as root and reads root's files) applies.
+        assert_eq!(
+            env(session, true),
+            vars(&[("TERM", "xterm-256color"), ("INJECTED", "1")])
+        );
+        // A TERM that is a path is no terminal type.
+        assert!(env(vars(&[("TERM", "../../tmp/x")]), false).is_empty());
+        // A scope of the system manager adopts the caller's own process: its environment.
+        let scope = unit_environment(
+            ManagerKind::System,
+            UnitKind::Scope,
+            vars(&[("PATH", "/home/u/bin")]),
+            &config,
+            false,
+        );
+        assert_eq!(scope, vars(&[("PATH", "/home/u/bin"), ("INJECTED", "1")]));
+    }
+
+    #[test]
+    fn system_services_resolve_programs_in_the_system_path_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("id");
+        std::fs::write(&fake, "#!/bin/sh\necho HIJACKED\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let user_path = std::env::join_paths([dir.path(), Path::new("/usr/bin")]).unwrap();
+        assert_eq!(resolve_program_in("id", Some(&user_path)).unwrap(), fake);
+        let system = resolve_program_in("id", Some(OsStr::new(SYSTEM_PATH))).unwrap();
+        assert!(
+            std::env::split_paths(SYSTEM_PATH).any(|d| Some(d.as_path()) == system.parent()),
+            "{system:?}"
+        );
+        assert_eq!(program_label(&system), "id");
+        assert_eq!(program_label(&fake), fake.to_string_lossy());
+    }
+
+    #[test]
+    fn files_to_open_are_absolute_paths_or_uris_as_gio_passes_them() {
+        use apps::FieldCode;
+        let cwd = Path::new("/home/u/work");
+        let targets: Vec<String> = [
+            "notes.txt",
+            "--foo",
+            "./a/../b c.txt",
+            "/etc/hosts",
+            "https://example.org/x?y",
+            "file:///tmp/a%20b",
+            "file://localhost/tmp/c",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(
+            open_targets(&targets, FieldCode::Files, cwd),
+            [
+                "/home/u/work/notes.txt",
+                "/home/u/work/--foo",
+                "/home/u/work/b c.txt",
+                "/etc/hosts",
+                "https://example.org/x?y",
+                "/tmp/a b",
+                "/tmp/c",
+            ]
+        );
+        assert_eq!(
+            open_targets(&targets, FieldCode::Urls, cwd),
+            [
+                "file:///home/u/work/notes.txt",
+                "file:///home/u/work/--foo",
+                "file:///home/u/work/b%20c.txt",
+                "file:///etc/hosts",
+                "https://example.org/x?y",
+                "file:///tmp/a%20b",
+                "file://localhost/tmp/c",
+            ]
+        );
+        // A remote file URI stays a URI.
+        assert_eq!(
+            open_targets(&["file://server/x".into()], FieldCode::File, cwd),
+            ["file://server/x"]
+        );
     }
 
     #[test]

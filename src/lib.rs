@@ -17,6 +17,7 @@ pub mod launch;
 pub mod limits;
 pub mod monitor;
 pub mod notify;
+pub mod paths;
 pub mod policy;
 pub mod procfs;
 pub mod rules;

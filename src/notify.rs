@@ -454,6 +454,17 @@ impl Notifier {
         self.proxy.inner().connection().is_closed()
     }
 
+    /// The unique bus name of the server now, `None` if no server runs. Ids and signals are
+    /// that server's: a restarted one starts numbering again.
+    pub async fn server(&self) -> Option<String> {
+        let bus = zbus::fdo::DBusProxy::new(self.proxy.inner().connection())
+            .await
+            .ok()?;
+        let name =
+            zbus::names::BusName::try_from(self.proxy.inner().destination().to_string()).ok()?;
+        bus.get_name_owner(name).await.ok().map(|o| o.to_string())
+    }
+
     /// A new connection to the server, named as this one, after the bus went away.
     pub async fn reconnect(&self) -> Result<Notifier, NotifyError> {
         let mut fresh = Notifier::connect().await?;
@@ -496,6 +507,14 @@ impl Notifier {
         if let Some(entry) = &self.desktop_entry {
             hints.insert("desktop-entry", Value::from(entry.as_str()));
         }
+        // A server with "body-markup" reads the body as markup (the spec's "Markup"): an app
+        // named `Tom & Jerry` would blank it, one named `<a href=…>` would put a link in a
+        // Corral notification. The summary is plain text for every server.
+        let body = if self.capabilities.iter().any(|c| c == "body-markup") {
+            markup_escape(&notification.body)
+        } else {
+            notification.body.clone()
+        };
         let id = self
             .proxy
             .notify(
@@ -503,7 +522,7 @@ impl Notifier {
                 replaces.map_or(0, |id| id.0),
                 "",
                 &notification.summary,
-                &notification.body,
+                &body,
                 &actions,
                 hints,
                 -1,
@@ -555,6 +574,22 @@ impl Notifier {
     }
 }
 
+/// Text for a body the server reads as markup: `&`, `<`, `>`, `'` and `"` as entities.
+pub fn markup_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Which unit and condition a notification is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AlertKey {
@@ -581,12 +616,31 @@ pub enum NotificationStep {
 
 /// One notification per unit and condition: which notification shows which alert, so that an
 /// update replaces it in place, a clear withdraws it and a pressed button finds its unit.
+///
+/// Ids are the server's, and mean something only to the server that gave them: a restarted
+/// server (dunst, mako, GNOME Shell) numbers from 1 again. So the book belongs to one server,
+/// the unique bus name that owned org.freedesktop.Notifications when it was written, and is
+/// started afresh for another; and an id the server gives anew drops whatever the book kept
+/// under it.
 #[derive(Debug, Default)]
 pub struct NotificationBook {
     shown: HashMap<AlertKey, NotificationId>,
+    /// The server the ids are from; `None` until the first is known.
+    server: Option<String>,
 }
 
 impl NotificationBook {
+    /// Makes the book that of `server` (the unique name owning the notification service now):
+    /// forgets every id when it was another's. Returns whether it did.
+    pub fn serve(&mut self, server: Option<&str>) -> bool {
+        let changed = self.server.is_some() && self.server.as_deref() != server;
+        if changed {
+            self.shown.clear();
+        }
+        self.server = server.map(str::to_owned);
+        changed
+    }
+
     /// The step for an alert change; `None` when a cleared alert had no notification.
     pub fn step(&self, change: &AlertChange) -> Option<NotificationStep> {
         let alert = change.alert();
@@ -604,8 +658,10 @@ impl NotificationBook {
         }
     }
 
-    /// Records the id the server gave (or kept) for an alert's notification.
+    /// Records the id the server gave (or kept) for an alert's notification. Another alert
+    /// kept under the same id is forgotten: the server says that id now shows this one.
     pub fn shown(&mut self, alert: &Alert, id: NotificationId) {
+        self.shown.retain(|_, shown| *shown != id);
         self.shown.insert(
             AlertKey {
                 unit: alert.unit.clone(),
@@ -723,6 +779,8 @@ pub async fn deliver_alerts(
                     eprintln!("corral: {}", outcome.message);
                 }
                 let Some(n) = &notifier else { continue };
+                // A server that restarted since the book was written knows none of its ids.
+                book.serve(n.server().await.as_deref());
                 let mut failed = deliver(n, &mut book, &change, outcome.as_ref()).await;
                 if failed.is_some() && n.is_disconnected() {
                     // The session bus went away and came back (or is coming back): the old
@@ -748,6 +806,11 @@ pub async fn deliver_alerts(
                 }
             }
             Some(event) = next_event(&mut events) => {
+                // The event is from the server that owns the name now (zbus follows the owner);
+                // ids the book has from an earlier server mean other notifications.
+                if let Some(n) = &notifier {
+                    book.serve(n.server().await.as_deref());
+                }
                 match event {
                     NotificationEvent::Closed { id, .. } => {
                         book.closed(id);
@@ -1106,6 +1169,49 @@ mod tests {
             Some(NotificationAction::Open)
         );
         assert_eq!(NotificationAction::from_key("reboot"), None);
+    }
+
+    #[test]
+    fn an_id_shows_one_alert_and_belongs_to_one_server() {
+        let near = |unit: &str| {
+            let mut a = alert(AlertDetail::MemoryNearLimit {
+                used: Bytes(4 * GIB),
+                limit: Bytes(4 * GIB),
+                boundary: MemoryBoundary::Max,
+                percent: 95.0,
+            });
+            a.unit = unit.to_owned();
+            a
+        };
+        let (firefox, code) = (
+            near("app-corral-firefox-1.service"),
+            near("app-corral-code-2.service"),
+        );
+        let mut book = NotificationBook::default();
+        assert!(!book.serve(Some(":1.10")), "the first server is no change");
+        book.shown(&firefox, NotificationId(1));
+        // The server gives id 1 to Code's notification: it no longer shows Firefox's, so a
+        // button pressed on it acts on Code, and Firefox's next update is a new notification.
+        book.shown(&code, NotificationId(1));
+        assert_eq!(
+            book.alert_for(NotificationId(1)).unwrap().unit,
+            "app-corral-code-2.service"
+        );
+        let Some(NotificationStep::Show { replaces, .. }) =
+            book.step(&AlertChange::Updated(firefox.clone()))
+        else {
+            panic!("an update is shown");
+        };
+        assert_eq!(replaces, None);
+        // The same server again: nothing forgotten. Another server: every id forgotten.
+        assert!(!book.serve(Some(":1.10")));
+        assert!(book.alert_for(NotificationId(1)).is_some());
+        assert!(book.serve(Some(":1.42")));
+        assert!(book.alert_for(NotificationId(1)).is_none());
+        assert!(
+            book.serve(None),
+            "no server now: nothing of the old one holds"
+        );
     }
 
     #[test]

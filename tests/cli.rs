@@ -263,3 +263,36 @@ fn events_lists_post_mortems_newest_last() {
         serde_json::json!({"kind": "exit-code", "code": 2})
     );
 }
+
+#[test]
+fn names_from_desktop_entries_cannot_drive_the_terminal() {
+    // A desktop entry anyone can install (~/.local/share/applications) whose Name and Comment
+    // carry escape sequences: clear the screen, set the window title, ring the bell, move the
+    // cursor up and overwrite the line above.
+    let home = Home::new();
+    let apps = home.path().join("data/applications");
+    fs::create_dir_all(&apps).unwrap();
+    fs::write(
+        apps.join("org.example.Evil.desktop"),
+        "[Desktop Entry]\nType=Application\nName=Evil\u{1b}[2J\u{1b}]0;owned\u{7}App\u{9b}1A\nExec=true\n",
+    )
+    .unwrap();
+    let out = home.corral(&["apps"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains(['\u{1b}', '\u{7}', '\u{9b}']),
+        "control characters reached the terminal: {text:?}"
+    );
+    assert!(
+        text.contains("Evil\\x1b[2J\\x1b]0;owned\\x07App\\x9b1A"),
+        "shown escaped instead: {text:?}"
+    );
+    // JSON is for programs: its strings escape them the JSON way.
+    let out = home.corral(&["apps", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json[0]["name"],
+        "Evil\u{1b}[2J\u{1b}]0;owned\u{7}App\u{9b}1A"
+    );
+}

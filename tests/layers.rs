@@ -13,12 +13,12 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("limits", 0, ""),
     ("paths", 0, ""),
     ("procfs", 0, ""),
-    ("apps", 0, ""),
-    ("desktop", 0, ""),
     ("cgroup", 1, ""),
     ("config", 1, ""),
     ("systemd", 2, ""),
-    // The domain: watching, deciding, acting.
+    // The domain: installed apps, watching, deciding, acting.
+    ("apps", 3, ""),
+    ("desktop", 3, ""),
     ("monitor", 3, ""),
     ("rules", 3, ""),
     ("controller", 3, ""),

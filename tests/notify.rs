@@ -6,13 +6,11 @@
 mod common;
 
 use common::{Reaped, private_bus};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use corral::limits::{Bytes, CpuQuota};
-use corral::monitor::alerts::{Alert, AlertDetail, MemoryBoundary, UnitLimits};
+use corral::monitor::alerts::Alert;
 use corral::notify::{
     CloseReason, Notification, NotificationAction, NotificationEvent, Notifier, NotifyError,
 };
@@ -52,20 +50,15 @@ impl PrivateBus {
 
     /// Starts the recorder on this bus and waits until it owns the name.
     fn start_recorder(&self) -> Reaped {
-        let mut child = Command::new(common::notification_recorder())
-            .arg(self.path("calls.jsonl"))
-            .arg("--invoke-file")
-            .arg(self.path("invoke"))
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "ready\n", "the recorder did not start");
-        Reaped(child)
+        self.start_recorder_with(&[])
+    }
+
+    /// The same, with more arguments for the recorder (`--body-markup`).
+    fn start_recorder_with(&self, more: &[&str]) -> Reaped {
+        let invoke = self.path("invoke");
+        let mut args = vec![OsStr::new("--invoke-file"), invoke.as_os_str()];
+        args.extend(more.iter().map(OsStr::new));
+        common::start_recorder(&self.path("calls.jsonl"), Some(&self.address), &args)
     }
 
     /// The calls the recorder logged so far.
@@ -80,21 +73,9 @@ impl PrivateBus {
 
 fn near_limit(percent: f64) -> Alert {
     Alert {
-        unit: "app-corral-firefox-1a2b3c4d.service".to_owned(),
-        app_name: "Firefox".to_owned(),
         app_id: Some("firefox".to_owned()),
         preset: Some("browser".to_owned()),
-        limits: UnitLimits {
-            memory_high: None,
-            memory_max: Some(Bytes(4 * Bytes::GIB)),
-            cpu_quota: Some(CpuQuota::Percent(300)),
-        },
-        detail: AlertDetail::MemoryNearLimit {
-            used: Bytes((4.0 * Bytes::GIB as f64 * percent / 100.0) as u64),
-            limit: Bytes(4 * Bytes::GIB),
-            boundary: MemoryBoundary::Max,
-            percent,
-        },
+        ..common::near_limit_alert("app-corral-firefox-1a2b3c4d.service", "Firefox", percent)
     }
 }
 
@@ -215,4 +196,38 @@ async fn sends_replaces_closes_and_hears_actions() {
             key: "default".to_owned(),
         }
     );
+}
+
+#[tokio::test]
+async fn an_apps_name_is_text_in_a_body_the_server_reads_as_markup() {
+    let mut alert = near_limit(91.0);
+    alert.app_name = "Tom & Jerry <a href='https://example.org'>".to_owned();
+    let notification = Notification::for_alert(&alert);
+    for markup in [true, false] {
+        let bus = PrivateBus::start();
+        let _recorder = bus.start_recorder_with(if markup { &["--body-markup"] } else { &[] });
+        let connection = bus.connect().await;
+        let notifier = Notifier::on(&connection).await.unwrap();
+        notifier.show(&notification, None).await.unwrap();
+        let calls = bus.calls();
+        let body = calls[0]["body"].as_str().unwrap();
+        // The summary is never markup (the spec): as written either way.
+        assert_eq!(
+            calls[0]["summary"],
+            "Tom & Jerry <a href='https://example.org'> is close to its memory limit"
+        );
+        if markup {
+            assert!(
+                body.starts_with(
+                    "Tom &amp; Jerry &lt;a href=&apos;https://example.org&apos;&gt; uses"
+                ),
+                "{body}"
+            );
+        } else {
+            assert!(
+                body.starts_with("Tom & Jerry <a href='https://example.org'> uses"),
+                "{body}"
+            );
+        }
+    }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Reaped, private_bus};
+use common::{Reaped, announce_end, private_bus};
 use corral::cgroup::CgroupFs;
 use corral::controller::Controller;
 use corral::limits::{Bytes, CpuQuota};
@@ -303,47 +303,10 @@ async fn wait_state(
     }
 }
 
-/// What systemd says when a unit ends: its Unit interface's ActiveState is now "inactive".
-async fn announce_end(connection: &zbus::Connection, unit: &str) {
-    let changed =
-        std::collections::HashMap::from([("ActiveState", zbus::zvariant::Value::from("inactive"))]);
-    connection
-        .emit_signal(
-            None::<zbus::names::BusName<'_>>,
-            unit_path(unit).as_ref(),
-            "org.freedesktop.DBus.Properties",
-            "PropertiesChanged",
-            &(
-                "org.freedesktop.systemd1.Unit",
-                changed,
-                Vec::<String>::new(),
-            ),
-        )
-        .await
-        .unwrap();
-}
-
 /// A new dbus-daemon listening where the old one did.
 fn restart_bus(dir: &Path) -> Reaped {
     let _ = std::fs::remove_file(dir.join("bus"));
     private_bus(dir).0
-}
-
-/// The notification recorder (examples/notification_recorder.rs) on the session bus; its
-/// calls go to `log`, one JSON object per line.
-fn start_recorder(log: &Path) -> Reaped {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(common::notification_recorder())
-        .arg(log)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "ready\n", "the recorder did not start");
-    Reaped(child)
 }
 
 fn notified(log: &Path) -> usize {
@@ -410,7 +373,7 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
     .await;
     // Alerts go to a notification server on the same bus.
     let first_server_log = dir.path().join("first-server.jsonl");
-    let first_server = start_recorder(&first_server_log);
+    let first_server = common::start_recorder(&first_server_log, None, &[]);
     let (alerts, changes) = tokio::sync::broadcast::channel(16);
     let (open, _opened) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(deliver_alerts(
@@ -535,7 +498,7 @@ async fn the_monitor_survives_a_reexecuting_manager_and_a_restarted_bus() {
     assert_eq!(third.subscribers(), 1, "subscribed on the new bus");
     // Notifications go to the server on the new bus: the next alert reconnects them.
     let second_server_log = dir.path().join("second-server.jsonl");
-    let _second_server = start_recorder(&second_server_log);
+    let _second_server = common::start_recorder(&second_server_log, None, &[]);
     alerts.send(AlertChange::Raised(near_limit(B))).unwrap();
     let start = Instant::now();
     while notified(&second_server_log) == 0 && start.elapsed() < Duration::from_secs(5) {

@@ -1,8 +1,11 @@
 //! Security properties that are pure enough to check on the host (issue 8, item 4): launched
 //! apps get the session's environment without Corral's own variables; a unit is never asked
 //! to run as anyone but the caller, and its command is the argv itself, never a shell line;
-//! the files Corral writes are 0600 in 0700 directories whatever the umask. The real-systemd
-//! side (units really run as the user, polkit for the system manager) is in tests/vm.
+//! the files Corral writes are 0600 in 0700 directories whatever the umask; every process
+//! Corral starts is one of a known few. The real-systemd side is in tests/vm: the environment
+//! a unit's program really gets, read by the program itself (user.sh, "the environment a unit
+//! really gets"), what of the caller reaches a unit of the system manager and polkit allowing
+//! and refusing a user (system.sh).
 //!
 //! The environment and the umask belong to the whole process, so every test here takes
 //! PROCESS_STATE first: no other test thread reads either while one is changed.
@@ -264,6 +267,117 @@ fn no_code_runs_a_shell_or_a_privilege_helper() {
             );
         }
     }
+}
+
+/// Every place in `sources` that starts a process: std's Command, and libc's fork, exec*,
+/// posix_spawn, system and popen. Found by the call, whatever the program is: a program in a
+/// variable (`Command::new(shell)`) is found as surely as a literal one. Comments are skipped.
+fn process_starts(sources: &[(PathBuf, String)]) -> Vec<(PathBuf, usize, String)> {
+    /// The C library's ways to start a program or a process (a call to one of these names,
+    /// bare or as `libc::name`, not `Something::system(`).
+    const LIBC: [&str; 13] = [
+        "fork",
+        "vfork",
+        "clone",
+        "clone3",
+        "execve",
+        "execv",
+        "execvp",
+        "execvpe",
+        "execl",
+        "execlp",
+        "execle",
+        "posix_spawn",
+        "posix_spawnp",
+    ];
+    const SHELLS: [&str; 2] = ["system", "popen"];
+    let libc_call = |code: &str| {
+        LIBC.iter().chain(&SHELLS).any(|name| {
+            let call = format!("{name}(");
+            code.match_indices(&call).any(|(at, _)| {
+                let before = &code[..at];
+                before.ends_with("libc::")
+                    || !before
+                        .chars()
+                        .last()
+                        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '.')
+            })
+        })
+    };
+    let mut found = Vec::new();
+    for (path, text) in sources {
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("Command::new(") || code.contains(".exec()") || libc_call(code) {
+                found.push((path.clone(), number + 1, code.trim().to_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// The process starts Corral has, each with why it is safe. A new one fails the test below
+/// until it is added here, with its reason, after a look at what it runs.
+const KNOWN_PROCESS_STARTS: [(&str, &str, &str); 5] = [
+    (
+        "src/desktop.rs",
+        "std::process::Command::new(&path)",
+        "corral-desktop, found beside this corral or in its libexec (desktop::locate)",
+    ),
+    (
+        "src/desktop.rs",
+        ".exec();",
+        "the same, replacing this process (`corral` without a command)",
+    ),
+    (
+        "src/cli.rs",
+        "std::process::Command::new(exe);",
+        "corral-desktop again (desktop::executable), when `corral watch` opens the window",
+    ),
+    (
+        "src/launch.rs",
+        "let pid = unsafe { libc::fork() };",
+        "the child a scope adopts; it only execs the checked argv",
+    ),
+    (
+        "src/launch.rs",
+        "libc::execve(",
+        "the scope's program: the argv itself, argv[0] resolved to an executable file",
+    ),
+];
+
+#[test]
+fn every_process_corral_starts_is_a_known_one() {
+    let _guard = lock();
+    let starts = process_starts(&production_sources());
+    for (path, line, code) in &starts {
+        assert!(
+            KNOWN_PROCESS_STARTS
+                .iter()
+                .any(|(file, known, _)| path.ends_with(file) && code.contains(known)),
+            "{}:{line}: a process is started here that tests/security.rs does not know: {code}",
+            path.display()
+        );
+    }
+    for (file, known, why) in KNOWN_PROCESS_STARTS {
+        assert!(
+            starts
+                .iter()
+                .any(|(path, _, code)| path.ends_with(file) && code.contains(known)),
+            "{file}: `{known}` ({why}) is gone: remove it from KNOWN_PROCESS_STARTS"
+        );
+    }
+    // What the name-based checks above miss, this finds: a shell in a variable, a raw exec.
+    let sneaky = [(
+        PathBuf::from("src/sneaky.rs"),
+        "let shell = \"sh\";\nlet flag = format!(\"-{}\", 'c');\nstd::process::Command::new(shell).arg(flag);\nunsafe { libc::execvp(prog, argv) };\nlet fs = CgroupFs::system();\nunsafe { libc::system(line) };\n".to_owned(),
+    )];
+    let found = process_starts(&sneaky);
+    assert_eq!(
+        found.iter().map(|(_, line, _)| *line).collect::<Vec<_>>(),
+        [3, 4, 6],
+        "{found:?}"
+    );
 }
 
 // -------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ use zbus::zvariant::{OwnedValue, Value};
 const GIB: u64 = Bytes::GIB;
 const FIREFOX: &str = "app-corral-firefox-1a2b3c4d.service";
 const CODE: &str = "app-corral-code-5e6f7a8b.service";
+const OTHER: &str = "app-corral-other-9c0d1e2f.service";
 
 /// The watcher side of the StatusNotifierItem spec: items register here, and a host is said
 /// to be present (otherwise items know they will not be shown).
@@ -100,6 +101,11 @@ fn snapshot(
 }
 
 fn fixture_model() -> TrayModel {
+    model_with_second("Code", CODE)
+}
+
+/// Firefox, and a second app with Code's figures (the same submenu shape) under another name.
+fn model_with_second(name: &str, unit: &str) -> TrayModel {
     let state = MonitorState {
         units: vec![
             snapshot(
@@ -111,8 +117,8 @@ fn fixture_model() -> TrayModel {
                 false,
             ),
             snapshot(
-                CODE,
-                "Code [corral: relaxed]",
+                unit,
+                &format!("{name} [corral: relaxed]"),
                 GIB,
                 Limit::Value(3 * GIB),
                 0.0,
@@ -370,9 +376,12 @@ async fn the_tray_over_dbus_async(address: String) {
     let code = root.child_starting("Code —");
     for app in [firefox, code] {
         assert!(app.is_submenu());
-        for entry in ["Frozen", "Memory limit", "CPU limit", "Stop", "Kill"] {
+        for entry in ["Frozen", "Memory limit", "CPU limit", "Stop", "Kill…"] {
             app.child(entry);
         }
+        // Kill is confirmed in a submenu naming the app.
+        assert!(app.child("Kill…").is_submenu());
+        assert_eq!(app.child("Kill…").children.len(), 1);
     }
     // Freeze is a checkmark showing the state; memory choices are radio items with the
     // current one on, and a custom value is shown as such.
@@ -410,7 +419,7 @@ async fn the_tray_over_dbus_async(address: String) {
     );
     // Choosing the custom value again asks for nothing: the next action is the Kill.
     click(&menu, code_memory.child("Custom: 3.0 GiB")).await;
-    click(&menu, firefox.child("Kill")).await;
+    click(&menu, firefox.child("Kill…").child("Kill Firefox Now")).await;
     assert_eq!(
         next_action(&mut actions).await,
         TrayAction::Kill {
@@ -448,5 +457,43 @@ async fn the_tray_over_dbus_async(address: String) {
         .expect("the tray runs");
     let root = layout(&menu).await;
     assert!(root.children.iter().all(|c| !c.label().starts_with("Code")));
+
+    // A panel still showing Code's submenu when another app takes Code's place in the menu,
+    // with a submenu of the same shape: the Kill it shows is Code's, and must not kill the
+    // other app. (Before, ksni kept the ids of a menu whose shape had not changed, and the id
+    // of Code's Kill became the other app's.)
+    handle
+        .update(|tray| tray.show(fixture_model()))
+        .await
+        .expect("the tray runs");
+    let root = layout(&menu).await;
+    let stale = root
+        .child_starting("Code —")
+        .child("Kill…")
+        .child("Kill Code Now")
+        .id;
+    handle
+        .update(|tray| tray.show(model_with_second("Other", OTHER)))
+        .await
+        .expect("the tray runs");
+    let refused = menu
+        .call_method("Event", &(stale, "clicked", Value::from(0i32), 0u32))
+        .await;
+    assert!(
+        refused.is_err(),
+        "a click on the id of Code's Kill was taken after Other replaced Code"
+    );
+    // Nothing was sent for it: the next action is the next click's.
+    let root = layout(&menu).await;
+    let other_kill = root
+        .child_starting("Other —")
+        .child("Kill…")
+        .child("Kill Other Now");
+    assert_ne!(
+        other_kill.id, stale,
+        "the new app's Kill has an id of its own"
+    );
+    click(&menu, root.child("Open Corral")).await;
+    assert_eq!(next_action(&mut actions).await, TrayAction::OpenWindow);
     handle.shutdown().await;
 }

@@ -5,15 +5,16 @@
 //! target/tray-host/ for a person to look at.
 //!
 //! Needs status-notifier-watcher, gtk-sni-tray-standalone, xdotool and ImageMagick
-//! (tests/setup-host.sh installs them) and a display; without them the test says what is
-//! missing and does not run.
+//! (tests/setup-host.sh installs them) and a display, so it is `#[ignore]`d: a plain `cargo
+//! test` lists it as ignored, with that reason. tests/run runs it (`--include-ignored`) with
+//! CORRAL_REQUIRE_TRAY_HOST=1: there, and whenever it is asked for, a missing tool fails it.
 
 mod common;
 
-use common::{Reaped, private_bus};
+use common::{Reaped, private_bus, wait_for};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn missing_tools() -> Vec<&'static str> {
     let mut missing: Vec<&str> = [
@@ -30,18 +31,6 @@ fn missing_tools() -> Vec<&'static str> {
         missing.push("an X display (run under xvfb-run -a)");
     }
     missing
-}
-
-/// Polls `check` until it holds or `timeout` passes.
-fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 /// The items the watcher has registered, read with zbus over the private bus.
@@ -90,16 +79,29 @@ fn screenshot(path: &Path) {
     assert!(status.success(), "import could not take {}", path.display());
 }
 
+/// Where the tray host is expected (tests/run sets CORRAL_REQUIRE_TRAY_HOST=1), its tools
+/// must be there: a machine without them would otherwise only ever skip the test below.
 #[test]
-fn a_real_tray_host_shows_the_icon_and_its_menu() {
-    let missing = missing_tools();
-    if !missing.is_empty() {
-        eprintln!(
-            "tray host test not run: missing {} (tests/setup-host.sh installs them)",
+fn the_tray_host_tools_are_there_where_they_are_required() {
+    if std::env::var_os("CORRAL_REQUIRE_TRAY_HOST").is_some_and(|v| v == "1") {
+        let missing = missing_tools();
+        assert!(
+            missing.is_empty(),
+            "CORRAL_REQUIRE_TRAY_HOST=1, but missing: {} (tests/setup-host.sh installs them)",
             missing.join(", ")
         );
-        return;
     }
+}
+
+#[test]
+#[ignore = "needs a tray host (status-notifier-watcher, gtk-sni-tray-standalone), xdotool, ImageMagick and an X display; tests/run runs it"]
+fn a_real_tray_host_shows_the_icon_and_its_menu() {
+    let missing = missing_tools();
+    assert!(
+        missing.is_empty(),
+        "the tray host test cannot run: missing {} (tests/setup-host.sh installs them)",
+        missing.join(", ")
+    );
     let dir = tempfile::tempdir().unwrap();
     let (_daemon, address) = private_bus(dir.path());
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tray-host");
@@ -150,12 +152,15 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
     );
 
     // The host fetches the icon and draws it in its bar at the top left.
-    std::thread::sleep(Duration::from_secs(2));
     let icon = out.join("icon.png");
-    screenshot(&icon);
-    let bar = brightness(&icon, "40x40+0+0");
+    let mut bar = 1.0;
+    let drawn = wait_for(Duration::from_secs(10), || {
+        screenshot(&icon);
+        bar = brightness(&icon, "40x40+0+0");
+        bar < 0.97
+    });
     assert!(
-        bar < 0.97,
+        drawn,
         "the bar's first slot is plain (brightness {bar}): no icon in {}",
         icon.display()
     );
@@ -220,16 +225,16 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         "the window's close button did not close it: {}",
         window.display()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Still there to answer: the tray shows the same window again, from the same process.
     let mut corral = corral;
-    assert!(
-        corral.0.try_wait().unwrap().is_none(),
-        "closing the window ended corral --tray"
-    );
     click_item(&address, corral.0.id(), "Open Corral");
     assert!(
         wait_for(Duration::from_secs(10), visible_window),
         "“Open Corral” did not show the window again after it was closed"
+    );
+    assert!(
+        corral.0.try_wait().unwrap().is_none(),
+        "closing the window ended corral --tray"
     );
 
     // Quit, clicked through dbusmenu as a host would, ends the process.
@@ -293,7 +298,16 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         wait_for(Duration::from_secs(15), visible_window),
         "without a tray, corral --tray did not show its window"
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // Mapped is not yet drawn (nor its close button clickable): wait for its background.
+    let alone_shot = out.join("alone.png");
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            screenshot(&alone_shot);
+            brightness(&alone_shot, "400x300+100+100") > 0.5
+        }),
+        "without a tray, the window is not drawn: {}",
+        alone_shot.display()
+    );
     close_window();
     assert!(
         wait_for(Duration::from_secs(10), || alone
@@ -395,9 +409,19 @@ fn click_item(address: &str, pid: u32, wanted: &str) {
             })
             .next()
             .unwrap_or_else(|| panic!("the menu has no {wanted:?} item"));
-        menu.call_method("Event", &(quit, "clicked", Value::from(0i32), 0u32))
-            .await?;
-        zbus::Result::Ok(())
+        match menu
+            .call_method("Event", &(quit, "clicked", Value::from(0i32), 0u32))
+            .await
+        {
+            // Quit may end the process before its reply is sent: that is the click working.
+            Err(zbus::Error::MethodError(name, _, _))
+                if wanted == "Quit" && name.as_str() == "org.freedesktop.DBus.Error.NoReply" =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+            Ok(_) => zbus::Result::Ok(()),
+        }
     };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

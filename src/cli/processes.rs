@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::{AdoptArgs, connect, control_group_of, print_checks, terminal_safe};
+use super::{AdoptArgs, connect, control_group_of, print_checks, terminal_cell};
 use crate::adopt;
 use crate::apps::AppCatalog;
 use crate::cgroup::CgroupFs;
@@ -90,7 +90,7 @@ pub fn print_tables(snapshots: &[UnitSnapshot], rows: &[Vec<ProcessRow>]) {
                 "{app} ({unit}): {n} processes",
                 processes.len() as u64,
                 &[
-                    ("app", &terminal_safe(&snapshot.info.name)),
+                    ("app", &terminal_cell(&snapshot.info.name)),
                     ("unit", &snapshot.info.unit),
                     ("n", &processes.len()),
                 ],
@@ -111,7 +111,7 @@ pub fn print_tables(snapshots: &[UnitSnapshot], rows: &[Vec<ProcessRow>]) {
                         .map_or_else(|| "-".to_owned(), |m| Bytes(m).to_string()),
                     p.cpu_percent
                         .map_or_else(|| "-".to_owned(), |c| format!("{c:.0}%")),
-                    terminal_safe(&command).into_owned(),
+                    terminal_cell(&command).into_owned(),
                 ]
             })
             .collect();
@@ -167,7 +167,7 @@ pub async fn adopt(manager: ManagerKind, args: AdoptArgs) -> Result<i32> {
             "Moved {app} ({n} processes: {pid} and its children) into {unit}, preset {preset}",
             adopted.moved.len() as u64,
             &[
-                ("app", &terminal_safe(&request.app_name)),
+                ("app", &terminal_cell(&request.app_name)),
                 ("n", &adopted.moved.len()),
                 ("pid", &args.pid),
                 ("unit", &adopted.unit),

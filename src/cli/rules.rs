@@ -114,7 +114,7 @@ async fn list(json: bool) -> Result<i32> {
         );
     };
     for view in &views {
-        println!("{}", super::terminal_safe(view.app_id));
+        println!("{}", super::terminal_cell(view.app_id));
         let (key, rule) = config
             .rules()
             .find(|(k, _)| *k == view.app_id)
@@ -149,7 +149,7 @@ async fn list(json: bool) -> Result<i32> {
                     let failed = instance.checks.iter().filter(|c| !c.applied()).count();
                     let mut text = format!(
                         "{} ({})",
-                        super::terminal_safe(&instance.name),
+                        super::terminal_cell(&instance.name),
                         instance.unit
                     );
                     if failed > 0 {
@@ -249,7 +249,7 @@ async fn set(args: RuleSetArgs) -> Result<i32> {
                 gettext_f(
                     "Rule for {app}: {words}.",
                     &[
-                        ("app", &super::terminal_safe(app)),
+                        ("app", &super::terminal_cell(app)),
                         ("words", &settings.plain_words()),
                     ],
                 )
@@ -259,7 +259,7 @@ async fn set(args: RuleSetArgs) -> Result<i32> {
             "{}",
             gettext_f(
                 "The rule for {app} sets nothing any more; its drop-ins go.",
-                &[("app", &super::terminal_safe(app))],
+                &[("app", &super::terminal_cell(app))],
             )
         ),
     }
@@ -309,7 +309,7 @@ async fn remove(app: &str) -> Result<i32> {
         "{}",
         gettext_f(
             "Removed the rule for {app}. Its running instances go back to the limits they started with.",
-            &[("app", &super::terminal_safe(app))],
+            &[("app", &super::terminal_cell(app))],
         )
     );
     apply_and_report(&config, None).await
@@ -416,7 +416,7 @@ fn report_instances(instances: &[Instance]) -> i32 {
             gettext_f(
                 "Running now: {app} ({unit})",
                 &[
-                    ("app", &super::terminal_safe(&instance.name)),
+                    ("app", &super::terminal_cell(&instance.name)),
                     ("unit", &instance.unit),
                 ],
             )

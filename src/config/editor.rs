@@ -390,13 +390,34 @@ fn set_value(table: &mut dyn TableLike, key: &str, mut value: Value) {
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), ConfigError> {
-    // Write through a symlink (dotfile managers link config files) instead of replacing it.
+    write_atomically_as(path, text, crate::paths::effective_uid())
+}
+
+/// [`write_atomically`] for a process whose effective uid is `euid`.
+fn write_atomically_as(path: &Path, text: &str, euid: u32) -> Result<(), ConfigError> {
+    // Write through a symlink (dotfile managers link config files) instead of replacing it,
+    // but only to a file of our own: a link to someone else's file was not made by us (root
+    // given a user's HOME by sudo -E would otherwise write wherever that user points it).
     let target = match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            fs::canonicalize(path).map_err(|source| ConfigError::Write {
+            let target = fs::canonicalize(path).map_err(|source| ConfigError::Write {
                 path: path.to_owned(),
                 source,
-            })?
+            })?;
+            let owner = fs::metadata(&target).map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+            if owner.is_ok_and(|uid| uid != euid) {
+                return Err(ConfigError::Write {
+                    path: path.to_owned(),
+                    source: io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        crate::i18n::gettext_f(
+                            "it is a link to {target}, a file of another user, which Corral does not write through",
+                            &[("target", &target.display())],
+                        ),
+                    ),
+                });
+            }
+            target
         }
         _ => path.to_owned(),
     };
@@ -749,6 +770,43 @@ mod tests {
         assert_eq!(mode(&path), 0o600);
         assert!(fs::read_to_string(&path).unwrap().contains("[apps.code]"));
         assert!(fs::symlink_metadata(&tmp).is_err(), "no tmp file is left");
+    }
+
+    #[test]
+    fn a_config_too_large_to_be_one_is_refused_unread() {
+        // Before, any size was read whole into memory (a 2 GB file, or a link to /dev/zero,
+        // took the window with it); now more than 16 MiB is refused, saying why.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(crate::paths::CONFIG_MAX_BYTES + 1).unwrap();
+        let error = Config::load_from(&path).unwrap_err().to_string();
+        assert!(error.contains("is larger than 16 MiB"), "{error}");
+        let error = ConfigEditor::open(&path).unwrap_err().to_string();
+        assert!(error.contains("is larger than"), "{error}");
+    }
+
+    #[test]
+    fn save_never_writes_through_a_link_to_another_users_file() {
+        // Root given a user's HOME (sudo -E) finds that user's config.toml, a link to a file
+        // of root's: written through before, refused now. Here the file is ours and the
+        // process pretends to be someone else, which needs no root.
+        let (dir, real) = file_with(COMMENTED);
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let someone_else = crate::paths::effective_uid().wrapping_add(1);
+        let error = write_atomically_as(&link, "[apps.code]\n", someone_else).unwrap_err();
+        assert!(
+            error.to_string().contains("a file of another user"),
+            "{error}"
+        );
+        assert_eq!(fs::read_to_string(&real).unwrap(), COMMENTED);
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs;
 use std::io;
 use std::ops::Range;
 use std::path::Path;
@@ -504,7 +503,12 @@ fn check_environment_table(
 }
 
 pub(super) fn read_if_exists(path: &Path) -> Result<Option<String>, ConfigError> {
-    match fs::read_to_string(path) {
+    // Capped (crate::paths): a huge file or a FIFO is an error, not a hang.
+    let read =
+        crate::paths::read_capped(path, crate::paths::CONFIG_MAX_BYTES, true).and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        });
+    match read {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(ConfigError::Read {

@@ -291,32 +291,27 @@ pub struct Config {
 }
 
 impl Config {
-    /// `$XDG_CONFIG_HOME/corral/config.toml`, or `~/.config/corral/config.toml`.
+    /// `$XDG_CONFIG_HOME/corral/config.toml`, or `~/.config/corral/config.toml`; as root,
+    /// root's own (crate::paths).
     pub fn path() -> PathBuf {
-        Self::path_from(
-            std::env::var_os("XDG_CONFIG_HOME").as_deref(),
-            std::env::var_os("HOME").as_deref(),
-        )
+        crate::paths::base_dirs().config_file()
     }
 
-    /// [`Config::path`] from given variable values, so it can be tested without touching the
-    /// process environment.
+    /// [`Config::path`] from given variable values for a user other than root, so it can be
+    /// tested without touching the process environment.
     pub fn path_from(
         xdg_config_home: Option<&std::ffi::OsStr>,
         home: Option<&std::ffi::OsStr>,
     ) -> PathBuf {
-        // The XDG Base Directory spec says a relative XDG_CONFIG_HOME is invalid and ignored.
-        let base = xdg_config_home
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| {
-                home.filter(|h| !h.is_empty())
-                    .map(PathBuf::from)
-                    .or_else(std::env::home_dir)
-                    .map(|h| h.join(".config"))
-            })
-            .unwrap_or_else(|| PathBuf::from(".config"));
-        base.join("corral").join("config.toml")
+        crate::paths::user_dirs(
+            &crate::paths::XdgEnv {
+                home: home.map(Into::into),
+                config_home: xdg_config_home.map(Into::into),
+                ..Default::default()
+            },
+            std::env::home_dir(),
+        )
+        .config_file()
     }
 
     /// A preset by name: the built-in with the file's changes on top, or the file's own.

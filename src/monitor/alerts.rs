@@ -394,6 +394,14 @@ impl AlertEngine {
             }
         }
         let killed = result == Some("oom-kill");
+        // An app that lost processes to the OOM killer and went on (OOMPolicy=continue), then
+        // ended well, was not killed: its alert goes.
+        if result == Some("success")
+            && let Some(alert) = watch.active[Condition::OomKilled.index()].take()
+        {
+            changes.push(AlertChange::Cleared(alert));
+            return changes;
+        }
         if killed || watch.active[Condition::OomKilled.index()].is_some() {
             let detail = AlertDetail::OomKilled {
                 kills: watch.oom_kills.max(1),
@@ -1157,6 +1165,18 @@ mod tests {
         let ended = r.engine.unit_ended(&info(), Some("success"));
         assert_eq!(kinds(&ended), [("cleared", Condition::MemoryNearLimit)]);
         assert!(r.engine.unit_ended(&info(), None).is_empty());
+    }
+
+    #[test]
+    fn an_app_that_went_on_after_an_oom_kill_and_ended_well_was_not_killed() {
+        // OOMPolicy=continue: a process is killed, the unit runs on, and later stops cleanly.
+        let mut r = Recording::new();
+        r.events().oom_kill = Some(0);
+        r.tick();
+        r.events().oom_kill = Some(1);
+        assert_eq!(kinds(&r.tick()), [("raised", Condition::OomKilled)]);
+        let ended = r.engine.unit_ended(&info(), Some("success"));
+        assert_eq!(kinds(&ended), [("cleared", Condition::OomKilled)]);
     }
 
     #[test]

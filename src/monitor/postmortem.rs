@@ -454,30 +454,30 @@ impl EventLog {
         &self.path
     }
 
-    /// `$XDG_STATE_HOME/corral/events.jsonl`, or `~/.local/state/corral/events.jsonl`.
+    /// `$XDG_STATE_HOME/corral/events.jsonl`, or `~/.local/state/corral/events.jsonl`; as
+    /// root, root's own (crate::paths).
     pub fn default_path() -> Result<PathBuf, EventLogError> {
-        Self::path_from(
-            std::env::var_os("XDG_STATE_HOME").as_deref(),
-            std::env::var_os("HOME").as_deref(),
-        )
+        crate::paths::base_dirs()
+            .event_log_file()
+            .ok_or(EventLogError::NoStateDir)
     }
 
-    /// [`EventLog::default_path`] from given variable values, testable without the process
-    /// environment.
+    /// [`EventLog::default_path`] from given variable values for a user other than root,
+    /// testable without the process environment.
     pub fn path_from(
         xdg_state_home: Option<&OsStr>,
         home: Option<&OsStr>,
     ) -> Result<PathBuf, EventLogError> {
-        // The XDG Base Directory spec says a relative XDG_STATE_HOME is invalid and ignored.
-        let base = xdg_state_home
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| {
-                home.filter(|h| !h.is_empty())
-                    .map(|h| PathBuf::from(h).join(".local/state"))
-            })
-            .ok_or(EventLogError::NoStateDir)?;
-        Ok(base.join("corral").join("events.jsonl"))
+        crate::paths::user_dirs(
+            &crate::paths::XdgEnv {
+                home: home.map(Into::into),
+                state_home: xdg_state_home.map(Into::into),
+                ..Default::default()
+            },
+            None,
+        )
+        .event_log_file()
+        .ok_or(EventLogError::NoStateDir)
     }
 
     /// Appends one record, trimming the file first if it would grow past its size limit.
@@ -546,23 +546,15 @@ impl EventLog {
 
     /// Every readable record, oldest first. A missing file is an empty journal.
     pub fn read(&self) -> Result<EventLogContents, EventLogError> {
-        let mut bytes = Vec::new();
-        match File::open(&self.path) {
-            Ok(mut file) => file
-                .read_to_end(&mut bytes)
-                .map_err(|source| EventLogError::Read {
-                    path: self.path.clone(),
-                    source,
-                })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EventLogContents::default()),
-            Err(source) => {
-                return Err(EventLogError::Read {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
-        };
-        Ok(parse_lines(&bytes))
+        // Never through a link, and capped (crate::paths).
+        match crate::paths::read_capped(&self.path, crate::paths::EVENT_LOG_MAX_BYTES, false) {
+            Ok(bytes) => Ok(parse_lines(&bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(EventLogContents::default()),
+            Err(source) => Err(EventLogError::Read {
+                path: self.path.clone(),
+                source,
+            }),
+        }
     }
 
     fn write_error(&self, source: io::Error) -> EventLogError {
@@ -588,13 +580,9 @@ impl EventLog {
         // Another process may rotate between our open and our lock, leaving us holding the
         // replaced file: check that the path still names what we locked, else open again.
         for _ in 0..8 {
-            let file = OpenOptions::new()
-                .append(true)
-                .read(true)
-                .create(true)
-                .mode(0o600)
-                .open(&self.path)
-                .map_err(|e| self.write_error(e))?;
+            // Never through a link, and only our own file (crate::paths).
+            let file =
+                crate::paths::open_own_for_append(&self.path).map_err(|e| self.write_error(e))?;
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
                 return Err(self.write_error(io::Error::last_os_error()));
@@ -860,6 +848,22 @@ mod tests {
         );
         assert_eq!(at.label(None), "2024-05-02 14:02");
         assert!(LocalTime::of(SystemTime::now()).is_some());
+    }
+
+    #[test]
+    fn appending_never_writes_through_a_link() {
+        // Root given a user's XDG_STATE_HOME (sudo -E) finds there the user's events.jsonl, a
+        // link to a file of root's: before, O_APPEND|O_CREAT followed it and appended a line.
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "root's file\n").unwrap();
+        let link = dir.path().join("events.jsonl");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let log = EventLog::new(&link);
+        let error = log.append(&record(1)).unwrap_err();
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root's file\n");
+        assert!(log.read().is_err(), "reading does not follow it either");
     }
 
     #[test]

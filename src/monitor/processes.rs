@@ -174,7 +174,14 @@ struct Guarded {
     pids: Vec<u32>,
     processes: Vec<ProcessInfo>,
     looked_at: Option<Instant>,
+    /// Processes seen at one look and gone at the next, with when that was noticed: the
+    /// kernel's notice of a kill (memory.events) can come after a look that already found the
+    /// process gone.
+    gone: Vec<(ProcessInfo, Instant)>,
 }
+
+/// How long a process that vanished stays a candidate for the kill that explains it.
+const GONE_FOR: Duration = Duration::from_secs(5);
 
 impl OomGuard {
     pub fn new(proc: ProcFs) -> OomGuard {
@@ -191,6 +198,7 @@ impl OomGuard {
             pids: Vec::new(),
             processes: Vec::new(),
             looked_at: None,
+            gone: Vec::new(),
         });
     }
 
@@ -231,26 +239,38 @@ impl OomGuard {
                 }
             }
         }
+        let vanished = std::mem::replace(&mut guarded.processes, processes)
+            .into_iter()
+            .filter(|p| !pids.contains(&p.pid));
+        guarded.gone.extend(vanished.map(|p| (p, now)));
+        guarded
+            .gone
+            .retain(|(_, at)| now.duration_since(*at) < GONE_FOR);
         guarded.pids = pids;
-        guarded.processes = processes;
         guarded.looked_at = Some(now);
         raised
     }
 
-    /// After the OOM killer took a process of `unit`: the one it took, of those seen at the
-    /// last look ([`oom_victim`]). The unit is looked at again, ready for the next kill.
+    /// After the OOM killer took a process of `unit`: the one it took ([`oom_victim`]) of
+    /// those seen at the last look and of those that vanished in the last seconds. The unit is
+    /// looked at again, ready for the next kill.
     pub fn victim(&mut self, unit: &str, now: Instant) -> Option<KilledProcess> {
-        let guarded = self.units.get(unit)?;
-        let pids = procfs::cgroup_pids(&guarded.dir);
-        let victim = oom_victim(&guarded.processes, &pids).map(KilledProcess::from);
         self.look(unit, now, Duration::ZERO);
-        victim
+        let guarded = self.units.get_mut(unit)?;
+        let candidates: Vec<ProcessInfo> = guarded.gone.iter().map(|(p, _)| p.clone()).collect();
+        let victim = oom_victim(&candidates, &guarded.pids)?.clone();
+        // One kill, one process: a second kill is explained by another.
+        guarded
+            .gone
+            .retain(|(p, _)| (p.pid, p.start_ticks) != (victim.pid, victim.start_ticks));
+        Some(KilledProcess::from(&victim))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn process(pid: u32, ppid: u32, adj: i32, memory_mib: u64) -> ProcessInfo {
         ProcessInfo {
@@ -321,6 +341,72 @@ mod tests {
         // Two gone (a helper exited with its tab): the one the kernel ranked higher.
         assert_eq!(oom_victim(&before, &[10]).unwrap().pid, 11);
         assert!(oom_victim(&before, &[10, 11, 12]).is_none());
+    }
+
+    /// A unit's cgroup and /proc with a browser (100), its two tabs (101, 102) and the
+    /// runaway tab using the most of them.
+    fn guarded_browser() -> (tempfile::TempDir, OomGuard, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path().join("proc");
+        let cg = dir.path().join("app-corral-tabs-1.service");
+        fs::create_dir_all(&cg).unwrap();
+        fs::write(cg.join("cgroup.procs"), "100\n101\n102\n").unwrap();
+        for (pid, ppid, name, rss, score) in [
+            (100, 1, "firefox", 900, 500),
+            (101, 100, "Web Content", 100, 120),
+            (102, 100, "Web Content", 400, 300),
+        ] {
+            let d = proc.join(pid.to_string());
+            fs::create_dir_all(&d).unwrap();
+            fs::write(
+                d.join("stat"),
+                format!("{pid} ({name}) S {ppid} 1 1 0 -1 0 0 0 0 0 5 5 0 0 20 0 1 0 {pid} 1 1"),
+            )
+            .unwrap();
+            fs::write(d.join("statm"), format!("1 {rss} 1 1 0 1 0")).unwrap();
+            fs::write(d.join("cmdline"), format!("{name}\0")).unwrap();
+            fs::write(d.join("oom_score"), format!("{score}")).unwrap();
+            fs::write(d.join("oom_score_adj"), "200").unwrap();
+        }
+        let mut guard = OomGuard::new(ProcFs::at(proc, 4096));
+        guard.guard("tabs", cg.clone());
+        (dir, guard, cg)
+    }
+
+    #[test]
+    fn the_guard_puts_tabs_above_their_browser() {
+        let (dir, mut guard, _) = guarded_browser();
+        let mut raised = guard.look("tabs", Instant::now(), GONE_FOR);
+        raised.sort_unstable();
+        assert_eq!(raised, [(101, 500), (102, 500)]);
+        let adj = fs::read_to_string(dir.path().join("proc/102/oom_score_adj")).unwrap();
+        assert_eq!(adj, "500");
+        // Nothing changed: no second reading within the age given.
+        assert!(guard.look("tabs", Instant::now(), GONE_FOR).is_empty());
+        assert!(guard.look("other", Instant::now(), GONE_FOR).is_empty());
+    }
+
+    #[test]
+    fn the_victim_is_found_even_when_a_look_saw_it_gone_before_the_kill_was_noticed() {
+        let (_dir, mut guard, cg) = guarded_browser();
+        let start = Instant::now();
+        guard.look("tabs", start, GONE_FOR);
+        // The kernel takes the runaway tab; a tick looks before memory.events says so.
+        fs::write(cg.join("cgroup.procs"), "100\n101\n").unwrap();
+        guard.look("tabs", start + Duration::from_millis(300), GONE_FOR);
+        let victim = guard
+            .victim("tabs", start + Duration::from_millis(310))
+            .unwrap();
+        assert_eq!((victim.pid, victim.name.as_str()), (102, "Web Content"));
+        assert_eq!(victim.memory_bytes, Some(400 * 4096));
+        // The same kill is not blamed twice, and an old disappearance explains nothing.
+        assert_eq!(
+            guard.victim("tabs", start + Duration::from_millis(320)),
+            None
+        );
+        fs::write(cg.join("cgroup.procs"), "100\n").unwrap();
+        guard.look("tabs", start + Duration::from_secs(1), GONE_FOR);
+        assert_eq!(guard.victim("tabs", start + Duration::from_secs(10)), None);
     }
 
     #[test]

@@ -666,10 +666,13 @@ impl Watcher {
             .and_then(|e| e.oom_kill)
             .is_some_and(|kills| kills > 0);
         let oom_seen = oom_seen || self.parent_saw_oom_kill(info);
+        // A unit that went on after losing processes (OOMPolicy=continue) had each loss
+        // recorded as it happened: its kill count says nothing about how it ended.
+        let went_on = self.oom_guard.is_guarded(&info.unit);
         // Without systemd's word, the kernel's kill count is the only cause we can vouch for;
         // an app that merely exited leaves no post-mortem.
         let outcome = loaded.or_else(|| {
-            oom_seen.then(|| UnitOutcome {
+            (oom_seen && !went_on).then(|| UnitOutcome {
                 result: "oom-kill".to_owned(),
                 status: None,
                 killed: false,
@@ -682,6 +685,9 @@ impl Watcher {
         let Some(outcome) = &outcome else {
             return;
         };
+        if went_on && outcome.result == "success" {
+            return;
+        }
         let record = lock_history(&self.history)
             .latest(&info.unit)
             .and_then(|status| PostMortem::from_history(status, outcome, None, at));

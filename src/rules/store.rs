@@ -89,18 +89,13 @@ impl DropInStore {
     /// The person's user manager: `$XDG_CONFIG_HOME/systemd/user`, state in
     /// `$XDG_STATE_HOME/corral`.
     pub fn for_user() -> Result<DropInStore, StoreError> {
-        let config = crate::config::Config::path();
-        // config.toml sits in <config home>/corral/.
-        let config_home = config
-            .parent()
-            .and_then(Path::parent)
-            .filter(|p| p.is_absolute())
-            .ok_or(StoreError::NoConfigDir)?;
-        let state = crate::monitor::postmortem::EventLog::default_path()
-            .ok()
-            .and_then(|log| log.parent().map(Path::to_path_buf))
-            .ok_or(StoreError::NoStateDir)?;
-        Ok(DropInStore::new(config_home.join("systemd/user"), state))
+        let dirs = crate::paths::base_dirs();
+        let config_home = dirs.config_home.ok_or(StoreError::NoConfigDir)?;
+        let state_home = dirs.state_home.ok_or(StoreError::NoStateDir)?;
+        Ok(DropInStore::new(
+            config_home.join("systemd/user"),
+            state_home.join("corral"),
+        ))
     }
 
     pub fn root(&self) -> &Path {

@@ -29,8 +29,14 @@ pub enum SystemdError {
     },
     #[error("{}", gettext_f("there is no unit “{unit}” (it may have ended); `corral ps --all` lists running apps", &[("unit", .0)]))]
     NoSuchUnit(String),
-    #[error("{}", gettext_f("not allowed to {action} “{unit}”: {message}. Units of the system manager need polkit authorisation; run from a desktop session where a password prompt can appear", &[("action", &action_label(.action)), ("unit", .unit), ("message", .message)]))]
+    #[error("{}", gettext_f("not allowed to {action} “{unit}”: {message}. The system's polkit rules do not let you manage the system manager's units; nothing was started or changed. Ask an administrator, or leave out --system to use your own user manager", &[("action", &action_label(.action)), ("unit", .unit), ("message", .message)]))]
     AccessDenied {
+        action: &'static str,
+        unit: String,
+        message: String,
+    },
+    #[error("{}", gettext_f("not allowed to {action} “{unit}” without an administrator's password, and no polkit agent is running to ask for it ({message}); nothing was started or changed. Run Corral from a desktop session, or start `pkttyagent` in this terminal first", &[("action", &action_label(.action)), ("unit", .unit), ("message", .message)]))]
+    AuthorizationRequired {
         action: &'static str,
         unit: String,
         message: String,
@@ -124,9 +130,14 @@ fn call_error(action: &'static str, unit: &str, err: zbus::Error) -> SystemdErro
             SystemdError::NoSuchUnit(unit.to_owned())
         }
         "org.freedesktop.systemd1.UnitExists" => SystemdError::UnitExists(unit.to_owned()),
-        "org.freedesktop.DBus.Error.AccessDenied"
-        | "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
-            SystemdError::AccessDenied {
+        "org.freedesktop.DBus.Error.AccessDenied" => SystemdError::AccessDenied {
+            action,
+            unit: unit.to_owned(),
+            message,
+        },
+        // polkit wanted to ask (auth_admin) but found no agent to ask with.
+        "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired" => {
+            SystemdError::AuthorizationRequired {
                 action,
                 unit: unit.to_owned(),
                 message,
@@ -638,21 +649,46 @@ impl Systemd {
     }
 }
 
+/// The manager's well-known name on the bus.
+const MANAGER_NAME: &str = "org.freedesktop.systemd1";
+
 /// Subscribes to PropertiesChanged of every unit's Unit interface on `connection` and forwards
 /// them to a broadcast channel, for as long as the connection's `Link` is in use.
+///
+/// Only the manager's own signals count: any client may send a signal with a unit's path and
+/// interface (on the system bus, any user), and one saying "inactive" would end a `corral run
+/// --wait` or make `corral kill` report a kill that did not happen. The rule names the manager
+/// as sender, which the bus matches against the name's current owner; the forwarder checks the
+/// sender's unique name too, since another rule of this connection could let others through.
 async fn subscribe_unit_changes(connection: &Connection) -> zbus::Result<UnitChanges> {
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
+        .sender(MANAGER_NAME)?
         .path_namespace("/org/freedesktop/systemd1/unit")?
         .interface("org.freedesktop.DBus.Properties")?
         .member("PropertiesChanged")?
         .arg(0, "org.freedesktop.systemd1.Unit")?
         .build();
     let mut stream = zbus::MessageStream::for_match_rule(rule, connection, Some(64)).await?;
+    let bus = zbus::fdo::DBusProxy::new(connection).await?;
+    let manager_name = zbus::names::BusName::try_from(MANAGER_NAME)?;
+    let owner_of_manager = move || {
+        let (bus, name) = (bus.clone(), manager_name.clone());
+        async move { bus.get_name_owner(name).await.ok().map(|o| o.to_string()) }
+    };
+    let mut manager = owner_of_manager().await;
     let sender = Arc::new(broadcast::channel(64).0);
     let forward = Arc::downgrade(&sender);
     tokio::spawn(async move {
         while let Some(Ok(message)) = stream.next().await {
+            let from = message.header().sender().map(|s| s.to_string());
+            if from.is_none() || from != manager {
+                // The manager may be back under a new unique name (daemon-reexec): ask once.
+                manager = owner_of_manager().await;
+                if from.is_none() || from != manager {
+                    continue;
+                }
+            }
             // The connection's Link is gone (every clone of the Systemd, or replaced after a
             // reconnect): end, and the subscription with it.
             let Some(sender) = forward.upgrade() else {

@@ -353,6 +353,8 @@ pub struct CorralTray {
     actions: UnboundedSender<TrayAction>,
     /// Told once when no StatusNotifierWatcher is there (or it went away).
     offline: Option<Box<dyn Fn(String) + Send>>,
+    /// Counts the changes of which apps the menu lists, in which order (see [`Self::show`]).
+    apps_changed: u64,
 }
 
 impl CorralTray {
@@ -361,7 +363,22 @@ impl CorralTray {
             model,
             actions,
             offline: None,
+            apps_changed: 0,
         }
+    }
+
+    /// Shows `model`. A panel addresses menu items by id, and ksni numbers them by their place
+    /// in the menu, giving them new ids only when the menu's shape changes: had Firefox's
+    /// submenu become Code's with the same shape, a panel still showing Firefox's would kill
+    /// Code with the id of Firefox's Kill. So a change of which apps are listed, or of their
+    /// order, changes the shape too (a hidden item comes or goes at the end), and the panel's
+    /// old ids are refused (LayoutUpdated, new revision).
+    pub fn show(&mut self, model: TrayModel) {
+        let units = |m: &TrayModel| m.units.iter().map(|u| u.unit.clone()).collect::<Vec<_>>();
+        if units(&self.model) != units(&model) {
+            self.apps_changed += 1;
+        }
+        self.model = model;
     }
 
     /// Calls `hook` with the reason whenever the watcher is offline (ksni calls
@@ -422,7 +439,7 @@ impl CorralTray {
             .into()
         };
         SubMenu {
-            label: unit.label.clone(),
+            label: menu_label_text(&unit.label),
             submenu: vec![
                 freeze.into(),
                 memory,
@@ -434,12 +451,22 @@ impl CorralTray {
                         unit: unit.unit.clone(),
                     },
                 ),
-                item(
-                    &gettext("Kill"),
-                    TrayAction::Kill {
-                        unit: unit.unit.clone(),
-                    },
-                ),
+                // A kill loses the app's unsaved work: confirmed in a submenu that names the
+                // app, as the window confirms it in a dialog. A dialog from the tray would
+                // pop up in front of whatever the person is doing (and may not be raised
+                // at all on Wayland); a second deliberate click on the app's name is the
+                // tray's own way to ask.
+                SubMenu {
+                    label: gettext("Kill…"),
+                    submenu: vec![item(
+                        &gettext_f("Kill {app} Now", &[("app", &menu_label_text(&unit.name))]),
+                        TrayAction::Kill {
+                            unit: unit.unit.clone(),
+                        },
+                    )],
+                    ..Default::default()
+                }
+                .into(),
             ],
             ..Default::default()
         }
@@ -552,7 +579,7 @@ impl ksni::Tray for CorralTray {
             .iter()
             .map(|l| {
                 item(
-                    format!("{} ({})", l.name, l.preset),
+                    menu_label_text(&format!("{} ({})", l.name, l.preset)),
                     TrayAction::Launch {
                         app_id: l.app_id.clone(),
                         preset: l.preset.clone(),
@@ -604,6 +631,17 @@ impl ksni::Tray for CorralTray {
         }
         menu.push(ksni::MenuItem::Separator);
         menu.push(item(gettext("Quit"), TrayAction::Quit));
+        // See `show`: the menu's shape changes with the list of apps.
+        if self.apps_changed % 2 == 1 {
+            menu.push(
+                StandardItem {
+                    visible: false,
+                    enabled: false,
+                    ..Default::default()
+                }
+                .into(),
+            );
+        }
         menu
     }
 
@@ -618,6 +656,13 @@ impl ksni::Tray for CorralTray {
         // Keep the item alive: a watcher that starts later (a panel restarting) gets it.
         true
     }
+}
+
+/// Text for a dbusmenu label, which gives `_` a meaning (com.canonical.dbusmenu "label": an
+/// underscore marks the access key, two stand for one): an app named `my_app` keeps its
+/// underscore instead of losing it to an access key.
+pub fn menu_label_text(text: &str) -> String {
+    text.replace('_', "__")
 }
 
 /// The themed icon: the app's symbolic icon, its alert variant while an alert is active.

@@ -68,7 +68,7 @@ async fn drive(
     show_all: bool,
 ) {
     let config = Config::load().unwrap_or_default();
-    let catalog = AppCatalog::load();
+    let catalog = AppCatalog::load_for(engine.manager());
     let mut launch_list = launchers(&config, &catalog);
     let told = AtomicBool::new(false);
     let report = move |why: String| {
@@ -154,7 +154,7 @@ async fn drive(
         // update, which for an unchanged model (idle apps, most ticks) is work for nothing.
         if model != shown {
             shown = model.clone();
-            if handle.update(|tray| tray.model = model).await.is_none() {
+            if handle.update(|tray| tray.show(model)).await.is_none() {
                 return; // the tray service ended
             }
         }
@@ -385,7 +385,7 @@ async fn quick_launch(
     app_id: &str,
     preset: &str,
 ) -> Result<(), String> {
-    let catalog = AppCatalog::load();
+    let catalog = AppCatalog::load_for(ctl.systemd.kind());
     let app = catalog.get(app_id).ok_or_else(|| {
         gettext_f(
             "Could not launch {app}: it is no longer installed (no desktop entry found).",

@@ -268,7 +268,7 @@ impl SimpleComponent for Launcher {
                         add = presets -> adw::ComboRow {
                             set_title: &gettext("Preset"),
                             #[watch]
-                            set_subtitle: &model.preset_description(),
+                            set_subtitle: &crate::ui::plain(&model.preset_description()),
                             connect_selected_notify => LauncherInput::PresetSelected,
                         },
                         #[local_ref]

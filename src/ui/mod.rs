@@ -14,6 +14,31 @@ use adw::prelude::*;
 
 use crate::i18n::gettext;
 use crate::identity::{APP_ID, APP_NAME, RESOURCE_BASE, VERSION};
+use crate::systemd::ManagerKind;
+
+/// The application id the window registers on the session bus. GApplication is unique per id:
+/// a second start with the same id hands its activation to the first and ends. The system
+/// manager's window has an id of its own, so that `corral --system` neither raises the user's
+/// window (leaving the person at the user manager's apps) nor does a plain `corral` raise the
+/// system's (and drive the system manager after a polkit prompt).
+pub fn application_id(manager: ManagerKind) -> String {
+    match manager {
+        ManagerKind::User => APP_ID.to_owned(),
+        ManagerKind::System => format!("{APP_ID}.System"),
+    }
+}
+
+/// `text` for a widget that reads Pango markup (toasts, preference rows' titles and subtitles,
+/// group descriptions): an `&` would blank it, a `<b>` or `<a href>` would format it. Names,
+/// descriptions and error messages come from desktop entries, the config and systemd.
+pub fn plain(text: &str) -> String {
+    gtk::glib::markup_escape_text(text).to_string()
+}
+
+/// A toast that shows `text` as written.
+pub fn toast(text: &str) -> adw::Toast {
+    adw::Toast::new(&plain(text))
+}
 
 /// Names a widget for screen readers and AT-SPI. GTK 4.8's C library has had
 /// gtk_accessible_update_property_value since 4.0, but the Rust bindings only expose the

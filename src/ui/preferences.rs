@@ -71,7 +71,7 @@ impl Component for Preferences {
 
     fn update(&mut self, message: PreferencesInput, _: ComponentSender<Self>, root: &Self::Root) {
         match message {
-            PreferencesInput::Toast(text) => root.add_toast(adw::Toast::new(&text)),
+            PreferencesInput::Toast(text) => root.add_toast(crate::ui::toast(&text)),
         }
     }
 
@@ -115,10 +115,10 @@ fn mistake_page(error: &str) -> adw::PreferencesPage {
     let page = adw::PreferencesPage::new();
     let group = adw::PreferencesGroup::builder()
         .title(gettext("The config file has a mistake"))
-        .description(format!(
+        .description(crate::ui::plain(&format!(
             "{error}\n\n{}",
             gettext("Fix it in a text editor; Corral will not change it until it loads again.")
-        ))
+        )))
         .build();
     page.add(&group);
     page
@@ -456,12 +456,12 @@ impl Component for PresetsPage {
 /// title, in the declaration's order), then Delete (or Reset) and Save.
 fn preset_row(preset: &Preset, send: impl Fn(PresetsInput) + Clone + 'static) -> adw::ExpanderRow {
     let row = adw::ExpanderRow::builder()
-        .title(gtk::glib::markup_escape_text(&preset.name).as_str())
-        .subtitle(if preset.description.is_empty() {
+        .title(crate::ui::plain(&preset.name))
+        .subtitle(crate::ui::plain(&if preset.description.is_empty() {
             preset.settings.plain_words()
         } else {
             preset.description.clone()
-        })
+        }))
         .build();
     let values: std::collections::HashMap<&str, String> =
         preset.settings.entries().into_iter().collect();
@@ -602,6 +602,41 @@ mod tests {
                 "When Held at Its CPU Limit",
                 "When Stalling for Memory",
             ]
+        );
+    }
+
+    /// The texts a widget's labels show (Pango's text, markup taken out), depth first.
+    fn shown_texts(widget: &gtk::Widget) -> Vec<String> {
+        let mut texts = Vec::new();
+        if let Some(label) = widget.downcast_ref::<gtk::Label>() {
+            texts.push(label.text().to_string());
+        }
+        let mut child = widget.first_child();
+        while let Some(c) = child {
+            texts.extend(shown_texts(&c));
+            child = c.next_sibling();
+        }
+        texts
+    }
+
+    #[gtk::test]
+    fn a_presets_description_shows_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let text = "[presets.builds]\ndescription = \"Builds & tests <a href='https://x'>fast</a>\"\nmemory-max = \"1G\"\n";
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load_from(&path).unwrap();
+        let preset = config.preset("builds").unwrap();
+        let row = preset_row(&preset, |_| {});
+        let texts = shown_texts(row.upcast_ref());
+        // Before, the row took it as Pango markup: the `&` made it invalid markup, which GTK
+        // shows as nothing at all. (Preset names are letters, digits, - and _.)
+        assert!(texts.iter().any(|t| t == "builds"), "{texts:?}");
+        assert!(
+            texts
+                .iter()
+                .any(|t| t == "Builds & tests <a href='https://x'>fast</a>"),
+            "{texts:?}"
         );
     }
 }

@@ -124,7 +124,7 @@ impl MainWindow {
     }
 
     fn toast(&self, text: &str) {
-        self.toasts.add_toast(adw::Toast::new(text));
+        self.toasts.add_toast(crate::ui::toast(text));
     }
 
     /// Shows the state held: the list, and the details of the selected unit.
@@ -185,13 +185,14 @@ impl Component for MainWindow {
     view! {
         #[root]
         adw::ApplicationWindow {
-            set_title: Some(crate::identity::APP_NAME),
+            set_title: Some(&window_title(manager)),
             set_default_width: 1100,
             set_default_height: 720,
             connect_show => Msg::Shown,
 
             gtk::Box {
                 set_orientation: gtk::Orientation::Vertical,
+                #[name = "header"]
                 adw::HeaderBar {
                     pack_start = &gtk::Button {
                         set_icon_name: "list-add-symbolic",
@@ -281,9 +282,10 @@ impl Component for MainWindow {
         sender: ComponentSender<Self>,
     ) -> ComponentParts<Self> {
         // The desktop entries and the config file are read off the main loop.
-        sender.oneshot_command(async {
-            tokio::task::spawn_blocking(|| Cmd::Started {
-                catalog: Arc::new(AppCatalog::load()),
+        let manager = init.manager;
+        sender.oneshot_command(async move {
+            tokio::task::spawn_blocking(move || Cmd::Started {
+                catalog: Arc::new(AppCatalog::load_for(manager)),
                 config_problem: Config::load().err().map(|e| {
                     gettext_f(
                         "Your config file has a mistake, so the built-in presets are in use: {error}",
@@ -339,6 +341,11 @@ impl Component for MainWindow {
             .build();
         widgets.search_bar.connect_entry(&widgets.search);
         widgets.search_bar.set_key_capture_widget(Some(&root));
+        // Whose units these are, where it matters: the system manager's run as root.
+        if let Some(subtitle) = header_subtitle(manager) {
+            let title = adw::WindowTitle::new(crate::identity::APP_NAME, &subtitle);
+            widgets.header.set_title_widget(Some(&title));
+        }
         install_actions(&root, &sender);
         ComponentParts { model, widgets }
     }
@@ -667,6 +674,24 @@ impl MainWindow {
     }
 }
 
+/// The header's second line: said for the system manager only, whose apps run as root for
+/// every user, so that a window of each kind is told apart at a glance.
+fn header_subtitle(manager: ManagerKind) -> Option<String> {
+    match manager {
+        ManagerKind::User => None,
+        ManagerKind::System => Some(gettext("System — apps run as root, for all users")),
+    }
+}
+
+/// The window's title, as a window list or task switcher shows it.
+fn window_title(manager: ManagerKind) -> String {
+    match manager {
+        ManagerKind::User => crate::identity::APP_NAME.to_owned(),
+        // TRANSLATORS: the title of the window that manages the system manager's units.
+        ManagerKind::System => gettext("Corral (System)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,6 +784,15 @@ mod tests {
         })));
         until("the details to close", || !window.model().showing_details());
         window.widget().close();
+    }
+
+    #[test]
+    fn the_system_window_says_so_in_its_header_and_title() {
+        assert_eq!(header_subtitle(ManagerKind::User), None);
+        assert_eq!(window_title(ManagerKind::User), "Corral");
+        let subtitle = header_subtitle(ManagerKind::System).unwrap();
+        assert!(subtitle.starts_with("System"), "{subtitle}");
+        assert_eq!(window_title(ManagerKind::System), "Corral (System)");
     }
 
     #[test]

@@ -292,6 +292,18 @@ def main():
                      f"(R² {r2:.3f}); CPU {', '.join(f'{c:.1f}' for c in cpu)} % of a core", "—", "—",
                      "≤ 100 kB per unit", slope * 1000 <= 100))
 
+    # 8. Rules (issue 13): a rule reaching N running instances, and a reload at 300 units.
+    for n in (1, 10, 50):
+        info_ratio(f"rules-apply-{n}",
+                   f"Rule applied to {n} running instance{'s' if n > 1 else ''} (`corral rules set`: "
+                   "drop-ins, one reload, each instance read back)",
+                   f"rules.apply.{n}", f"rules.reload.{n}", "`systemctl --user daemon-reload`")
+    loaded = g.value("rules.units")
+    info_ratio("rules-reload-300",
+               f"Rule change with {loaded:.0f} units loaded (no instance)" if loaded else
+               "Rule change with 300 units loaded (no instance)",
+               "rules.apply.300", "rules.reload.300", "`systemctl --user daemon-reload`")
+
     goals = [r for r in rows if r[5] != "(for reference)"]
     met = sum(1 for r in goals if r[6])
     measured = sum(1 for r in goals if r[6] is not None)

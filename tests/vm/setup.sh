@@ -59,8 +59,9 @@ log "debootstrapping the guest (about 3 minutes)"
 root=$vm.tmp/rootfs
 # Beyond systemd: the GTK 4 / libadwaita runtime the window links, Xvfb and xwd for screenshots,
 # AT-SPI and pyatspi to drive the window as a screen reader would, and a real tray host
-# (status-notifier-watcher, gtk-sni-tray-standalone) for the tray tests.
-guest_packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,procps,util-linux
+# (status-notifier-watcher, gtk-sni-tray-standalone) for the tray tests; polkitd, which decides
+# whether a user may manage the system manager's units (the system suite's polkit rules).
+guest_packages=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,procps,util-linux,polkitd
 guest_packages+=,linux-image-amd64,initramfs-tools,e2fsprogs
 guest_packages+=,libgtk-4-1,libadwaita-1-0,adwaita-icon-theme,hicolor-icon-theme,fonts-cantarell
 guest_packages+=,xvfb,xauth,x11-apps,dbus-x11,at-spi2-core,python3-pyatspi,gir1.2-atspi-2.0,python3-gi

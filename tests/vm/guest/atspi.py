@@ -15,7 +15,7 @@ ROLE_LABEL, ROLE_PUSH_BUTTON, ROLE_DIALOG = 29, 43, 16
 ROLE_TEXT, ROLE_ENTRY = 61, 79  # GTK 4.8 shows entries as "entry"
 # GTK 4.8 gives toggle buttons the push-button role.
 ROLE_TOGGLE_BUTTON = ROLE_PUSH_BUTTON
-STATE_SHOWING = 25
+STATE_FOCUSED, STATE_SHOWING = 12, 25
 
 
 def a11y_bus():
@@ -67,9 +67,12 @@ class Node:
     def index(self):
         return self.call("Accessible", "GetIndexInParent", None, "(i)")[0]
 
-    def showing(self):
+    def has_state(self, state):
         states = self.call("Accessible", "GetState", None, "(au)")[0]
-        return bool(states[STATE_SHOWING // 32] & (1 << (STATE_SHOWING % 32)))
+        return bool(states[state // 32] & (1 << (state % 32)))
+
+    def showing(self):
+        return self.has_state(STATE_SHOWING)
 
     def text(self):
         return self.call("Text", "GetText", GLib.Variant("(ii)", (0, -1)), "(s)")[0]
@@ -128,3 +131,29 @@ def corral_app():
         except GLib.Error:
             continue
     return None
+
+
+def screenshot_when_drawn(path, window=None, timeout=20.0):
+    """Saves an xwd picture of the window of that title (or the whole screen) once it is drawn:
+    two pictures taken in a row are the same and not empty (a window's first frames are slow
+    under emulation). Returns whether it settled within `timeout` s; the last picture is kept
+    either way."""
+    import os
+    import subprocess
+    import time
+    where = ["-name", window] if window else ["-root"]
+    previous = None
+    end = time.time() + timeout
+    while True:
+        subprocess.run(["xwd", *where, "-silent", "-out", path], check=False)
+        try:
+            with open(path, "rb") as f:
+                picture = f.read()
+        except OSError:
+            picture = None
+        if picture and picture == previous:
+            return True
+        if time.time() > end:
+            return False
+        previous = picture
+        time.sleep(0.3)

@@ -52,7 +52,6 @@ part() {
     fi
 }
 
-
 # The guest, for the report.
 {
     echo "kernel=$(uname -r)"
@@ -199,5 +198,49 @@ else
 fi
 kill "$window" 2>/dev/null
 wait "$window" 2>/dev/null
+$SCTL stop 'app-corral-benchidle-*' >/dev/null 2>&1
+
+# Rules (issue 13): how long `corral rules set` takes to reach N running instances (the
+# drop-ins written, one daemon-reload, every instance read back), against a bare
+# `systemctl --user daemon-reload` with the same units loaded; and both with 300 units.
+echo "== rules: a rule reaching running instances; a reload with 300 units ($(date +%T))"
+ms_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", (b - a) * 1000}'; }
+# time_runs METRIC COMMAND...: five runs of a command, their times in ms.
+time_runs() {
+    local metric=$1 run t samples=()
+    shift
+    for run in 1 2 3 4 5; do
+        t=$EPOCHREALTIME
+        "$@" "$run" >"$work/rules.out" 2>&1 || { not_ok "$metric: $* failed" "$(tail -3 "$work/rules.out")"; return 1; }
+        samples+=("$(ms_since "$t")")
+    done
+    emit_samples "$metric" ms "${samples[@]}"
+}
+set_rule() { corral rules set "benchrule$1" --memory-max "$((400 + $2))M"; }
+reload() { $SCTL daemon-reload; }
+for n in 1 10 50; do
+    for i in $(seq "$n"); do
+        systemd-run --user --scope -q --unit="app-gnome-benchrule$n-$i.scope" sleep 600 &
+        pids+=($!)
+    done
+    all_up() { [ "$($SCTL list-units --plain --no-legend "app-gnome-benchrule$n-*" | grep -c running)" -eq "$n" ]; }
+    if ! wait_for 120 all_up; then
+        not_ok "rules: $n instances did not start"
+        continue
+    fi
+    time_runs "rules.apply.$n" set_rule "$n"
+    expect_eq "rules: the $n instances have the rule's last limit" $((405 << 20)) \
+        "$(cg "app-gnome-benchrule$n-$n.scope" memory.max)"
+    time_runs "rules.reload.$n" reload
+    corral rules remove "benchrule$n" >/dev/null 2>&1
+    $SCTL stop "app-gnome-benchrule$n-*" >/dev/null 2>&1
+done
+python3 "$(dirname "$0")/start_units.py" benchload 300 >"$work/load.out" 2>&1
+loaded=$($SCTL list-units --plain --no-legend 'app-corral-benchload*' | grep -c running)
+emit rules.units count "$loaded"
+time_runs rules.apply.300 set_rule 300
+time_runs rules.reload.300 reload
+corral rules remove benchrule300 >/dev/null 2>&1
+$SCTL stop 'app-corral-benchload*' >/dev/null 2>&1
 
 summary

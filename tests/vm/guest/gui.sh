@@ -4,6 +4,7 @@
 set -u
 here=$(dirname "$0")
 SCTL="systemctl --user"
+. "$here/lib.sh"   # wait_for
 cd "$HOME"
 mkdir -p ~/.config/corral ~/.local/share/applications /mnt/host/screenshots 2>/dev/null
 cat >~/.config/corral/config.toml <<'TOML'
@@ -43,10 +44,10 @@ xvfb=$!
 # Cairo rendering: Mesa's llvmpipe JIT-compiles for the CPU that QEMU's "-cpu max" claims,
 # and its code crashes under software emulation (a core showed it in llvmpipe's JIT'd code).
 export DISPLAY=:99 GTK_A11Y=atspi GDK_BACKEND=x11 GSK_RENDERER=cairo
-sleep 1
+wait_for 20 test -S /tmp/.X11-unix/X99 || echo "Xvfb did not start"
 /usr/libexec/at-spi-bus-launcher --launch-immediately >/tmp/atspi.log 2>&1 &
 atspi=$!
-sleep 1
+wait_for 20 busctl --user call org.a11y.Bus /org/a11y/bus org.a11y.Bus GetAddress || echo "no accessibility bus"
 busctl --user set-property org.a11y.Bus /org/a11y/bus org.a11y.Status IsEnabled b true
 ulimit -c unlimited
 corral >/tmp/corral-gui.log 2>&1 &

@@ -13,7 +13,8 @@ from gi.repository import GLib
 
 import atspi
 from atspi import (ATSPI, ROLE_LABEL, ROLE_LIST_ITEM, ROLE_PUSH_BUTTON, ROLE_TABLE_ROW, ROLE_TEXT,
-                   ROLE_TOGGLE_BUTTON, Node, corral_app, find, find_all, toplevel)
+                   ROLE_TOGGLE_BUTTON, STATE_FOCUSED, Node, corral_app, find, find_all,
+                   screenshot_when_drawn, toplevel)
 
 SHOTS = sys.argv[1]
 passed = 0
@@ -54,11 +55,9 @@ def wait_for(what, timeout=20.0):
 
 def screenshot(name, window=None):
     """The whole screen, or the toplevel window of that title (a dialog that has no window
-    manager to stack it may not show in the root window's picture)."""
-    path = f"{SHOTS}/{name}.xwd"
-    where = ["-name", window] if window else ["-root"]
-    subprocess.run(["xwd", *where, "-silent", "-out", path], check=False)
-    print(f"     screenshot {name}", flush=True)
+    manager to stack it may not show in the root window's picture), once it is drawn."""
+    drawn = screenshot_when_drawn(f"{SHOTS}/{name}.xwd", window)
+    print(f"     screenshot {name}{'' if drawn else ' (still changing after 20 s)'}", flush=True)
 
 
 def sysctl(*args):
@@ -102,24 +101,6 @@ def select(item):
     parent(item).call("Selection", "SelectChild", GLib.Variant("(i)", (item.index(),)), "(b)")
 
 
-def set_text(node, text):
-    """Replaces an entry's text: through EditableText where GTK offers it, else by focusing the
-    entry and typing, as a person would."""
-    try:
-        node.call("EditableText", "SetTextContents", GLib.Variant("(s)", (text,)), "(b)")
-        return
-    except GLib.Error:
-        pass
-    node.call("Component", "GrabFocus", None, "(b)")
-    time.sleep(0.3)
-    key(37, 0)  # Control_L
-    key(38, 2)  # a: select all
-    key(37, 1)
-    BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
-                  ATSPI + "DeviceEventController", "GenerateKeyboardEvent",
-                  GLib.Variant("(isu)", (0, text, 4)), None, 0, 5000, None)  # 4: type a string
-
-
 def key(keycode, kind):
     """kind: 0 press, 1 release, 2 press and release (the registry sends it through XTest)."""
     BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
@@ -149,7 +130,8 @@ def main():
                if table is not None and find(table, ROLE_LABEL, h) is not None]
     expect("the list has the headers App, Memory, CPU, Tasks and Pressure",
            len(headers) == 5, f"found only {headers}")
-    time.sleep(3)  # a few samples so the sparklines and graphs have history
+    # Not a wait for anything: three samples of history, for the sparklines in the picture.
+    time.sleep(3)
     screenshot("list")
 
     # Details of the browser app, with its graphs.
@@ -161,7 +143,6 @@ def main():
         expect("selecting a row shows its details", shown)
         if not shown:
             dump(window)
-        time.sleep(4)
         screenshot("details")
 
     # The launcher: pick the app, see the remembered preset, launch.
@@ -173,7 +154,6 @@ def main():
         expect("the picker lists the installed app", sleeper is not None)
         if sleeper is not None:
             select(sleeper)
-        time.sleep(4)  # the first frame of a new window is slow under emulation
         screenshot("launcher", "Launch an App")
         click(wait_for(lambda: find(dialog, ROLE_PUSH_BUTTON, "Launch")))
     launched = wait_for(lambda: units("app-corral-org.example.Sleeper-*"), 20)
@@ -216,25 +196,26 @@ def main():
                 BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
                               ATSPI + "DeviceEventController", "GenerateMouseEvent",
                               GLib.Variant("(iis)", (830, 400, "b5c")), None, 0, 5000, None)
-                time.sleep(0.2)
-            time.sleep(1)
+                time.sleep(0.2)  # one wheel step at a time, as a hand turns it
+            # Scrolled far enough once the row is on the screen.
+            wait_for(lambda: 0 < editor.call("Component", "GetExtents", GLib.Variant("(u)", (0,)),
+                                             "((iiii))")[0][1] < 800, 10)
             x, y, w, h = editor.call("Component", "GetExtents", GLib.Variant("(u)", (0,)), "((iiii))")[0]
             BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
                           ATSPI + "DeviceEventController", "GenerateMouseEvent",
                           GLib.Variant("(iis)", (x + w // 2, y + h // 2, "b1c")), None, 0, 5000, None)
-        time.sleep(0.5)
+        wait_for(lambda: editor.has_state(STATE_FOCUSED), 10)
         key(37, 0)  # Control_L
         key(38, 2)  # a: select all
         key(37, 1)
         BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
                       ATSPI + "DeviceEventController", "GenerateKeyboardEvent",
                       GLib.Variant("(isu)", (0, "80M", 4)), None, 0, 5000, None)  # type a string
-        time.sleep(0.3)
+        wait_for(lambda: editor.text() == "80M", 10)
         key(36, 2)  # Return applies the row
         changed = wait_for(lambda: cgroup_file(unit, "memory.max") == "83886080", 10)
         expect("typing 80M into the editor changes memory.max at runtime", changed,
                f"memory.max={cgroup_file(unit, 'memory.max')} focused={focused} extents={(x, y, w, h)}")
-        time.sleep(2)
         screenshot("details-after-limit")
 
     # Preferences.
@@ -245,12 +226,11 @@ def main():
     prefs = wait_for(lambda: toplevel(app, "Preferences"), 10)
     print(f"     preferences shown after {time.time() - asked:.1f} s", flush=True)
     expect("Ctrl+, opens the preferences", prefs is not None)
-    time.sleep(4)
     screenshot("preferences", "Preferences")
 
     # The events: the OOM kill gui.sh caused, as a post-mortem row.
     key(9, 2)  # Escape closes the preferences
-    time.sleep(1)
+    wait_for(lambda: toplevel(app, "Preferences") is None and "closed", 10)
     key(37, 0)  # Control_L
     key(26, 2)  # e
     key(37, 1)
@@ -264,7 +244,6 @@ def main():
         expect("the events show the OOM-killed app's post-mortem", killed)
         if not killed:
             dump(events)
-        time.sleep(2)
         screenshot("events", "Events")
 
 

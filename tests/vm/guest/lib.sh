@@ -58,9 +58,33 @@ summary() {
     [ "$failed" -eq 0 ]
 }
 
-# The newest loaded unit matching a glob, e.g. unit_named 'app-corral-sleep-*'.
+# The newest loaded unit matching a glob, e.g. unit_named 'app-corral-sleep-*': the one that
+# left the inactive state last (names end in a random part, so the last in name order is any).
 unit_named() {
-    $SCTL list-units --all --plain --no-legend "$1" 2>/dev/null | awk '{print $1}' | tail -1
+    local units
+    units=$($SCTL list-units --all --plain --no-legend "$1" 2>/dev/null | awk '{print $1}')
+    [ -n "$units" ] || return 0
+    # One block per unit, blank-line separated; a unit that never started counts as oldest.
+    # shellcheck disable=SC2086
+    $SCTL show -p Id -p InactiveExitTimestampMonotonic $units 2>/dev/null |
+        awk -v RS= '{ id = ""; t = 0
+            for (i = 1; i <= NF; i++) {
+                split($i, kv, "=")
+                if (kv[1] == "Id") id = kv[2]
+                if (kv[1] == "InactiveExitTimestampMonotonic") t = kv[2]
+            }
+            if (id != "") print t, id }' | sort -n | tail -1 | cut -d' ' -f2
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds; false after SECONDS.
+wait_for() {
+    local i limit=$1
+    shift
+    for i in $(seq $((limit * 10))); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
 }
 
 # wait_unit GLOB: waits up to 10 s for a unit matching GLOB and prints its name.

@@ -6,6 +6,7 @@
 set -u
 here=$(dirname "$0")
 SCTL="systemctl --user"
+. "$here/lib.sh"   # wait_for
 cd "$HOME"
 
 # Two apps to act on; the tray lists each in its own submenu.
@@ -20,7 +21,10 @@ watcher=$!
 # The accessibility bus, on which the test finds the window the tray opens.
 /usr/libexec/at-spi-bus-launcher --launch-immediately >/tmp/atspi-tray.log 2>&1 &
 atspi=$!
-sleep 1
+# Started when they answer: the X server's socket, the watcher's and the accessibility bus's names.
+wait_for 20 test -S /tmp/.X11-unix/X98 || echo "Xvfb did not start"
+wait_for 20 busctl --user status org.kde.StatusNotifierWatcher || echo "no StatusNotifierWatcher"
+wait_for 20 busctl --user call org.a11y.Bus /org/a11y/bus org.a11y.Bus GetAddress || echo "no accessibility bus"
 busctl --user set-property org.a11y.Bus /org/a11y/bus org.a11y.Status IsEnabled b true
 corral --tray >/tmp/corral-tray.log 2>&1 &
 tray=$!

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Clicks Corral's tray menu over D-Bus as a panel does, against the real user manager: finds
 the item through the StatusNotifierWatcher, reads its properties and its dbusmenu layout, sends
-`Event` clicks on Frozen, a memory limit, a CPU limit and Kill, and checks the kernel's files
+`Event` clicks on Frozen, a memory limit, a CPU limit and Kill (confirmed in its submenu), and
+checks the kernel's files
 and systemd's units after each; then Open Corral, and the window on the accessibility bus.
 
 Usage: tray_test.py SCREENSHOT_DIR
@@ -181,8 +182,9 @@ def main():
                wait_for(lambda: cgroup_file(unit, "cpu.max") == "50000 100000", 10),
                cgroup_file(unit, "cpu.max"))
 
-    kill = find_path(menu, "traytarget", "Kill")
-    expect("the app's submenu has Kill", kill is not None)
+    kill = find_path(menu, "traytarget", "Kill…", "Kill traytarget Now")
+    expect("the app's submenu has Kill…, confirmed by a Kill traytarget Now item", kill is not None,
+           find_path(menu, "traytarget"))
     if kill is not None:
         menu.click(kill[0])
         expect("clicking Kill ends the unit", wait_for(lambda: unit_of("traytarget") is None, 15),
@@ -207,8 +209,7 @@ def main():
     rows = wait_for(lambda: [r for r in atspi.find_all(window, lambda n: n.role() == atspi.ROLE_TABLE_ROW)
                              if r.name.startswith("trayother,")], 20)
     expect("the window lists the running app", rows)
-    time.sleep(2)
-    subprocess.run(["xwd", "-name", "Corral", "-silent", "-out", f"{SHOTS}/tray-window.xwd"], check=False)
+    atspi.screenshot_when_drawn(f"{SHOTS}/tray-window.xwd", "Corral")
     print("     screenshot tray-window", flush=True)
 
 

@@ -49,7 +49,7 @@ scope_corral=$!
 scope=$(wait_unit 'app-corral-scopetest-*.scope')
 expect_in "scope unit exists" ".scope" "$scope"
 expect_eq "scope memory.max from flags" 100663296 "$(cg "$scope" memory.max)"
-sleep 0.5
+wait_for 10 grep -q tty-out /tmp/scope.out
 pid=$(awk '/tty-out/ {print $2}' /tmp/scope.out)
 expect_in "the command's output reaches corral's stdout" "tty-out" "$(cat /tmp/scope.out)"
 expect_in "the scope's process lives in the scope's cgroup" "$scope" "$(cat /proc/"$pid"/cgroup 2>&1)"
@@ -79,7 +79,9 @@ expect_in "limit says it applied" "memory max 80M: applied" "$out"
 echo "== CPU quota is enforced"
 corral run -q --cpu-quota 20% --app-id burner -- sh -c 'while :; do :; done'
 burn=$(wait_unit 'app-corral-burner-*.service')
-sleep 1
+# Measured once the loop runs (it has used some CPU), over 4 s.
+burner_ran() { [ "$(cg_key "$burn" cpu.stat usage_usec)" -gt 0 ]; }
+wait_for 10 burner_ran
 u0=$(cg_key "$burn" cpu.stat usage_usec)
 t0=$(date +%s%N)
 sleep 4
@@ -118,6 +120,56 @@ expect_in "relaxed leaves NoNewPrivs off" "NoNewPrivs:	0" "$out"
 out=$(corral run --wait -q --app-id exitcode -- sh -c 'exit 7' 2>&1)
 expect_eq "--wait exits with the command's status" 7 $?
 
+echo "== a scope's program starts with the signal dispositions a shell gives it"
+# The Rust runtime ignores SIGPIPE; a program that inherits that prints "Broken pipe" (or
+# loops) at the end of every pipeline instead of ending quietly.
+out=$(corral run -q --scope --app-id pipes -- sh -c 'yes | head -1' 2>&1)
+expect_eq "yes | head -1 in a scope ends quietly (SIGPIPE at its default)" "y" "$out"
+ignored=$(corral run -q --scope --app-id sigign -- awk '/^SigIgn/ {print $2}' /proc/self/status)
+expect_eq "the scope's program does not ignore SIGPIPE (SigIgn bit 13)" 0 $(( 0x${ignored:-1000} & 0x1000 ))
+
+echo "== the environment a unit really gets"
+# What reaches the program, read by the program itself (env), for a service and a scope:
+# the session's variables; not Corral's own nor those systemd set for Corral's process; an
+# exported bash function (BASH_FUNC_name%%, a name systemd refuses) does not stop a service
+# from starting and is left out of it alone; the preset's variable wins over the session's.
+cp ~/.config/corral/config.toml /tmp/config.pre-env
+cat >>~/.config/corral/config.toml <<'TOML'
+
+[presets.envtest]
+environment = { PRESET_ONLY = "from-preset", SHARED_VAR = "preset" }
+TOML
+guest_function() { :; }
+export -f guest_function
+export SESSION_ONLY=kept SHARED_VAR=session NOTIFY_SOCKET=/run/fake/notify DESKTOP_STARTUP_ID=token CORRAL_SECRET=x
+svc_env=$(corral run --wait -q -p envtest --app-id envsvc -- /usr/bin/env 2>&1)
+expect_eq "a service starts although the session exports a bash function" 0 $?
+scope_env=$(corral run --scope -q -p envtest --app-id envscope -- /usr/bin/env 2>&1)
+unset -f guest_function
+unset SESSION_ONLY SHARED_VAR NOTIFY_SOCKET DESKTOP_STARTUP_ID CORRAL_SECRET
+cp /tmp/config.pre-env ~/.config/corral/config.toml
+for kind in service scope; do
+    if [ $kind = service ]; then e=$svc_env; else e=$scope_env; fi
+    expect_in "$kind: a session variable reaches the program" "SESSION_ONLY=kept" "$e"
+    expect_in "$kind: the preset's variable reaches the program" "PRESET_ONLY=from-preset" "$e"
+    expect_eq "$kind: the preset's variable wins over the session's, once" "SHARED_VAR=preset" \
+        "$(echo "$e" | grep '^SHARED_VAR=')"
+    expect_eq "$kind: Corral's own variables stay out" "" \
+        "$(echo "$e" | grep -E '^(NOTIFY_SOCKET|DESKTOP_STARTUP_ID|CORRAL_SECRET)=')"
+    expect_eq "$kind: nothing alarming is said" "" "$(echo "$e" | grep '^corral:')"
+done
+expect_eq "service: the exported function is left out" "" "$(echo "$svc_env" | grep '^BASH_FUNC_')"
+expect_in "scope: the exported function is kept, as for any child of the shell" \
+    "BASH_FUNC_guest_function%%=" "$scope_env"
+
+echo "== terminal output cannot be rewritten by an app's name"
+corral run -q --name "$(printf 'evil\033[2J\033]0;title\007name')" --app-id escapes -- sleep 300
+esc=$(wait_unit 'app-corral-escapes-*.service')
+ps_out=$(corral ps)
+expect_in "ps lists the app" "$esc" "$ps_out"
+expect_eq "ps prints no escape or bell character" 0 "$(printf '%s' "$ps_out" | tr -cd '\033\007' | wc -c)"
+corral stop "$esc" >/dev/null 2>&1
+
 echo "== units launched elsewhere"
 systemd-run --user --unit=run-plain sleep 300 >/dev/null 2>&1
 systemd-run --user --unit=app-gnome-org.gnome.Fake-4242 sleep 300 >/dev/null 2>&1
@@ -131,7 +183,7 @@ check "and stop it" corral stop run-plain.service
 
 echo "== a new Corral finds the units of a killed one"
 kill -9 "$scope_corral"
-sleep 0.3
+wait "$scope_corral" 2>/dev/null   # Corral is gone before the scope is looked at
 expect_eq "the scope's app survives Corral's death" "active" "$(active_state "$scope")"
 ps_out=$(corral ps)
 expect_in "a new corral lists the orphaned scope" "$scope" "$ps_out"
@@ -151,6 +203,30 @@ app=$(wait_unit 'app-corral-org.example.Sleeper-*.service')
 expect_eq "desktop app gets the preset's memory.max" 67108864 "$(cg "$app" memory.max)"
 expect_eq "description is the app's name" "Sleeper [corral: test]" "$($SCTL show -p Description --value "$app")"
 check "stop the desktop app by name" corral stop Sleeper
+
+echo "== files to open are passed as GIO does: absolute, never as options"
+# The app runs in its Path= (here /tmp), so a relative name given from elsewhere would name
+# another file; a file called --foo would be an option. tail -f runs as long as it has a file.
+cat >~/.local/share/applications/org.example.Follower.desktop <<'DESKTOP'
+[Desktop Entry]
+Type=Application
+Name=Follower
+Path=/tmp
+Exec=tail -f %f
+DESKTOP
+mkdir -p ~/work && (cd ~/work && : >notes.txt && : >./--foo)
+(cd ~/work && corral launch org.example.Follower notes.txt) >/dev/null 2>&1
+follow=$(wait_unit 'app-corral-org.example.Follower-*.service')
+expect_in "a relative file is passed as its absolute path" "argv[]=/usr/bin/tail -f $HOME/work/notes.txt ;" \
+    "$($SCTL show -p ExecStart --value "$follow" 2>&1)"
+follower_runs() { [ "$(active_state "$follow")" = active ]; }
+wait_for 5 follower_runs
+expect_eq "and the app runs with it" active "$(active_state "$follow")"
+(cd ~/work && corral launch org.example.Follower -- --foo) >/dev/null 2>&1
+follow2=$(wait_unit 'app-corral-org.example.Follower-*.service')
+expect_in "a file named --foo is a file, not an option" "argv[]=/usr/bin/tail -f $HOME/work/--foo ;" \
+    "$($SCTL show -p ExecStart --value "$follow2" 2>&1)"
+$SCTL stop 'app-corral-org.example.Follower-*' >/dev/null 2>&1
 
 echo "== bad input: clear errors and nothing left behind"
 corral stop "$svc" >/dev/null

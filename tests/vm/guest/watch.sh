@@ -43,7 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-
 # near_limit_notifies: the recorder's Notify calls about memory near the limit.
 near_limit_notifies() { grep '"call":"Notify"' "$work/notify.log" | grep 'close to its memory limit'; }
 json_field() { python3 -c "import json,sys; print(json.loads(sys.stdin.readline())['$1'])"; }
@@ -153,6 +152,32 @@ check "no near-limit alert before the limit" test $? -ne 0
 corral limit "$steady" --memory-max "$((used * 100 / 95 / 1024 + 1))K" >/dev/null 2>&1
 check "the near-limit alert follows the new memory.max" wait_for 5 steady_alert
 $SCTL stop "$steady" 2>/dev/null
+
+echo "== a runaway tab, not the whole browser ($(date +%T))"
+# The browser preset's OOMPolicy=continue: the kernel kills the runaway child at the limit and
+# the rest of the app runs on. corral watch keeps the children above the process that started
+# them in the OOM killer's order, which matters here: the parent uses more memory than the
+# runaway when the limit is reached (see tabs.py).
+tabs=$(corral run -p browser --memory-high max --memory-max 110M --app-id tabs -- \
+    python3 /tmp/guest/tabs.py "$work/tabs.out" 2>&1 |
+    sed -n 's/.* runs in \(app-corral-tabs-[^ ]*\) .*/\1/p')
+expect_in "corral run names the browser's unit" "app-corral-tabs-" "$tabs"
+check "the runaway tab starts to grow" wait_for 30 test -s "$work/tabs.out"
+read -r parent quiet runaway adj <"$work/tabs.out"
+expect_range "corral watch put the runaway the margin above its browser (oom_score_adj)" 500 1000 "${adj:-0}"
+lost() { [ "$(cg_key "$tabs" memory.events oom_kill)" -ge 1 ] 2>/dev/null; }
+check "the kernel OOM-kills a process at the limit" wait_for 30 lost
+gone_from_unit() { ! cg "$tabs" cgroup.procs | grep -qx "$runaway"; }
+check "… the runaway tab (a zombie until its parent reaps it)" wait_for 5 gone_from_unit
+expect_eq "the app's unit runs on" active "$(active_state "$tabs")"
+check "the browser's own process lives" test -e "/proc/$parent"
+check "the quiet tab lives" test -e "/proc/$quiet"
+kill_recorded() { corral events --json | grep -q "\"pid\": $runaway"; }
+check "corral events records the killed process" wait_for 10 kill_recorded
+expect_in "… in words, with the app going on" "lost its process python3 (PID $runaway" "$(corral events 2>&1)"
+check "the notification names the process and says the rest still runs" \
+    grep -q "killed its process python3 (PID $runaway.*still runs" "$work/notify.log"
+$SCTL stop "$tabs" 2>/dev/null
 
 kill -0 "${pids[1]}" 2>/dev/null
 check "corral watch is still running" test $? -eq 0
