@@ -97,6 +97,8 @@ pub struct LauncherInit {
 #[derive(Debug)]
 pub enum LauncherInput {
     Search(String),
+    /// The desktop entries, read again.
+    Catalog(Arc<AppCatalog>),
     AppSelected,
     PresetSelected,
     Launch,
@@ -118,6 +120,8 @@ pub struct Launcher {
     overrides: Vec<(&'static str, adw::EntryRow)>,
     adjust: adw::ExpanderRow,
     error: Option<String>,
+    /// The search text.
+    query: String,
     /// A launch is on its way.
     launching: bool,
 }
@@ -331,6 +335,7 @@ impl SimpleComponent for Launcher {
             overrides,
             adjust,
             error: None,
+            query: String::new(),
             launching: false,
         };
         model.list("");
@@ -344,7 +349,22 @@ impl SimpleComponent for Launcher {
 
     fn update(&mut self, message: LauncherInput, sender: ComponentSender<Self>) {
         match message {
-            LauncherInput::Search(query) => self.list(&query),
+            LauncherInput::Search(query) => {
+                self.list(&query);
+                self.query = query;
+            }
+            LauncherInput::Catalog(catalog) => {
+                // The selection is kept by id, if the app is still there.
+                let selected = self.selected_app().map(|app| app.id);
+                self.catalog = catalog;
+                let query = self.query.clone();
+                self.list(&query);
+                if let Some(position) =
+                    selected.and_then(|id| self.listed().iter().position(|listed| *listed == id))
+                {
+                    self.apps.selection_model.set_selected(position as u32);
+                }
+            }
             LauncherInput::AppSelected => {
                 if let Some(app) = self.selected_app() {
                     self.preselect_preset(&app);

@@ -46,6 +46,8 @@ pub enum Msg {
     Launch(Box<LaunchRequest>),
     OpenPreferences,
     OpenEvents,
+    /// Read the desktop entries again (off the main loop), as the launcher does when it opens.
+    ReloadCatalog,
     ToggleSearch,
     /// The window was shown: it renders the last state, which it skipped while hidden.
     Shown,
@@ -59,6 +61,8 @@ pub enum Cmd {
         catalog: Arc<AppCatalog>,
         config_problem: Option<String>,
     },
+    /// The desktop entries read again (when the launcher opens: apps installed since).
+    Catalog(Arc<AppCatalog>),
     Connected(Connected),
     Update(Arc<MonitorState>),
     Done(Result<String, String>),
@@ -72,6 +76,7 @@ impl std::fmt::Debug for Cmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Cmd::Started { catalog, .. } => write!(f, "Started({} apps)", catalog.len()),
+            Cmd::Catalog(catalog) => write!(f, "Catalog({} apps)", catalog.len()),
             Cmd::Connected(r) => write!(f, "Connected(ok: {})", r.is_ok()),
             Cmd::Update(s) => write!(f, "Update({} units)", s.units.len()),
             Cmd::Done(r) => write!(f, "Done({r:?})"),
@@ -83,6 +88,9 @@ impl std::fmt::Debug for Cmd {
 }
 
 pub struct MainWindow {
+    manager: ManagerKind,
+    /// How many times the desktop entries were read.
+    catalog_reads: usize,
     services: Option<Services>,
     store: ConfigStore,
     catalog: Arc<AppCatalog>,
@@ -102,6 +110,33 @@ impl MainWindow {
     /// How many installed apps the window knows (0 until the catalog is read).
     pub fn apps_known(&self) -> usize {
         self.catalog.len()
+    }
+
+    /// How many times the window has read the desktop entries (at start, then each time the
+    /// launcher opens).
+    pub fn catalog_reads(&self) -> usize {
+        self.catalog_reads
+    }
+
+    /// Reads the desktop entries again, in a blocking task.
+    fn reload_catalog(&self, sender: &ComponentSender<Self>) {
+        let manager = self.manager;
+        sender.oneshot_command(async move {
+            let catalog = tokio::task::spawn_blocking(move || AppCatalog::load_for(manager))
+                .await
+                .unwrap_or_default();
+            Cmd::Catalog(Arc::new(catalog))
+        });
+    }
+
+    fn take_catalog(&mut self, catalog: Arc<AppCatalog>) {
+        self.catalog = catalog;
+        self.catalog_reads += 1;
+        self.unit_list
+            .emit(UnitListInput::Catalog(Arc::clone(&self.catalog)));
+        if let Some(launcher) = &self.launcher {
+            launcher.emit(LauncherInput::Catalog(Arc::clone(&self.catalog)));
+        }
     }
 
     /// What the banner says, if anything.
@@ -316,6 +351,8 @@ impl Component for MainWindow {
             .launch(())
             .forward(sender.input_sender(), Msg::Details);
         let model = MainWindow {
+            manager,
+            catalog_reads: 0,
             services: None,
             store: init.store,
             catalog: Arc::default(),
@@ -388,8 +425,11 @@ impl Component for MainWindow {
                     });
                 launcher.widget().present();
                 self.launcher = Some(launcher);
+                // Apps installed since the last reading show up as the launcher opens.
+                self.reload_catalog(&sender);
             }
             Msg::Launch(request) => self.launch(request, &sender),
+            Msg::ReloadCatalog => self.reload_catalog(&sender),
             Msg::OpenPreferences => {
                 let preferences = Preferences::builder()
                     .transient_for(root)
@@ -422,11 +462,10 @@ impl Component for MainWindow {
                 catalog,
                 config_problem,
             } => {
-                self.catalog = catalog;
                 self.config_problem = config_problem;
-                self.unit_list
-                    .emit(UnitListInput::Catalog(Arc::clone(&self.catalog)));
+                self.take_catalog(catalog);
             }
+            Cmd::Catalog(catalog) => self.take_catalog(catalog),
             Cmd::Connected(Ok(services)) => self.follow(services, &sender),
             Cmd::Connected(Err(e)) => {
                 self.state = Arc::new(MonitorState {
