@@ -255,10 +255,10 @@ def main():
                      f"≤ {mb_goal} MB", None if hwm is None else hwm / MB <= mb_goal))
     # 6b. The window's main loop.
     stall = g.value("stall.catalog")
-    load = g.value("stall.catalog.load")
+    read_ms = g.value("stall.catalog.load")
     rows.append(("stall-catalog",
                  "Main loop: longest stall while the window reads 2 000 desktop entries",
-                 fmt(stall, "ms", 1) + ("" if load is None else f" (read in {load:.0f} ms)"),
+                 fmt(stall, "ms", 1) + ("" if read_ms is None else f" (read in {read_ms:.0f} ms)"),
                  "the same reading on the main loop, as before: "
                  + fmt(g.value("stall.catalog.on-main-loop"), "ms", 1), "—", "≤ 50 ms",
                  None if stall is None else stall <= 50))
