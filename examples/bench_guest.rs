@@ -10,6 +10,10 @@
 //!                                                the sampler vs systemd-cgtop over N units
 //! bench_guest control   --corral PATH --runs N   freeze+thaw and kill: Corral vs systemctl/D-Bus
 //! bench_guest calibrate                          a fixed CPU-bound and process-bound workload
+//! bench_guest stall     --apps N --hold-ms N --rounds N
+//!                                                the window's longest main-loop stall while
+//!                                                it loads N desktop entries, and while a
+//!                                                preference is held down (needs a display)
 //! ```
 //!
 //! Every figure is printed on stdout as one JSON object per line: `{"metric": NAME, "unit":
@@ -95,6 +99,10 @@ fn main() -> Result<()> {
         .next()
         .context("which part? cli, launch, sample, control or calibrate")?;
     let options = Options::parse(args)?;
+    if part == "stall" {
+        // GTK's main loop on the main thread, not in a runtime.
+        return stall::run(&options);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -786,4 +794,252 @@ fn calibrate() -> Result<()> {
     }
     emit_samples("calibrate.spawn", "ms", &spawn);
     Ok(())
+}
+
+/// The window's main loop while it works: a GLib timeout every [`stall::TICK`] notes how late
+/// it runs; the longest delay is the longest stall a person would feel.
+mod stall {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use adw::prelude::*;
+    use anyhow::{Result, bail};
+    use relm4::prelude::*;
+
+    use super::{Options, emit_value, ms};
+    use corral::engine::ConfigStore;
+    use corral::ui::preferences::{Preferences, PreferencesInit};
+    use corral::ui::window::{MainWindow, WindowInit};
+
+    pub const TICK: Duration = Duration::from_millis(5);
+
+    /// The longest gap between ticks since the last reset, beyond the tick itself.
+    struct StallMeter {
+        longest: Rc<Cell<Duration>>,
+        last: Rc<Cell<Instant>>,
+    }
+
+    impl StallMeter {
+        fn start() -> StallMeter {
+            let longest = Rc::new(Cell::new(Duration::ZERO));
+            let last = Rc::new(Cell::new(Instant::now()));
+            let (l, t) = (Rc::clone(&longest), Rc::clone(&last));
+            gtk::glib::timeout_add_local(TICK, move || {
+                let now = Instant::now();
+                let gap = now.duration_since(t.replace(now)).saturating_sub(TICK);
+                l.set(l.get().max(gap));
+                gtk::glib::ControlFlow::Continue
+            });
+            StallMeter { longest, last }
+        }
+
+        fn reset(&self) {
+            self.last.set(Instant::now());
+            self.longest.set(Duration::ZERO);
+        }
+
+        fn longest_ms(&self) -> f64 {
+            self.longest.get().as_secs_f64() * 1000.0
+        }
+    }
+
+    /// Runs the main loop until `done`, for at most `limit`.
+    fn until(limit: Duration, done: impl Fn() -> bool) -> bool {
+        let end = Instant::now() + limit;
+        while !done() {
+            if Instant::now() > end {
+                return false;
+            }
+            gtk::glib::MainContext::default().iteration(true);
+        }
+        true
+    }
+
+    fn spin_buttons(widget: &gtk::Widget, out: &mut Vec<gtk::SpinButton>) {
+        if let Some(spin) = widget.downcast_ref::<gtk::SpinButton>() {
+            out.push(spin.clone());
+        }
+        let mut child = widget.first_child();
+        while let Some(c) = child {
+            spin_buttons(&c, out);
+            child = c.next_sibling();
+        }
+    }
+
+    pub fn run(options: &Options) -> Result<()> {
+        let apps = options.number("apps", 2000)?;
+        let hold = Duration::from_millis(options.number("hold-ms", 3000)? as u64);
+        let rounds = options.number("rounds", 3)?.max(1);
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("share");
+        std::fs::create_dir_all(data.join("applications"))?;
+        for i in 0..apps {
+            std::fs::write(
+                data.join("applications")
+                    .join(format!("org.example.App{i}.desktop")),
+                format!(
+                    "[Desktop Entry]\nType=Application\nName=App {i}\nComment=Generated for the stall benchmark\nKeywords=bench;app{i};\nIcon=utilities-terminal\nExec=true %U\n"
+                ),
+            )?;
+        }
+        // SAFETY: no other thread runs yet.
+        unsafe {
+            std::env::set_var("XDG_DATA_HOME", &data);
+            // The system's folders stay: GSettings finds its schemas there.
+            std::env::set_var("XDG_DATA_DIRS", "/usr/local/share:/usr/share");
+        }
+        adw::init()?;
+        corral::ui::register_resources();
+        let store = ConfigStore::spawn(
+            dir.path().join("config.toml"),
+            corral::engine::config_store::DEBOUNCE,
+        );
+
+        // 1. The window opens and loads the catalog.
+        let meter = StallMeter::start();
+        let start = Instant::now();
+        let window = MainWindow::builder()
+            .launch(WindowInit {
+                manager: corral::systemd::ManagerKind::User,
+                show_all: false,
+                engine: None,
+                store: store.clone(),
+            })
+            .detach();
+        window.widget().present();
+        if !until(Duration::from_secs(120), || {
+            window.model().apps_known() >= apps
+        }) {
+            bail!("the window did not load {apps} desktop entries in 2 minutes");
+        }
+        emit_value("stall.catalog.start", "ms", ms(start));
+        // Then, the window idle and drawn, the entries are read again (as when the launcher
+        // opens): the longest stall while they load.
+        until(Duration::from_secs(2), || false);
+        meter.reset();
+        let start = Instant::now();
+        window.emit(corral::ui::window::Msg::ReloadCatalog);
+        if !until(Duration::from_secs(120), || {
+            window.model().catalog_reads() >= 2
+        }) {
+            bail!("the window did not read the desktop entries again in 2 minutes");
+        }
+        emit_value("stall.catalog.load", "ms", ms(start));
+        emit_value("stall.catalog", "ms", meter.longest_ms());
+        // The anchor: the same reading on the main loop, as the window did in its init before.
+        until(Duration::from_secs(1), || false);
+        meter.reset();
+        let read = Rc::new(Cell::new(false));
+        {
+            let read = Rc::clone(&read);
+            gtk::glib::idle_add_local_once(move || {
+                let catalog = corral::apps::AppCatalog::load();
+                read.set(catalog.len() >= apps);
+            });
+        }
+        until(Duration::from_secs(120), || read.get());
+        until(Duration::from_millis(100), || false);
+        emit_value("stall.catalog.on-main-loop", "ms", meter.longest_ms());
+        // For reference: opening the launcher, its window and its list of every app (and one
+        // more reading of the entries).
+        until(Duration::from_secs(2), || false);
+        meter.reset();
+        gtk::prelude::WidgetExt::activate_action(window.widget(), "win.launch", None)?;
+        if !until(Duration::from_secs(120), || {
+            window.model().catalog_reads() >= 3
+        }) {
+            bail!("the launcher did not get the desktop entries in 2 minutes");
+        }
+        until(Duration::from_millis(500), || false);
+        emit_value("stall.launcher", "ms", meter.longest_ms());
+
+        // 2. A preference held down: a step every 30 ms (GTK's spin button repeats faster).
+        let preferences = Preferences::builder()
+            .transient_for(window.widget())
+            .launch(PreferencesInit {
+                store: store.clone(),
+                monitor: None,
+            })
+            .detach();
+        preferences.widget().present();
+        let spin = Rc::new(Cell::new(None::<gtk::SpinButton>));
+        let found = until(Duration::from_secs(30), || {
+            let mut spins = Vec::new();
+            spin_buttons(preferences.widget().upcast_ref(), &mut spins);
+            // The second is the memory warning, in whole percent.
+            spins.get(1).cloned().map(|s| spin.set(Some(s))).is_some()
+        });
+        let Some(spin) = spin.take().filter(|_| found) else {
+            bail!("the preferences showed no spin button");
+        };
+        spin.set_value(1.0);
+        until(Duration::from_secs(2), || false);
+        // The anchor: the same steps on a bare spin button in a window of the same size, with
+        // no handler: what stepping and drawing cost the main loop by themselves.
+        let bare = gtk::SpinButton::with_range(1.0, 100.0, 1.0);
+        let bare_window = adw::Window::builder()
+            .default_width(640)
+            .default_height(576)
+            .content(&bare)
+            .build();
+        bare_window.present();
+        // And as before: each step writing the file on the main loop.
+        let before = gtk::SpinButton::with_range(1.0, 100.0, 1.0);
+        let path = dir.path().join("before.toml");
+        before.connect_value_changed(move |spin| {
+            if let Ok(mut editor) = corral::config::ConfigEditor::open(&path) {
+                let _ = editor.set_general("memory-warning", spin.value());
+                let _ = editor.save();
+            }
+        });
+        let before_window = adw::Window::builder()
+            .default_width(640)
+            .default_height(576)
+            .content(&before)
+            .build();
+        before_window.present();
+        until(Duration::from_secs(2), || false);
+        let (mut corral, mut anchor, mut old, mut writes) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for round in 0..rounds {
+            for (which, out) in [
+                (&spin, &mut corral),
+                (&bare, &mut anchor),
+                (&before, &mut old),
+            ] {
+                which.set_value(1.0);
+                let window = which.root().and_downcast::<gtk::Window>();
+                if let Some(window) = &window {
+                    window.present();
+                }
+                // The reset's own write is done before the burst (the store waits 0.4 s).
+                until(Duration::from_secs(1), || false);
+                let writes_before = store.writes();
+                meter.reset();
+                let end = Instant::now() + hold;
+                while Instant::now() < end {
+                    which.spin(gtk::SpinType::StepForward, 1.0);
+                    let step = Instant::now() + Duration::from_millis(30);
+                    until(Duration::from_millis(30), || Instant::now() >= step);
+                }
+                out.push(meter.longest_ms());
+                // One write per burst, once the person stops.
+                until(corral::engine::config_store::DEBOUNCE * 3, || false);
+                writes += store.writes() - writes_before;
+            }
+            eprintln!(
+                "stall: round {round}: corral {:.1} ms, bare {:.1} ms, writing each step {:.1} ms",
+                corral[round], anchor[round], old[round]
+            );
+        }
+        super::emit_samples("stall.preference", "ms", &corral);
+        super::emit_samples("stall.preference.bare", "ms", &anchor);
+        super::emit_samples("stall.preference.before", "ms", &old);
+        emit_value(
+            "stall.preference.writes",
+            "count",
+            writes as f64 / rounds as f64,
+        );
+        Ok(())
+    }
 }

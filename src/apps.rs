@@ -1,9 +1,6 @@
-//! Installed apps from XDG desktop entries, per the Desktop Entry Specification 1.5
-//! (<https://specifications.freedesktop.org/desktop-entry/latest-single>): the `Exec` key is parsed
-//! into an argv by its §7 rules and is never handed to a shell.
-//!
-//! Section numbers in comments (§3, §4, …) refer to that specification; "basedir" is the XDG Base
-//! Directory Specification. Loading reads the file system: call it off the GLib main loop.
+//! Installed apps from XDG desktop entries (Desktop Entry Specification 1.5; § numbers in
+//! comments are its sections): `Exec` parsed into an argv by its §7 rules, never a shell.
+//! Loading reads the file system: call it off the GLib main loop.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
@@ -1166,12 +1163,23 @@ const MAX_SCAN_DEPTH: usize = 8;
 pub struct AppCatalog {
     entries: BTreeMap<String, DesktopEntry>,
     warnings: Vec<EntryError>,
+    /// The desktops whose OnlyShowIn/NotShowIn the picker honours (§6); `None`: every entry.
+    desktops: Option<Vec<String>>,
 }
 
 impl AppCatalog {
     /// Scans [`application_dirs`] with the locale from the environment.
+    /// Its picker shows what the current desktop (`XDG_CURRENT_DESKTOP`) may show.
     pub fn load() -> AppCatalog {
         AppCatalog::load_from_with_locale(&application_dirs(), Locale::from_env().as_ref())
+            .shown_in(current_desktops())
+    }
+
+    /// The same catalog, whose picker shows only what `desktops` may show (§6 `OnlyShowIn`,
+    /// `NotShowIn`).
+    pub fn shown_in(mut self, desktops: Vec<String>) -> AppCatalog {
+        self.desktops = Some(desktops);
+        self
     }
 
     /// The apps that can be launched on `manager`: the session's for the user manager, only
@@ -1182,7 +1190,8 @@ impl AppCatalog {
             crate::systemd::ManagerKind::System => AppCatalog::load_from_with_locale(
                 &system_application_dirs(),
                 Locale::from_env().as_ref(),
-            ),
+            )
+            .shown_in(current_desktops()),
         }
     }
 
@@ -1263,13 +1272,16 @@ impl AppCatalog {
     }
 
     /// The apps for a picker, sorted by name: without NoDisplay entries (§6: "don't display
-    /// it in the menus") and without entries whose TryExec is missing (§6: they "may be
-    /// ignored (not be used in menus, for example)").
+    /// it in the menus"), without entries whose TryExec is missing (§6: they "may be
+    /// ignored (not be used in menus, for example)"), and without those OnlyShowIn/NotShowIn
+    /// keep from this desktop (see [`shown_in`](Self::shown_in)). The window's launcher and
+    /// `corral apps` both list these, and both search them with [`search`](Self::search).
     pub fn apps(&self) -> Vec<&DesktopEntry> {
         let mut apps: Vec<&DesktopEntry> = self
             .entries
             .values()
             .filter(|entry| !entry.no_display && entry.is_installed())
+            .filter(|entry| self.desktops.as_ref().is_none_or(|d| entry.shown_in(d)))
             .collect();
         apps.sort_by_cached_key(|entry| (entry.name.to_lowercase(), entry.id.clone()));
         apps
@@ -2251,6 +2263,39 @@ mod tests {
         assert_eq!(ids(catalog.search("www")), ["org.mozilla.firefox"]);
         assert_eq!(ids(catalog.search("gnome")), ["org.gnome.Epiphany"]);
         assert!(catalog.search("nothing-like-this").is_empty());
+    }
+
+    #[test]
+    fn the_picker_honours_only_show_in_and_not_show_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "org.kde.dolphin.desktop",
+            format!("{}OnlyShowIn=KDE;\n", app("Dolphin", "dolphin")),
+        );
+        write(
+            tmp.path(),
+            "org.gnome.Tweaks.desktop",
+            format!("{}NotShowIn=KDE;\n", app("Tweaks", "gnome-tweaks")),
+        );
+        write(tmp.path(), "org.example.Any.desktop", app("Any", "any"));
+        let dirs = [tmp.path().to_owned()];
+        let ids = |catalog: &AppCatalog, query: &str| {
+            let found = if query.is_empty() {
+                catalog.apps()
+            } else {
+                catalog.search(query)
+            };
+            found.into_iter().map(|e| e.id.clone()).collect::<Vec<_>>()
+        };
+        let gnome =
+            AppCatalog::load_from_with_locale(&dirs, None).shown_in(strings(&["ubuntu", "GNOME"]));
+        assert_eq!(ids(&gnome, ""), ["org.example.Any", "org.gnome.Tweaks"]);
+        assert!(ids(&gnome, "dolphin").is_empty(), "a KDE-only app on GNOME");
+        let kde = AppCatalog::load_from_with_locale(&dirs, None).shown_in(strings(&["KDE"]));
+        assert_eq!(ids(&kde, ""), ["org.example.Any", "org.kde.dolphin"]);
+        // Looked up by id, every entry is still there (corral launch, rules).
+        assert!(gnome.get("org.kde.dolphin").is_some());
     }
 
     #[test]

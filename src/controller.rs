@@ -235,9 +235,55 @@ pub fn verify(
     controllers: Option<&str>,
     total_ram: u64,
 ) -> Vec<LimitCheck> {
-    let mut checks = Vec::new();
-    let missing_reason = |controller: &str| -> String {
-        match (sample, controllers) {
+    let verifier = Verifier {
+        sample,
+        controllers,
+        total_ram,
+    };
+    let mut checks = verifier.memory(settings);
+    checks.extend(settings.cpu_quota.map(|quota| verifier.cpu_quota(quota)));
+    if let Some(weight) = settings.cpu_weight {
+        let actual = sample.map(|s| s.cpu_weight.map(Limit::Value));
+        let ok = move |a: Limit| a == Limit::Value(u64::from(weight.get()));
+        checks.push(verifier.check(
+            gettext_noop("CPU weight"),
+            "cpu.weight",
+            weight.to_string(),
+            actual,
+            &ok,
+            "cpu",
+        ));
+    }
+    if let Some(tasks) = settings.tasks_max {
+        let actual = sample.map(|s| s.pids_max);
+        let ok = move |a: Limit| match (tasks, a) {
+            (TasksLimit::Unlimited, Limit::Max) => true,
+            (TasksLimit::Count(n), Limit::Value(v)) => n == v,
+            _ => false,
+        };
+        checks.push(verifier.check(
+            gettext_noop("tasks max"),
+            "pids.max",
+            tasks.to_string(),
+            actual,
+            &ok,
+            "pids",
+        ));
+    }
+    checks
+}
+
+/// What the kernel kept, compared with what was asked, for one unit's cgroup.
+struct Verifier<'a> {
+    sample: Option<&'a CgroupSample>,
+    controllers: Option<&'a str>,
+    total_ram: u64,
+}
+
+impl Verifier<'_> {
+    /// Why a limit file of `controller` is missing.
+    fn missing_reason(&self, controller: &str) -> String {
+        match (self.sample, self.controllers) {
             (None, _) => gettext("the unit's cgroup is gone (the app has ended)"),
             (Some(_), Some(list)) if !list.split_whitespace().any(|c| c == controller) => {
                 let given = if list.trim().is_empty() {
@@ -256,16 +302,21 @@ pub fn verify(
                 &[("controller", &controller)],
             ),
         }
-    };
-    let check = |setting,
-                 file,
-                 wanted: String,
-                 actual: Option<Option<Limit>>,
-                 ok: &dyn Fn(Limit) -> bool,
-                 controller: &str| {
+    }
+
+    /// One setting's check: `actual` is `None` without a cgroup, `Some(None)` without the file.
+    fn check(
+        &self,
+        setting: &'static str,
+        file: &'static str,
+        wanted: String,
+        actual: Option<Option<Limit>>,
+        ok: &dyn Fn(Limit) -> bool,
+        controller: &str,
+    ) -> LimitCheck {
         let actual = actual.flatten();
         let problem = match actual {
-            None => Some(missing_reason(controller)),
+            None => Some(self.missing_reason(controller)),
             Some(a) if ok(a) => None,
             Some(_) => Some(gettext_f(
                 "the kernel kept a different value than {value}",
@@ -279,53 +330,62 @@ pub fn verify(
             actual: show_limit(actual),
             problem,
         }
-    };
-    let memory_ok = |wanted: MemoryLimit| {
-        move |actual: Limit| match (wanted.resolve(total_ram), actual) {
-            (None, Limit::Max) => true,
-            (Some(w), Limit::Value(a)) => {
-                // The kernel keeps whole pages; systemd resolves percentages itself.
-                let tolerance = PAGE.max(w / 200);
-                a.abs_diff(w) <= tolerance
+    }
+
+    /// memory.high, memory.max and memory.swap.max, as far as the settings ask for them.
+    fn memory(&self, settings: &Settings) -> Vec<LimitCheck> {
+        let total_ram = self.total_ram;
+        let memory_ok = |wanted: MemoryLimit| {
+            move |actual: Limit| match (wanted.resolve(total_ram), actual) {
+                (None, Limit::Max) => true,
+                (Some(w), Limit::Value(a)) => {
+                    // The kernel keeps whole pages; systemd resolves percentages itself.
+                    let tolerance = PAGE.max(w / 200);
+                    a.abs_diff(w) <= tolerance
+                }
+                _ => false,
             }
-            _ => false,
-        }
-    };
-    for (setting, file, wanted, actual) in [
-        (
-            gettext_noop("memory high"),
-            "memory.high",
-            settings.memory_high,
-            sample.map(|s| s.memory_high),
-        ),
-        (
-            gettext_noop("memory max"),
-            "memory.max",
-            settings.memory_max,
-            sample.map(|s| s.memory_max),
-        ),
-        (
-            gettext_noop("swap max"),
-            "memory.swap.max",
-            settings.memory_swap_max.map(|swap| swap.0),
-            sample.map(|s| s.memory_swap_max),
-        ),
-    ] {
-        if let Some(w) = wanted {
+        };
+        let sample = self.sample;
+        [
+            (
+                gettext_noop("memory high"),
+                "memory.high",
+                settings.memory_high,
+                sample.map(|s| s.memory_high),
+            ),
+            (
+                gettext_noop("memory max"),
+                "memory.max",
+                settings.memory_max,
+                sample.map(|s| s.memory_max),
+            ),
+            (
+                gettext_noop("swap max"),
+                "memory.swap.max",
+                settings.memory_swap_max.map(|swap| swap.0),
+                sample.map(|s| s.memory_swap_max),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(setting, file, wanted, actual)| {
+            let w = wanted?;
             let text = match w.resolve(total_ram) {
                 Some(bytes) if matches!(w, MemoryLimit::Percent(_)) => {
                     format!("{w} ({})", Bytes(bytes))
                 }
                 _ => w.to_string(),
             };
-            checks.push(check(setting, file, text, actual, &memory_ok(w), "memory"));
-        }
+            Some(self.check(setting, file, text, actual, &memory_ok(w), "memory"))
+        })
+        .collect()
     }
-    if let Some(quota) = settings.cpu_quota {
-        let actual = sample.map(|s| {
+
+    /// cpu.max, compared as percent of one CPU.
+    fn cpu_quota(&self, quota: CpuQuota) -> LimitCheck {
+        let actual = self.sample.map(|s| {
             s.cpu_max.map(|m| match m.quota {
                 Limit::Max => Limit::Max,
-                // Shown and compared as percent of one CPU.
                 Limit::Value(q) => Limit::Value(q * 100 / m.period_usec.max(1)),
             })
         });
@@ -334,7 +394,7 @@ pub fn verify(
             (CpuQuota::Percent(p), Limit::Value(v)) => v.abs_diff(u64::from(p)) <= 1,
             _ => false,
         };
-        let mut cpu = check(
+        let mut cpu = self.check(
             gettext_noop("CPU quota"),
             "cpu.max",
             quota.to_string(),
@@ -347,37 +407,8 @@ pub fn verify(
         {
             a.push('%');
         }
-        checks.push(cpu);
+        cpu
     }
-    if let Some(weight) = settings.cpu_weight {
-        let actual = sample.map(|s| s.cpu_weight.map(Limit::Value));
-        let ok = move |a: Limit| a == Limit::Value(u64::from(weight.get()));
-        checks.push(check(
-            gettext_noop("CPU weight"),
-            "cpu.weight",
-            weight.to_string(),
-            actual,
-            &ok,
-            "cpu",
-        ));
-    }
-    if let Some(tasks) = settings.tasks_max {
-        let actual = sample.map(|s| s.pids_max);
-        let ok = move |a: Limit| match (tasks, a) {
-            (TasksLimit::Unlimited, Limit::Max) => true,
-            (TasksLimit::Count(n), Limit::Value(v)) => n == v,
-            _ => false,
-        };
-        checks.push(check(
-            gettext_noop("tasks max"),
-            "pids.max",
-            tasks.to_string(),
-            actual,
-            &ok,
-            "pids",
-        ));
-    }
-    checks
 }
 
 #[cfg(test)]

@@ -1,13 +1,5 @@
-//! Translations through glibc's gettext (domain `corral`, catalogs from `po/`), with
-//! `{name}` placeholders for formatted strings, since `format!` cannot take a translated,
-//! runtime string. See the GNU gettext manual and gettext(3), textdomain(3), setlocale(3).
-//!
-//! Strings are marked for `po/update-pot.sh` (xgettext with `-L C`) by the calls themselves:
-//! `gettext("…")`, `ngettext("…", "…", n)`, `pgettext("context", "…")`, `gettext_f("…", &[..])`,
-//! `ngettext_f("…", "…", n, &[..])`, and `gettext_noop("…")` for constants translated later.
-//! xgettext reads these as C, so a marked string must be one plain literal on one line: no raw
-//! strings and no `\` line continuations (C keeps the next line's indent, Rust drops it, and the
-//! msgid would then not match); `tests/i18n.rs` checks that every marked string is in the template.
+//! Translations through glibc's gettext (domain `corral`, catalogs from `po/`), with `{name}`
+//! placeholders; a marked string is one plain literal on one line (see ARCHITECTURE.md, "i18n").
 
 use std::ffi::{CStr, CString, c_char, c_ulong};
 use std::fmt::Display;

@@ -1,13 +1,8 @@
 //! Corral: launch desktop apps in systemd transient units with resource limits, and watch them.
-//!
-//! The library holds all of Corral's logic so that the binary, the tests and the benchmarks
-//! share one engine. Layers (see the README): `cgroup` reads the kernel's files, `systemd`
-//! talks to the manager, `launch` starts apps, `monitor` samples them, `controller` is where
-//! every user action goes through, `notify` shows desktop notifications, and `cli` is the
-//! command line (`cli_docs` derives its man page, shell completions and JSON documentation
-//! from it).
+//! The layers and what may use what: ARCHITECTURE.md (enforced by tests/layers.rs).
 
 pub mod adopt;
+pub mod app;
 pub mod apps;
 pub mod cgroup;
 pub mod cli;
@@ -15,6 +10,7 @@ pub mod cli_docs;
 pub mod config;
 pub mod controller;
 pub mod desktop;
+pub mod engine;
 pub mod i18n;
 pub mod identity;
 pub mod launch;

@@ -1,8 +1,5 @@
-//! Desktop notifications with actions through org.freedesktop.Notifications (the Desktop
-//! Notifications Specification 1.2,
-//! https://specifications.freedesktop.org/notification-spec/latest/): a small typed client,
-//! the pure mapping from a runaway alert to what the notification says and offers, and the
-//! bookkeeping that keeps one notification per unit and condition.
+//! Desktop notifications (org.freedesktop.Notifications, spec 1.2): a typed client, what each
+//! alert says and offers, and the delivery that keeps one notification per unit and condition.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,10 +8,10 @@ use futures_util::{Stream, StreamExt, stream};
 use zbus::proxy;
 use zbus::zvariant::Value;
 
-use crate::config::Settings;
 use crate::i18n::{gettext, gettext_f, ngettext_f};
-use crate::limits::{Bytes, CpuQuota, MemoryLimit};
+use crate::limits::{Bytes, CpuQuota};
 use crate::monitor::alerts::{Alert, AlertChange, AlertDetail, Condition, MemoryBoundary};
+use crate::policy::{LimitRaise, raise_step};
 
 /// The interface as the specification defines it ("D-Bus Protocol").
 #[proxy(
@@ -100,113 +97,6 @@ impl NotificationAction {
             _ => None,
         }
     }
-}
-
-/// New limits one "Raise limit" step sets; `None` leaves a limit as it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LimitRaise {
-    pub memory_high: Option<Bytes>,
-    pub memory_max: Option<Bytes>,
-    pub cpu_quota: Option<CpuQuota>,
-}
-
-impl LimitRaise {
-    /// As settings for [`crate::controller::Controller::set_limits`].
-    pub fn settings(&self) -> Settings {
-        Settings {
-            memory_high: self.memory_high.map(MemoryLimit::Bytes),
-            memory_max: self.memory_max.map(MemoryLimit::Bytes),
-            cpu_quota: self.cpu_quota,
-            ..Settings::default()
-        }
-    }
-
-    /// What the step does, as a button label: "Raise limit to 5.0 GiB".
-    pub fn label(&self) -> String {
-        match (self.memory_high, self.memory_max, self.cpu_quota) {
-            (_, Some(max), _) => gettext_f("Raise limit to {size}", &[("size", &max)]),
-            (Some(high), None, _) => gettext_f("Raise soft limit to {size}", &[("size", &high)]),
-            (None, None, Some(CpuQuota::Percent(p))) => {
-                gettext_f("Raise CPU limit to {percent} %", &[("percent", &p)])
-            }
-            _ => gettext("Raise limit"),
-        }
-    }
-}
-
-/// One step up from a memory limit: about a quarter more, rounded up to a size a person would
-/// pick (64 MiB steps below 1 GiB, 256 MiB below 8 GiB, whole GiB above).
-pub fn next_memory_limit(current: Bytes) -> Bytes {
-    let grain = match current.0 {
-        b if b < Bytes::GIB => 64 * Bytes::MIB,
-        b if b < 8 * Bytes::GIB => 256 * Bytes::MIB,
-        _ => Bytes::GIB,
-    };
-    let wanted = current.0.saturating_add(current.0 / 4).max(current.0 + 1);
-    Bytes(wanted.div_ceil(grain).saturating_mul(grain))
-}
-
-/// One step up from a CPU quota in percent of one CPU: a quarter more, rounded up to half CPUs.
-pub fn next_cpu_quota(percent: u32) -> u32 {
-    let wanted = percent.saturating_add(percent / 4).max(percent + 1);
-    wanted
-        .div_ceil(50)
-        .saturating_mul(50)
-        .min(CpuQuota::MAX_PERCENT)
-}
-
-/// The limits one "Raise limit" press changes for this alert, or `None` where raising a limit
-/// cannot help (no limit is set, or the unit is gone).
-pub fn raise_step(alert: &Alert) -> Option<LimitRaise> {
-    let limits = &alert.limits;
-    let raise_max = || LimitRaise {
-        memory_max: limits.memory_max.map(next_memory_limit),
-        ..LimitRaise::default()
-    };
-    // Raising memory.high to or past memory.max would make it meaningless: move max too.
-    let raise_high = |high: Bytes| {
-        let new_high = next_memory_limit(high);
-        LimitRaise {
-            memory_high: Some(new_high),
-            memory_max: limits
-                .memory_max
-                .filter(|max| new_high >= *max)
-                .map(next_memory_limit),
-            cpu_quota: None,
-        }
-    };
-    let step = match alert.detail {
-        AlertDetail::MemoryNearLimit {
-            boundary: MemoryBoundary::Max,
-            ..
-        } => raise_max(),
-        AlertDetail::MemoryNearLimit {
-            boundary: MemoryBoundary::High,
-            limit,
-            ..
-        } => raise_high(limit),
-        AlertDetail::MemoryThrottled { high, .. } => raise_high(high),
-        // Pressure inside a unit comes from reclaim at its own limits: the soft one first.
-        AlertDetail::MemoryPressure { .. } => match limits.memory_high {
-            Some(high) => raise_high(high),
-            None => raise_max(),
-        },
-        AlertDetail::CpuThrottled {
-            quota: CpuQuota::Percent(p),
-            ..
-        } => LimitRaise {
-            cpu_quota: Some(CpuQuota::Percent(next_cpu_quota(p))),
-            ..LimitRaise::default()
-        },
-        AlertDetail::CpuThrottled { .. } => LimitRaise::default(),
-        AlertDetail::OomKilled {
-            unit_ended: false, ..
-        } => raise_max(),
-        AlertDetail::OomKilled {
-            unit_ended: true, ..
-        } => LimitRaise::default(),
-    };
-    (step != LimitRaise::default()).then_some(step)
 }
 
 /// What a notification says and offers.
@@ -305,79 +195,12 @@ impl Notification {
                 ),
             ),
             AlertDetail::OomKilled {
-                unit_ended: true,
-                limit,
-                peak,
-                ..
-            } => {
-                let at = limit
-                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
-                    .unwrap_or_default();
-                let peak = peak
-                    .map(|p| gettext_f(" It used at most {size}.", &[("size", &p)]))
-                    .unwrap_or_default();
-                (
-                    gettext_f("{app} was killed: out of memory", &[("app", app)]),
-                    gettext_f(
-                        "The kernel's OOM killer ended {app}{at}.{peak}",
-                        &[("app", app), ("at", &at), ("peak", &peak)],
-                    ),
-                )
-            }
-            AlertDetail::OomKilled {
-                unit_ended: false,
-                victim: Some(ref victim),
-                limit,
-                ..
-            } => {
-                let at = limit
-                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
-                    .unwrap_or_default();
-                let memory = victim
-                    .memory_bytes
-                    .map(|m| gettext_f(", using {size}", &[("size", &Bytes(m))]))
-                    .unwrap_or_default();
-                (
-                    gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
-                    gettext_f(
-                        "The kernel's OOM killer killed its process {process} (PID {pid}{memory}){at}; the rest of {app} still runs.",
-                        &[
-                            ("app", app),
-                            ("process", &victim.name),
-                            ("pid", &victim.pid),
-                            ("memory", &memory),
-                            ("at", &at),
-                        ],
-                    ),
-                )
-            }
-            AlertDetail::OomKilled {
-                unit_ended: false,
                 kills,
                 limit,
-                ..
-            } => {
-                let at = limit
-                    .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
-                    .unwrap_or_default();
-                let processes = if kills == 1 {
-                    gettext("one of its processes")
-                } else {
-                    ngettext_f(
-                        "{n} of its processes",
-                        "{n} of its processes",
-                        kills,
-                        &[("n", &kills)],
-                    )
-                };
-                (
-                    gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
-                    gettext_f(
-                        "The kernel's OOM killer killed {processes}{at}; the rest of {app} still runs.",
-                        &[("app", app), ("processes", &processes), ("at", &at)],
-                    ),
-                )
-            }
+                peak,
+                unit_ended,
+                ref victim,
+            } => oom_killed_words(app, kills, limit, peak, unit_ended, victim.as_ref()),
         };
         let unit_gone = matches!(
             alert.detail,
@@ -408,6 +231,80 @@ impl Notification {
                 Urgency::Normal
             },
             raise: raise.filter(|_| !unit_gone),
+        }
+    }
+}
+
+/// What an OOM kill's notification says: the whole app ended, a named process of it was
+/// killed, or some of its processes were.
+fn oom_killed_words(
+    app: &str,
+    kills: u64,
+    limit: Option<Bytes>,
+    peak: Option<Bytes>,
+    unit_ended: bool,
+    victim: Option<&crate::monitor::processes::KilledProcess>,
+) -> (String, String) {
+    let app = &app;
+    match (unit_ended, victim) {
+        (true, _) => {
+            let at = limit
+                .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
+                .unwrap_or_default();
+            let peak = peak
+                .map(|p| gettext_f(" It used at most {size}.", &[("size", &p)]))
+                .unwrap_or_default();
+            (
+                gettext_f("{app} was killed: out of memory", &[("app", app)]),
+                gettext_f(
+                    "The kernel's OOM killer ended {app}{at}.{peak}",
+                    &[("app", app), ("at", &at), ("peak", &peak)],
+                ),
+            )
+        }
+        (false, Some(victim)) => {
+            let at = limit
+                .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
+                .unwrap_or_default();
+            let memory = victim
+                .memory_bytes
+                .map(|m| gettext_f(", using {size}", &[("size", &Bytes(m))]))
+                .unwrap_or_default();
+            (
+                gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
+                gettext_f(
+                    "The kernel's OOM killer killed its process {process} (PID {pid}{memory}){at}; the rest of {app} still runs.",
+                    &[
+                        ("app", app),
+                        ("process", &victim.name),
+                        ("pid", &victim.pid),
+                        ("memory", &memory),
+                        ("at", &at),
+                    ],
+                ),
+            )
+        }
+        (false, None) => {
+            let at = limit
+                .map(|l| gettext_f(" at its {limit} limit", &[("limit", &l)]))
+                .unwrap_or_default();
+            let processes = if kills == 1 {
+                gettext("one of its processes")
+            } else {
+                ngettext_f(
+                    "{n} of its processes",
+                    "{n} of its processes",
+                    kills,
+                    &[("n", &kills)],
+                )
+            };
+            (
+                gettext_f("Part of {app} was killed: out of memory", &[("app", app)]),
+                gettext_f(
+                    "The kernel's OOM killer killed {processes}{at}; the rest of {app} still runs.",
+                    &[("app", app), ("processes", &processes), ("at", &at)],
+                ),
+            )
         }
     }
 }
@@ -1062,6 +959,7 @@ async fn perform(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MemoryLimit;
     use crate::monitor::alerts::UnitLimits;
     use std::time::Duration;
 
@@ -1085,24 +983,6 @@ mod tests {
 
     fn keys(n: &Notification) -> Vec<&'static str> {
         n.actions.iter().map(|(a, _)| a.key()).collect()
-    }
-
-    #[test]
-    fn memory_steps_are_a_quarter_more_in_round_sizes() {
-        let step = |bytes: u64| next_memory_limit(Bytes(bytes)).0;
-        assert_eq!(step(4 * GIB), 5 * GIB);
-        assert_eq!(step(3 * GIB), 3 * GIB + 768 * MIB);
-        assert_eq!(step(GIB + GIB / 2), 2 * GIB);
-        assert_eq!(step(512 * MIB), 640 * MIB);
-        assert_eq!(step(100 * MIB), 128 * MIB);
-        assert_eq!(step(10 * GIB), 13 * GIB);
-        assert_eq!(step(1), 64 * MIB);
-        assert!(step(u64::MAX - 1) >= u64::MAX - GIB, "no overflow");
-        assert_eq!(next_cpu_quota(300), 400);
-        assert_eq!(next_cpu_quota(100), 150);
-        assert_eq!(next_cpu_quota(50), 100);
-        assert_eq!(next_cpu_quota(1), 50);
-        assert_eq!(next_cpu_quota(CpuQuota::MAX_PERCENT), CpuQuota::MAX_PERCENT);
     }
 
     #[test]

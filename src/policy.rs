@@ -1,18 +1,13 @@
-//! Policies: what Corral does by itself when the runaway watch raises an alert for a unit
-//! whose preset or app rule asks for it (`on-memory-near-limit = "freeze"`, …), and the
-//! sentence that tells the person what was done. Opt-in: without a policy Corral only notifies.
-//!
-//! Deciding ([`plan`]) is pure and tested here; acting ([`Policies::enforce`]) goes through the
-//! same [`Controller`] as the window, the tray and the CLI, and reads the result back.
+//! Policies: what Corral does by itself when an alert is raised for a unit whose preset or rule
+//! asks for it (opt-in), and the limit steps a "Raise limit" takes; deciding is pure.
 
 use std::collections::HashMap;
 
 use crate::config::{Config, PolicyAction, Setting, Settings};
 use crate::controller::Controller;
 use crate::i18n::{gettext, gettext_f};
-use crate::limits::CpuQuota;
-use crate::monitor::alerts::{Alert, Condition};
-use crate::notify::{LimitRaise, raise_step};
+use crate::limits::{Bytes, CpuQuota, MemoryLimit};
+use crate::monitor::alerts::{Alert, AlertDetail, Condition, MemoryBoundary};
 
 /// A limit-changing policy acts at most this many times per unit and condition, so that an
 /// app that keeps growing is not raised without end (and a lowered quota not ground to zero).
@@ -64,6 +59,113 @@ pub fn resolve(config: &Config, alert: &Alert) -> PolicyAction {
         }
     };
     policy_for(&settings, alert.condition())
+}
+
+/// New limits one "Raise limit" step sets; `None` leaves a limit as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LimitRaise {
+    pub memory_high: Option<Bytes>,
+    pub memory_max: Option<Bytes>,
+    pub cpu_quota: Option<CpuQuota>,
+}
+
+impl LimitRaise {
+    /// As settings for [`crate::controller::Controller::set_limits`].
+    pub fn settings(&self) -> Settings {
+        Settings {
+            memory_high: self.memory_high.map(MemoryLimit::Bytes),
+            memory_max: self.memory_max.map(MemoryLimit::Bytes),
+            cpu_quota: self.cpu_quota,
+            ..Settings::default()
+        }
+    }
+
+    /// What the step does, as a button label: "Raise limit to 5.0 GiB".
+    pub fn label(&self) -> String {
+        match (self.memory_high, self.memory_max, self.cpu_quota) {
+            (_, Some(max), _) => gettext_f("Raise limit to {size}", &[("size", &max)]),
+            (Some(high), None, _) => gettext_f("Raise soft limit to {size}", &[("size", &high)]),
+            (None, None, Some(CpuQuota::Percent(p))) => {
+                gettext_f("Raise CPU limit to {percent} %", &[("percent", &p)])
+            }
+            _ => gettext("Raise limit"),
+        }
+    }
+}
+
+/// One step up from a memory limit: about a quarter more, rounded up to a size a person would
+/// pick (64 MiB steps below 1 GiB, 256 MiB below 8 GiB, whole GiB above).
+pub fn next_memory_limit(current: Bytes) -> Bytes {
+    let grain = match current.0 {
+        b if b < Bytes::GIB => 64 * Bytes::MIB,
+        b if b < 8 * Bytes::GIB => 256 * Bytes::MIB,
+        _ => Bytes::GIB,
+    };
+    let wanted = current.0.saturating_add(current.0 / 4).max(current.0 + 1);
+    Bytes(wanted.div_ceil(grain).saturating_mul(grain))
+}
+
+/// One step up from a CPU quota in percent of one CPU: a quarter more, rounded up to half CPUs.
+pub fn next_cpu_quota(percent: u32) -> u32 {
+    let wanted = percent.saturating_add(percent / 4).max(percent + 1);
+    wanted
+        .div_ceil(50)
+        .saturating_mul(50)
+        .min(CpuQuota::MAX_PERCENT)
+}
+
+/// The limits one "Raise limit" press changes for this alert, or `None` where raising a limit
+/// cannot help (no limit is set, or the unit is gone).
+pub fn raise_step(alert: &Alert) -> Option<LimitRaise> {
+    let limits = &alert.limits;
+    let raise_max = || LimitRaise {
+        memory_max: limits.memory_max.map(next_memory_limit),
+        ..LimitRaise::default()
+    };
+    // Raising memory.high to or past memory.max would make it meaningless: move max too.
+    let raise_high = |high: Bytes| {
+        let new_high = next_memory_limit(high);
+        LimitRaise {
+            memory_high: Some(new_high),
+            memory_max: limits
+                .memory_max
+                .filter(|max| new_high >= *max)
+                .map(next_memory_limit),
+            cpu_quota: None,
+        }
+    };
+    let step = match alert.detail {
+        AlertDetail::MemoryNearLimit {
+            boundary: MemoryBoundary::Max,
+            ..
+        } => raise_max(),
+        AlertDetail::MemoryNearLimit {
+            boundary: MemoryBoundary::High,
+            limit,
+            ..
+        } => raise_high(limit),
+        AlertDetail::MemoryThrottled { high, .. } => raise_high(high),
+        // Pressure inside a unit comes from reclaim at its own limits: the soft one first.
+        AlertDetail::MemoryPressure { .. } => match limits.memory_high {
+            Some(high) => raise_high(high),
+            None => raise_max(),
+        },
+        AlertDetail::CpuThrottled {
+            quota: CpuQuota::Percent(p),
+            ..
+        } => LimitRaise {
+            cpu_quota: Some(CpuQuota::Percent(next_cpu_quota(p))),
+            ..LimitRaise::default()
+        },
+        AlertDetail::CpuThrottled { .. } => LimitRaise::default(),
+        AlertDetail::OomKilled {
+            unit_ended: false, ..
+        } => raise_max(),
+        AlertDetail::OomKilled {
+            unit_ended: true, ..
+        } => LimitRaise::default(),
+    };
+    (step != LimitRaise::default()).then_some(step)
 }
 
 /// What a policy will do to the unit.
@@ -244,9 +346,28 @@ impl Policies {
 mod tests {
     use super::*;
     use crate::limits::Bytes;
-    use crate::monitor::alerts::{AlertDetail, MemoryBoundary, UnitLimits};
+    use crate::monitor::alerts::UnitLimits;
 
     const MIB: u64 = Bytes::MIB;
+    const GIB: u64 = Bytes::GIB;
+
+    #[test]
+    fn memory_steps_are_a_quarter_more_in_round_sizes() {
+        let step = |bytes: u64| next_memory_limit(Bytes(bytes)).0;
+        assert_eq!(step(4 * GIB), 5 * GIB);
+        assert_eq!(step(3 * GIB), 3 * GIB + 768 * MIB);
+        assert_eq!(step(GIB + GIB / 2), 2 * GIB);
+        assert_eq!(step(512 * MIB), 640 * MIB);
+        assert_eq!(step(100 * MIB), 128 * MIB);
+        assert_eq!(step(10 * GIB), 13 * GIB);
+        assert_eq!(step(1), 64 * MIB);
+        assert!(step(u64::MAX - 1) >= u64::MAX - GIB, "no overflow");
+        assert_eq!(next_cpu_quota(300), 400);
+        assert_eq!(next_cpu_quota(100), 150);
+        assert_eq!(next_cpu_quota(50), 100);
+        assert_eq!(next_cpu_quota(1), 50);
+        assert_eq!(next_cpu_quota(CpuQuota::MAX_PERCENT), CpuQuota::MAX_PERCENT);
+    }
 
     fn alert(detail: AlertDetail, cpu_quota: Option<CpuQuota>) -> Alert {
         Alert {

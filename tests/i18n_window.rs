@@ -9,7 +9,10 @@
 //! be chosen before GTK starts. It needs a display, as the other GTK tests: `tests/run` runs
 //! `cargo test` under Xvfb.
 
+use std::sync::Arc;
+
 use adw::prelude::*;
+use relm4::prelude::*;
 
 use corral::cgroup::CgroupSample;
 use corral::monitor::service::MonitorState;
@@ -74,9 +77,9 @@ fn main() {
     corral::ui::register_resources();
 
     // The details pane of the selected app.
-    let details = corral::ui::details::Details::new(|_| {});
+    let details = corral::ui::details::Details::builder().launch(()).detach();
     let mut shown = Vec::new();
-    texts(details.root.upcast_ref(), &mut shown);
+    texts(details.widget().upcast_ref(), &mut shown);
     assert_shows(
         &shown,
         &[
@@ -99,15 +102,19 @@ fn main() {
 
     // The launcher dialog, over a window.
     let parent = gtk::Window::new();
-    let launcher = corral::ui::launcher::Launcher::new(
-        &parent,
-        &corral::apps::AppCatalog::load_from(&[]),
-        corral::config::Config::default(),
-        |_| {},
+    let launcher = corral::ui::launcher::Launcher::builder()
+        .transient_for(&parent)
+        .launch(corral::ui::launcher::LauncherInit {
+            catalog: Arc::new(corral::apps::AppCatalog::load_from(&[])),
+            config: corral::config::Config::default(),
+        })
+        .detach();
+    assert_eq!(
+        launcher.widget().title().as_deref(),
+        Some("Eine App starten")
     );
-    assert_eq!(launcher.window.title().as_deref(), Some("Eine App starten"));
     let mut shown = Vec::new();
-    texts(launcher.window.upcast_ref(), &mut shown);
+    texts(launcher.widget().upcast_ref(), &mut shown);
     assert_shows(
         &shown,
         &["Abbrechen", "Starten", "Voreinstellung", "Limits anpassen"],

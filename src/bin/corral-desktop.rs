@@ -19,7 +19,7 @@ fn main() {
             1
         }
         // On the main thread, with GTK's own main loop.
-        None => corral::ui::run(manager, false, cli.tray),
+        None => corral::app::run(manager, false, cli.tray),
         Some(command) => cli::run_to_exit_code(manager, command),
     };
     std::process::exit(code);

@@ -1,9 +1,5 @@
-//! Reads the cgroup v2 files of the units Corral watches (usage, limits, events, pressure), as
-//! specified in the kernel's Documentation/admin-guide/cgroup-v2.rst; no D-Bus, no GTK.
-//!
-//! The root is injectable so tests run on fixture trees. Every value is optional: a kernel
-//! without a key, a cgroup without a controller or a file holding garbage leaves that one value
-//! unknown and the rest still reads.
+//! Reads the cgroup v2 files of the units Corral watches (Documentation/admin-guide/cgroup-v2.rst)
+//! on an injectable root; every value optional, no D-Bus, no GTK.
 
 mod parse;
 mod unit;

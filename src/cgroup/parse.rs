@@ -1,8 +1,5 @@
-//! Pure parsers for the cgroup v2 interface file formats ("Interface Files > Conventions" and
-//! "PSI" in Documentation/admin-guide/cgroup-v2.rst; Documentation/accounting/psi.rst).
-//!
-//! They take the file's text and never touch the filesystem, so fuzzers and unit tests can call
-//! them directly. The parsers used on every sample allocate nothing except to describe an error.
+//! Pure, allocation-free parsers for the cgroup v2 interface files (cgroup-v2.rst "Interface
+//! Files > Conventions" and "PSI"); they never touch the file system.
 
 use std::fmt;
 

@@ -1,29 +1,6 @@
-//! Which of a unit's settled cgroup files (its limits, cgroup.freeze, memory.events and
-//! cgroup.events) changed since a sample last read them, so that a sweep re-reads only those:
-//! one inotify watch per unit directory, and one inotify instance for all the units of a
-//! sampler (the kernel allows each user only 128 instances, fs.inotify.max_user_instances,
-//! shared with every program the person runs; watches are plentiful).
-//!
-//! A watch on the directory sees every change to these files, with the file's name
-//! (inotify(7): "When monitoring a directory, ... the name field in the returned
-//! inotify_event structure identifies the name of the file within the directory"):
-//! - the limits and cgroup.freeze change only when someone (systemd, for a unit) writes them,
-//!   and every write(2) that writes something raises IN_MODIFY on the file and its directory
-//!   (fs/read_write.c vfs_write → fsnotify_modify → fsnotify_parent), on cgroupfs as on the
-//!   regular filesystems of the test fixtures;
-//! - the kernel "modifies" memory.events and cgroup.events itself whenever a value in them
-//!   changes (Documentation/admin-guide/cgroup-v2.rst, "memory.events": "A value change in this
-//!   file generates a file modified event"): cgroup_file_notify → kernfs_notify, whose work
-//!   function (fs/kernfs/file.c, kernfs_notify_workfn) notifies the file's directory with the
-//!   file's name. It does so only for a file whose inode is in memory, which the sampler's open
-//!   handle on the file guarantees, and at most once per 10 ms per file
-//!   (kernel/cgroup/cgroup.c, CGROUP_FILE_NOTIFY_MIN_INTV: later changes are notified when that
-//!   time is up, not dropped), so a sweep may show such a counter that much late, never wrong.
-//!
-//! Whatever cannot be trusted is read again: a unit whose watch could not be added (no inotify
-//! instance left, ENOSPC from fs.inotify.max_user_watches) reads every file on every sample; a
-//! queue overflow (IN_Q_OVERFLOW) marks every file of every unit changed; a watch the kernel
-//! dropped (IN_IGNORED: the directory was removed) turns its unit back to reading everything.
+//! Which of a unit's settled cgroup files (limits, cgroup.freeze, memory.events, cgroup.events)
+//! changed since the last sample, from one inotify instance per sampler (inotify(7)).
+//! Why inotify can be trusted here: ARCHITECTURE.md, "cgroup".
 
 use std::collections::HashMap;
 use std::ffi::CString;

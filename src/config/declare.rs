@@ -1,7 +1,5 @@
-//! The macros behind the declarations in `settings.rs`: `settings!` turns the list of every
-//! setting into the [`Settings`](super::Settings) struct, its key-by-key methods, the list of
-//! settings and the file's serde tables, and `choices!` makes a value type of a few words, so
-//! that nothing about a setting is written twice.
+//! The macros behind `settings.rs`: `settings!` makes the Settings struct, its key-by-key
+//! methods and serde tables from one list; `choices!` makes a value type of a few words.
 
 /// See the declaration in `settings.rs` for the grammar. Generates, at the place it is used:
 /// - `Settings`, one field per setting, with the doc comments given;

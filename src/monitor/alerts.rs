@@ -1,15 +1,5 @@
-//! Runaway rules: turns a unit's successive cgroup samples into alerts that are raised, updated
-//! and cleared with hysteresis. Inputs are the cgroup v2 files of
-//! Documentation/admin-guide/cgroup-v2.rst (memory.current/high/max, memory.events "high" and
-//! "oom_kill", cpu.max and cpu.stat nr_periods/nr_throttled/throttled_usec) and PSI
-//! (Documentation/accounting/psi.rst, memory.pressure "some avg10"); systemd's Result=oom-kill
-//! (org.freedesktop.systemd1(5), Service and Scope "Result") covers a unit killed whole.
-//!
-//! There is one alert per unit and condition. A condition is raised when it crosses its
-//! threshold (for some, after holding for a while), updated only when its figures change
-//! materially, and cleared only once well below the threshold, so usage hovering around it
-//! gives one alert, not a stream. Once a unit is known, observing it allocates nothing unless
-//! an alert changes.
+//! Runaway rules: a unit's successive cgroup samples (cgroup-v2.rst, psi.rst) become alerts,
+//! one per unit and condition, raised, updated and cleared with hysteresis.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

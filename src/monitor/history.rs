@@ -1,12 +1,5 @@
-//! Per-unit usage history in fixed-size rings, for the window's graphs and the tray's labels:
-//! recent detail at the sampling rate, a 24-hour view of 1-minute summaries, and a timeline of
-//! the cgroup events worth marking on a graph's time axis (memory.events, cpu.stat throttling,
-//! cgroup.events frozen, limit changes; Documentation/admin-guide/cgroup-v2.rst).
-//!
-//! Every ring is allocated at its full size when a unit is first seen and never grows, so the
-//! memory held is (units × a constant) however long Corral runs; units that ended are kept for
-//! [`HistoryLimits::ended_retention`] and then dropped. Recording a sample allocates nothing
-//! once a unit is known.
+//! Per-unit usage history in fixed-size rings (recent samples, 24 h of minutes, a timeline of
+//! cgroup events) for the graphs and the tray; memory held is units × a constant.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,7 +1,5 @@
-//! What runs and how much it uses: the list of contained units from systemd, a sampler that
-//! turns each unit's cgroup files into snapshots with rates, and what is made of the snapshots:
-//! bounded per-unit history (`history`), runaway alerts (`alerts`) and post-mortems of apps
-//! that were OOM-killed or failed (`postmortem`).
+//! What runs and how much it uses: the contained units from systemd and a sampler that turns
+//! their cgroup files into snapshots with rates; history, alerts and post-mortems below.
 
 pub mod alerts;
 pub mod doctor;

@@ -1,17 +1,5 @@
-//! Post-mortems of contained apps that were OOM-killed or failed, and their journal,
-//! `$XDG_STATE_HOME/corral/events.jsonl` (XDG Base Directory spec; default ~/.local/state).
-//!
-//! Why an app ended comes from systemd (the unit's Result, ExecMainCode and ExecMainStatus,
-//! org.freedesktop.systemd1(5)); how much it used, from the history and its cgroup
-//! (memory.peak, memory.events oom_kill; Documentation/admin-guide/cgroup-v2.rst).
-//!
-//! The journal is JSON Lines: one object per line. Each record is appended with a single
-//! write(2) to a file opened with O_APPEND, which the kernel performs atomically at the end of
-//! the file (open(2), "O_APPEND"), so concurrent writers never interleave; a write cut short
-//! by a full disk or a crash leaves at most one torn last line, which readers skip and the next
-//! append closes off. The file is bounded: when a record would take it past its size limit,
-//! the newest records filling half the limit are kept in a new file that replaces the old one
-//! by rename(2), after an fsync, so a failure at any point leaves the old file as it was.
+//! Post-mortems of apps that were OOM-killed or failed, and their journal
+//! `$XDG_STATE_HOME/corral/events.jsonl` (JSON Lines, appended atomically; see ARCHITECTURE.md).
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};

@@ -1,26 +1,6 @@
-//! The long-running monitor the window, the tray and `corral watch` render: keeps the list of
-//! contained units current from systemd's UnitNew/UnitRemoved/JobRemoved signals, samples their cgroups at
-//! the refresh interval and whenever a unit's cgroup signals a change (inotify on
-//! memory.events/cgroup.events, a PSI trigger on memory.pressure: see [`super::wakeup`]; and
-//! every 100 ms for units close to their memory warning, which no kernel event announces), runs
-//! the runaway rules on every sample, keeps the usage history, records post-mortems of apps
-//! that were OOM-killed or failed, and publishes each result on a watch channel and each alert
-//! change on a broadcast channel. One per process.
-//!
-//! The bus can go away under it: when the manager re-executes (`systemctl --user daemon-reexec`)
-//! it leaves the bus and comes back under a new unique name, and when the bus daemon itself
-//! stops, every connection to it closes. The monitor then says so in its state (and once on
-//! stderr), keeps sampling the cgroups it knows, subscribes again when the manager is back and
-//! reconnects with a growing delay when the connection closed, then lists again.
-//!
-//! The config file is checked for changes at every tick: a valid edit applies (alert
-//! thresholds, refresh interval, presets for the views), a mistake keeps the last good config
-//! in force and is reported with its line and column.
-//!
-//! Why a unit ended comes from systemd's Result while the unit is still loaded
-//! (org.freedesktop.systemd1(5)); once it is gone, from the memory.events oom_kill count seen
-//! just before (Documentation/admin-guide/cgroup-v2.rst), or else from its parent slice's
-//! oom_kill count, which counts its children's kills and outlives them.
+//! The long-running monitor every face renders: keeps the unit list current from systemd's
+//! signals, samples cgroups on ticks and wakeups, raises alerts, keeps history and post-mortems,
+//! and publishes its state; one per process. How it copes with a lost bus: ARCHITECTURE.md.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -905,17 +885,15 @@ async fn run(
     history: SharedHistory,
     outputs: Outputs,
     refresh: Arc<Notify>,
-    mut interval: watch::Receiver<Duration>,
+    interval: watch::Receiver<Duration>,
 ) {
-    let mut signals = Signals::of(&systemd).await;
-    let mut connection = systemd.connection();
-    let (wakeup_tx, mut wakeup_rx) = mpsc::channel(64);
+    let (wakeup_tx, wakeups) = mpsc::channel(64);
     let config = ConfigWatch::start(options.config_file);
     let thresholds = match &config.path {
         Some(_) => AlertThresholds::from_general(&config.config.general),
         None => options.thresholds,
     };
-    let mut watcher = Watcher {
+    let watcher = Watcher {
         systemd: systemd.clone(),
         sampler: Sampler::new(cgroups.clone()),
         cgroups,
@@ -939,127 +917,238 @@ async fn run(
         list_failures: 0,
         reconnect: None,
     };
-    let mut logged_problem: Option<String> = None;
-    let mut listed_at: Option<tokio::time::Instant> = None;
-    let mut must_list = true;
-    let mut ticker = tokio::time::interval(*interval.borrow());
+    let ticker = new_ticker(*interval.borrow());
+    let mut monitor = MonitorLoop {
+        signals: Signals::of(&systemd).await,
+        connection: systemd.connection(),
+        systemd,
+        watcher,
+        wakeups,
+        outputs,
+        refresh,
+        interval,
+        ticker,
+        logged_problem: None,
+        listed_at: None,
+        must_list: true,
+    };
+    while monitor.round().await.is_some() {}
+}
+
+/// A ticker that, when late, waits a whole period again rather than catching up.
+fn new_ticker(period: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let previous = Arc::clone(&watcher.config.config);
-        if watcher.config.check() == ConfigCheck::Applied
-            && let Some(period) = watcher.apply_config(&previous)
-        {
-            ticker = tokio::time::interval(period);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticker.reset();
+    ticker
+}
+
+/// What woke the monitor while it waited between rounds.
+#[derive(Debug, Clone, PartialEq)]
+enum Event {
+    /// The refresh interval passed.
+    Tick,
+    /// Time to sample the units near their memory warning again.
+    NearTick,
+    /// Someone asked for a fresh listing (a launch, an action).
+    Refresh,
+    /// The refresh interval was changed.
+    Interval(Duration),
+    /// A unit's cgroup signalled a change (inotify, PSI).
+    Woken(String),
+    /// App units came or went.
+    UnitsChanged,
+    /// The manager's bus name changed hands: back (`true`) or gone.
+    Manager(bool),
+    ConnectionClosed,
+    ReconnectDue,
+    ListRetryDue,
+}
+
+/// What the loop does after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// Keep waiting in this round.
+    Wait,
+    /// Start the next round (a sample of every unit), listing the units first if `list`.
+    Round { list: bool },
+}
+
+/// Which events end the wait, and which make the next round list the units again. `ending`:
+/// the woken unit's cgroup emptied or vanished; `reconnected`: a reconnection succeeded.
+fn flow(event: &Event, ending: bool, reconnected: bool) -> Flow {
+    match event {
+        Event::Tick | Event::ConnectionClosed | Event::Manager(false) => {
+            Flow::Round { list: false }
         }
+        Event::NearTick | Event::Interval(_) => Flow::Wait,
+        Event::Woken(_) if ending => Flow::Round { list: true },
+        Event::Woken(_) => Flow::Wait,
+        Event::Refresh | Event::UnitsChanged | Event::Manager(true) | Event::ListRetryDue => {
+            Flow::Round { list: true }
+        }
+        Event::ReconnectDue => Flow::Round { list: reconnected },
+    }
+}
+
+/// The monitor's loop: rounds of (follow the config, list if due, sample every unit,
+/// publish), each followed by a wait for the next event.
+struct MonitorLoop {
+    systemd: Systemd,
+    watcher: Watcher,
+    signals: Signals,
+    connection: zbus::Connection,
+    wakeups: mpsc::Receiver<String>,
+    outputs: Outputs,
+    refresh: Arc<Notify>,
+    interval: watch::Receiver<Duration>,
+    ticker: tokio::time::Interval,
+    logged_problem: Option<String>,
+    listed_at: Option<tokio::time::Instant>,
+    must_list: bool,
+}
+
+impl MonitorLoop {
+    /// One round; `None` once nobody watches any more.
+    async fn round(&mut self) -> Option<()> {
+        self.follow_config();
         // Without a connection there is nothing to list from; the known units are still
         // sampled from their cgroups.
-        let relist_due = listed_at.is_none_or(|t| t.elapsed() >= watcher.relist_after());
-        if watcher.reconnect.is_none() && (must_list || relist_due) {
-            watcher.relist().await;
-            listed_at = Some(tokio::time::Instant::now());
-            must_list = false;
+        let relist_due = self
+            .listed_at
+            .is_none_or(|t| t.elapsed() >= self.watcher.relist_after());
+        if self.watcher.reconnect.is_none() && (self.must_list || relist_due) {
+            self.watcher.relist().await;
+            self.listed_at = Some(tokio::time::Instant::now());
+            self.must_list = false;
         }
-        let mut changes = std::mem::take(&mut watcher.pending);
-        changes.extend(watcher.sample_all());
-        for change in changes {
-            // Nobody listening for changes is fine: the state carries the alerts too.
-            let _ = outputs.changes.send(change);
-        }
-        log_problem(&logged_problem, &watcher.problem);
-        logged_problem.clone_from(&watcher.problem);
-        if outputs.state.send(Arc::new(watcher.state())).is_err() {
-            return; // nobody watches any more
-        }
-        let mut near = watcher.near_limit();
-        let mut near_ticker = tokio::time::interval(NEAR_SAMPLING);
-        near_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        near_ticker.reset(); // the first tick would fire at once: these units were just sampled
-        let reconnect_at = watcher.reconnect.map(|r| r.at);
-        let list_retry_at = (watcher.list_failures > 0)
-            .then(|| listed_at.map(|t| t + watcher.relist_after()))
-            .flatten();
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        // Wait for the next tick, or earlier when units come or go.
+        let mut changes = std::mem::take(&mut self.watcher.pending);
+        changes.extend(self.watcher.sample_all());
+        self.publish_changes(changes);
+        log_problem(&self.logged_problem, &self.watcher.problem);
+        self.logged_problem.clone_from(&self.watcher.problem);
+        self.publish_state()?;
+        let mut near = Near::new(self.watcher.near_limit());
         loop {
-            tokio::select! {
-                _ = ticker.tick() => break,
-                _ = near_ticker.tick(), if !near.is_empty() => {
-                    let mut changed = false;
-                    for unit in &near {
-                        let (changes, _) = watcher.sample_woken(unit);
-                        changed |= !changes.is_empty();
-                        for change in changes {
-                            let _ = outputs.changes.send(change);
-                        }
-                    }
-                    if changed && outputs.state.send(Arc::new(watcher.state())).is_err() {
-                        return;
-                    }
-                    near = watcher.near_limit();
-                }
-                _ = refresh.notified() => { must_list = true; break }
-                Ok(()) = interval.changed() => {
-                    ticker = tokio::time::interval(*interval.borrow());
-                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                }
-                Some(unit) = wakeup_rx.recv() => {
-                    // Between ticks: judge this unit now rather than up to a tick later.
-                    let (changes, ending) = watcher.sample_woken(&unit);
-                    let changed = !changes.is_empty();
-                    for change in changes {
-                        let _ = outputs.changes.send(change);
-                    }
-                    if ending {
-                        must_list = true;
-                        break;
-                    }
-                    if changed && outputs.state.send(Arc::new(watcher.state())).is_err() {
-                        return;
-                    }
-                }
-                () = signals.units_changed.notified() => {
-                    must_list = true;
-                    break;
-                }
-                Some(back) = next_owner(&mut signals.owners) => {
-                    if back {
-                        // Back under a new name: systemd 252 keeps its subscribers across a
-                        // re-execution, but a manager that restarted (or an older one) has
-                        // forgotten us, and without a subscriber it sends no signals at all.
-                        if let Err(e) = watcher.systemd.resubscribe().await {
-                            eprintln!("corral: {e}");
-                        }
-                        must_list = true;
-                    } else {
-                        watcher.manager_left();
-                    }
-                    break;
-                }
-                () = connection.closed(), if watcher.reconnect.is_none() => {
-                    signals = Signals::default();
-                    watcher.connection_lost();
-                    break;
-                }
-                () = tokio::time::sleep_until(reconnect_at.unwrap_or(far)), if reconnect_at.is_some() => {
-                    match systemd.reconnect().await {
-                        Ok(()) => {
-                            connection = systemd.connection();
-                            signals = Signals::of(&systemd).await;
-                            watcher.reconnect = None;
-                            must_list = true;
-                        }
-                        Err(e) => watcher.reconnect_failed(&e),
-                    }
-                    break;
-                }
-                () = tokio::time::sleep_until(list_retry_at.unwrap_or(far)), if list_retry_at.is_some() => {
-                    must_list = true;
-                    break;
-                }
+            let event = self.next_event(&mut near).await;
+            let flow = self.handle(&event, &mut near).await?;
+            if let Flow::Round { list } = flow {
+                self.must_list |= list;
+                return Some(());
             }
         }
+    }
+
+    /// A config file that changed and loads is applied; a new refresh interval restarts the
+    /// ticker.
+    fn follow_config(&mut self) {
+        let previous = Arc::clone(&self.watcher.config.config);
+        if self.watcher.config.check() == ConfigCheck::Applied
+            && let Some(period) = self.watcher.apply_config(&previous)
+        {
+            self.ticker = new_ticker(period);
+            self.ticker.reset();
+        }
+    }
+
+    fn publish_changes(&self, changes: Vec<AlertChange>) {
+        for change in changes {
+            // Nobody listening for changes is fine: the state carries the alerts too.
+            let _ = self.outputs.changes.send(change);
+        }
+    }
+
+    /// `None` when nobody watches the state any more.
+    fn publish_state(&self) -> Option<()> {
+        self.outputs.state.send(Arc::new(self.watcher.state())).ok()
+    }
+
+    /// Waits for whatever comes first; only names it.
+    async fn next_event(&mut self, near: &mut Near) -> Event {
+        let reconnect_at = self.watcher.reconnect.map(|r| r.at);
+        let list_retry_at = (self.watcher.list_failures > 0)
+            .then(|| self.listed_at.map(|t| t + self.watcher.relist_after()))
+            .flatten();
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        tokio::select! {
+            _ = self.ticker.tick() => Event::Tick,
+            _ = near.ticker.tick(), if !near.units.is_empty() => Event::NearTick,
+            _ = self.refresh.notified() => Event::Refresh,
+            Ok(()) = self.interval.changed() => Event::Interval(*self.interval.borrow()),
+            Some(unit) = self.wakeups.recv() => Event::Woken(unit),
+            () = self.signals.units_changed.notified() => Event::UnitsChanged,
+            Some(back) = next_owner(&mut self.signals.owners) => Event::Manager(back),
+            () = self.connection.closed(), if self.watcher.reconnect.is_none() => Event::ConnectionClosed,
+            () = tokio::time::sleep_until(reconnect_at.unwrap_or(far)), if reconnect_at.is_some() => Event::ReconnectDue,
+            () = tokio::time::sleep_until(list_retry_at.unwrap_or(far)), if list_retry_at.is_some() => Event::ListRetryDue,
+        }
+    }
+
+    /// Does what an event asks; `None` when nobody watches any more.
+    async fn handle(&mut self, event: &Event, near: &mut Near) -> Option<Flow> {
+        let (mut ending, mut reconnected) = (false, false);
+        match event {
+            Event::NearTick => {
+                let mut changed = false;
+                for unit in &near.units {
+                    let (changes, _) = self.watcher.sample_woken(unit);
+                    changed |= !changes.is_empty();
+                    self.publish_changes(changes);
+                }
+                if changed {
+                    self.publish_state()?;
+                }
+                near.units = self.watcher.near_limit();
+            }
+            Event::Interval(period) => self.ticker = new_ticker(*period),
+            Event::Woken(unit) => {
+                // Between ticks: judge this unit now rather than up to a tick later.
+                let (changes, unit_ending) = self.watcher.sample_woken(unit);
+                let changed = !changes.is_empty();
+                self.publish_changes(changes);
+                ending = unit_ending;
+                if changed && !ending {
+                    self.publish_state()?;
+                }
+            }
+            Event::Manager(true) => {
+                // Back under a new name: systemd 252 keeps its subscribers across a
+                // re-execution, but a manager that restarted (or an older one) has
+                // forgotten us, and without a subscriber it sends no signals at all.
+                if let Err(e) = self.watcher.systemd.resubscribe().await {
+                    eprintln!("corral: {e}");
+                }
+            }
+            Event::Manager(false) => self.watcher.manager_left(),
+            Event::ConnectionClosed => {
+                self.signals = Signals::default();
+                self.watcher.connection_lost();
+            }
+            Event::ReconnectDue => match self.systemd.reconnect().await {
+                Ok(()) => {
+                    self.connection = self.systemd.connection();
+                    self.signals = Signals::of(&self.systemd).await;
+                    self.watcher.reconnect = None;
+                    reconnected = true;
+                }
+                Err(e) => self.watcher.reconnect_failed(&e),
+            },
+            Event::Tick | Event::Refresh | Event::UnitsChanged | Event::ListRetryDue => {}
+        }
+        Some(flow(event, ending, reconnected))
+    }
+}
+
+/// The units sampled between ticks, and their ticker.
+struct Near {
+    units: Vec<String>,
+    ticker: tokio::time::Interval,
+}
+
+impl Near {
+    fn new(units: Vec<String>) -> Near {
+        let mut ticker = new_ticker(NEAR_SAMPLING);
+        ticker.reset(); // the first tick would fire at once: these units were just sampled
+        Near { units, ticker }
     }
 }
 
@@ -1158,6 +1247,39 @@ mod tests {
     fn retries_wait_longer_each_time_up_to_half_a_minute() {
         let delays: Vec<f64> = (0..9).map(|n| retry_delay(n).as_secs_f64()).collect();
         assert_eq!(delays, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+    }
+
+    #[test]
+    fn which_events_end_the_wait_and_which_list_the_units_again() {
+        let round = |list| Flow::Round { list };
+        assert_eq!(flow(&Event::Tick, false, false), round(false));
+        assert_eq!(flow(&Event::NearTick, false, false), Flow::Wait);
+        assert_eq!(
+            flow(&Event::Interval(Duration::from_secs(2)), false, false),
+            Flow::Wait
+        );
+        // A woken unit is judged where it is; one whose cgroup emptied is listed again.
+        assert_eq!(
+            flow(&Event::Woken("a.service".into()), false, false),
+            Flow::Wait
+        );
+        assert_eq!(
+            flow(&Event::Woken("a.service".into()), true, false),
+            round(true)
+        );
+        for listing in [
+            Event::Refresh,
+            Event::UnitsChanged,
+            Event::Manager(true),
+            Event::ListRetryDue,
+        ] {
+            assert_eq!(flow(&listing, false, false), round(true), "{listing:?}");
+        }
+        // Lost: the next round samples the cgroups it knows, with nothing to list from.
+        assert_eq!(flow(&Event::Manager(false), false, false), round(false));
+        assert_eq!(flow(&Event::ConnectionClosed, false, false), round(false));
+        assert_eq!(flow(&Event::ReconnectDue, false, false), round(false));
+        assert_eq!(flow(&Event::ReconnectDue, false, true), round(true));
     }
 
     #[test]

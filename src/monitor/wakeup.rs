@@ -1,20 +1,5 @@
-//! Wakeups that let the monitor notice a runaway unit between sampling ticks: inotify on the
-//! unit's memory.events and cgroup.events, which the kernel "modifies" (IN_MODIFY) whenever a
-//! counter or state in them changes (Documentation/admin-guide/cgroup-v2.rst, "memory.events":
-//! "A value change in this file generates a file modified event"), and a PSI trigger on
-//! memory.pressure, which raises POLLPRI when tasks stall for memory longer than a threshold
-//! within a window (Documentation/accounting/psi.rst, "Monitoring for pressure thresholds").
-//!
-//! All of a monitor's units share one inotify instance ([`WakeupHub`]): the kernel allows each
-//! user only 128 of them (fs.inotify.max_user_instances), shared with every other program the
-//! person runs, while watches are plentiful (fs.inotify.max_user_watches). One instance per unit
-//! ran out at about 120 contained apps and left the desktop's own file monitors without any.
-//! (The sampler has one more, shared by all units too: [`crate::cgroup::ChangeWatch`], read
-//! without waiting right before each sweep, where this one wakes the monitor as events come.)
-//! A unit with a PSI trigger gets a task of its own for it, since a trigger lives on its own
-//! descriptor. Either source sends the unit's name on a channel when it fires. Where a source
-//! cannot be set up (no memory controller, a kernel that refuses unprivileged PSI triggers)
-//! the unit simply relies on the sampler's ticks, which the monitor keeps running anyway.
+//! Wakeups between ticks: inotify on memory.events/cgroup.events and PSI triggers on
+//! memory.pressure (cgroup-v2.rst, psi.rst), all units on one inotify instance.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;

@@ -1,7 +1,5 @@
-//! Turns what Corral wants of a unit into the `a(sv)` properties of StartTransientUnit and
-//! SetUnitProperties. Names and types follow org.freedesktop.systemd1(5) and
-//! systemd.resource-control(5); https://systemd.io/TRANSIENT-SETTINGS/ lists what transient
-//! units accept.
+//! What Corral wants of a unit as StartTransientUnit/SetUnitProperties `a(sv)` properties
+//! (org.freedesktop.systemd1(5), systemd.resource-control(5), systemd.io/TRANSIENT-SETTINGS).
 
 use std::path::PathBuf;
 

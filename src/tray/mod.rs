@@ -1,11 +1,5 @@
-//! The tray icon: a StatusNotifierItem with a com.canonical.dbusmenu menu (through ksni), per
-//! the freedesktop StatusNotifierItem spec
-//! (<https://www.freedesktop.org/wiki/Specifications/StatusNotifierItem/>).
-//!
-//! [`TrayModel`] is the display state, built by a pure function from the monitor's state;
-//! [`CorralTray`] renders it for ksni, and its menu callbacks only send a [`TrayAction`] on a
-//! channel. What an action does lives in `service`, which goes through the same `Controller`
-//! as the window.
+//! The tray icon (ksni StatusNotifierItem + dbusmenu): [`TrayModel`], display state built purely
+//! from the monitor's; [`CorralTray`] renders it, and its menu only sends [`TrayAction`]s.
 
 pub mod service;
 

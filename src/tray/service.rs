@@ -16,32 +16,32 @@ use super::{CorralTray, TrayAction, TrayModel, launchers};
 use crate::apps::AppCatalog;
 use crate::config::{Config, ConfigEditor, Settings};
 use crate::controller::{Controller, physical_memory};
+use crate::engine::{Engine, Services};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::identity::APP_ID;
 use crate::launch;
 use crate::monitor::service::Monitor;
 use crate::notify::{Notification, Notifier, Urgency};
-use crate::ui::SharedConnection;
 
 /// Starts the tray for `app`: the window opens on demand, and the application stays alive
 /// with its window closed while `hold` is kept. Without a StatusNotifierWatcher it says so
 /// once on stderr, drops the hold and shows the window instead.
 pub fn attach(
     app: &adw::Application,
-    connection: SharedConnection,
+    engine: Engine,
     show_all: bool,
     hold: Rc<RefCell<Option<gtk::gio::ApplicationHoldGuard>>>,
 ) {
     let (actions_tx, mut actions) = mpsc::unbounded_channel();
     let (offline_tx, mut offline) = mpsc::unbounded_channel::<String>();
-    relm4::spawn(drive(connection.clone(), actions_tx, offline_tx, show_all));
+    relm4::spawn(drive(engine.clone(), actions_tx, offline_tx, show_all));
 
     let ctx = gtk::glib::MainContext::default();
     {
         let app = app.clone();
         ctx.spawn_local(async move {
             while let Some(action) = actions.recv().await {
-                dispatch(&app, &connection, action);
+                dispatch(&app, &engine, action);
             }
         });
     }
@@ -62,13 +62,13 @@ pub fn attach(
 
 /// Keeps the tray's model current; ends when the monitor or the tray is gone.
 async fn drive(
-    connection: SharedConnection,
+    engine: Engine,
     actions: mpsc::UnboundedSender<TrayAction>,
     offline: mpsc::UnboundedSender<String>,
     show_all: bool,
 ) {
     let config = Config::load().unwrap_or_default();
-    let catalog = AppCatalog::load_for(connection.manager());
+    let catalog = AppCatalog::load_for(engine.manager());
     let mut launch_list = launchers(&config, &catalog);
     let told = AtomicBool::new(false);
     let report = move |why: String| {
@@ -107,8 +107,8 @@ async fn drive(
             return;
         }
     };
-    let (_ctl, monitor) = match connection.get().await {
-        Ok(shared) => shared,
+    let monitor = match engine.get().await {
+        Ok(services) => services.monitor,
         Err(e) => {
             let problem = gettext_f("Not connected to systemd: {error}", &[("error", &e)]);
             handle
@@ -219,7 +219,7 @@ fn session_bus_returns() -> mpsc::UnboundedReceiver<()> {
 }
 
 /// Runs one action: window actions here on the main loop, the rest off it.
-fn dispatch(app: &adw::Application, connection: &SharedConnection, action: TrayAction) {
+fn dispatch(app: &adw::Application, engine: &Engine, action: TrayAction) {
     match action {
         TrayAction::OpenWindow => {
             present_window(app);
@@ -231,10 +231,13 @@ fn dispatch(app: &adw::Application, connection: &SharedConnection, action: TrayA
         }
         TrayAction::Quit => app.quit(),
         action => {
-            let connection = connection.clone();
+            let engine = engine.clone();
             relm4::spawn(async move {
-                let result = match connection.get().await {
-                    Ok((ctl, monitor)) => perform(&ctl, &monitor, action).await,
+                let result = match engine.get().await {
+                    Ok(Services {
+                        controller,
+                        monitor,
+                    }) => perform(&controller, &monitor, action).await,
                     Err(e) => Err(gettext_f(
                         "Corral is not connected to systemd ({error}), so nothing was changed.",
                         &[("error", &e)],

@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use adw::prelude::*;
+use relm4::prelude::*;
 
 use crate::cgroup::Limit;
 use crate::config::Settings;
@@ -12,12 +13,42 @@ use crate::i18n::{gettext, gettext_f, ngettext_f, pgettext};
 use crate::limits::Bytes;
 use crate::monitor::UnitSnapshot;
 use crate::monitor::history::{History, TimelineKind};
+use crate::monitor::service::{SharedHistory, lock_history};
+use crate::ui::A11yLabel;
 use crate::ui::graph::{Graph, GraphData, GraphUnit};
 use crate::ui::unit_row::{state_label, state_text};
 
-/// What the details pane asks the window to do.
+#[derive(Debug)]
+pub enum DetailsInput {
+    /// Another unit is selected: its editors are filled with its current limits.
+    Show {
+        snapshot: Box<UnitSnapshot>,
+        icon: Option<String>,
+    },
+    /// The shown unit's latest figures.
+    Update {
+        snapshot: Box<UnitSnapshot>,
+        now: SystemTime,
+    },
+    /// The monitor's history, once connected.
+    History(SharedHistory),
+    /// Per limit, whether the kernel took it.
+    Checks(Vec<LimitCheck>),
+    /// A line under the limits: what happened, or what went wrong.
+    Result {
+        text: String,
+        error: bool,
+    },
+    FreezeClicked(bool),
+    Stop,
+    Kill,
+    Apply,
+    Remember,
+}
+
+/// What the details ask the window to do to the shown unit.
 #[derive(Debug, Clone)]
-pub enum DetailsAction {
+pub enum DetailsOutput {
     Freeze(String),
     Thaw(String),
     Stop(String),
@@ -26,25 +57,24 @@ pub enum DetailsAction {
     Remember(String, Settings),
 }
 
-/// One limit editor: an entry row whose subtitle says whether the kernel took the value.
+/// One limit editor: an entry row, and the exact value behind a rounded text it was filled
+/// with ("982.5M" shown for 1006064K): an untouched editor applies the exact limit.
 struct LimitEditor {
     key: &'static str,
     row: adw::EntryRow,
-    /// The exact value behind a rounded text the editor was filled with ("982.5M" shown for
-    /// 1006064K): an untouched editor applies and remembers the exact limit, not the rounding.
-    exact: std::cell::RefCell<Option<(String, String)>>,
+    exact: Option<(String, String)>,
 }
 
 impl LimitEditor {
-    fn fill(&self, text: EditorText) {
+    fn fill(&mut self, text: EditorText) {
         self.row.set_text(&text.shown);
-        *self.exact.borrow_mut() = Some((text.shown, text.exact));
+        self.exact = Some((text.shown, text.exact));
     }
 
     /// The text to apply: the exact value if the person left the rounded one as it was.
     fn value(&self) -> String {
         let text = self.row.text().trim().to_owned();
-        match &*self.exact.borrow() {
+        match &self.exact {
             Some((shown, exact)) if *shown == text => exact.clone(),
             _ => text,
         }
@@ -90,284 +120,54 @@ impl EditorText {
 }
 
 pub struct Details {
-    pub root: gtk::ScrolledWindow,
-    unit: std::cell::RefCell<Option<String>>,
-    icon: gtk::Image,
-    title: gtk::Label,
-    subtitle: gtk::Label,
-    freeze: gtk::ToggleButton,
+    snapshot: Option<UnitSnapshot>,
+    icon: String,
+    history: SharedHistory,
+    result: String,
+    result_error: bool,
     memory_graph: Graph,
     cpu_graph: Graph,
-    memory_caption: gtk::Label,
-    cpu_caption: gtk::Label,
     editors: Vec<LimitEditor>,
-    result: gtk::Label,
+    limits: adw::PreferencesGroup,
 }
 
 impl Details {
-    pub fn new(send: impl Fn(DetailsAction) + Clone + 'static) -> std::rc::Rc<Details> {
-        let icon = gtk::Image::builder().pixel_size(64).build();
-        let title = gtk::Label::builder()
-            .xalign(0.0)
-            .css_classes(["title-1"])
-            .wrap(true)
-            .build();
-        let subtitle = gtk::Label::builder()
-            .xalign(0.0)
-            .css_classes(["dim-label"])
-            .wrap(true)
-            .selectable(true)
-            .build();
-        let heading = gtk::Box::new(gtk::Orientation::Vertical, 4);
-        heading.append(&title);
-        heading.append(&subtitle);
-        let header = gtk::Box::new(gtk::Orientation::Horizontal, 12);
-        header.append(&icon);
-        header.append(&heading);
+    fn unit(&self) -> Option<String> {
+        self.snapshot.as_ref().map(|s| s.info.unit.clone())
+    }
 
-        let freeze = gtk::ToggleButton::builder()
-            .label(gettext("Freeze"))
-            .build();
-        freeze.set_tooltip_text(Some(&gettext(
-            "Freeze every process: it keeps its memory but uses no CPU",
-        )));
-        let stop = gtk::Button::builder().label(gettext("Stop")).build();
-        stop.set_tooltip_text(Some(&gettext("Ask the app to quit (SIGTERM)")));
-        let kill = gtk::Button::builder()
-            .label(gettext("Kill…"))
-            .css_classes(["destructive-action"])
-            .build();
-        kill.set_tooltip_text(Some(&gettext(
-            "End every process of the app at once (SIGKILL)",
-        )));
-        // GTK 4.8 does not name buttons after their labels on the accessibility bus.
-        crate::ui::set_accessible_label(&freeze, &gettext("Freeze"));
-        crate::ui::set_accessible_label(&stop, &gettext("Stop"));
-        crate::ui::set_accessible_label(&kill, &gettext("Kill"));
-        let actions = gtk::Box::new(gtk::Orientation::Horizontal, 6);
-        actions.append(&freeze);
-        actions.append(&stop);
-        actions.append(&kill);
+    fn frozen(&self) -> bool {
+        self.snapshot
+            .as_ref()
+            .is_some_and(|s| state_text(s) == "frozen")
+    }
 
-        let memory_graph = Graph::new(&gettext("Memory use over the last 10 minutes"), 140);
-        let cpu_graph = Graph::new(&gettext("CPU use over the last 10 minutes"), 100);
-        let memory_caption = caption();
-        let cpu_caption = caption();
+    fn freeze_label(&self) -> String {
+        if self.frozen() {
+            gettext("Thaw")
+        } else {
+            gettext("Freeze")
+        }
+    }
 
-        let limits = adw::PreferencesGroup::builder()
-            .title(gettext("Limits"))
-            .description(gettext("Changes apply at once and hold until the app ends. Sizes like 4G or 70 %, CPU like 150 %, or max."))
-            .build();
-        let editors: Vec<LimitEditor> = [
-            ("memory-high", gettext("Memory high (slows down above)")),
-            ("memory-max", gettext("Memory max (killed above)")),
-            ("cpu-quota", gettext("CPU quota")),
-            ("cpu-weight", gettext("CPU weight")),
-            ("tasks-max", gettext("Tasks max")),
-        ]
-        .into_iter()
-        .map(|(key, label)| {
-            let row = adw::EntryRow::builder().title(label).build();
-            row.set_show_apply_button(true);
-            limits.add(&row);
-            LimitEditor {
-                key,
-                row,
-                exact: std::cell::RefCell::default(),
-            }
-        })
-        .collect();
-        let result = gtk::Label::builder()
-            .xalign(0.0)
-            .wrap(true)
-            .css_classes(["caption"])
-            .build();
-        let apply = gtk::Button::builder()
-            .label(gettext("Apply Limits"))
-            .css_classes(["suggested-action"])
-            .build();
-        apply.set_tooltip_text(Some(&gettext("Apply every limit above to the running app")));
-        let remember = gtk::Button::builder()
-            .label(gettext("Remember for This App"))
-            .build();
-        crate::ui::set_accessible_label(&apply, &gettext("Apply Limits"));
-        crate::ui::set_accessible_label(&remember, &gettext("Remember for This App"));
-        remember.set_tooltip_text(Some(&gettext(
-            "Save these limits as this app's rule, used at its next launch",
-        )));
+    fn title(&self) -> String {
+        self.snapshot
+            .as_ref()
+            .map(|s| s.info.name.clone())
+            .unwrap_or_default()
+    }
 
-        let content = gtk::Box::builder()
-            .orientation(gtk::Orientation::Vertical)
-            .spacing(12)
-            .margin_top(18)
-            .margin_bottom(18)
-            .margin_start(18)
-            .margin_end(18)
-            .build();
-        content.append(&header);
-        content.append(&actions);
-        content.append(&section(&gettext("Memory")));
-        content.append(&memory_graph.area);
-        content.append(&memory_caption);
-        content.append(&section(&gettext("CPU")));
-        content.append(&cpu_graph.area);
-        content.append(&cpu_caption);
-        content.append(&limits);
-        let buttons = gtk::Box::new(gtk::Orientation::Horizontal, 6);
-        buttons.append(&apply);
-        buttons.append(&remember);
-        content.append(&buttons);
-        content.append(&result);
-        let clamp = adw::Clamp::builder()
-            .maximum_size(720)
-            .child(&content)
-            .build();
-        let root = gtk::ScrolledWindow::builder()
-            .hscrollbar_policy(gtk::PolicyType::Never)
-            .child(&clamp)
-            .hexpand(true)
-            .build();
-
-        let details = std::rc::Rc::new(Details {
-            root,
-            unit: Default::default(),
-            icon,
-            title,
-            subtitle,
-            freeze,
-            memory_graph,
-            cpu_graph,
-            memory_caption,
-            cpu_caption,
-            editors,
-            result,
-        });
-
-        let weak = std::rc::Rc::downgrade(&details);
-        let s = send.clone();
-        details.freeze.connect_clicked(move |button| {
-            let Some(d) = weak.upgrade() else { return };
-            let Some(unit) = d.unit.borrow().clone() else {
-                return;
-            };
-            s(if button.is_active() {
-                DetailsAction::Freeze(unit)
-            } else {
-                DetailsAction::Thaw(unit)
-            });
-        });
-        let weak = std::rc::Rc::downgrade(&details);
-        let s = send.clone();
-        stop.connect_clicked(move |_| {
-            if let Some(unit) = weak.upgrade().and_then(|d| d.unit.borrow().clone()) {
-                s(DetailsAction::Stop(unit));
-            }
-        });
-        let weak = std::rc::Rc::downgrade(&details);
-        let s = send.clone();
-        kill.connect_clicked(move |_| {
-            if let Some(unit) = weak.upgrade().and_then(|d| d.unit.borrow().clone()) {
-                s(DetailsAction::Kill(unit));
-            }
-        });
-        let apply_all = {
-            let weak = std::rc::Rc::downgrade(&details);
-            let s = send.clone();
-            move || {
-                let Some(d) = weak.upgrade() else { return };
-                let Some(unit) = d.unit.borrow().clone() else {
-                    return;
-                };
-                match d.settings() {
-                    Ok(settings) => s(DetailsAction::ApplyLimits(unit, settings)),
-                    Err(e) => d.show_result(&e, true),
-                }
-            }
+    fn subtitle(&self) -> String {
+        let Some(snap) = &self.snapshot else {
+            return String::new();
         };
-        {
-            let apply_all = apply_all.clone();
-            apply.connect_clicked(move |_| apply_all());
-        }
-        for editor in &details.editors {
-            let apply_all = apply_all.clone();
-            editor.row.connect_apply(move |_| apply_all());
-        }
-        let weak = std::rc::Rc::downgrade(&details);
-        remember.connect_clicked(move |_| {
-            let Some(d) = weak.upgrade() else { return };
-            let Some(unit) = d.unit.borrow().clone() else {
-                return;
-            };
-            match d.settings() {
-                Ok(settings) => send(DetailsAction::Remember(unit, settings)),
-                Err(e) => d.show_result(&e, true),
-            }
-        });
-        details
-    }
-
-    /// The limits typed into the editors; empty editors are left out.
-    fn settings(&self) -> Result<Settings, String> {
-        let mut settings = Settings::default();
-        for editor in &self.editors {
-            let text = editor.value();
-            if text.is_empty() {
-                continue;
-            }
-            settings.set(editor.key, &text).map_err(|e| e.to_string())?;
-        }
-        Ok(settings)
-    }
-
-    pub fn unit(&self) -> Option<String> {
-        self.unit.borrow().clone()
-    }
-
-    /// Shows another unit: clears the editors and fills them with its current limits.
-    pub fn show_unit(&self, snap: &UnitSnapshot, icon: Option<&str>) {
-        *self.unit.borrow_mut() = Some(snap.info.unit.clone());
-        self.icon
-            .set_icon_name(Some(icon.unwrap_or("application-x-executable")));
-        self.result.set_text("");
-        let c = snap.cgroup.as_ref();
-        let count = |limit: Option<Limit>| match limit {
-            Some(Limit::Value(v)) => v.to_string(),
-            Some(Limit::Max) => "max".into(),
-            None => String::new(),
-        };
-        let current = [
-            EditorText::memory(c.and_then(|c| c.memory_high)),
-            EditorText::memory(c.and_then(|c| c.memory_max)),
-            EditorText::plain(
-                c.and_then(|c| c.cpu_max)
-                    .map(|m| match m.quota {
-                        Limit::Max => "max".to_owned(),
-                        Limit::Value(q) => format!("{}%", q * 100 / m.period_usec.max(1)),
-                    })
-                    .unwrap_or_default(),
-            ),
-            EditorText::plain(
-                c.and_then(|c| c.cpu_weight)
-                    .map(|w| w.to_string())
-                    .unwrap_or_default(),
-            ),
-            EditorText::plain(count(c.and_then(|c| c.pids_max))),
-        ];
-        for (editor, text) in self.editors.iter().zip(current) {
-            editor.fill(text);
-        }
-    }
-
-    /// Refreshes the figures and graphs of the shown unit.
-    pub fn update(&self, snap: &UnitSnapshot, history: &History, now: SystemTime) {
         let info = &snap.info;
-        self.title.set_text(&info.name);
         let preset = info
             .preset
             .as_deref()
             .map(|p| gettext_f(" · preset {preset}", &[("preset", &p)]))
             .unwrap_or_default();
-        self.subtitle.set_text(&gettext_f(
+        gettext_f(
             "{unit} · launched by {launcher}{preset} · {state}",
             &[
                 ("unit", &info.unit),
@@ -375,21 +175,31 @@ impl Details {
                 ("preset", &preset),
                 ("state", &state_label(state_text(snap))),
             ],
-        ));
-        let frozen = state_text(snap) == "frozen";
-        if self.freeze.is_active() != frozen {
-            self.freeze.set_active(frozen);
-        }
-        let label = if frozen {
-            gettext("Thaw")
-        } else {
-            gettext("Freeze")
-        };
-        if self.freeze.label().as_deref() != Some(label.as_str()) {
-            self.freeze.set_label(&label);
-            crate::ui::set_accessible_label(&self.freeze, &label);
-        }
+        )
+    }
 
+    /// The limits typed into the editors; empty editors are left out.
+    fn settings(&self) -> Result<Settings, String> {
+        let mut settings = Settings::default();
+        for editor in &self.editors {
+            let text = editor.value();
+            if !text.is_empty() {
+                settings.set(editor.key, &text).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Fills the editors with a newly shown unit's current limits.
+    fn fill_editors(&mut self, snap: &UnitSnapshot) {
+        for (editor, text) in self.editors.iter_mut().zip(current_limits(snap)) {
+            editor.fill(text);
+        }
+    }
+
+    /// Draws the graphs of the shown unit's history.
+    fn draw(&self, now: SystemTime) {
+        let Some(snap) = &self.snapshot else { return };
         let c = snap.cgroup.as_ref();
         let value = |l: Option<Limit>| match l {
             Some(Limit::Value(v)) => Some(v as f64),
@@ -411,7 +221,8 @@ impl Details {
                 pgettext("graph line", "quota"),
             ));
         }
-        let (memory_points, cpu_points, events) = series(history, &info.unit, now);
+        let (memory_points, cpu_points, events) =
+            series(&lock_history(&self.history), &snap.info.unit, now);
         self.memory_graph.set(GraphData {
             points: memory_points,
             lines: memory_lines,
@@ -426,70 +237,9 @@ impl Details {
             span: GRAPH_SPAN_SECS,
             unit: GraphUnit::Percent,
         });
-        let peak = c
-            .and_then(|c| c.memory_peak)
-            .map(|p| gettext_f(", peak {size}", &[("size", &Bytes(p))]))
-            .unwrap_or_default();
-        let pressure = c
-            .and_then(|c| c.memory_pressure.as_ref())
-            .map(|p| {
-                gettext_f(
-                    ", pressure {percent} %",
-                    &[("percent", &format!("{:.1}", p.some.avg10))],
-                )
-            })
-            .unwrap_or_default();
-        self.memory_caption.set_text(&gettext_f(
-            "In use: {size}{peak}{pressure}",
-            &[
-                (
-                    "size",
-                    &c.and_then(|c| c.memory_current)
-                        .map(|m| Bytes(m).to_string())
-                        .unwrap_or_else(|| gettext("unknown")),
-                ),
-                ("peak", &peak),
-                ("pressure", &pressure),
-            ],
-        ));
-        let throttled = c
-            .and_then(|c| c.cpu_stat.as_ref())
-            .and_then(|s| s.nr_throttled)
-            .filter(|&n| n > 0)
-            .map(|n| {
-                ngettext_f(
-                    ", throttled {n} time",
-                    ", throttled {n} times",
-                    n,
-                    &[("n", &n)],
-                )
-            })
-            .unwrap_or_default();
-        self.cpu_caption.set_text(&gettext_f(
-            "Now: {cpu}{throttled} · tasks: {tasks}",
-            &[
-                (
-                    "cpu",
-                    &snap
-                        .cpu_percent
-                        .map(|p| {
-                            gettext_f("{percent} % of one CPU", &[("percent", &format!("{p:.0}"))])
-                        })
-                        .unwrap_or_else(|| gettext("measuring…")),
-                ),
-                ("throttled", &throttled),
-                (
-                    "tasks",
-                    &c.and_then(|c| c.pids_current)
-                        .map(|n| n.to_string())
-                        .unwrap_or_else(|| gettext("unknown")),
-                ),
-            ],
-        ));
     }
 
-    /// Says, per limit, whether the kernel took it.
-    pub fn show_checks(&self, checks: &[LimitCheck]) {
+    fn show_checks(&mut self, checks: &[LimitCheck]) {
         let lines: Vec<String> = checks
             .iter()
             .map(|c| match &c.problem {
@@ -507,16 +257,336 @@ impl Details {
                 ),
             })
             .collect();
-        let failed = checks.iter().any(|c| !c.applied());
-        self.show_result(&lines.join("\n"), failed);
+        self.result = lines.join("\n");
+        self.result_error = checks.iter().any(|c| !c.applied());
     }
 
-    pub fn show_result(&self, text: &str, is_error: bool) {
-        self.result.set_text(text);
-        if is_error {
-            self.result.add_css_class("error");
-        } else {
-            self.result.remove_css_class("error");
+    /// Sends `output(unit, settings)` for the typed limits, or says what is wrong with them.
+    fn with_settings(
+        &mut self,
+        sender: &ComponentSender<Self>,
+        output: fn(String, Settings) -> DetailsOutput,
+    ) {
+        let Some(unit) = self.unit() else { return };
+        match self.settings() {
+            Ok(settings) => {
+                let _ = sender.output(output(unit, settings));
+            }
+            Err(e) => {
+                self.result = e;
+                self.result_error = true;
+            }
+        }
+    }
+}
+
+/// The editors' texts for a unit's current limits, in the editors' order.
+fn current_limits(snap: &UnitSnapshot) -> [EditorText; 5] {
+    let c = snap.cgroup.as_ref();
+    let count = |limit: Option<Limit>| match limit {
+        Some(Limit::Value(v)) => v.to_string(),
+        Some(Limit::Max) => "max".into(),
+        None => String::new(),
+    };
+    [
+        EditorText::memory(c.and_then(|c| c.memory_high)),
+        EditorText::memory(c.and_then(|c| c.memory_max)),
+        EditorText::plain(
+            c.and_then(|c| c.cpu_max)
+                .map(|m| match m.quota {
+                    Limit::Max => "max".to_owned(),
+                    Limit::Value(q) => format!("{}%", q * 100 / m.period_usec.max(1)),
+                })
+                .unwrap_or_default(),
+        ),
+        EditorText::plain(
+            c.and_then(|c| c.cpu_weight)
+                .map(|w| w.to_string())
+                .unwrap_or_default(),
+        ),
+        EditorText::plain(count(c.and_then(|c| c.pids_max))),
+    ]
+}
+
+/// "In use: 1.2 GiB, peak 1.5 GiB, pressure 3.1 %".
+fn memory_caption(snap: Option<&UnitSnapshot>) -> String {
+    let c = snap.and_then(|s| s.cgroup.as_ref());
+    let peak = c
+        .and_then(|c| c.memory_peak)
+        .map(|p| gettext_f(", peak {size}", &[("size", &Bytes(p))]))
+        .unwrap_or_default();
+    let pressure = c
+        .and_then(|c| c.memory_pressure.as_ref())
+        .map(|p| {
+            gettext_f(
+                ", pressure {percent} %",
+                &[("percent", &format!("{:.1}", p.some.avg10))],
+            )
+        })
+        .unwrap_or_default();
+    let size = c
+        .and_then(|c| c.memory_current)
+        .map(|m| Bytes(m).to_string())
+        .unwrap_or_else(|| gettext("unknown"));
+    gettext_f(
+        "In use: {size}{peak}{pressure}",
+        &[("size", &size), ("peak", &peak), ("pressure", &pressure)],
+    )
+}
+
+/// "Now: 35 % of one CPU, throttled 3 times · tasks: 12".
+fn cpu_caption(snap: Option<&UnitSnapshot>) -> String {
+    let c = snap.and_then(|s| s.cgroup.as_ref());
+    let throttled = c
+        .and_then(|c| c.cpu_stat.as_ref())
+        .and_then(|s| s.nr_throttled)
+        .filter(|&n| n > 0)
+        .map(|n| {
+            ngettext_f(
+                ", throttled {n} time",
+                ", throttled {n} times",
+                n,
+                &[("n", &n)],
+            )
+        })
+        .unwrap_or_default();
+    let cpu = snap
+        .and_then(|s| s.cpu_percent)
+        .map(|p| gettext_f("{percent} % of one CPU", &[("percent", &format!("{p:.0}"))]))
+        .unwrap_or_else(|| gettext("measuring…"));
+    let tasks = c
+        .and_then(|c| c.pids_current)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| gettext("unknown"));
+    gettext_f(
+        "Now: {cpu}{throttled} · tasks: {tasks}",
+        &[("cpu", &cpu), ("throttled", &throttled), ("tasks", &tasks)],
+    )
+}
+
+/// The limit editors: key and title, in order.
+fn editor_titles() -> [(&'static str, String); 5] {
+    [
+        ("memory-high", gettext("Memory high (slows down above)")),
+        ("memory-max", gettext("Memory max (killed above)")),
+        ("cpu-quota", gettext("CPU quota")),
+        ("cpu-weight", gettext("CPU weight")),
+        ("tasks-max", gettext("Tasks max")),
+    ]
+}
+
+/// The page is a column of sections: heading, actions, memory, CPU, limits. A new section
+/// (which rule applies, the app's processes) is one more child of `sections`, a component of
+/// its own that gets the shown unit from [`DetailsInput::Show`].
+#[relm4::component(pub)]
+impl Component for Details {
+    type Init = ();
+    type Input = DetailsInput;
+    type Output = DetailsOutput;
+    type CommandOutput = ();
+
+    view! {
+        #[root]
+        gtk::ScrolledWindow {
+            set_hscrollbar_policy: gtk::PolicyType::Never,
+            set_hexpand: true,
+            adw::Clamp {
+                set_maximum_size: 720,
+                #[name = "sections"]
+                gtk::Box {
+                    set_orientation: gtk::Orientation::Vertical,
+                    set_spacing: 12,
+                    set_margin_top: 18,
+                    set_margin_bottom: 18,
+                    set_margin_start: 18,
+                    set_margin_end: 18,
+
+                    gtk::Box {
+                        set_spacing: 12,
+                        gtk::Image {
+                            set_pixel_size: 64,
+                            #[watch]
+                            set_icon_name: Some(&model.icon),
+                        },
+                        gtk::Box {
+                            set_orientation: gtk::Orientation::Vertical,
+                            set_spacing: 4,
+                            gtk::Label {
+                                set_xalign: 0.0,
+                                set_wrap: true,
+                                set_css_classes: &["title-1"],
+                                #[watch]
+                                set_text: &model.title(),
+                            },
+                            gtk::Label {
+                                set_xalign: 0.0,
+                                set_wrap: true,
+                                set_selectable: true,
+                                set_css_classes: &["dim-label"],
+                                #[watch]
+                                set_text: &model.subtitle(),
+                            },
+                        },
+                    },
+
+                    gtk::Box {
+                        set_spacing: 6,
+                        gtk::ToggleButton {
+                            set_tooltip_text: Some(&gettext("Freeze every process: it keeps its memory but uses no CPU")),
+                            #[watch]
+                            set_label: &model.freeze_label(),
+                            #[watch]
+                            set_a11y_label: &model.freeze_label(),
+                            #[watch]
+                            #[block_signal(freeze_handler)]
+                            set_active: model.frozen(),
+                            connect_clicked[sender] => move |button| {
+                                sender.input(DetailsInput::FreezeClicked(button.is_active()));
+                            } @freeze_handler,
+                        },
+                        gtk::Button {
+                            set_label: &gettext("Stop"),
+                            set_a11y_label: &gettext("Stop"),
+                            set_tooltip_text: Some(&gettext("Ask the app to quit (SIGTERM)")),
+                            connect_clicked => DetailsInput::Stop,
+                        },
+                        gtk::Button {
+                            set_label: &gettext("Kill…"),
+                            set_a11y_label: &gettext("Kill"),
+                            set_css_classes: &["destructive-action"],
+                            set_tooltip_text: Some(&gettext("End every process of the app at once (SIGKILL)")),
+                            connect_clicked => DetailsInput::Kill,
+                        },
+                    },
+
+                    gtk::Label {
+                        set_label: &gettext("Memory"),
+                        set_xalign: 0.0,
+                        set_css_classes: &["heading"],
+                    },
+                    #[local_ref]
+                    memory_area -> gtk::DrawingArea {},
+                    gtk::Label {
+                        set_xalign: 0.0,
+                        set_css_classes: &["caption", "dim-label"],
+                        #[watch]
+                        set_text: &memory_caption(model.snapshot.as_ref()),
+                    },
+                    gtk::Label {
+                        set_label: &gettext("CPU"),
+                        set_xalign: 0.0,
+                        set_css_classes: &["heading"],
+                    },
+                    #[local_ref]
+                    cpu_area -> gtk::DrawingArea {},
+                    gtk::Label {
+                        set_xalign: 0.0,
+                        set_css_classes: &["caption", "dim-label"],
+                        #[watch]
+                        set_text: &cpu_caption(model.snapshot.as_ref()),
+                    },
+
+                    #[local_ref]
+                    limits -> adw::PreferencesGroup {
+                        set_title: &gettext("Limits"),
+                        set_description: Some(&gettext("Changes apply at once and hold until the app ends. Sizes like 4G or 70 %, CPU like 150 %, or max.")),
+                    },
+                    gtk::Box {
+                        set_spacing: 6,
+                        gtk::Button {
+                            set_label: &gettext("Apply Limits"),
+                            set_a11y_label: &gettext("Apply Limits"),
+                            set_css_classes: &["suggested-action"],
+                            set_tooltip_text: Some(&gettext("Apply every limit above to the running app")),
+                            connect_clicked => DetailsInput::Apply,
+                        },
+                        gtk::Button {
+                            set_label: &gettext("Remember for This App"),
+                            set_a11y_label: &gettext("Remember for This App"),
+                            set_tooltip_text: Some(&gettext("Save these limits as this app's rule, used at its next launch")),
+                            connect_clicked => DetailsInput::Remember,
+                        },
+                    },
+                    gtk::Label {
+                        set_xalign: 0.0,
+                        set_wrap: true,
+                        #[watch]
+                        set_text: &model.result,
+                        #[watch]
+                        set_css_classes: if model.result_error { &["caption", "error"] } else { &["caption"] },
+                    },
+                },
+            },
+        }
+    }
+
+    fn init(_: (), root: Self::Root, sender: ComponentSender<Self>) -> ComponentParts<Self> {
+        let limits = adw::PreferencesGroup::new();
+        let editors = editor_titles()
+            .into_iter()
+            .map(|(key, title)| {
+                let row = adw::EntryRow::builder().title(title).build();
+                row.set_show_apply_button(true);
+                let sender = sender.clone();
+                row.connect_apply(move |_| sender.input(DetailsInput::Apply));
+                limits.add(&row);
+                LimitEditor {
+                    key,
+                    row,
+                    exact: None,
+                }
+            })
+            .collect();
+        let model = Details {
+            snapshot: None,
+            icon: "application-x-executable".to_owned(),
+            history: SharedHistory::default(),
+            result: String::new(),
+            result_error: false,
+            memory_graph: Graph::new(&gettext("Memory use over the last 10 minutes"), 140),
+            cpu_graph: Graph::new(&gettext("CPU use over the last 10 minutes"), 100),
+            editors,
+            limits,
+        };
+        let memory_area = &model.memory_graph.area;
+        let cpu_area = &model.cpu_graph.area;
+        let limits = &model.limits;
+        let widgets = view_output!();
+        ComponentParts { model, widgets }
+    }
+
+    fn update(&mut self, message: DetailsInput, sender: ComponentSender<Self>, _: &Self::Root) {
+        let unit = self.unit();
+        let send = |output: fn(String) -> DetailsOutput| {
+            if let Some(unit) = unit.clone() {
+                let _ = sender.output(output(unit));
+            }
+        };
+        match message {
+            DetailsInput::Show { snapshot, icon } => {
+                self.icon = icon.unwrap_or_else(|| "application-x-executable".to_owned());
+                self.result.clear();
+                self.result_error = false;
+                self.fill_editors(&snapshot);
+                self.snapshot = Some(*snapshot);
+                self.draw(SystemTime::now());
+            }
+            DetailsInput::Update { snapshot, now } => {
+                self.snapshot = Some(*snapshot);
+                self.draw(now);
+            }
+            DetailsInput::History(history) => self.history = history,
+            DetailsInput::Checks(checks) => self.show_checks(&checks),
+            DetailsInput::Result { text, error } => {
+                self.result = text;
+                self.result_error = error;
+            }
+            DetailsInput::FreezeClicked(true) => send(DetailsOutput::Freeze),
+            DetailsInput::FreezeClicked(false) => send(DetailsOutput::Thaw),
+            DetailsInput::Stop => send(DetailsOutput::Stop),
+            DetailsInput::Kill => send(DetailsOutput::Kill),
+            DetailsInput::Apply => self.with_settings(&sender, DetailsOutput::ApplyLimits),
+            DetailsInput::Remember => self.with_settings(&sender, DetailsOutput::Remember),
         }
     }
 }
@@ -564,21 +634,6 @@ fn series(history: &History, unit: &str, now: SystemTime) -> (Series, Series, Ve
         })
         .unwrap_or_default();
     (memory, cpu, events)
-}
-
-fn section(title: &str) -> gtk::Label {
-    gtk::Label::builder()
-        .label(title)
-        .xalign(0.0)
-        .css_classes(["heading"])
-        .build()
-}
-
-fn caption() -> gtk::Label {
-    gtk::Label::builder()
-        .xalign(0.0)
-        .css_classes(["caption", "dim-label"])
-        .build()
 }
 
 #[cfg(test)]

@@ -1,117 +1,192 @@
-//! The history of contained apps that ended badly: the post-mortems the runaway watch records
-//! in `$XDG_STATE_HOME/corral/events.jsonl` (the same records as `corral events`), newest
-//! first, read again whenever the window is shown.
+//! The history of contained apps that ended badly: the post-mortems of
+//! `$XDG_STATE_HOME/corral/events.jsonl` (as `corral events`), newest first, read off the main loop.
 
 use adw::prelude::*;
+use relm4::prelude::*;
 
 use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::monitor::postmortem::{EndCause, EventLog, LocalTime, PostMortem};
+use crate::ui::A11yLabel;
 
-/// Opens the events window over `parent`.
-pub fn show(parent: &adw::ApplicationWindow) {
-    let window = adw::Window::builder()
-        .title(gettext("Events"))
-        .transient_for(parent)
-        .modal(true)
-        .default_width(640)
-        .default_height(520)
-        .build();
-    let content = gtk::Box::new(gtk::Orientation::Vertical, 0);
-    content.append(&adw::HeaderBar::new());
-    content.append(&page());
-    window.set_content(Some(&content));
-    let close = gtk::EventControllerKey::new();
-    {
-        let window = window.clone();
-        close.connect_key_pressed(move |_, key, _, _| {
-            if key == gtk::gdk::Key::Escape {
-                window.close();
-                return gtk::glib::Propagation::Stop;
-            }
-            gtk::glib::Propagation::Proceed
-        });
-    }
-    window.add_controller(close);
-    window.present();
+/// What the log held when it was read.
+#[derive(Debug)]
+pub enum EventsCmd {
+    Read(Result<EventRecords, String>),
 }
 
-/// The list of post-mortems, or a page that says why there is none.
-fn page() -> gtk::Widget {
-    let status = |icon: &str, title: &str, description: &str| -> gtk::Widget {
-        adw::StatusPage::builder()
-            .icon_name(icon)
-            .title(title)
-            .description(description)
-            .vexpand(true)
-            .build()
-            .upcast()
-    };
-    let unreadable = |e: &dyn std::fmt::Display| {
-        status(
-            "dialog-warning-symbolic",
-            &gettext("Events Cannot Be Read"),
-            &e.to_string(),
-        )
-    };
-    let log = match EventLog::open_default() {
-        Ok(log) => log,
-        Err(e) => return unreadable(&e),
-    };
-    let contents = match log.read() {
-        Ok(contents) => contents,
-        Err(e) => return unreadable(&e),
-    };
-    if contents.records.is_empty() {
-        return status(
-            "emblem-ok-symbolic",
-            &gettext("No Events"),
-            &gettext(
-                "When a contained app is killed for lack of memory or fails, Corral records what happened here.",
-            ),
-        );
+#[derive(Debug)]
+pub struct EventRecords {
+    records: Vec<PostMortem>,
+    skipped_lines: usize,
+    path: String,
+}
+
+/// Reads the log (up to its size limit, about 1 MiB): blocking, for a blocking task.
+fn read_log() -> Result<EventRecords, String> {
+    let log = EventLog::open_default().map_err(|e| e.to_string())?;
+    let contents = log.read().map_err(|e| e.to_string())?;
+    Ok(EventRecords {
+        records: contents.records,
+        skipped_lines: contents.skipped_lines,
+        path: log.path().display().to_string(),
+    })
+}
+
+#[derive(Debug)]
+pub enum EventsInput {
+    /// Read the log again.
+    Reload,
+}
+
+pub struct Events {
+    /// `None` while the log is being read.
+    read: Option<Result<EventRecords, String>>,
+    list: gtk::ListBox,
+}
+
+impl Events {
+    fn page(&self) -> &'static str {
+        match &self.read {
+            None => "reading",
+            Some(Err(_)) => "unreadable",
+            Some(Ok(read)) if read.records.is_empty() => "none",
+            Some(Ok(_)) => "list",
+        }
     }
-    let list = gtk::ListBox::builder()
-        .selection_mode(gtk::SelectionMode::None)
-        .css_classes(["boxed-list"])
-        .valign(gtk::Align::Start)
-        .build();
-    crate::ui::set_accessible_label(&list, &gettext("Events"));
-    let today = LocalTime::of(std::time::SystemTime::now());
-    for record in contents.records.iter().rev() {
-        list.append(&row(record, today));
+
+    fn error(&self) -> String {
+        match &self.read {
+            Some(Err(e)) => e.clone(),
+            _ => String::new(),
+        }
     }
-    let column = gtk::Box::builder()
-        .orientation(gtk::Orientation::Vertical)
-        .spacing(12)
-        .margin_top(18)
-        .margin_bottom(18)
-        .margin_start(18)
-        .margin_end(18)
-        .build();
-    column.append(&list);
-    let mut note = gettext_f("Recorded in {path}", &[("path", &log.path().display())]);
-    if contents.skipped_lines > 0 {
-        note.push_str(&ngettext_f(
-            " ({n} unreadable line skipped: a record cut short by a crash, or written by a newer Corral)",
-            " ({n} unreadable lines skipped: a record cut short by a crash, or written by a newer Corral)",
-            contents.skipped_lines as u64,
-            &[("n", &contents.skipped_lines)],
-        ));
+
+    /// Where the records are, and how many lines could not be read.
+    fn note(&self) -> String {
+        let Some(Ok(read)) = &self.read else {
+            return String::new();
+        };
+        let mut note = gettext_f("Recorded in {path}", &[("path", &read.path)]);
+        if read.skipped_lines > 0 {
+            note.push_str(&ngettext_f(
+                " ({n} unreadable line skipped: a record cut short by a crash, or written by a newer Corral)",
+                " ({n} unreadable lines skipped: a record cut short by a crash, or written by a newer Corral)",
+                read.skipped_lines as u64,
+                &[("n", &read.skipped_lines)],
+            ));
+        }
+        note
     }
-    column.append(
-        &gtk::Label::builder()
-            .label(note)
-            .wrap(true)
-            .xalign(0.0)
-            .css_classes(["dim-label", "caption"])
-            .build(),
-    );
-    gtk::ScrolledWindow::builder()
-        .child(&column)
-        .hscrollbar_policy(gtk::PolicyType::Never)
-        .vexpand(true)
-        .build()
-        .upcast()
+}
+
+#[relm4::component(pub)]
+impl Component for Events {
+    type Init = ();
+    type Input = EventsInput;
+    type Output = ();
+    type CommandOutput = EventsCmd;
+
+    view! {
+        #[root]
+        adw::Window {
+            set_title: Some(&gettext("Events")),
+            set_modal: true,
+            set_default_width: 640,
+            set_default_height: 520,
+            add_controller = gtk::EventControllerKey {
+                connect_key_pressed[root] => move |_, key, _, _| {
+                    if key == gtk::gdk::Key::Escape {
+                        root.close();
+                        return gtk::glib::Propagation::Stop;
+                    }
+                    gtk::glib::Propagation::Proceed
+                },
+            },
+            gtk::Box {
+                set_orientation: gtk::Orientation::Vertical,
+                adw::HeaderBar {},
+                gtk::Stack {
+                    set_vexpand: true,
+                    #[watch]
+                    set_visible_child_name: model.page(),
+                    add_named[Some("reading")] = &gtk::Spinner {
+                        set_spinning: true,
+                        set_halign: gtk::Align::Center,
+                        set_valign: gtk::Align::Center,
+                    },
+                    add_named[Some("unreadable")] = &adw::StatusPage {
+                        set_icon_name: Some("dialog-warning-symbolic"),
+                        set_title: &gettext("Events Cannot Be Read"),
+                        #[watch]
+                        set_description: Some(&model.error()),
+                    },
+                    add_named[Some("none")] = &adw::StatusPage {
+                        set_icon_name: Some("emblem-ok-symbolic"),
+                        set_title: &gettext("No Events"),
+                        set_description: Some(&gettext("When a contained app is killed for lack of memory or fails, Corral records what happened here.")),
+                    },
+                    add_named[Some("list")] = &gtk::ScrolledWindow {
+                        set_hscrollbar_policy: gtk::PolicyType::Never,
+                        gtk::Box {
+                            set_orientation: gtk::Orientation::Vertical,
+                            set_spacing: 12,
+                            set_margin_all: 18,
+                            #[local_ref]
+                            list -> gtk::ListBox {
+                                set_selection_mode: gtk::SelectionMode::None,
+                                set_css_classes: &["boxed-list"],
+                                set_valign: gtk::Align::Start,
+                                set_a11y_label: &gettext("Events"),
+                            },
+                            gtk::Label {
+                                set_wrap: true,
+                                set_xalign: 0.0,
+                                set_css_classes: &["dim-label", "caption"],
+                                #[watch]
+                                set_label: &model.note(),
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    }
+
+    fn init(_: (), root: Self::Root, sender: ComponentSender<Self>) -> ComponentParts<Self> {
+        sender.input(EventsInput::Reload);
+        let model = Events {
+            read: None,
+            list: gtk::ListBox::new(),
+        };
+        let list = &model.list;
+        let widgets = view_output!();
+        ComponentParts { model, widgets }
+    }
+
+    fn update(&mut self, message: EventsInput, sender: ComponentSender<Self>, _: &Self::Root) {
+        let EventsInput::Reload = message;
+        self.read = None;
+        sender.oneshot_command(async {
+            let read = tokio::task::spawn_blocking(read_log)
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            EventsCmd::Read(read)
+        });
+    }
+
+    fn update_cmd(&mut self, message: EventsCmd, _: ComponentSender<Self>, _: &Self::Root) {
+        let EventsCmd::Read(read) = message;
+        while let Some(row) = self.list.first_child() {
+            self.list.remove(&row);
+        }
+        if let Ok(read) = &read {
+            let today = LocalTime::of(std::time::SystemTime::now());
+            for record in read.records.iter().rev() {
+                self.list.append(&row(record, today));
+            }
+        }
+        self.read = Some(read);
+    }
 }
 
 fn row(record: &PostMortem, today: Option<LocalTime>) -> adw::ActionRow {
@@ -127,6 +202,6 @@ fn row(record: &PostMortem, today: Option<LocalTime>) -> adw::ActionRow {
         _ => "dialog-error-symbolic",
     };
     row.add_prefix(&gtk::Image::from_icon_name(icon));
-    crate::ui::set_accessible_label(&row, &record.describe());
+    row.set_a11y_label(&record.describe());
     row
 }

@@ -1,212 +1,170 @@
-//! The launcher: pick an installed app, pick a preset (shown in plain words), optionally adjust
-//! limits, launch. Errors are shown in the dialog; the last preset per app is remembered.
+//! The launcher: pick an installed app (a recycled list, searched and ranked as `corral apps`
+//! does), pick a preset (shown in plain words), optionally adjust limits, launch.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use adw::prelude::*;
+use relm4::prelude::*;
+use relm4::typed_view::list::{RelmListItem, TypedListView};
 
 use crate::apps::{AppCatalog, DesktopEntry};
 use crate::config::{Config, Settings};
 use crate::i18n::gettext;
 use crate::launch::LaunchRequest;
+use crate::ui::A11yLabel;
+
+/// An app of the picker.
+#[derive(Debug, Clone)]
+pub struct AppItem {
+    id: String,
+    name: String,
+    comment: String,
+    icon: String,
+}
+
+impl AppItem {
+    fn of(app: &DesktopEntry) -> AppItem {
+        AppItem {
+            id: app.id.clone(),
+            name: app.name.clone(),
+            comment: app.comment.clone().unwrap_or_else(|| app.id.clone()),
+            icon: app
+                .icon
+                .clone()
+                .unwrap_or_else(|| "application-x-executable".to_owned()),
+        }
+    }
+}
+
+pub struct AppItemWidgets {
+    icon: gtk::Image,
+    name: gtk::Label,
+    comment: gtk::Label,
+}
+
+impl RelmListItem for AppItem {
+    type Root = gtk::Box;
+    type Widgets = AppItemWidgets;
+
+    fn setup(_: &gtk::ListItem) -> (gtk::Box, AppItemWidgets) {
+        relm4::view! {
+            root = gtk::Box {
+                set_spacing: 12,
+                set_margin_all: 6,
+                #[name = "icon"]
+                gtk::Image { set_pixel_size: 32 },
+                gtk::Box {
+                    set_orientation: gtk::Orientation::Vertical,
+                    set_spacing: 2,
+                    #[name = "name"]
+                    gtk::Label { set_xalign: 0.0, set_css_classes: &["heading"] },
+                    #[name = "comment"]
+                    gtk::Label {
+                        set_xalign: 0.0,
+                        set_ellipsize: gtk::pango::EllipsizeMode::End,
+                        set_css_classes: &["dim-label", "caption"],
+                    },
+                },
+            }
+        }
+        (
+            root,
+            AppItemWidgets {
+                icon,
+                name,
+                comment,
+            },
+        )
+    }
+
+    fn bind(&mut self, widgets: &mut AppItemWidgets, root: &mut gtk::Box) {
+        widgets.icon.set_icon_name(Some(&self.icon));
+        widgets.name.set_label(&self.name);
+        widgets.comment.set_label(&self.comment);
+        // The list's row (the box's parent) is what a screen reader lists: the app's name.
+        if let Some(row) = root.parent() {
+            row.set_a11y_label(&self.name);
+        }
+    }
+}
+
+pub struct LauncherInit {
+    pub catalog: Arc<AppCatalog>,
+    /// The config in force.
+    pub config: Config,
+}
+
+#[derive(Debug)]
+pub enum LauncherInput {
+    Search(String),
+    /// The desktop entries, read again.
+    Catalog(Arc<AppCatalog>),
+    AppSelected,
+    PresetSelected,
+    Launch,
+    /// The launch failed: why, shown in the dialog, and another try allowed.
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub enum LauncherOutput {
+    Launch(Box<LaunchRequest>),
+}
 
 pub struct Launcher {
-    pub window: adw::Window,
-    list: gtk::ListBox,
-    presets: adw::ComboRow,
-    preset_names: Vec<String>,
-    overrides: Vec<(&'static str, adw::EntryRow)>,
-    error: gtk::Label,
-    launch: gtk::Button,
-    apps: Vec<DesktopEntry>,
+    apps: TypedListView<AppItem, gtk::SingleSelection>,
+    catalog: Arc<AppCatalog>,
     config: Config,
+    preset_names: Vec<String>,
+    presets: adw::ComboRow,
+    overrides: Vec<(&'static str, adw::EntryRow)>,
+    adjust: adw::ExpanderRow,
+    error: Option<String>,
+    /// The search text.
+    query: String,
+    /// A launch is on its way.
+    launching: bool,
 }
 
 impl Launcher {
-    /// Builds the dialog; `on_launch` receives the request the person confirmed.
-    pub fn new(
-        parent: &impl IsA<gtk::Window>,
-        catalog: &AppCatalog,
-        config: Config,
-        on_launch: impl Fn(LaunchRequest) + 'static,
-    ) -> Rc<Launcher> {
-        let apps: Vec<DesktopEntry> = catalog.apps().into_iter().cloned().collect();
-        let search = gtk::SearchEntry::builder()
-            .placeholder_text(gettext("Search apps"))
-            .build();
-        crate::ui::set_accessible_label(&search, &gettext("Search apps"));
-        let list = gtk::ListBox::builder()
-            .selection_mode(gtk::SelectionMode::Single)
-            .css_classes(["boxed-list"])
-            .build();
-        crate::ui::set_accessible_label(&list, &gettext("Installed apps"));
-        for app in &apps {
-            list.append(&app_row(app));
-        }
-        let scroller = gtk::ScrolledWindow::builder()
-            .child(&list)
-            .vexpand(true)
-            .min_content_height(240)
-            .hscrollbar_policy(gtk::PolicyType::Never)
-            .build();
-
-        let preset_names = config.preset_names();
-        let model =
-            gtk::StringList::new(&preset_names.iter().map(String::as_str).collect::<Vec<_>>());
-        let presets = adw::ComboRow::builder()
-            .title(gettext("Preset"))
-            .model(&model)
-            .build();
-        let group = adw::PreferencesGroup::new();
-        group.add(&presets);
-        let adjust = adw::ExpanderRow::builder()
-            .title(gettext("Adjust Limits"))
-            .subtitle(gettext("Optional: overrides the preset for this launch"))
-            .build();
-        let overrides: Vec<(&'static str, adw::EntryRow)> = [
-            ("memory-max", gettext("Memory max")),
-            ("memory-high", gettext("Memory high")),
-            ("cpu-quota", gettext("CPU quota")),
-        ]
-        .into_iter()
-        .map(|(key, title)| {
-            let row = adw::EntryRow::builder().title(title).build();
-            adjust.add_row(&row);
-            (key, row)
-        })
-        .collect();
-        group.add(&adjust);
-
-        let error = gtk::Label::builder()
-            .xalign(0.0)
-            .wrap(true)
-            .css_classes(["error"])
-            .visible(false)
-            .build();
-        let content = gtk::Box::builder()
-            .orientation(gtk::Orientation::Vertical)
-            .spacing(12)
-            .margin_top(12)
-            .margin_bottom(12)
-            .margin_start(12)
-            .margin_end(12)
-            .build();
-        content.append(&search);
-        content.append(&scroller);
-        content.append(&group);
-        content.append(&error);
-
-        let cancel = gtk::Button::with_label(&gettext("Cancel"));
-        let launch = gtk::Button::builder()
-            .label(gettext("Launch"))
-            .css_classes(["suggested-action"])
-            .sensitive(false)
-            .build();
-        crate::ui::set_accessible_label(&cancel, &gettext("Cancel"));
-        crate::ui::set_accessible_label(&launch, &gettext("Launch"));
-        let header = adw::HeaderBar::builder()
-            .show_end_title_buttons(false)
-            .title_widget(&adw::WindowTitle::new(&gettext("Launch an App"), ""))
-            .build();
-        header.pack_start(&cancel);
-        header.pack_end(&launch);
-        let body = gtk::Box::new(gtk::Orientation::Vertical, 0);
-        body.append(&header);
-        body.append(&content);
-        let window = adw::Window::builder()
-            .transient_for(parent)
-            .modal(true)
-            .default_width(520)
-            .default_height(680)
-            .content(&body)
-            .title(gettext("Launch an App"))
-            .build();
-
-        let launcher = Rc::new(Launcher {
-            window,
-            list,
-            presets,
-            preset_names,
-            overrides,
-            error,
-            launch,
-            apps,
-            config,
-        });
-
-        let filter_text = Rc::new(RefCell::new(String::new()));
-        {
-            let weak = Rc::downgrade(&launcher);
-            let text = Rc::clone(&filter_text);
-            launcher.list.set_filter_func(move |row| {
-                let query = text.borrow();
-                let Some(l) = weak.upgrade() else { return true };
-                let Some(app) = l.apps.get(row.index() as usize) else {
-                    return true;
-                };
-                query.is_empty() || matches_query(app, &query)
-            });
-        }
-        {
-            let weak = Rc::downgrade(&launcher);
-            search.connect_search_changed(move |entry| {
-                *filter_text.borrow_mut() = entry.text().to_lowercase();
-                if let Some(l) = weak.upgrade() {
-                    l.list.invalidate_filter();
-                }
-            });
-        }
-        {
-            let weak = Rc::downgrade(&launcher);
-            launcher.list.connect_row_selected(move |_, row| {
-                let Some(l) = weak.upgrade() else { return };
-                l.launch.set_sensitive(row.is_some());
-                if let Some(app) = row.and_then(|r| l.apps.get(r.index() as usize)) {
-                    l.preselect_preset(app);
-                }
-            });
-        }
-        {
-            let weak = Rc::downgrade(&launcher);
-            launcher.presets.connect_selected_notify(move |_| {
-                if let Some(l) = weak.upgrade() {
-                    l.describe_preset();
-                }
-            });
-        }
-        launcher.describe_preset();
-        {
-            let window = launcher.window.clone();
-            cancel.connect_clicked(move |_| window.close());
-        }
-        {
-            let weak = Rc::downgrade(&launcher);
-            launcher.launch.connect_clicked(move |_| {
-                let Some(l) = weak.upgrade() else { return };
-                match l.request() {
-                    Ok(request) => {
-                        l.launch.set_sensitive(false);
-                        l.error.set_visible(false);
-                        on_launch(request);
-                    }
-                    Err(e) => l.show_error(&e),
-                }
-            });
-        }
-        launcher
+    /// The ids of the apps listed, in order.
+    pub fn listed(&self) -> Vec<String> {
+        (0..self.apps.selection_model.n_items())
+            .filter_map(|i| self.apps.get_visible(i))
+            .map(|item| item.borrow().id.clone())
+            .collect()
     }
 
-    fn selected_app(&self) -> Option<&DesktopEntry> {
-        self.list
-            .selected_row()
-            .and_then(|r| self.apps.get(r.index() as usize))
+    fn selected_app(&self) -> Option<DesktopEntry> {
+        let position = self.apps.selection_model.selected();
+        let item = self.apps.get_visible(position)?;
+        let id = item.borrow().id.clone();
+        self.catalog.get(&id).cloned()
     }
 
     fn selected_preset(&self) -> Option<&str> {
         self.preset_names
             .get(self.presets.selected() as usize)
             .map(String::as_str)
+    }
+
+    fn can_launch(&self) -> bool {
+        !self.launching && self.apps.selection_model.selected_item().is_some()
+    }
+
+    /// The preset in plain words, under its name.
+    fn preset_description(&self) -> String {
+        self.selected_preset()
+            .and_then(|name| self.config.preset(name).ok())
+            .map(|p| {
+                let words = p.settings.plain_words();
+                match (p.description.is_empty(), words.is_empty()) {
+                    (_, true) => p.description.clone(),
+                    (true, false) => words,
+                    (false, false) => format!("{}\n{words}", p.description),
+                }
+            })
+            .unwrap_or_default()
     }
 
     /// The app's remembered preset, else its rule's, else the default.
@@ -220,20 +178,16 @@ impl Launcher {
         }
     }
 
-    fn describe_preset(&self) {
-        let text = self
-            .selected_preset()
-            .and_then(|name| self.config.preset(name).ok())
-            .map(|p| {
-                let words = p.settings.plain_words();
-                match (p.description.is_empty(), words.is_empty()) {
-                    (_, true) => p.description.clone(),
-                    (true, false) => words,
-                    (false, false) => format!("{}\n{words}", p.description),
-                }
-            })
-            .unwrap_or_default();
-        self.presets.set_subtitle(&crate::ui::plain(&text));
+    /// The apps the search finds, ranked as `corral apps QUERY` ranks them.
+    fn list(&mut self, query: &str) {
+        self.apps.clear();
+        let found = if query.trim().is_empty() {
+            self.catalog.apps()
+        } else {
+            self.catalog.search(query)
+        };
+        self.apps
+            .extend_from_iter(found.into_iter().map(AppItem::of));
     }
 
     fn request(&self) -> Result<LaunchRequest, String> {
@@ -248,7 +202,7 @@ impl Launcher {
             }
         }
         crate::launch::desktop_app_request(
-            app,
+            &app,
             &self.config,
             self.selected_preset(),
             &overrides,
@@ -256,57 +210,239 @@ impl Launcher {
         )
         .map_err(|e| format!("{}: {e}", app.name))
     }
+}
 
-    /// Shows why a launch failed, in the dialog, and lets the person try again.
-    pub fn show_error(&self, message: &str) {
-        self.error.set_text(message);
-        self.error.set_visible(true);
-        self.launch.set_sensitive(self.selected_app().is_some());
+#[relm4::component(pub)]
+impl SimpleComponent for Launcher {
+    type Init = LauncherInit;
+    type Input = LauncherInput;
+    type Output = LauncherOutput;
+
+    view! {
+        #[root]
+        adw::Window {
+            set_title: Some(&gettext("Launch an App")),
+            set_modal: true,
+            set_default_width: 520,
+            set_default_height: 680,
+
+            gtk::Box {
+                set_orientation: gtk::Orientation::Vertical,
+                adw::HeaderBar {
+                    set_show_end_title_buttons: false,
+                    #[wrap(Some)]
+                    set_title_widget = &adw::WindowTitle::new(&gettext("Launch an App"), ""),
+                    pack_start = &gtk::Button {
+                        set_label: &gettext("Cancel"),
+                        set_a11y_label: &gettext("Cancel"),
+                        connect_clicked[root] => move |_| root.close(),
+                    },
+                    pack_end = &gtk::Button {
+                        set_label: &gettext("Launch"),
+                        set_a11y_label: &gettext("Launch"),
+                        set_css_classes: &["suggested-action"],
+                        #[watch]
+                        set_sensitive: model.can_launch(),
+                        connect_clicked => LauncherInput::Launch,
+                    },
+                },
+                gtk::Box {
+                    set_orientation: gtk::Orientation::Vertical,
+                    set_spacing: 12,
+                    set_margin_all: 12,
+                    gtk::SearchEntry {
+                        set_placeholder_text: Some(&gettext("Search apps")),
+                        set_a11y_label: &gettext("Search apps"),
+                        connect_search_changed[sender] => move |entry| {
+                            sender.input(LauncherInput::Search(entry.text().to_string()));
+                        },
+                    },
+                    gtk::ScrolledWindow {
+                        set_vexpand: true,
+                        set_min_content_height: 240,
+                        set_hscrollbar_policy: gtk::PolicyType::Never,
+                        #[local_ref]
+                        app_list -> gtk::ListView {
+                            set_css_classes: &["boxed-list"],
+                            set_a11y_label: &gettext("Installed apps"),
+                        },
+                    },
+                    adw::PreferencesGroup {
+                        #[local_ref]
+                        add = presets -> adw::ComboRow {
+                            set_title: &gettext("Preset"),
+                            #[watch]
+                            set_subtitle: &crate::ui::plain(&model.preset_description()),
+                            connect_selected_notify => LauncherInput::PresetSelected,
+                        },
+                        #[local_ref]
+                        add = adjust -> adw::ExpanderRow {
+                            set_title: &gettext("Adjust Limits"),
+                            set_subtitle: &gettext("Optional: overrides the preset for this launch"),
+                        },
+                    },
+                    gtk::Label {
+                        set_xalign: 0.0,
+                        set_wrap: true,
+                        set_css_classes: &["error"],
+                        #[watch]
+                        set_visible: model.error.is_some(),
+                        #[watch]
+                        set_text: model.error.as_deref().unwrap_or(""),
+                    },
+                },
+            },
+        }
+    }
+
+    fn init(
+        init: LauncherInit,
+        root: Self::Root,
+        sender: ComponentSender<Self>,
+    ) -> ComponentParts<Self> {
+        let preset_names = init.config.preset_names();
+        let names: Vec<&str> = preset_names.iter().map(String::as_str).collect();
+        let presets = adw::ComboRow::builder()
+            .model(&gtk::StringList::new(&names))
+            .build();
+        let adjust = adw::ExpanderRow::new();
+        let overrides = [
+            ("memory-max", gettext("Memory max")),
+            ("memory-high", gettext("Memory high")),
+            ("cpu-quota", gettext("CPU quota")),
+        ]
+        .into_iter()
+        .map(|(key, title)| {
+            let row = adw::EntryRow::builder().title(title).build();
+            adjust.add_row(&row);
+            (key, row)
+        })
+        .collect();
+        let apps = TypedListView::<AppItem, gtk::SingleSelection>::new();
+        apps.selection_model.set_autoselect(false);
+        apps.selection_model.set_can_unselect(true);
+        {
+            let sender = sender.clone();
+            apps.selection_model
+                .connect_selected_item_notify(move |_| sender.input(LauncherInput::AppSelected));
+        }
+        let mut model = Launcher {
+            apps,
+            catalog: init.catalog,
+            config: init.config,
+            preset_names,
+            presets,
+            overrides,
+            adjust,
+            error: None,
+            query: String::new(),
+            launching: false,
+        };
+        model.list("");
+        model.apps.selection_model.unselect_all();
+        let app_list = &model.apps.view;
+        let presets = &model.presets;
+        let adjust = &model.adjust;
+        let widgets = view_output!();
+        ComponentParts { model, widgets }
+    }
+
+    fn update(&mut self, message: LauncherInput, sender: ComponentSender<Self>) {
+        match message {
+            LauncherInput::Search(query) => {
+                self.list(&query);
+                self.query = query;
+            }
+            LauncherInput::Catalog(catalog) => {
+                // The selection is kept by id, if the app is still there.
+                let selected = self.selected_app().map(|app| app.id);
+                self.catalog = catalog;
+                let query = self.query.clone();
+                self.list(&query);
+                if let Some(position) =
+                    selected.and_then(|id| self.listed().iter().position(|listed| *listed == id))
+                {
+                    self.apps.selection_model.set_selected(position as u32);
+                }
+            }
+            LauncherInput::AppSelected => {
+                if let Some(app) = self.selected_app() {
+                    self.preselect_preset(&app);
+                }
+            }
+            LauncherInput::PresetSelected => {}
+            LauncherInput::Launch => match self.request() {
+                Ok(request) => {
+                    self.launching = true;
+                    self.error = None;
+                    let _ = sender.output(LauncherOutput::Launch(Box::new(request)));
+                }
+                Err(e) => self.error = Some(e),
+            },
+            LauncherInput::Failed(message) => {
+                self.launching = false;
+                self.error = Some(message);
+            }
+        }
     }
 }
 
-fn matches_query(app: &DesktopEntry, query: &str) -> bool {
-    app.name.to_lowercase().contains(query)
-        || app.id.to_lowercase().contains(query)
-        || app
-            .keywords
-            .iter()
-            .any(|k| k.to_lowercase().contains(query))
-        || app
-            .generic_name
-            .as_deref()
-            .is_some_and(|g| g.to_lowercase().contains(query))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn app_row(app: &DesktopEntry) -> gtk::ListBoxRow {
-    let icon = gtk::Image::builder()
-        .icon_name(app.icon.as_deref().unwrap_or("application-x-executable"))
-        .pixel_size(32)
-        .build();
-    let name = gtk::Label::builder()
-        .label(&app.name)
-        .xalign(0.0)
-        .css_classes(["heading"])
-        .build();
-    let comment = gtk::Label::builder()
-        .label(app.comment.as_deref().unwrap_or(&app.id))
-        .xalign(0.0)
-        .ellipsize(gtk::pango::EllipsizeMode::End)
-        .css_classes(["dim-label", "caption"])
-        .build();
-    let texts = gtk::Box::new(gtk::Orientation::Vertical, 2);
-    texts.append(&name);
-    texts.append(&comment);
-    let content = gtk::Box::builder()
-        .spacing(12)
-        .margin_top(6)
-        .margin_bottom(6)
-        .margin_start(6)
-        .margin_end(6)
-        .build();
-    content.append(&icon);
-    content.append(&texts);
-    let row = gtk::ListBoxRow::builder().child(&content).build();
-    crate::ui::set_accessible_label(&row, &app.name);
-    row
+    #[gtk::test]
+    fn the_launcher_lists_and_ranks_apps_as_corral_apps_does() {
+        let _ = adw::init();
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |file: &str, name: &str, extra: &str| {
+            let text =
+                format!("[Desktop Entry]\nType=Application\nName={name}\nExec=true\n{extra}");
+            std::fs::write(dir.path().join(file), text).unwrap();
+        };
+        entry(
+            "org.mozilla.firefox.desktop",
+            "Firefox",
+            "GenericName=Web Browser\n",
+        );
+        entry("org.gnome.Epiphany.desktop", "Web", "");
+        entry("org.example.Cobweb.desktop", "cobweb tool", "");
+        entry(
+            "org.kde.konqueror.desktop",
+            "Konqueror Web",
+            "OnlyShowIn=KDE;\n",
+        );
+        let catalog = Arc::new(
+            AppCatalog::load_from_with_locale(&[dir.path().to_owned()], None)
+                .shown_in(vec!["GNOME".to_owned()]),
+        );
+        let launcher = Launcher::builder()
+            .launch(LauncherInit {
+                catalog: Arc::clone(&catalog),
+                config: Config::default(),
+            })
+            .detach();
+        let ids =
+            |apps: Vec<&DesktopEntry>| apps.into_iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        assert_eq!(launcher.model().listed(), ids(catalog.apps()));
+        launcher.emit(LauncherInput::Search("web".into()));
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while launcher.model().listed() == ids(catalog.apps()) && std::time::Instant::now() < end {
+            gtk::glib::MainContext::default().iteration(false);
+        }
+        let listed = launcher.model().listed();
+        assert_eq!(
+            listed,
+            ids(catalog.search("web")),
+            "the order of corral apps web"
+        );
+        assert_eq!(
+            listed[0], "org.gnome.Epiphany",
+            "a name starting with the query first"
+        );
+        assert!(
+            !listed.iter().any(|id| id.contains("konqueror")),
+            "KDE only"
+        );
+    }
 }

@@ -10,190 +10,11 @@ pub mod unit_list;
 pub mod unit_row;
 pub mod window;
 
-use std::cell::{Cell, RefCell};
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
-
 use adw::prelude::*;
-use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
-use relm4::RelmApp;
 
-use crate::cgroup::CgroupFs;
-use crate::config::Config;
-use crate::controller::Controller;
 use crate::i18n::gettext;
 use crate::identity::{APP_ID, APP_NAME, RESOURCE_BASE, VERSION};
-use crate::monitor::service::Monitor;
-use crate::systemd::{ManagerKind, Systemd};
-use window::{MainWindow, WindowInit};
-
-/// The process's one connection to systemd, its `Controller` and its `Monitor`, shared by the
-/// window and the tray. It connects when first awaited; every later await gets the same pair.
-#[derive(Clone)]
-pub struct SharedConnection {
-    connect: Shared<BoxFuture<'static, Connected>>,
-    manager: ManagerKind,
-}
-
-/// The controller and monitor, or why systemd could not be reached.
-type Connected = Result<(Arc<Controller>, Monitor), String>;
-
-impl SharedConnection {
-    pub fn new(manager: ManagerKind, interval: Duration) -> SharedConnection {
-        let connect = async move {
-            let systemd = Systemd::connect(manager).await.map_err(|e| e.to_string())?;
-            let monitor = Monitor::spawn(systemd.clone(), CgroupFs::system(), interval);
-            // Runaway alerts become desktop notifications, once per process; their "Open
-            // Corral" activates the application, which presents the window.
-            let controller = Controller::new(systemd.clone(), CgroupFs::system());
-            let mut open = crate::notify::spawn_notifications(&monitor, controller);
-            tokio::spawn(async move {
-                while open.recv().await.is_some() {
-                    gtk::glib::MainContext::default().invoke(|| {
-                        if let Some(app) = gtk::gio::Application::default() {
-                            app.activate();
-                        }
-                    });
-                }
-            });
-            Ok((
-                Arc::new(Controller::new(systemd, CgroupFs::system())),
-                monitor,
-            ))
-        };
-        SharedConnection {
-            connect: connect.boxed().shared(),
-            manager,
-        }
-    }
-
-    pub async fn get(&self) -> Connected {
-        self.connect.clone().await
-    }
-
-    /// Which manager this connection is to (the apps offered depend on it).
-    pub fn manager(&self) -> ManagerKind {
-        self.manager
-    }
-}
-
-impl std::fmt::Debug for SharedConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SharedConnection")
-    }
-}
-
-/// A tray that runs all session long should not carry the GL drivers: opening the display,
-/// GDK loads them (Mesa, and llvmpipe's LLVM without a GPU) to choose a visual, about 60 MB of
-/// resident memory for a process that shows no window (measured in BENCHMARKS.md). Without GL
-/// a window opened from the tray draws with GTK's cairo renderer, which is plenty for Corral's.
-/// A person who set GDK_DEBUG, or a GSK_RENDERER other than cairo, keeps their choice. Must
-/// run before GTK starts, while the process has one thread.
-fn tray_without_gl() {
-    let renderer = std::env::var_os("GSK_RENDERER");
-    let wants_gl = renderer.is_some_and(|r| r != "cairo");
-    if std::env::var_os("GDK_DEBUG").is_none() && !wants_gl {
-        // SAFETY: called from main's thread before GTK, tokio or relm4 start any thread, so
-        // nothing reads the environment concurrently.
-        unsafe { std::env::set_var("GDK_DEBUG", "gl-disable") };
-    }
-}
-
-/// Runs the window, or with `tray` the tray icon with the window on demand; returns when the
-/// application quits. A second start only raises the first instance's window (GApplication's
-/// uniqueness on the session bus).
-pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
-    // main() has set the locale (crate::i18n::init); GTK's own setlocale(LC_ALL, "") would undo
-    // its LANGUAGE fallback for a session without LANG.
-    gtk::disable_setlocale();
-    if tray {
-        tray_without_gl();
-    }
-    register_resources();
-    let app = adw::Application::builder()
-        .application_id(application_id(manager))
-        .build();
-    let interval = Config::load().unwrap_or_default().general.refresh_period();
-    let connection = SharedConnection::new(manager, interval);
-    if tray {
-        // While the tray runs, closing the window hides it: the tray's "Open Corral" shows
-        // it again, and the process lives on (held below) until the tray's Quit.
-        app.connect_window_added(|_, window| {
-            if window.is::<adw::ApplicationWindow>() {
-                window.set_hide_on_close(true);
-            }
-        });
-        let hold = Rc::new(RefCell::new(None));
-        let connection = connection.clone();
-        app.connect_startup(move |app| {
-            *hold.borrow_mut() = Some(app.hold());
-            crate::tray::service::attach(app, connection.clone(), show_all, Rc::clone(&hold));
-        });
-    }
-    {
-        let quit = gtk::gio::SimpleAction::new("quit", None);
-        let app_ref = app.clone();
-        quit.connect_activate(move |_, _| app_ref.quit());
-        app.add_action(&quit);
-    }
-    app.connect_startup(|app| {
-        // GIO's shared session-bus connection raises SIGTERM when the bus goes away
-        // (GDBusConnection:exit-on-close, set by g_bus_get), which would end Corral with its
-        // tray while the monitor is reconnecting. The session's end still ends Corral: the
-        // display goes away with it, and GTK exits then.
-        if let Some(connection) = app.dbus_connection() {
-            connection.set_exit_on_close(false);
-        }
-        let provider = gtk::CssProvider::new();
-        provider.load_from_resource(&format!("{RESOURCE_BASE}/style.css"));
-        if let Some(display) = gtk::gdk::Display::default() {
-            gtk::style_context_add_provider_for_display(
-                &display,
-                &provider,
-                gtk::STYLE_PROVIDER_PRIORITY_APPLICATION,
-            );
-        }
-        gtk::Window::set_default_icon_name(APP_ID);
-    });
-    // Activation (also from a second start) raises the window; with the tray, the first
-    // activation is the start itself, and the window waits to be asked for.
-    let quiet_start = Cell::new(tray);
-    app.connect_activate(move |app| {
-        if quiet_start.replace(false) {
-            return;
-        }
-        if let Some(window) = app.windows().first() {
-            window.present();
-        }
-    });
-    // A second start hands its activation to the first instance and returns from run(); relm4
-    // then waits for one more main-loop event (MainContext::iteration(true)), which never
-    // comes in a process with no windows, so the second start would hang. A tick until
-    // startup, which only the first instance sees, lets it end.
-    let started = Rc::new(Cell::new(false));
-    {
-        let started = Rc::clone(&started);
-        app.connect_startup(move |_| started.set(true));
-    }
-    gtk::glib::timeout_add_local(Duration::from_millis(200), move || {
-        if started.get() {
-            gtk::glib::ControlFlow::Break
-        } else {
-            gtk::glib::ControlFlow::Continue
-        }
-    });
-    RelmApp::from_app(app)
-        .visible_on_activate(false)
-        .with_args(Vec::new())
-        .run::<MainWindow>(WindowInit {
-            manager,
-            show_all,
-            connection: Some(connection),
-        });
-    0
-}
+use crate::systemd::ManagerKind;
 
 /// The application id the window registers on the session bus. GApplication is unique per id:
 /// a second start with the same id hands its activation to the first and ends. The system
@@ -245,6 +66,17 @@ pub fn set_accessible_label(widget: &impl IsA<gtk::Widget>, label: &str) {
             property.as_mut_ptr(),
             value.to_glib_none().0,
         );
+    }
+}
+
+/// [`set_accessible_label`] as a method, for `view!`.
+pub trait A11yLabel {
+    fn set_a11y_label(&self, label: &str);
+}
+
+impl<W: IsA<gtk::Widget>> A11yLabel for W {
+    fn set_a11y_label(&self, label: &str) {
+        set_accessible_label(self, label);
     }
 }
 

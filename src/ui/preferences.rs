@@ -1,12 +1,292 @@
-//! Preferences: the refresh interval and alert thresholds, and the presets (create, edit,
-//! delete) with their limits and policies. Every change goes through the config editor, which keeps the person's comments and
-//! formatting and refuses to touch a malformed file.
+//! Preferences: a window of pages, each a component (General: the refresh interval and alert
+//! thresholds; Presets: create, edit, delete). Every change goes through the `ConfigStore`,
+//! which writes off the main loop, once per burst, and never over a malformed file.
+
+use std::time::Duration;
 
 use adw::prelude::*;
+use relm4::prelude::*;
 
-use crate::config::{Config, ConfigEditor, PolicyAction, Preset, SETTINGS, Settings};
+use crate::config::{Config, General, PolicyAction, Preset, SETTINGS, Settings};
+use crate::engine::config_store::Saved;
+use crate::engine::{ConfigEdit, ConfigStore};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::monitor::service::Monitor;
+use crate::ui::A11yLabel;
+
+pub struct PreferencesInit {
+    pub store: ConfigStore,
+    pub monitor: Option<Monitor>,
+}
+
+#[derive(Debug)]
+pub enum PreferencesInput {
+    Toast(String),
+}
+
+#[derive(Debug)]
+pub enum PreferencesCmd {
+    Loaded(Result<Config, String>),
+}
+
+pub struct Preferences {
+    store: ConfigStore,
+    monitor: Option<Monitor>,
+    general: Option<Controller<GeneralPage>>,
+    presets: Option<Controller<PresetsPage>>,
+}
+
+#[relm4::component(pub)]
+impl Component for Preferences {
+    type Init = PreferencesInit;
+    type Input = PreferencesInput;
+    type Output = ();
+    type CommandOutput = PreferencesCmd;
+
+    view! {
+        #[root]
+        adw::PreferencesWindow {
+            set_modal: true,
+            set_search_enabled: false,
+        }
+    }
+
+    fn init(
+        init: PreferencesInit,
+        root: Self::Root,
+        sender: ComponentSender<Self>,
+    ) -> ComponentParts<Self> {
+        let store = init.store.clone();
+        // The file is read on the store's thread, after any edit still queued.
+        sender.oneshot_command(async move { PreferencesCmd::Loaded(store.load().await) });
+        let model = Preferences {
+            store: init.store,
+            monitor: init.monitor,
+            general: None,
+            presets: None,
+        };
+        let widgets = view_output!();
+        ComponentParts { model, widgets }
+    }
+
+    fn update(&mut self, message: PreferencesInput, _: ComponentSender<Self>, root: &Self::Root) {
+        match message {
+            PreferencesInput::Toast(text) => root.add_toast(crate::ui::toast(&text)),
+        }
+    }
+
+    fn update_cmd(
+        &mut self,
+        message: PreferencesCmd,
+        sender: ComponentSender<Self>,
+        root: &Self::Root,
+    ) {
+        let PreferencesCmd::Loaded(loaded) = message;
+        let config = match loaded {
+            Ok(config) => config,
+            Err(e) => {
+                // A malformed file is shown, never overwritten.
+                root.add(&mistake_page(&e));
+                return;
+            }
+        };
+        let toast = |PageOutput::Toast(text)| PreferencesInput::Toast(text);
+        let general = GeneralPage::builder()
+            .launch(GeneralInit {
+                general: config.general,
+                store: self.store.clone(),
+                monitor: self.monitor.clone(),
+            })
+            .forward(sender.input_sender(), toast);
+        let presets = PresetsPage::builder()
+            .launch(PresetsInit {
+                presets: config.presets(),
+                store: self.store.clone(),
+            })
+            .forward(sender.input_sender(), toast);
+        root.add(general.widget());
+        root.add(presets.widget());
+        self.general = Some(general);
+        self.presets = Some(presets);
+    }
+}
+
+fn mistake_page(error: &str) -> adw::PreferencesPage {
+    let page = adw::PreferencesPage::new();
+    let group = adw::PreferencesGroup::builder()
+        .title(gettext("The config file has a mistake"))
+        .description(crate::ui::plain(&format!(
+            "{error}\n\n{}",
+            gettext("Fix it in a text editor; Corral will not change it until it loads again.")
+        )))
+        .build();
+    page.add(&group);
+    page
+}
+
+/// What a page tells its window.
+#[derive(Debug)]
+pub enum PageOutput {
+    Toast(String),
+}
+
+/// A number of `[general]`, declared once: its row and where its value is.
+struct GeneralSetting {
+    key: &'static str,
+    title: &'static str,
+    subtitle: &'static str,
+    range: (f64, f64),
+    step: f64,
+    digits: u32,
+    value: fn(&General) -> f64,
+}
+
+const GENERAL_SETTINGS: [GeneralSetting; 4] = [
+    GeneralSetting {
+        key: "refresh-interval",
+        title: gettext_noop("Refresh Interval"),
+        subtitle: gettext_noop("Seconds between usage samples"),
+        range: (0.1, 60.0),
+        step: 0.5,
+        digits: 1,
+        value: |g| g.refresh_interval,
+    },
+    GeneralSetting {
+        key: "memory-warning",
+        title: gettext_noop("Memory Warning"),
+        subtitle: gettext_noop("Warn when an app uses this share of its memory limit (%)"),
+        range: (1.0, 100.0),
+        step: 1.0,
+        digits: 0,
+        value: |g| g.memory_warning,
+    },
+    GeneralSetting {
+        key: "pressure-warning",
+        title: gettext_noop("Memory Pressure Warning"),
+        subtitle: gettext_noop("Warn when an app waits for memory this share of the time (%)…"),
+        range: (1.0, 100.0),
+        step: 1.0,
+        digits: 0,
+        value: |g| g.pressure_warning,
+    },
+    GeneralSetting {
+        key: "pressure-seconds",
+        title: gettext_noop("Pressure Duration"),
+        subtitle: gettext_noop("…for at least this many seconds"),
+        range: (1.0, 600.0),
+        step: 1.0,
+        digits: 0,
+        value: |g| g.pressure_seconds,
+    },
+];
+
+pub struct GeneralInit {
+    pub general: General,
+    pub store: ConfigStore,
+    pub monitor: Option<Monitor>,
+}
+
+#[derive(Debug)]
+pub enum GeneralInput {
+    Changed(&'static str, f64),
+}
+
+#[derive(Debug)]
+pub enum GeneralCmd {
+    /// The write of edit number `.0` went this way.
+    Saved(u64, Saved),
+}
+
+/// The General page: each change is queued at once and written once the person stops.
+pub struct GeneralPage {
+    store: ConfigStore,
+    monitor: Option<Monitor>,
+    /// Edits sent, to report only the latest one's result.
+    edits: u64,
+}
+
+#[relm4::component(pub)]
+impl Component for GeneralPage {
+    type Init = GeneralInit;
+    type Input = GeneralInput;
+    type Output = PageOutput;
+    type CommandOutput = GeneralCmd;
+
+    view! {
+        #[root]
+        adw::PreferencesPage {
+            set_title: &gettext("General"),
+            set_icon_name: Some("preferences-system-symbolic"),
+            #[local_ref]
+            add = group -> adw::PreferencesGroup {
+                set_title: &gettext("Monitoring"),
+            },
+        }
+    }
+
+    fn init(
+        init: GeneralInit,
+        root: Self::Root,
+        sender: ComponentSender<Self>,
+    ) -> ComponentParts<Self> {
+        let group = adw::PreferencesGroup::new();
+        for setting in &GENERAL_SETTINGS {
+            group.add(&spin_row(setting, (setting.value)(&init.general), &sender));
+        }
+        let model = GeneralPage {
+            store: init.store,
+            monitor: init.monitor,
+            edits: 0,
+        };
+        let group = &group;
+        let widgets = view_output!();
+        ComponentParts { model, widgets }
+    }
+
+    fn update(&mut self, message: GeneralInput, sender: ComponentSender<Self>, _: &Self::Root) {
+        let GeneralInput::Changed(key, value) = message;
+        if key == "refresh-interval"
+            && let Some(monitor) = &self.monitor
+        {
+            monitor.set_interval(Duration::from_secs_f64(value));
+        }
+        self.edits += 1;
+        let (edit, store) = (self.edits, self.store.clone());
+        sender.oneshot_command(async move {
+            GeneralCmd::Saved(edit, store.save(ConfigEdit::General { key, value }).await)
+        });
+    }
+
+    fn update_cmd(&mut self, message: GeneralCmd, sender: ComponentSender<Self>, _: &Self::Root) {
+        let GeneralCmd::Saved(edit, saved) = message;
+        if let (true, Err(e)) = (edit == self.edits, saved) {
+            let _ = sender.output(PageOutput::Toast(e));
+        }
+    }
+}
+
+fn spin_row(
+    setting: &GeneralSetting,
+    value: f64,
+    sender: &ComponentSender<GeneralPage>,
+) -> adw::ActionRow {
+    let title = gettext(setting.title);
+    let spin = gtk::SpinButton::with_range(setting.range.0, setting.range.1, setting.step);
+    spin.set_digits(setting.digits);
+    spin.set_value(value);
+    spin.set_valign(gtk::Align::Center);
+    spin.set_a11y_label(&title);
+    let key = setting.key;
+    let sender = sender.clone();
+    spin.connect_value_changed(move |spin| sender.input(GeneralInput::Changed(key, spin.value())));
+    let row = adw::ActionRow::builder()
+        .title(title)
+        .subtitle(gettext(setting.subtitle))
+        .build();
+    row.add_suffix(&spin);
+    row.set_activatable_widget(Some(&spin));
+    row
+}
 
 /// The choices of a policy row, with their labels.
 const POLICY_CHOICES: [(PolicyAction, &str); 4] = [
@@ -19,207 +299,162 @@ const POLICY_CHOICES: [(PolicyAction, &str); 4] = [
     (PolicyAction::LowerCpu, gettext_noop("Halve Its CPU Limit")),
 ];
 
-pub fn show(parent: &adw::ApplicationWindow, monitor: Option<Monitor>) {
-    let window = adw::PreferencesWindow::builder()
-        .transient_for(parent)
-        .modal(true)
-        .search_enabled(false)
-        .build();
-    let editor = ConfigEditor::open(Config::path());
-    let config = Config::load();
-    let (editor, config) = match (editor, config) {
-        (Ok(editor), Ok(config)) => (editor, config),
-        (Err(e), _) | (_, Err(e)) => {
-            // A malformed file is shown, never overwritten.
-            let page = adw::PreferencesPage::new();
-            let group = adw::PreferencesGroup::builder()
-                .title(gettext("The config file has a mistake"))
-                .description(crate::ui::plain(&format!(
-                    "{e}\n\n{}",
-                    gettext(
-                        "Fix it in a text editor; Corral will not change it until it loads again."
-                    )
-                )))
-                .build();
-            page.add(&group);
-            window.add(&page);
-            window.present();
-            return;
-        }
-    };
-    let editor = std::rc::Rc::new(std::cell::RefCell::new(editor));
-    window.add(&general_page(&window, &config, &editor, monitor));
-    window.add(&presets_page(&window, &config, &editor));
-    window.present();
+pub struct PresetsInit {
+    pub presets: Vec<Preset>,
+    pub store: ConfigStore,
 }
 
-/// Saves the editor's document, or shows why not as a toast.
-fn save(window: &adw::PreferencesWindow, editor: &std::cell::RefCell<ConfigEditor>) -> bool {
-    match editor.borrow_mut().save() {
-        Ok(()) => true,
-        Err(e) => {
-            window.add_toast(crate::ui::toast(&gettext_f(
-                "Not saved: {error}",
-                &[("error", &e)],
-            )));
-            false
-        }
+#[derive(Debug)]
+pub enum PresetsInput {
+    Save(String, Settings),
+    Remove(String),
+    Create(String),
+    Toast(String),
+}
+
+#[derive(Debug)]
+pub enum PresetsCmd {
+    Saved(String, Saved),
+    Removed(String, Saved),
+    Created(String, Saved),
+}
+
+pub struct PresetsPage {
+    store: ConfigStore,
+    group: adw::PreferencesGroup,
+    rows: std::collections::HashMap<String, adw::ExpanderRow>,
+    new_name: adw::EntryRow,
+}
+
+impl PresetsPage {
+    fn add_row(&mut self, preset: &Preset, sender: &ComponentSender<Self>) {
+        let send = sender.input_sender().clone();
+        let row = preset_row(preset, move |m| send.emit(m));
+        self.group.add(&row);
+        self.rows.insert(preset.name.clone(), row);
     }
 }
 
-fn general_page(
-    window: &adw::PreferencesWindow,
-    config: &Config,
-    editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
-    monitor: Option<Monitor>,
-) -> adw::PreferencesPage {
-    let page = adw::PreferencesPage::builder()
-        .title(gettext("General"))
-        .icon_name("preferences-system-symbolic")
-        .build();
-    let group = adw::PreferencesGroup::builder()
-        .title(gettext("Monitoring"))
-        .build();
-    let spin_row =
-        |title: &str, subtitle: &str, value: f64, min: f64, max: f64, step: f64, digits: u32| {
-            let spin = gtk::SpinButton::with_range(min, max, step);
-            spin.set_digits(digits);
-            spin.set_value(value);
-            spin.set_valign(gtk::Align::Center);
-            crate::ui::set_accessible_label(&spin, title);
-            let row = adw::ActionRow::builder()
-                .title(title)
-                .subtitle(subtitle)
-                .build();
-            row.add_suffix(&spin);
-            row.set_activatable_widget(Some(&spin));
-            group.add(&row);
-            spin
+#[relm4::component(pub)]
+impl Component for PresetsPage {
+    type Init = PresetsInit;
+    type Input = PresetsInput;
+    type Output = PageOutput;
+    type CommandOutput = PresetsCmd;
+
+    view! {
+        #[root]
+        adw::PreferencesPage {
+            set_title: &gettext("Presets"),
+            set_icon_name: Some("view-list-symbolic"),
+            #[local_ref]
+            add = group -> adw::PreferencesGroup {
+                set_title: &gettext("Presets"),
+                set_description: Some(&gettext("Sizes like 4G or 70 %, CPU like 150 %, or max. Empty means not limited by the preset.")),
+            },
+            add = &adw::PreferencesGroup {
+                #[local_ref]
+                add = new_name -> adw::EntryRow {
+                    set_title: &gettext("New preset name"),
+                    set_show_apply_button: true,
+                    connect_apply[sender] => move |row| {
+                        sender.input(PresetsInput::Create(row.text().trim().to_owned()));
+                    },
+                },
+            },
+        }
+    }
+
+    fn init(
+        init: PresetsInit,
+        root: Self::Root,
+        sender: ComponentSender<Self>,
+    ) -> ComponentParts<Self> {
+        let mut model = PresetsPage {
+            store: init.store,
+            group: adw::PreferencesGroup::new(),
+            rows: std::collections::HashMap::new(),
+            new_name: adw::EntryRow::new(),
         };
-    let interval = spin_row(
-        &gettext("Refresh Interval"),
-        &gettext("Seconds between usage samples"),
-        config.general.refresh_interval,
-        0.1,
-        60.0,
-        0.5,
-        1,
-    );
-    let warning = spin_row(
-        &gettext("Memory Warning"),
-        &gettext("Warn when an app uses this share of its memory limit (%)"),
-        config.general.memory_warning,
-        1.0,
-        100.0,
-        1.0,
-        0,
-    );
-    {
-        let (window, editor) = (window.clone(), std::rc::Rc::clone(editor));
-        interval.connect_value_changed(move |spin| {
-            let value = spin.value();
-            // The edit's borrow must end before save() borrows the editor again.
-            let edited = editor.borrow_mut().set_general("refresh-interval", value);
-            if edited.is_ok()
-                && save(&window, &editor)
-                && let Some(m) = &monitor
-            {
-                m.set_interval(std::time::Duration::from_secs_f64(value));
-            }
-        });
+        for preset in &init.presets {
+            model.add_row(preset, &sender);
+        }
+        let group = &model.group;
+        let new_name = &model.new_name;
+        let widgets = view_output!();
+        ComponentParts { model, widgets }
     }
-    let pressure = spin_row(
-        &gettext("Memory Pressure Warning"),
-        &gettext("Warn when an app waits for memory this share of the time (%)…"),
-        config.general.pressure_warning,
-        1.0,
-        100.0,
-        1.0,
-        0,
-    );
-    let pressure_seconds = spin_row(
-        &gettext("Pressure Duration"),
-        &gettext("…for at least this many seconds"),
-        config.general.pressure_seconds,
-        1.0,
-        600.0,
-        1.0,
-        0,
-    );
-    for (spin, key) in [
-        (&warning, "memory-warning"),
-        (&pressure, "pressure-warning"),
-        (&pressure_seconds, "pressure-seconds"),
-    ] {
-        let (window, editor) = (window.clone(), std::rc::Rc::clone(editor));
-        spin.connect_value_changed(move |spin| {
-            // The edit's borrow must end before save() borrows the editor again.
-            let edited = editor.borrow_mut().set_general(key, spin.value());
-            if edited.is_ok() {
-                save(&window, &editor);
-            }
-        });
-    }
-    page.add(&group);
-    page
-}
 
-fn presets_page(
-    window: &adw::PreferencesWindow,
-    config: &Config,
-    editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
-) -> adw::PreferencesPage {
-    let page = adw::PreferencesPage::builder()
-        .title(gettext("Presets"))
-        .icon_name("view-list-symbolic")
-        .build();
-    let group = adw::PreferencesGroup::builder()
-        .title(gettext("Presets"))
-        .description(gettext(
-            "Sizes like 4G or 70 %, CPU like 150 %, or max. Empty means not limited by the preset.",
-        ))
-        .build();
-    for preset in config.presets() {
-        group.add(&preset_row(window, &preset, editor));
-    }
-    let new_row = adw::EntryRow::builder()
-        .title(gettext("New preset name"))
-        .build();
-    new_row.set_show_apply_button(true);
-    {
-        let (window, editor, group) = (window.clone(), std::rc::Rc::clone(editor), group.clone());
-        new_row.connect_apply(move |row| {
-            let name = row.text().trim().to_owned();
-            let created = editor.borrow_mut().set_preset(&name, &Settings::default());
-            match created {
-                Ok(()) if save(&window, &editor) => {
-                    let preset = Preset {
+    fn update(&mut self, message: PresetsInput, sender: ComponentSender<Self>, _: &Self::Root) {
+        let store = self.store.clone();
+        match message {
+            PresetsInput::Save(name, settings) => sender.oneshot_command(async move {
+                let saved = store
+                    .save(ConfigEdit::Preset {
                         name: name.clone(),
-                        description: String::new(),
-                        builtin: false,
-                        in_file: true,
+                        settings,
+                    })
+                    .await;
+                PresetsCmd::Saved(name, saved)
+            }),
+            PresetsInput::Remove(name) => sender.oneshot_command(async move {
+                let saved = store
+                    .save(ConfigEdit::RemovePreset { name: name.clone() })
+                    .await;
+                PresetsCmd::Removed(name, saved)
+            }),
+            PresetsInput::Create(name) => sender.oneshot_command(async move {
+                let saved = store
+                    .save(ConfigEdit::Preset {
+                        name: name.clone(),
                         settings: Settings::default(),
-                    };
-                    group.add(&preset_row(&window, &preset, &editor));
-                    row.set_text("");
-                }
-                Ok(()) => {}
-                Err(e) => window.add_toast(crate::ui::toast(&e.to_string())),
+                    })
+                    .await;
+                PresetsCmd::Created(name, saved)
+            }),
+            PresetsInput::Toast(text) => {
+                let _ = sender.output(PageOutput::Toast(text));
             }
-        });
+        }
     }
-    let add_group = adw::PreferencesGroup::new();
-    add_group.add(&new_row);
-    page.add(&group);
-    page.add(&add_group);
-    page
+
+    fn update_cmd(&mut self, message: PresetsCmd, sender: ComponentSender<Self>, _: &Self::Root) {
+        let toast = match message {
+            PresetsCmd::Saved(name, Ok(())) => {
+                gettext_f("Saved preset {preset}", &[("preset", &name)])
+            }
+            PresetsCmd::Removed(name, Ok(())) => {
+                if let Some(row) = self.rows.get(&name) {
+                    row.set_sensitive(false);
+                }
+                gettext_f(
+                    "Removed {preset} from the config file",
+                    &[("preset", &name)],
+                )
+            }
+            PresetsCmd::Created(name, Ok(())) => {
+                let preset = Preset {
+                    name,
+                    description: String::new(),
+                    builtin: false,
+                    in_file: true,
+                    settings: Settings::default(),
+                };
+                self.add_row(&preset, &sender);
+                self.new_name.set_text("");
+                return;
+            }
+            PresetsCmd::Saved(_, Err(e))
+            | PresetsCmd::Removed(_, Err(e))
+            | PresetsCmd::Created(_, Err(e)) => e,
+        };
+        let _ = sender.output(PageOutput::Toast(toast));
+    }
 }
 
-fn preset_row(
-    window: &adw::PreferencesWindow,
-    preset: &Preset,
-    editor: &std::rc::Rc<std::cell::RefCell<ConfigEditor>>,
-) -> adw::ExpanderRow {
+/// A preset's expander: a text row per limit and a choice per policy (the settings with a
+/// title, in the declaration's order), then Delete (or Reset) and Save.
+fn preset_row(preset: &Preset, send: impl Fn(PresetsInput) + Clone + 'static) -> adw::ExpanderRow {
     let row = adw::ExpanderRow::builder()
         .title(crate::ui::plain(&preset.name))
         .subtitle(crate::ui::plain(&if preset.description.is_empty() {
@@ -230,8 +465,6 @@ fn preset_row(
         .build();
     let values: std::collections::HashMap<&str, String> =
         preset.settings.entries().into_iter().collect();
-    // The settings with a title get a row: a choice for a policy (what Corral does by itself
-    // on an alert), a text entry for the others (limits).
     let titled = |policy: bool| {
         SETTINGS
             .iter()
@@ -279,12 +512,12 @@ fn preset_row(
         .css_classes(["destructive-action"])
         .valign(gtk::Align::Center)
         .sensitive(preset.in_file)
+        .tooltip_text(if preset.builtin {
+            gettext("Forget your changes to this built-in preset")
+        } else {
+            gettext("Delete this preset")
+        })
         .build();
-    delete_button.set_tooltip_text(Some(&if preset.builtin {
-        gettext("Forget your changes to this built-in preset")
-    } else {
-        gettext("Delete this preset")
-    }));
     let buttons = adw::ActionRow::new();
     buttons.add_suffix(&delete_button);
     buttons.add_suffix(&save_button);
@@ -293,67 +526,42 @@ fn preset_row(
     let name = preset.name.clone();
     let base = preset.settings.clone();
     {
-        let (window, editor, name) = (window.clone(), std::rc::Rc::clone(editor), name.clone());
-        save_button.connect_clicked(move |_| {
-            let mut settings = base.clone();
-            for (key, entry) in &entries {
-                let text = entry.text();
-                let result = if text.trim().is_empty() {
-                    settings.unset(key)
-                } else {
-                    settings.set(key, text.trim())
-                };
-                if let Err(e) = result {
-                    window.add_toast(crate::ui::toast(&e.to_string()));
-                    return;
-                }
-            }
-            for (key, combo) in &policies {
-                // "Only notify" is what no policy means: the key is left out of the file.
-                let result = match POLICY_CHOICES.get(combo.selected() as usize) {
-                    Some((action, _)) if *action != PolicyAction::Notify => {
-                        settings.set(key, action.as_str())
-                    }
-                    _ => settings.unset(key),
-                };
-                if let Err(e) = result {
-                    window.add_toast(crate::ui::toast(&e.to_string()));
-                    return;
-                }
-            }
-            match editor.borrow_mut().set_preset(&name, &settings) {
-                Ok(()) => {}
-                Err(e) => {
-                    window.add_toast(crate::ui::toast(&e.to_string()));
-                    return;
-                }
-            }
-            if save(&window, &editor) {
-                window.add_toast(crate::ui::toast(&gettext_f(
-                    "Saved preset {preset}",
-                    &[("preset", &name)],
-                )));
-            }
+        let (send, name) = (send.clone(), name.clone());
+        save_button.connect_clicked(move |_| match typed_settings(&base, &entries, &policies) {
+            Ok(settings) => send(PresetsInput::Save(name.clone(), settings)),
+            Err(e) => send(PresetsInput::Toast(e)),
         });
     }
-    {
-        let (window, editor, row_ref) = (window.clone(), std::rc::Rc::clone(editor), row.clone());
-        delete_button.connect_clicked(move |_| {
-            let removed = editor.borrow_mut().remove_preset(&name);
-            match removed {
-                Ok(_) if save(&window, &editor) => {
-                    row_ref.set_sensitive(false);
-                    window.add_toast(crate::ui::toast(&gettext_f(
-                        "Removed {preset} from the config file",
-                        &[("preset", &name)],
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) => window.add_toast(crate::ui::toast(&e.to_string())),
-            }
-        });
-    }
+    delete_button.connect_clicked(move |_| send(PresetsInput::Remove(name.clone())));
     row
+}
+
+/// The preset's settings with what the rows say: an empty text or "Only notify" unsets.
+fn typed_settings(
+    base: &Settings,
+    entries: &[(&'static str, adw::EntryRow)],
+    policies: &[(&'static str, adw::ComboRow)],
+) -> Result<Settings, String> {
+    let mut settings = base.clone();
+    for (key, entry) in entries {
+        let text = entry.text();
+        let result = if text.trim().is_empty() {
+            settings.unset(key)
+        } else {
+            settings.set(key, text.trim())
+        };
+        result.map_err(|e| e.to_string())?;
+    }
+    for (key, combo) in policies {
+        let result = match POLICY_CHOICES.get(combo.selected() as usize) {
+            Some((action, _)) if *action != PolicyAction::Notify => {
+                settings.set(key, action.as_str())
+            }
+            _ => settings.unset(key),
+        };
+        result.map_err(|e| e.to_string())?;
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]
@@ -376,12 +584,8 @@ mod tests {
     #[gtk::test]
     fn a_preset_row_has_the_limits_then_the_policies_of_the_declaration() {
         let _ = adw::init();
-        let dir = tempfile::tempdir().unwrap();
-        let editor = ConfigEditor::open(dir.path().join("config.toml")).unwrap();
-        let editor = std::rc::Rc::new(std::cell::RefCell::new(editor));
-        let window = adw::PreferencesWindow::new();
         let preset = Config::default().preset("browser").unwrap();
-        let row = preset_row(&window, &preset, &editor);
+        let row = preset_row(&preset, |_| {});
         let mut titles = Vec::new();
         row_titles(row.upcast_ref(), &mut titles);
         assert_eq!(
@@ -423,9 +627,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let config = Config::load_from(&path).unwrap();
         let preset = config.preset("builds").unwrap();
-        let editor = std::rc::Rc::new(std::cell::RefCell::new(ConfigEditor::open(&path).unwrap()));
-        let window = adw::PreferencesWindow::new();
-        let row = preset_row(&window, &preset, &editor);
+        let row = preset_row(&preset, |_| {});
         let texts = shown_texts(row.upcast_ref());
         // Before, the row took it as Pango markup: the `&` made it invalid markup, which GTK
         // shows as nothing at all. (Preset names are letters, digits, - and _.)

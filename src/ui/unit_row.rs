@@ -1,223 +1,152 @@
-//! One row of the unit list: icon, name, who launched it, state, memory against its limit, CPU,
-//! tasks and pressure. Rows are built once per unit and updated in place every sample, so the
-//! list never flickers and keeps its selection and scroll position.
+//! One contained app as the unit list shows it: [`UnitRow`], its figures and their words, made
+//! purely from a snapshot, and [`UnitObject`], the list item that holds it and says when it changed.
 
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use gtk::glib;
+use gtk::glib::subclass::Signal;
 use gtk::prelude::*;
+use gtk::subclass::prelude::*;
 
 use crate::cgroup::{CgroupSample, Limit};
-use crate::i18n::{gettext, gettext_f, pgettext};
+use crate::i18n::{gettext_f, pgettext};
 use crate::limits::Bytes;
 use crate::monitor::UnitSnapshot;
 use crate::systemd::Launcher;
 
-/// The figures a row is sorted and filtered by.
+/// What one row shows, and the figures it is sorted and filtered by.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RowKey {
-    pub name: String,
-    pub unit: String,
-    pub app_id: String,
-    pub corral: bool,
-    pub memory: u64,
-    pub cpu: f64,
-}
-
 pub struct UnitRow {
-    pub row: gtk::ListBoxRow,
-    icon: gtk::Image,
-    name: gtk::Label,
-    subtitle: gtk::Label,
-    state: gtk::Label,
-    memory_bar: gtk::LevelBar,
-    memory: gtk::Label,
-    cpu: gtk::Label,
-    tasks: gtk::Label,
-    pressure: gtk::Label,
-    /// The accessible label last given, so an unchanged one is not sent to AT-SPI again.
-    accessible: std::cell::RefCell<String>,
+    pub unit: String,
+    pub name: String,
+    /// "Corral · browser", "launched by GNOME".
+    pub subtitle: String,
+    pub icon: Option<String>,
+    /// The state's words, empty while it runs.
+    pub state: String,
+    /// Bytes in use, and the limit they are measured against.
+    pub memory: Option<u64>,
+    pub memory_limit: Option<u64>,
+    /// Percent of one CPU.
+    pub cpu: Option<f64>,
+    pub tasks: Option<u64>,
+    /// Memory pressure, `some avg10`, in percent.
+    pub pressure: Option<f64>,
+    /// Launched by Corral (the "Corral's apps" filter).
+    pub corral: bool,
+    pub app_id: String,
+    /// For screen readers: "Firefox, running, memory 1.2 GiB of 4.0 GiB".
+    pub accessible: String,
 }
 
 impl UnitRow {
-    pub fn new(unit: &str) -> UnitRow {
-        let icon = gtk::Image::builder()
-            .icon_name("application-x-executable")
-            .pixel_size(32)
-            .build();
-        let name = gtk::Label::builder()
-            .xalign(0.0)
-            .ellipsize(gtk::pango::EllipsizeMode::End)
-            .css_classes(["heading"])
-            .build();
-        let subtitle = gtk::Label::builder()
-            .xalign(0.0)
-            .ellipsize(gtk::pango::EllipsizeMode::Middle)
-            .css_classes(["dim-label", "caption"])
-            .build();
-        let state = gtk::Label::builder()
-            .css_classes(["caption", "state"])
-            .build();
-        let texts = gtk::Box::new(gtk::Orientation::Vertical, 2);
-        texts.set_hexpand(true);
-        let title_line = gtk::Box::new(gtk::Orientation::Horizontal, 6);
-        title_line.append(&name);
-        title_line.append(&state);
-        texts.append(&title_line);
-        texts.append(&subtitle);
-
-        let memory_bar = gtk::LevelBar::builder()
-            .min_value(0.0)
-            .max_value(1.0)
-            .width_request(120)
-            .valign(gtk::Align::Center)
-            .build();
-        memory_bar.add_offset_value(gtk::LEVEL_BAR_OFFSET_LOW, 0.75);
-        memory_bar.add_offset_value(gtk::LEVEL_BAR_OFFSET_HIGH, 0.9);
-        memory_bar.add_offset_value(gtk::LEVEL_BAR_OFFSET_FULL, 1.0);
-        let memory = gtk::Label::builder()
-            .xalign(1.0)
-            .css_classes(["caption", "numeric"])
-            .build();
-        let memory_box = gtk::Box::new(gtk::Orientation::Vertical, 2);
-        memory_box.append(&memory);
-        memory_box.append(&memory_bar);
-
-        let figure = |width: i32| {
-            gtk::Label::builder()
-                .xalign(1.0)
-                .width_chars(width)
-                .css_classes(["numeric"])
-                .build()
-        };
-        let cpu = figure(6);
-        let tasks = figure(5);
-        let pressure = figure(6);
-        cpu.set_tooltip_text(Some(&gettext("CPU use, in percent of one CPU")));
-        tasks.set_tooltip_text(Some(&gettext("Processes and threads")));
-        pressure.set_tooltip_text(Some(&gettext(
-            "Memory pressure: share of the last 10 s some task waited for memory",
-        )));
-
-        let content = gtk::Box::builder()
-            .orientation(gtk::Orientation::Horizontal)
-            .spacing(12)
-            .margin_top(8)
-            .margin_bottom(8)
-            .margin_start(12)
-            .margin_end(12)
-            .build();
-        content.append(&icon);
-        content.append(&texts);
-        content.append(&memory_box);
-        content.append(&cpu);
-        content.append(&tasks);
-        content.append(&pressure);
-        let row = gtk::ListBoxRow::builder().child(&content).build();
-        row.set_widget_name(unit);
-        UnitRow {
-            row,
-            icon,
-            name,
-            subtitle,
-            state,
-            memory_bar,
-            memory,
-            cpu,
-            tasks,
-            pressure,
-            accessible: Default::default(),
-        }
-    }
-
-    /// Shows a new snapshot; only labels and values change, no widget is replaced.
-    pub fn update(&self, snap: &UnitSnapshot, icon: Option<&str>) -> RowKey {
+    pub fn new(snap: &UnitSnapshot, icon: Option<String>) -> UnitRow {
         let info = &snap.info;
         let c = snap.cgroup.as_ref();
-        // Setting an icon, even the same one, clears the image and looks the icon up again.
-        if let Some(icon) = icon
-            && self.icon.icon_name().as_deref() != Some(icon)
-        {
-            self.icon.set_icon_name(Some(icon));
-        }
-        set_text(&self.name, &info.name);
-        let by = match info.launcher {
+        let subtitle = match info.launcher {
             Launcher::Corral => match &info.preset {
                 Some(p) => format!("Corral · {p}"),
                 None => "Corral".to_owned(),
             },
             other => gettext_f("launched by {launcher}", &[("launcher", &other)]),
         };
-        set_text(&self.subtitle, &by);
-        if self.row.tooltip_text().as_deref() != Some(info.unit.as_str()) {
-            self.row.set_tooltip_text(Some(&info.unit));
-        }
         let state = state_text(snap);
-        set_text(&self.state, &state_label(state));
-        self.state.set_visible(state != "running");
-        let (used, limit) = memory_of(c);
-        set_text(
-            &self.memory,
-            &match (used, limit) {
-                (Some(u), Some(l)) => gettext_f(
-                    "{used} of {limit}",
-                    &[("used", &Bytes(u)), ("limit", &Bytes(l))],
-                ),
-                (Some(u), None) => Bytes(u).to_string(),
-                _ => "—".to_owned(),
+        let (memory, memory_limit) = memory_of(c);
+        let mut row = UnitRow {
+            unit: info.unit.clone(),
+            name: info.name.clone(),
+            subtitle,
+            icon,
+            state: if state == "running" {
+                String::new()
+            } else {
+                state_label(state)
             },
-        );
-        let fraction = match (used, limit) {
-            (Some(u), Some(l)) if l > 0 => (u as f64 / l as f64).min(1.0),
-            _ => 0.0,
+            memory,
+            memory_limit,
+            cpu: snap.cpu_percent,
+            tasks: c.and_then(|c| c.pids_current),
+            pressure: c
+                .and_then(|c| c.memory_pressure.as_ref())
+                .map(|p| p.some.avg10),
+            corral: info.launcher == Launcher::Corral,
+            app_id: info.app_id.clone().unwrap_or_default(),
+            accessible: String::new(),
         };
-        if self.memory_bar.value() != fraction {
-            self.memory_bar.set_value(fraction);
-        }
-        self.memory_bar.set_visible(limit.is_some());
-        set_text(
-            &self.cpu,
-            &snap
-                .cpu_percent
-                .map(|p| format!("{p:.0} %"))
-                .unwrap_or_else(|| "—".into()),
-        );
-        set_text(
-            &self.tasks,
-            &c.and_then(|c| c.pids_current)
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "—".into()),
-        );
-        set_text(
-            &self.pressure,
-            &c.and_then(|c| c.memory_pressure.as_ref())
-                .map(|p| format!("{:.1} %", p.some.avg10))
-                .unwrap_or_else(|| "—".into()),
-        );
-        let accessible = gettext_f(
+        row.accessible = gettext_f(
             "{app}, {state}, memory {memory}",
             &[
                 ("app", &info.name),
                 ("state", &state_label(state)),
-                ("memory", &self.memory.text()),
+                ("memory", &row.memory_text()),
             ],
         );
-        if *self.accessible.borrow() != accessible {
-            crate::ui::set_accessible_label(&self.row, &accessible);
-            *self.accessible.borrow_mut() = accessible;
-        }
-        RowKey {
-            name: info.name.to_lowercase(),
-            unit: info.unit.clone(),
-            app_id: info.app_id.clone().unwrap_or_default().to_lowercase(),
-            corral: info.launcher == Launcher::Corral,
-            memory: used.unwrap_or(0),
-            cpu: snap.cpu_percent.unwrap_or(0.0),
+        row
+    }
+
+    /// "1.2 GiB of 4.0 GiB", "1.2 GiB" without a limit, "—" when unknown.
+    pub fn memory_text(&self) -> String {
+        match (self.memory, self.memory_limit) {
+            (Some(u), Some(l)) => gettext_f(
+                "{used} of {limit}",
+                &[("used", &Bytes(u)), ("limit", &Bytes(l))],
+            ),
+            (Some(u), None) => Bytes(u).to_string(),
+            _ => "—".to_owned(),
         }
     }
-}
 
-/// Setting an unchanged text still invalidates layout; skip it to keep updates cheap.
-fn set_text(label: &gtk::Label, text: &str) {
-    if label.text() != text {
-        label.set_text(text);
+    /// The share of its limit in use, 0 to 1; `None` without a limit.
+    pub fn memory_fraction(&self) -> Option<f64> {
+        match (self.memory, self.memory_limit) {
+            (Some(u), Some(l)) if l > 0 => Some((u as f64 / l as f64).min(1.0)),
+            (_, Some(_)) => Some(0.0),
+            _ => None,
+        }
+    }
+
+    pub fn cpu_text(&self) -> String {
+        self.cpu
+            .map(|p| format!("{p:.0} %"))
+            .unwrap_or_else(|| "—".into())
+    }
+
+    pub fn tasks_text(&self) -> String {
+        self.tasks
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "—".into())
+    }
+
+    pub fn pressure_text(&self) -> String {
+        self.pressure
+            .map(|p| format!("{p:.1} %"))
+            .unwrap_or_else(|| "—".into())
+    }
+
+    /// Whether the search text (lowercase) finds this row: name, unit or app id.
+    pub fn matches(&self, query: &str) -> bool {
+        query.is_empty()
+            || self.name.to_lowercase().contains(query)
+            || self.unit.to_lowercase().contains(query)
+            || self.app_id.to_lowercase().contains(query)
+    }
+
+    /// Whether a change from `self` to `new` can change what the filter lets through.
+    pub fn filter_differs(&self, new: &UnitRow) -> bool {
+        self.name != new.name
+            || self.unit != new.unit
+            || self.app_id != new.app_id
+            || self.corral != new.corral
+    }
+
+    /// Whether a change from `self` to `new` can move the row in any sort order.
+    pub fn order_differs(&self, new: &UnitRow) -> bool {
+        self.name != new.name
+            || self.memory != new.memory
+            || self.cpu != new.cpu
+            || self.tasks != new.tasks
+            || self.pressure != new.pressure
     }
 }
 
@@ -267,4 +196,62 @@ pub fn memory_of(c: Option<&CgroupSample>) -> (Option<u64>, Option<u64>) {
             Limit::Max => None,
         });
     (c.memory_current, limit)
+}
+
+mod imp {
+    use super::*;
+
+    #[derive(Default)]
+    pub struct UnitObject {
+        pub row: RefCell<UnitRow>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for UnitObject {
+        const NAME: &'static str = "CorralUnitObject";
+        type Type = super::UnitObject;
+    }
+
+    impl ObjectImpl for UnitObject {
+        fn signals() -> &'static [Signal] {
+            static SIGNALS: OnceLock<Vec<Signal>> = OnceLock::new();
+            SIGNALS.get_or_init(|| vec![Signal::builder("changed").build()])
+        }
+    }
+}
+
+glib::wrapper! {
+    /// A unit list item: one per unit for as long as it is listed, updated in place, so the
+    /// list keeps its selection and scroll position. Its "changed" signal tells the cells.
+    pub struct UnitObject(ObjectSubclass<imp::UnitObject>);
+}
+
+impl UnitObject {
+    pub fn new(row: UnitRow) -> UnitObject {
+        let object: UnitObject = glib::Object::new();
+        *object.imp().row.borrow_mut() = row;
+        object
+    }
+
+    pub fn row(&self) -> std::cell::Ref<'_, UnitRow> {
+        self.imp().row.borrow()
+    }
+
+    /// Takes the new figures; tells the cells only when something they show changed.
+    pub fn set_row(&self, row: UnitRow) {
+        if *self.imp().row.borrow() == row {
+            return;
+        }
+        *self.imp().row.borrow_mut() = row;
+        self.emit_by_name::<()>("changed", &[]);
+    }
+
+    pub fn connect_changed(&self, f: impl Fn(&UnitObject) + 'static) -> glib::SignalHandlerId {
+        self.connect_local("changed", false, move |values| {
+            if let Some(object) = values.first().and_then(|v| v.get::<UnitObject>().ok()) {
+                f(&object);
+            }
+            None
+        })
+    }
 }

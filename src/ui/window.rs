@@ -1,7 +1,7 @@
-//! The main window: the live list of contained apps on the left, the selected app's details on
-//! the right. It renders the monitor's state and sends every action through the controller.
+//! The main window: the live list of contained apps and the selected app's details, with the
+//! launcher, preferences and events on demand. It renders the monitor's state and sends every
+//! action through the controller.
 
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -9,15 +9,19 @@ use adw::prelude::*;
 use relm4::prelude::*;
 
 use crate::apps::AppCatalog;
-use crate::config::{Config, ConfigEditor, Settings};
-use crate::controller::{ControlError, Controller, LimitCheck};
+use crate::config::{Config, Settings};
+use crate::controller::{ControlError, LimitCheck};
+use crate::engine::{ConfigEdit, ConfigStore, Connected, Engine, Services};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::launch::{self, LaunchRequest};
-use crate::monitor::service::{Monitor, MonitorState, SharedHistory, lock_history};
+use crate::monitor::service::MonitorState;
 use crate::systemd::ManagerKind;
-use crate::ui::details::{Details, DetailsAction};
-use crate::ui::launcher::Launcher;
-use crate::ui::unit_list::UnitList;
+use crate::ui::A11yLabel;
+use crate::ui::details::{Details, DetailsInput, DetailsOutput};
+use crate::ui::events::Events;
+use crate::ui::launcher::{Launcher, LauncherInit, LauncherInput, LauncherOutput};
+use crate::ui::preferences::{Preferences, PreferencesInit};
+use crate::ui::unit_list::{UnitList, UnitListInput, UnitListOutput, icon_for};
 
 /// How the window starts.
 #[derive(Debug, Clone)]
@@ -25,9 +29,10 @@ pub struct WindowInit {
     pub manager: ManagerKind,
     /// Show every contained app rather than Corral's own.
     pub show_all: bool,
-    /// The process's systemd connection, controller and monitor (shared with the tray); `None`
-    /// in tests that feed fixture states.
-    pub connection: Option<crate::ui::SharedConnection>,
+    /// The process's engine (shared with the tray); `None` in tests that feed states.
+    pub engine: Option<Engine>,
+    /// Where preferences and remembered limits are written.
+    pub store: ConfigStore,
 }
 
 #[derive(Debug)]
@@ -35,97 +40,153 @@ pub enum Msg {
     Selected(Option<String>),
     Search(String),
     ShowAll(bool),
-    Details(DetailsAction),
+    Details(DetailsOutput),
     ConfirmedKill(String),
     OpenLauncher,
     Launch(Box<LaunchRequest>),
     OpenPreferences,
-    Present,
+    OpenEvents,
+    /// Read the desktop entries again (off the main loop), as the launcher does when it opens.
+    ReloadCatalog,
+    ToggleSearch,
     /// The window was shown: it renders the last state, which it skipped while hidden.
     Shown,
+    /// A state to render, as the monitor would publish it (tests without systemd).
+    State(Arc<MonitorState>),
 }
 
 pub enum Cmd {
-    Connected(Result<(Arc<Controller>, Monitor), String>),
+    /// The desktop entries and the config file, read off the main loop at start.
+    Started {
+        catalog: Arc<AppCatalog>,
+        config_problem: Option<String>,
+    },
+    /// The desktop entries read again (when the launcher opens: apps installed since).
+    Catalog(Arc<AppCatalog>),
+    Connected(Connected),
     Update(Arc<MonitorState>),
     Done(Result<String, String>),
     LimitsApplied(Result<Vec<LimitCheck>, String>),
+    Remembered(Result<String, String>),
     Launched(Result<String, String>),
-}
-
-pub struct Widgets {
-    units: UnitList,
-    list_stack: gtk::Stack,
-    details_stack: gtk::Stack,
-    details: Rc<Details>,
-    banner: gtk::Revealer,
-    banner_label: gtk::Label,
-    toasts: adw::ToastOverlay,
-}
-
-pub struct MainWindow {
-    ctl: Option<Arc<Controller>>,
-    monitor: Option<Monitor>,
-    catalog: AppCatalog,
-    config_problem: Option<String>,
-    state: Arc<MonitorState>,
-    /// The monitor's history once connected (empty until then).
-    history: SharedHistory,
-    launcher: Option<Rc<Launcher>>,
 }
 
 /// relm4 wants command output printable for its debug logs; the connection is opaque.
 impl std::fmt::Debug for Cmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Cmd::Started { catalog, .. } => write!(f, "Started({} apps)", catalog.len()),
+            Cmd::Catalog(catalog) => write!(f, "Catalog({} apps)", catalog.len()),
             Cmd::Connected(r) => write!(f, "Connected(ok: {})", r.is_ok()),
             Cmd::Update(s) => write!(f, "Update({} units)", s.units.len()),
             Cmd::Done(r) => write!(f, "Done({r:?})"),
             Cmd::LimitsApplied(r) => write!(f, "LimitsApplied({r:?})"),
+            Cmd::Remembered(r) => write!(f, "Remembered({r:?})"),
             Cmd::Launched(r) => write!(f, "Launched({r:?})"),
         }
     }
 }
 
+pub struct MainWindow {
+    manager: ManagerKind,
+    /// How many times the desktop entries were read.
+    catalog_reads: usize,
+    services: Option<Services>,
+    store: ConfigStore,
+    catalog: Arc<AppCatalog>,
+    config_problem: Option<String>,
+    state: Arc<MonitorState>,
+    /// The unit whose details show.
+    selected: Option<String>,
+    unit_list: Controller<UnitList>,
+    details: Controller<Details>,
+    launcher: Option<Controller<Launcher>>,
+    preferences: Option<Controller<Preferences>>,
+    events: Option<Controller<Events>>,
+    toasts: adw::ToastOverlay,
+}
+
 impl MainWindow {
-    fn toast(widgets: &Widgets, text: &str) {
-        widgets.toasts.add_toast(crate::ui::toast(text));
+    /// How many installed apps the window knows (0 until the catalog is read).
+    pub fn apps_known(&self) -> usize {
+        self.catalog.len()
     }
 
-    fn render(&mut self, widgets: &mut Widgets) {
-        let state = Arc::clone(&self.state);
-        let now = state.sampled_at.unwrap_or_else(SystemTime::now);
-        let banner = banner_text(
-            &state,
-            self.monitor.is_some(),
-            self.config_problem.as_deref(),
-        );
-        widgets.banner_label.set_text(banner.unwrap_or(""));
-        widgets.banner.set_reveal_child(banner.is_some());
-        let catalog = &self.catalog;
-        widgets
-            .units
-            .show(&state.units, |snap| icon_for(catalog, snap));
-        // A search that matches nothing is not the same as having no apps.
-        let page = if widgets.units.visible_count() > 0 {
-            "list"
-        } else if widgets.units.is_empty() {
-            "empty"
-        } else {
-            "no-match"
-        };
-        widgets.list_stack.set_visible_child_name(page);
+    /// How many times the window has read the desktop entries (at start, then each time the
+    /// launcher opens).
+    pub fn catalog_reads(&self) -> usize {
+        self.catalog_reads
+    }
 
-        // The details follow the selected unit; an ended unit's details close.
-        match widgets.details.unit() {
-            Some(unit) => match state.units.iter().find(|s| s.info.unit == unit) {
-                Some(snap) => widgets
-                    .details
-                    .update(snap, &lock_history(&self.history), now),
-                None => widgets.details_stack.set_visible_child_name("none"),
-            },
-            None => widgets.details_stack.set_visible_child_name("none"),
+    /// Reads the desktop entries again, in a blocking task.
+    fn reload_catalog(&self, sender: &ComponentSender<Self>) {
+        let manager = self.manager;
+        sender.oneshot_command(async move {
+            let catalog = tokio::task::spawn_blocking(move || AppCatalog::load_for(manager))
+                .await
+                .unwrap_or_default();
+            Cmd::Catalog(Arc::new(catalog))
+        });
+    }
+
+    fn take_catalog(&mut self, catalog: Arc<AppCatalog>) {
+        self.catalog = catalog;
+        self.catalog_reads += 1;
+        self.unit_list
+            .emit(UnitListInput::Catalog(Arc::clone(&self.catalog)));
+        if let Some(launcher) = &self.launcher {
+            launcher.emit(LauncherInput::Catalog(Arc::clone(&self.catalog)));
         }
+    }
+
+    /// What the banner says, if anything.
+    fn banner(&self) -> Option<&str> {
+        banner_text(
+            &self.state,
+            self.services.is_some(),
+            self.config_problem.as_deref(),
+        )
+    }
+
+    fn showing_details(&self) -> bool {
+        self.selected
+            .as_ref()
+            .is_some_and(|unit| self.state.units.iter().any(|s| &s.info.unit == unit))
+    }
+
+    fn snapshot(&self, unit: &str) -> Option<&crate::monitor::UnitSnapshot> {
+        self.state.units.iter().find(|s| s.info.unit == unit)
+    }
+
+    fn toast(&self, text: &str) {
+        self.toasts.add_toast(crate::ui::toast(text));
+    }
+
+    /// Shows the state held: the list, and the details of the selected unit.
+    fn render(&self) {
+        self.unit_list
+            .emit(UnitListInput::Show(Arc::clone(&self.state)));
+        if let Some(snap) = self.selected.as_deref().and_then(|u| self.snapshot(u)) {
+            self.details.emit(DetailsInput::Update {
+                snapshot: Box::new(snap.clone()),
+                now: self.state.sampled_at.unwrap_or_else(SystemTime::now),
+            });
+        }
+    }
+
+    fn select(&mut self, unit: Option<String>) {
+        self.selected = unit;
+        let Some(snap) = self.selected.as_deref().and_then(|u| self.snapshot(u)) else {
+            return;
+        };
+        self.details.emit(DetailsInput::Show {
+            snapshot: Box::new(snap.clone()),
+            icon: icon_for(&self.catalog, snap),
+        });
+        self.details.emit(DetailsInput::Update {
+            snapshot: Box::new(snap.clone()),
+            now: self.state.sampled_at.unwrap_or_else(SystemTime::now),
+        });
     }
 }
 
@@ -145,424 +206,273 @@ fn banner_text<'a>(
     state.problem.as_deref().or(config_problem)
 }
 
-/// The icon of the app a unit runs, from its desktop entry.
-fn icon_for(catalog: &AppCatalog, snap: &crate::monitor::UnitSnapshot) -> Option<String> {
-    let id = snap.info.app_id.as_deref()?;
-    catalog.get(id).and_then(|app| app.icon.clone())
-}
-
 fn control_error(e: ControlError) -> String {
     e.to_string()
 }
 
+#[relm4::component(pub)]
 impl Component for MainWindow {
     type Init = WindowInit;
     type Input = Msg;
     type Output = ();
     type CommandOutput = Cmd;
-    type Root = adw::ApplicationWindow;
-    type Widgets = Widgets;
 
-    fn init_root() -> Self::Root {
-        adw::ApplicationWindow::builder()
-            .title(crate::identity::APP_NAME)
-            .default_width(1100)
-            .default_height(720)
-            .build()
+    view! {
+        #[root]
+        adw::ApplicationWindow {
+            set_title: Some(&window_title(manager)),
+            set_default_width: 1100,
+            set_default_height: 720,
+            connect_show => Msg::Shown,
+
+            gtk::Box {
+                set_orientation: gtk::Orientation::Vertical,
+                #[name = "header"]
+                adw::HeaderBar {
+                    pack_start = &gtk::Button {
+                        set_icon_name: "list-add-symbolic",
+                        set_tooltip_text: Some(&gettext("Launch an App (Ctrl+N)")),
+                        set_a11y_label: &gettext("Launch an App"),
+                        set_action_name: Some("win.launch"),
+                    },
+                    #[local_ref]
+                    pack_start = filter -> gtk::DropDown {
+                        set_tooltip_text: Some(&gettext("Which contained apps to show")),
+                        // TRANSLATORS: the accessible name of the drop-down choosing which apps the list shows.
+                        set_a11y_label: &gettext("Show"),
+                        connect_selected_notify[sender] => move |d| {
+                            sender.input(Msg::ShowAll(d.selected() == 1));
+                        },
+                    },
+                    pack_end = &gtk::MenuButton {
+                        set_icon_name: "open-menu-symbolic",
+                        set_menu_model: Some(&main_menu()),
+                        set_tooltip_text: Some(&gettext("Main Menu")),
+                        set_a11y_label: &gettext("Main Menu"),
+                    },
+                    #[name = "search_button"]
+                    pack_end = &gtk::ToggleButton {
+                        set_icon_name: "system-search-symbolic",
+                        set_tooltip_text: Some(&gettext("Search (Ctrl+F)")),
+                        set_a11y_label: &gettext("Search"),
+                    },
+                },
+                #[name = "search_bar"]
+                gtk::SearchBar {
+                    #[name = "search"]
+                    #[wrap(Some)]
+                    set_child = &gtk::SearchEntry {
+                        set_placeholder_text: Some(&gettext("Search by name or unit")),
+                        connect_search_changed[sender] => move |e| {
+                            sender.input(Msg::Search(e.text().to_lowercase()));
+                        },
+                    },
+                },
+                gtk::Revealer {
+                    #[watch]
+                    set_reveal_child: model.banner().is_some(),
+                    gtk::Box {
+                        set_css_classes: &["banner"],
+                        set_margin_top: 6,
+                        set_margin_bottom: 6,
+                        set_margin_start: 12,
+                        set_margin_end: 12,
+                        gtk::Label {
+                            set_wrap: true,
+                            set_xalign: 0.0,
+                            #[watch]
+                            set_text: model.banner().unwrap_or(""),
+                        },
+                    },
+                },
+                #[local_ref]
+                toasts -> adw::ToastOverlay {
+                    gtk::Paned {
+                        set_orientation: gtk::Orientation::Horizontal,
+                        set_position: 560,
+                        set_shrink_start_child: false,
+                        set_shrink_end_child: false,
+                        set_vexpand: true,
+                        set_start_child: Some(model.unit_list.widget()),
+                        #[wrap(Some)]
+                        set_end_child = &gtk::Stack {
+                            add_named[Some("details")] = model.details.widget(),
+                            add_named[Some("none")] = &adw::StatusPage {
+                                set_icon_name: Some("view-list-symbolic"),
+                                set_title: &gettext("Select an App"),
+                                set_description: Some(&gettext("Its memory and CPU history, limits and actions appear here.")),
+                            },
+                            #[watch]
+                            set_visible_child_name: if model.showing_details() { "details" } else { "none" },
+                        },
+                    },
+                },
+            },
+        }
     }
 
     fn init(
-        init: Self::Init,
+        init: WindowInit,
         root: Self::Root,
         sender: ComponentSender<Self>,
     ) -> ComponentParts<Self> {
-        let config_problem = Config::load().err().map(|e| {
-            gettext_f(
-                "Your config file has a mistake, so the built-in presets are in use: {error}",
-                &[("error", &e)],
-            )
+        // The desktop entries and the config file are read off the main loop.
+        let manager = init.manager;
+        sender.oneshot_command(async move {
+            tokio::task::spawn_blocking(move || Cmd::Started {
+                catalog: Arc::new(AppCatalog::load_for(manager)),
+                config_problem: Config::load().err().map(|e| {
+                    gettext_f(
+                        "Your config file has a mistake, so the built-in presets are in use: {error}",
+                        &[("error", &e)],
+                    )
+                }),
+            })
+            .await
+            .unwrap_or_else(|_| Cmd::Started {
+                catalog: Arc::default(),
+                config_problem: None,
+            })
         });
-
-        // Header bar: launch, filter, search, menu.
-        let launch = gtk::Button::from_icon_name("list-add-symbolic");
-        launch.set_tooltip_text(Some(&gettext("Launch an App (Ctrl+N)")));
-        crate::ui::set_accessible_label(&launch, &gettext("Launch an App"));
-        launch.set_action_name(Some("win.launch"));
+        // Connect to systemd (or join the tray's connection), then follow the monitor.
+        let engine = init.engine;
+        sender.oneshot_command(async move {
+            match engine {
+                Some(engine) => Cmd::Connected(engine.get().await),
+                None => Cmd::Connected(Err("not connected (test)".into())),
+            }
+        });
+        let unit_list = UnitList::builder()
+            .launch(init.show_all)
+            .forward(sender.input_sender(), |UnitListOutput::Selected(unit)| {
+                Msg::Selected(unit)
+            });
+        let details = Details::builder()
+            .launch(())
+            .forward(sender.input_sender(), Msg::Details);
+        let model = MainWindow {
+            manager,
+            catalog_reads: 0,
+            services: None,
+            store: init.store,
+            catalog: Arc::default(),
+            config_problem: None,
+            state: Arc::default(),
+            selected: None,
+            unit_list,
+            details,
+            launcher: None,
+            preferences: None,
+            events: None,
+            toasts: adw::ToastOverlay::new(),
+        };
         let shown = [gettext("Corral’s Apps"), gettext("All Apps")];
-        let filter = gtk::DropDown::from_strings(&[&shown[0], &shown[1]]);
+        let filter = &gtk::DropDown::from_strings(&[&shown[0], &shown[1]]);
         filter.set_selected(u32::from(init.show_all));
-        filter.set_tooltip_text(Some(&gettext("Which contained apps to show")));
-        // TRANSLATORS: the accessible name of the drop-down choosing which apps the list shows.
-        crate::ui::set_accessible_label(&filter, &gettext("Show"));
-        let search_button = gtk::ToggleButton::builder()
-            .icon_name("system-search-symbolic")
-            .tooltip_text(gettext("Search (Ctrl+F)"))
-            .build();
-        crate::ui::set_accessible_label(&search_button, &gettext("Search"));
-        let menu = gtk::gio::Menu::new();
-        menu.append(Some(&gettext("_Events")), Some("win.events"));
-        menu.append(Some(&gettext("_Preferences")), Some("win.preferences"));
-        menu.append(
-            Some(&gettext("_Keyboard Shortcuts")),
-            Some("win.show-help-overlay"),
-        );
-        menu.append(Some(&gettext("_About Corral")), Some("win.about"));
-        menu.append(Some(&gettext("_Quit")), Some("app.quit"));
-        let menu_button = gtk::MenuButton::builder()
-            .icon_name("open-menu-symbolic")
-            .menu_model(&menu)
-            .tooltip_text(gettext("Main Menu"))
-            .build();
-        crate::ui::set_accessible_label(&menu_button, &gettext("Main Menu"));
-        let header = adw::HeaderBar::new();
-        // Whose units these are, where it matters: the system manager's run as root.
-        if let Some(subtitle) = header_subtitle(init.manager) {
-            header.set_title_widget(Some(&adw::WindowTitle::new(
-                crate::identity::APP_NAME,
-                &subtitle,
-            )));
-            root.set_title(Some(&window_title(init.manager)));
-        }
-        header.pack_start(&launch);
-        header.pack_start(&filter);
-        header.pack_end(&menu_button);
-        header.pack_end(&search_button);
-
-        let search = gtk::SearchEntry::builder()
-            .placeholder_text(gettext("Search by name or unit"))
-            .build();
-        let search_bar = gtk::SearchBar::builder().child(&search).build();
-        search_bar.connect_entry(&search);
-        search_bar.set_key_capture_widget(Some(&root));
-        search_button
-            .bind_property("active", &search_bar, "search-mode-enabled")
+        let toasts = &model.toasts;
+        let widgets = view_output!();
+        widgets
+            .search_button
+            .bind_property("active", &widgets.search_bar, "search-mode-enabled")
             .bidirectional()
             .build();
-
-        let banner_label = gtk::Label::builder().wrap(true).xalign(0.0).build();
-        let banner_box = gtk::Box::builder()
-            .css_classes(["banner"])
-            .margin_top(6)
-            .margin_bottom(6)
-            .margin_start(12)
-            .margin_end(12)
-            .build();
-        banner_box.append(&banner_label);
-        let banner = gtk::Revealer::builder().child(&banner_box).build();
-
-        // The list, with an empty state inviting to launch an app.
-        let units = UnitList::new(init.show_all);
-        let list_scroller = gtk::ScrolledWindow::builder()
-            .child(&units.list)
-            .hscrollbar_policy(gtk::PolicyType::Never)
-            .vexpand(true)
-            .build();
-        let launch_cta = gtk::Button::builder()
-            .label(gettext("Launch an App…"))
-            .halign(gtk::Align::Center)
-            .css_classes(["pill", "suggested-action"])
-            .action_name("win.launch")
-            .build();
-        let empty = adw::StatusPage::builder()
-            .icon_name("io.github.corral.Corral-symbolic")
-            .title(gettext("No Contained Apps"))
-            .description(gettext(
-                "Launch an app with a preset to keep it from eating the machine.",
-            ))
-            .child(&launch_cta)
-            .build();
-        let list_stack = gtk::Stack::new();
-        list_stack.add_named(&list_scroller, Some("list"));
-        list_stack.add_named(&empty, Some("empty"));
-        let no_match = adw::StatusPage::builder()
-            .icon_name("system-search-symbolic")
-            .title(gettext("No Matching Apps"))
-            .description(gettext(
-                "No contained app matches the search or the filter.",
-            ))
-            .build();
-        list_stack.add_named(&no_match, Some("no-match"));
-        list_stack.set_visible_child_name("empty");
-        list_stack.set_width_request(520);
-
-        let details = {
-            let sender = sender.clone();
-            Details::new(move |action| sender.input(Msg::Details(action)))
-        };
-        let none = adw::StatusPage::builder()
-            .icon_name("view-list-symbolic")
-            .title(gettext("Select an App"))
-            .description(gettext(
-                "Its memory and CPU history, limits and actions appear here.",
-            ))
-            .build();
-        let details_stack = gtk::Stack::new();
-        details_stack.add_named(&details.root, Some("details"));
-        details_stack.add_named(&none, Some("none"));
-        details_stack.set_visible_child_name("none");
-
-        let paned = gtk::Paned::builder()
-            .orientation(gtk::Orientation::Horizontal)
-            .start_child(&list_stack)
-            .end_child(&details_stack)
-            .position(560)
-            .shrink_start_child(false)
-            .shrink_end_child(false)
-            .vexpand(true)
-            .build();
-        let toasts = adw::ToastOverlay::new();
-        toasts.set_child(Some(&paned));
-        let content = gtk::Box::new(gtk::Orientation::Vertical, 0);
-        content.append(&header);
-        content.append(&search_bar);
-        content.append(&banner);
-        content.append(&toasts);
-        root.set_content(Some(&content));
-
-        // Window actions and their shortcuts.
-        let add_action = |name: &str, msg: fn() -> Msg| {
-            let action = gtk::gio::SimpleAction::new(name, None);
-            let sender = sender.clone();
-            action.connect_activate(move |_, _| sender.input(msg()));
-            root.add_action(&action);
-        };
-        add_action("launch", || Msg::OpenLauncher);
-        add_action("preferences", || Msg::OpenPreferences);
-        {
-            let action = gtk::gio::SimpleAction::new("events", None);
-            let window = root.clone();
-            action.connect_activate(move |_, _| crate::ui::events::show(&window));
-            root.add_action(&action);
+        widgets.search_bar.connect_entry(&widgets.search);
+        widgets.search_bar.set_key_capture_widget(Some(&root));
+        // Whose units these are, where it matters: the system manager's run as root.
+        if let Some(subtitle) = header_subtitle(manager) {
+            let title = adw::WindowTitle::new(crate::identity::APP_NAME, &subtitle);
+            widgets.header.set_title_widget(Some(&title));
         }
-        {
-            let action = gtk::gio::SimpleAction::new("about", None);
-            let window = root.clone();
-            action.connect_activate(move |_, _| crate::ui::show_about(&window));
-            root.add_action(&action);
-        }
-        {
-            let action = gtk::gio::SimpleAction::new("search", None);
-            let button = search_button.clone();
-            action.connect_activate(move |_, _| button.set_active(!button.is_active()));
-            root.add_action(&action);
-        }
-        if let Some(app) = relm4::main_application().downcast_ref::<gtk::Application>() {
-            app.set_accels_for_action("win.launch", &["<Control>n"]);
-            app.set_accels_for_action("win.search", &["<Control>f"]);
-            app.set_accels_for_action("win.events", &["<Control>e"]);
-            app.set_accels_for_action("win.preferences", &["<Control>comma"]);
-            app.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
-            app.set_accels_for_action("app.quit", &["<Control>q"]);
-        }
-        crate::ui::install_shortcuts_window(&root);
-
-        {
-            let sender = sender.clone();
-            units.list.connect_row_selected(move |_, row| {
-                sender.input(Msg::Selected(row.map(|r| r.widget_name().to_string())));
-            });
-        }
-        {
-            let sender = sender.clone();
-            search.connect_search_changed(move |e| {
-                sender.input(Msg::Search(e.text().to_lowercase()))
-            });
-        }
-        {
-            let sender = sender.clone();
-            filter.connect_selected_notify(move |d| sender.input(Msg::ShowAll(d.selected() == 1)));
-        }
-
-        // Connect to systemd (or join the tray's connection), then follow the monitor.
-        let connection = init.connection;
-        sender.oneshot_command(async move {
-            let Some(connection) = connection else {
-                return Cmd::Connected(Err("not connected (test)".into()));
-            };
-            Cmd::Connected(connection.get().await)
-        });
-
-        let model = MainWindow {
-            ctl: None,
-            monitor: None,
-            catalog: AppCatalog::load_for(init.manager),
-            config_problem,
-            state: Arc::default(),
-            history: SharedHistory::default(),
-            launcher: None,
-        };
-        let widgets = Widgets {
-            units,
-            list_stack,
-            details_stack,
-            details,
-            banner,
-            banner_label,
-            toasts,
-        };
-        {
-            let sender = sender.clone();
-            root.connect_show(move |_| sender.input(Msg::Shown));
-        }
+        install_actions(&root, &sender);
         ComponentParts { model, widgets }
     }
 
     fn update_with_view(
         &mut self,
         widgets: &mut Self::Widgets,
-        msg: Self::Input,
+        message: Msg,
         sender: ComponentSender<Self>,
         root: &Self::Root,
     ) {
-        match msg {
-            Msg::Present => root.present(),
-            Msg::Shown => self.render(widgets),
-            Msg::Selected(None) => {
-                widgets.details_stack.set_visible_child_name("none");
+        match message {
+            Msg::Shown => self.render(),
+            Msg::State(state) => {
+                self.state = state;
+                self.render();
             }
-            Msg::Selected(Some(unit)) => {
-                if let Some(snap) = self.state.units.iter().find(|s| s.info.unit == unit) {
-                    let icon = icon_for(&self.catalog, snap);
-                    widgets.details.show_unit(snap, icon.as_deref());
-                    let now = self.state.sampled_at.unwrap_or_else(SystemTime::now);
-                    widgets
-                        .details
-                        .update(snap, &lock_history(&self.history), now);
-                    widgets.details_stack.set_visible_child_name("details");
-                }
-            }
-            Msg::Search(text) => {
-                widgets.units.set_query(&text);
-                self.render(widgets);
-            }
-            Msg::ShowAll(all) => {
-                widgets.units.set_show_all(all);
-                self.render(widgets);
-            }
-            Msg::Details(DetailsAction::Kill(unit)) => {
-                let name = self
-                    .state
-                    .units
-                    .iter()
-                    .find(|s| s.info.unit == unit)
-                    .map(|s| s.info.name.clone())
-                    .unwrap_or_else(|| unit.clone());
-                let dialog = adw::MessageDialog::builder()
-                    .transient_for(root)
-                    .modal(true)
-                    .heading(gettext_f("Kill {app}?", &[("app", &name)]))
-                    .body(gettext(
-                        "Every process of the app ends at once. Unsaved work in it is lost.",
-                    ))
-                    .build();
-                dialog.add_response("cancel", &gettext("Cancel"));
-                dialog.add_response("kill", &gettext("Kill"));
-                dialog.set_response_appearance("kill", adw::ResponseAppearance::Destructive);
-                dialog.set_default_response(Some("cancel"));
-                dialog.set_close_response("cancel");
-                let sender = sender.clone();
-                dialog.connect_response(None, move |_, response| {
-                    if response == "kill" {
-                        sender.input(Msg::ConfirmedKill(unit.clone()));
-                    }
-                });
-                dialog.present();
-            }
-            Msg::Details(DetailsAction::Remember(unit, settings)) => {
-                let Some(snap) = self.state.units.iter().find(|s| s.info.unit == unit) else {
-                    return;
-                };
-                let app_id = snap
-                    .info
-                    .app_id
-                    .clone()
-                    .unwrap_or_else(|| snap.info.name.clone());
-                let (text, failed) = match remember(&app_id, &settings) {
-                    Ok(()) => (
-                        gettext_f("Saved these limits for {app}", &[("app", &snap.info.name)]),
-                        false,
-                    ),
-                    Err(e) => (e, true),
-                };
-                widgets.details.show_result(&text, failed);
+            Msg::Selected(unit) => self.select(unit),
+            Msg::Search(text) => self.unit_list.emit(UnitListInput::Search(text)),
+            Msg::ShowAll(all) => self.unit_list.emit(UnitListInput::ShowAll(all)),
+            Msg::ToggleSearch => widgets
+                .search_button
+                .set_active(!widgets.search_button.is_active()),
+            Msg::Details(DetailsOutput::Kill(unit)) => self.confirm_kill(unit, root, &sender),
+            Msg::Details(DetailsOutput::Remember(unit, settings)) => {
+                self.remember(&unit, settings, &sender)
             }
             Msg::Details(action) => self.act(action, &sender),
-            Msg::ConfirmedKill(unit) => self.act(DetailsAction::Kill(unit), &sender),
+            Msg::ConfirmedKill(unit) => self.act(DetailsOutput::Kill(unit), &sender),
             Msg::OpenLauncher => {
-                // A file with a mistake: the last config that loaded stays in force.
-                let config = Config::load().unwrap_or_else(|_| (*self.state.config).clone());
-                let sender = sender.clone();
-                let launcher = Launcher::new(root, &self.catalog, config, move |request| {
-                    sender.input(Msg::Launch(Box::new(request)));
-                });
-                launcher.window.present();
+                let launcher = Launcher::builder()
+                    .transient_for(root)
+                    .launch(LauncherInit {
+                        catalog: Arc::clone(&self.catalog),
+                        // A file with a mistake: the last config that loaded stays in force.
+                        config: (*self.state.config).clone(),
+                    })
+                    .forward(sender.input_sender(), |LauncherOutput::Launch(request)| {
+                        Msg::Launch(request)
+                    });
+                launcher.widget().present();
                 self.launcher = Some(launcher);
+                // Apps installed since the last reading show up as the launcher opens.
+                self.reload_catalog(&sender);
             }
-            Msg::Launch(request) => {
-                let Some(ctl) = self.ctl.clone() else {
-                    if let Some(l) = &self.launcher {
-                        l.show_error(&gettext("Corral is not connected to systemd yet."));
-                    }
-                    return;
-                };
-                let monitor = self.monitor.clone();
-                sender.oneshot_command(async move {
-                    let result = launch::launch_service(&ctl.systemd, &request, None).await;
-                    let result = match result {
-                        Ok(unit) => {
-                            ctl.systemd.unref(&unit).await;
-                            let _ = remember_last_preset(&request.app_id, &request.preset);
-                            if let Some(m) = monitor {
-                                m.refresh();
-                            }
-                            Ok(gettext_f(
-                                "{app} runs with preset {preset}",
-                                &[("app", &request.app_name), ("preset", &request.preset)],
-                            ))
-                        }
-                        Err(e) => Err(e.to_string()),
-                    };
-                    Cmd::Launched(result)
-                });
-            }
+            Msg::Launch(request) => self.launch(request, &sender),
+            Msg::ReloadCatalog => self.reload_catalog(&sender),
             Msg::OpenPreferences => {
-                crate::ui::preferences::show(root, self.monitor.clone());
+                let preferences = Preferences::builder()
+                    .transient_for(root)
+                    .launch(PreferencesInit {
+                        store: self.store.clone(),
+                        monitor: self.services.as_ref().map(|s| s.monitor.clone()),
+                    })
+                    .detach();
+                preferences.widget().present();
+                self.preferences = Some(preferences);
+            }
+            Msg::OpenEvents => {
+                let events = Events::builder().transient_for(root).launch(()).detach();
+                events.widget().present();
+                self.events = Some(events);
             }
         }
+        self.update_view(widgets, sender);
     }
 
     fn update_cmd_with_view(
         &mut self,
         widgets: &mut Self::Widgets,
-        msg: Self::CommandOutput,
+        message: Cmd,
         sender: ComponentSender<Self>,
         root: &Self::Root,
     ) {
-        match msg {
-            Cmd::Connected(Ok((ctl, monitor))) => {
-                let mut updates = monitor.subscribe();
-                self.ctl = Some(ctl);
-                self.history = monitor.history();
-                self.monitor = Some(monitor);
-                sender.command(move |out, shutdown| {
-                    shutdown
-                        .register(async move {
-                            while updates.changed().await.is_ok() {
-                                let state = updates.borrow_and_update().clone();
-                                if out.send(Cmd::Update(state)).is_err() {
-                                    break;
-                                }
-                            }
-                        })
-                        .drop_on_shutdown()
-                });
+        match message {
+            Cmd::Started {
+                catalog,
+                config_problem,
+            } => {
+                self.config_problem = config_problem;
+                self.take_catalog(catalog);
             }
+            Cmd::Catalog(catalog) => self.take_catalog(catalog),
+            Cmd::Connected(Ok(services)) => self.follow(services, &sender),
             Cmd::Connected(Err(e)) => {
                 self.state = Arc::new(MonitorState {
                     problem: Some(e),
-                    ..MonitorState::default()
+                    ..(*self.state).clone()
                 });
-                self.render(widgets);
+                self.render();
             }
             Cmd::Update(state) => {
                 self.state = state;
@@ -570,54 +480,205 @@ impl Component for MainWindow {
                 // nothing: updating its rows every tick would be work for nothing. It renders
                 // the state it holds when it is shown (Msg::Shown).
                 if root.is_visible() {
-                    self.render(widgets);
+                    self.render();
                 }
             }
             Cmd::Done(Ok(text)) => {
-                Self::toast(widgets, &text);
-                if let Some(m) = &self.monitor {
-                    m.refresh();
+                self.toast(&text);
+                if let Some(services) = &self.services {
+                    services.monitor.refresh();
                 }
             }
-            Cmd::Done(Err(text)) => Self::toast(widgets, &text),
-            Cmd::LimitsApplied(Ok(checks)) => widgets.details.show_checks(&checks),
-            Cmd::LimitsApplied(Err(e)) => widgets.details.show_result(&e, true),
+            Cmd::Done(Err(text)) => self.toast(&text),
+            Cmd::LimitsApplied(Ok(checks)) => self.details.emit(DetailsInput::Checks(checks)),
+            Cmd::LimitsApplied(Err(text)) | Cmd::Remembered(Err(text)) => self
+                .details
+                .emit(DetailsInput::Result { text, error: true }),
+            Cmd::Remembered(Ok(text)) => self
+                .details
+                .emit(DetailsInput::Result { text, error: false }),
             Cmd::Launched(Ok(text)) => {
-                if let Some(l) = self.launcher.take() {
-                    l.window.close();
+                if let Some(launcher) = self.launcher.take() {
+                    launcher.widget().close();
                 }
-                Self::toast(widgets, &text);
+                self.toast(&text);
             }
             Cmd::Launched(Err(e)) => match &self.launcher {
-                Some(l) => l.show_error(&e),
-                None => Self::toast(widgets, &e),
+                Some(launcher) => launcher.emit(LauncherInput::Failed(e)),
+                None => self.toast(&e),
             },
         }
+        self.update_view(widgets, sender);
     }
 }
 
+/// The main menu of the header bar.
+fn main_menu() -> gtk::gio::Menu {
+    let menu = gtk::gio::Menu::new();
+    menu.append(Some(&gettext("_Events")), Some("win.events"));
+    menu.append(Some(&gettext("_Preferences")), Some("win.preferences"));
+    menu.append(
+        Some(&gettext("_Keyboard Shortcuts")),
+        Some("win.show-help-overlay"),
+    );
+    menu.append(Some(&gettext("_About Corral")), Some("win.about"));
+    menu.append(Some(&gettext("_Quit")), Some("app.quit"));
+    menu
+}
+
+/// The window's actions and their keyboard shortcuts.
+fn install_actions(root: &adw::ApplicationWindow, sender: &ComponentSender<MainWindow>) {
+    type Action = (&'static str, fn() -> Msg);
+    let actions: [Action; 4] = [
+        ("launch", || Msg::OpenLauncher),
+        ("preferences", || Msg::OpenPreferences),
+        ("events", || Msg::OpenEvents),
+        ("search", || Msg::ToggleSearch),
+    ];
+    for (name, msg) in actions {
+        let action = gtk::gio::SimpleAction::new(name, None);
+        let sender = sender.clone();
+        action.connect_activate(move |_, _| sender.input(msg()));
+        root.add_action(&action);
+    }
+    let about = gtk::gio::SimpleAction::new("about", None);
+    let window = root.clone();
+    about.connect_activate(move |_, _| crate::ui::show_about(&window));
+    root.add_action(&about);
+    if let Some(app) = relm4::main_application().downcast_ref::<gtk::Application>() {
+        app.set_accels_for_action("win.launch", &["<Control>n"]);
+        app.set_accels_for_action("win.search", &["<Control>f"]);
+        app.set_accels_for_action("win.events", &["<Control>e"]);
+        app.set_accels_for_action("win.preferences", &["<Control>comma"]);
+        app.set_accels_for_action("win.show-help-overlay", &["<Control>question"]);
+        app.set_accels_for_action("app.quit", &["<Control>q"]);
+    }
+    crate::ui::install_shortcuts_window(root);
+}
+
 impl MainWindow {
+    /// Takes the engine's services and follows the monitor's state.
+    fn follow(&mut self, services: Services, sender: &ComponentSender<Self>) {
+        let mut updates = services.monitor.subscribe();
+        self.details
+            .emit(DetailsInput::History(services.monitor.history()));
+        self.services = Some(services);
+        sender.command(move |out, shutdown| {
+            shutdown
+                .register(async move {
+                    while updates.changed().await.is_ok() {
+                        let state = updates.borrow_and_update().clone();
+                        if out.send(Cmd::Update(state)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .drop_on_shutdown()
+        });
+    }
+
+    fn confirm_kill(
+        &self,
+        unit: String,
+        root: &adw::ApplicationWindow,
+        sender: &ComponentSender<Self>,
+    ) {
+        let name = self
+            .snapshot(&unit)
+            .map(|s| s.info.name.clone())
+            .unwrap_or_else(|| unit.clone());
+        let dialog = adw::MessageDialog::builder()
+            .transient_for(root)
+            .modal(true)
+            .heading(gettext_f("Kill {app}?", &[("app", &name)]))
+            .body(gettext(
+                "Every process of the app ends at once. Unsaved work in it is lost.",
+            ))
+            .build();
+        dialog.add_response("cancel", &gettext("Cancel"));
+        dialog.add_response("kill", &gettext("Kill"));
+        dialog.set_response_appearance("kill", adw::ResponseAppearance::Destructive);
+        dialog.set_default_response(Some("cancel"));
+        dialog.set_close_response("cancel");
+        let sender = sender.clone();
+        dialog.connect_response(None, move |_, response| {
+            if response == "kill" {
+                sender.input(Msg::ConfirmedKill(unit.clone()));
+            }
+        });
+        dialog.present();
+    }
+
+    /// Saves limits as the app's rule, through the store (off the main loop).
+    fn remember(&self, unit: &str, settings: Settings, sender: &ComponentSender<Self>) {
+        let Some(snap) = self.snapshot(unit) else {
+            return;
+        };
+        let app_id = snap
+            .info
+            .app_id
+            .clone()
+            .unwrap_or_else(|| snap.info.name.clone());
+        let name = snap.info.name.clone();
+        let store = self.store.clone();
+        sender.oneshot_command(async move {
+            let saved = store.save(ConfigEdit::Rule { app_id, settings }).await;
+            Cmd::Remembered(
+                saved
+                    .map(|()| gettext_f("Saved these limits for {app}", &[("app", &name)]))
+                    .map_err(|e| gettext_f("Could not save the rule: {error}", &[("error", &e)])),
+            )
+        });
+    }
+
+    fn launch(&self, request: Box<LaunchRequest>, sender: &ComponentSender<Self>) {
+        let Some(services) = self.services.clone() else {
+            if let Some(launcher) = &self.launcher {
+                launcher.emit(LauncherInput::Failed(gettext(
+                    "Corral is not connected to systemd yet.",
+                )));
+            }
+            return;
+        };
+        let store = self.store.clone();
+        sender.oneshot_command(async move {
+            let ctl = &services.controller;
+            let result = match launch::launch_service(&ctl.systemd, &request, None).await {
+                Ok(unit) => {
+                    ctl.systemd.unref(&unit).await;
+                    // Only a hint for next time: a file that cannot be written is logged.
+                    store.submit(ConfigEdit::LastPreset {
+                        app_id: request.app_id.clone(),
+                        preset: request.preset.clone(),
+                    });
+                    services.monitor.refresh();
+                    Ok(gettext_f(
+                        "{app} runs with preset {preset}",
+                        &[("app", &request.app_name), ("preset", &request.preset)],
+                    ))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            Cmd::Launched(result)
+        });
+    }
+
     /// Runs one action through the controller off the main loop; the result comes back as a
     /// toast (or, for limits, as the read-back shown in the details).
-    fn act(&self, action: DetailsAction, sender: &ComponentSender<Self>) {
-        let Some(ctl) = self.ctl.clone() else { return };
-        let find = |unit: &str| {
-            self.state
-                .units
-                .iter()
-                .find(|s| s.info.unit == unit)
-                .map(|s| s.info.clone())
+    fn act(&mut self, action: DetailsOutput, sender: &ComponentSender<Self>) {
+        let Some(ctl) = self.services.as_ref().map(|s| Arc::clone(&s.controller)) else {
+            return;
         };
-        let (unit, info) = match &action {
-            DetailsAction::Freeze(u)
-            | DetailsAction::Thaw(u)
-            | DetailsAction::Stop(u)
-            | DetailsAction::Kill(u)
-            | DetailsAction::ApplyLimits(u, _)
-            | DetailsAction::Remember(u, _) => (u.clone(), find(u)),
+        let unit = match &action {
+            DetailsOutput::Freeze(u)
+            | DetailsOutput::Thaw(u)
+            | DetailsOutput::Stop(u)
+            | DetailsOutput::Kill(u)
+            | DetailsOutput::ApplyLimits(u, _)
+            | DetailsOutput::Remember(u, _) => u.clone(),
         };
-        let Some(info) = info else {
-            sender.input(Msg::Selected(None));
+        let Some(info) = self.snapshot(&unit).map(|s| s.info.clone()) else {
+            self.selected = None;
             return;
         };
         let name = info.name.clone();
@@ -629,45 +690,27 @@ impl MainWindow {
                 )
             };
             match action {
-                DetailsAction::Freeze(_) => {
+                DetailsOutput::Freeze(_) => {
                     done(ctl.freeze(&info).await, gettext_noop("Froze {app}"))
                 }
-                DetailsAction::Thaw(_) => done(ctl.thaw(&info).await, gettext_noop("Thawed {app}")),
-                DetailsAction::Stop(_) => {
+                DetailsOutput::Thaw(_) => done(ctl.thaw(&info).await, gettext_noop("Thawed {app}")),
+                DetailsOutput::Stop(_) => {
                     done(ctl.stop(&info).await, gettext_noop("Stopped {app}"))
                 }
-                DetailsAction::Kill(_) => done(
+                DetailsOutput::Kill(_) => done(
                     ctl.kill(&info, libc::SIGKILL).await,
                     gettext_noop("Killed {app}"),
                 ),
-                DetailsAction::ApplyLimits(_, settings) => Cmd::LimitsApplied(
+                DetailsOutput::ApplyLimits(_, settings) => Cmd::LimitsApplied(
                     ctl.set_limits(&info, &settings)
                         .await
                         .map_err(control_error),
                 ),
-                // Saved by the window itself; never sent here.
-                DetailsAction::Remember(..) => Cmd::Done(Ok(unit)),
+                // Saved by the window through the store; never sent here.
+                DetailsOutput::Remember(..) => Cmd::Done(Ok(unit)),
             }
         });
     }
-}
-
-/// Saves limits as the app's rule, keeping the rest of the file as the person wrote it.
-fn remember(app_id: &str, settings: &Settings) -> Result<(), String> {
-    let fail = |e: crate::config::ConfigError| {
-        gettext_f("Could not save the rule: {error}", &[("error", &e)])
-    };
-    let mut editor = ConfigEditor::open(Config::path()).map_err(fail)?;
-    for (key, value) in settings.entries() {
-        editor.set_rule_setting(app_id, key, &value).map_err(fail)?;
-    }
-    editor.save().map_err(fail)
-}
-
-fn remember_last_preset(app_id: &str, preset: &str) -> Result<(), crate::config::ConfigError> {
-    let mut editor = ConfigEditor::open(Config::path())?;
-    editor.set_last_preset(app_id, preset)?;
-    editor.save()
 }
 
 /// The header's second line: said for the system manager only, whose apps run as root for
@@ -691,6 +734,96 @@ fn window_title(manager: ManagerKind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::UnitSnapshot;
+
+    fn snapshot(name: &str, unit: &str, memory: u64) -> UnitSnapshot {
+        crate::ui::unit_list::tests::unit(name, unit, memory, false)
+    }
+
+    /// Runs the main loop until `done` holds, for at most five seconds.
+    fn until(what: &str, done: impl Fn() -> bool) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < end,
+                "timed out waiting for {what}"
+            );
+            gtk::glib::MainContext::default().iteration(false);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// The text of every label below `widget`.
+    fn labels(widget: &gtk::Widget, out: &mut Vec<String>) {
+        if let Some(label) = widget.downcast_ref::<gtk::Label>() {
+            out.push(label.text().to_string());
+        }
+        let mut child = widget.first_child();
+        while let Some(c) = child {
+            labels(&c, out);
+            child = c.next_sibling();
+        }
+    }
+
+    #[gtk::test]
+    fn the_window_lists_the_apps_under_headers_and_shows_the_selected_ones_details() {
+        let _ = adw::init();
+        crate::ui::register_resources();
+        let dir = tempfile::tempdir().unwrap();
+        let store = ConfigStore::spawn(dir.path().join("config.toml"), std::time::Duration::ZERO);
+        let window = MainWindow::builder()
+            .launch(WindowInit {
+                manager: ManagerKind::User,
+                show_all: true,
+                engine: None,
+                store,
+            })
+            .detach();
+        window.widget().present();
+        // Without systemd the banner says so.
+        until("the banner", || {
+            window.model().banner() == Some("not connected (test)")
+        });
+        let firefox = "app-corral-firefox-00000001.service";
+        let code = "app-corral-code-00000002.service";
+        window.emit(Msg::State(Arc::new(MonitorState {
+            units: vec![
+                snapshot("Firefox", firefox, 1 << 30),
+                snapshot("Code", code, 2 << 30),
+            ],
+            ..MonitorState::default()
+        })));
+        let rows = || window.model().unit_list.model().rows_shown();
+        until("the rows", || rows().len() == 2);
+        assert_eq!(rows(), [code, firefox], "most memory first");
+        let model = window.model();
+        let mut shown = Vec::new();
+        labels(window.widget().upcast_ref(), &mut shown);
+        for header in ["App", "Memory", "CPU", "Tasks", "Pressure"] {
+            assert!(
+                shown.iter().any(|t| t == header),
+                "no {header} header: {shown:?}"
+            );
+        }
+        assert!(!model.showing_details(), "nothing selected yet");
+        drop(model);
+
+        window.emit(Msg::Selected(Some(firefox.to_owned())));
+        until("the details", || window.model().showing_details());
+        until("the details' title", || {
+            let mut shown = Vec::new();
+            labels(window.model().details.widget().upcast_ref(), &mut shown);
+            shown.iter().any(|t| t == "Firefox")
+        });
+
+        // The app ends: its details close.
+        window.emit(Msg::State(Arc::new(MonitorState {
+            units: vec![snapshot("Code", code, 2 << 30)],
+            ..MonitorState::default()
+        })));
+        until("the details to close", || !window.model().showing_details());
+        window.widget().close();
+    }
 
     #[test]
     fn the_system_window_says_so_in_its_header_and_title() {

@@ -9,6 +9,8 @@ from gi.repository import Gio, GLib
 # lists GTK 4 apps; the per-object interfaces below are what a screen reader uses anyway.
 ATSPI = "org.a11y.atspi."
 ROLE_FRAME, ROLE_LIST, ROLE_LIST_ITEM = 23, 31, 32
+# The unit list is a GtkColumnView: its rows are table rows.
+ROLE_TABLE_ROW = 90
 ROLE_LABEL, ROLE_PUSH_BUTTON, ROLE_DIALOG = 29, 43, 16
 ROLE_TEXT, ROLE_ENTRY = 61, 79  # GTK 4.8 shows entries as "entry"
 # GTK 4.8 gives toggle buttons the push-button role.

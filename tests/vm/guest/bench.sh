@@ -150,6 +150,9 @@ pids+=($!)
 gtk-sni-tray-standalone -m 0 --top -s 40 >"$work/sn-host.log" 2>&1 &
 pids+=($!)
 sleep 2
+# The window's main loop: its longest stall while it loads 2 000 desktop entries, and while a
+# preference is held down (its own GTK main loop on this display).
+part stall "$bench" stall --apps 2000 --hold-ms 3000 --rounds 3
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }

@@ -12,7 +12,7 @@ import time
 from gi.repository import GLib
 
 import atspi
-from atspi import (ATSPI, ROLE_LABEL, ROLE_LIST_ITEM, ROLE_PUSH_BUTTON, ROLE_TEXT,
+from atspi import (ATSPI, ROLE_LABEL, ROLE_LIST_ITEM, ROLE_PUSH_BUTTON, ROLE_TABLE_ROW, ROLE_TEXT,
                    ROLE_TOGGLE_BUTTON, STATE_FOCUSED, Node, corral_app, find, find_all,
                    screenshot_when_drawn, toplevel)
 
@@ -118,12 +118,18 @@ def main():
     window = wait_for(lambda: toplevel(app, "Corral"))
     expect("the main window is shown", window is not None)
 
-    # The list shows the apps the suite launched with different presets.
+    # The list shows the apps the suite launched with different presets, one table row each,
+    # under headers that say what each figure is.
     def rows_named(name):
-        return wait_for(lambda: [r for r in find_all(window, lambda n: n.role() == ROLE_LIST_ITEM)
+        return wait_for(lambda: [r for r in find_all(window, lambda n: n.role() == ROLE_TABLE_ROW)
                                  if r.name.startswith(name + ",")])
     for app_name in ("browsertest", "stricttest", "backgroundtest"):
         expect(f"the list shows {app_name}", rows_named(app_name))
+    table = find(window, None, "Contained apps")  # the column view, headers and rows
+    headers = [h for h in ("App", "Memory", "CPU", "Tasks", "Pressure")
+               if table is not None and find(table, ROLE_LABEL, h) is not None]
+    expect("the list has the headers App, Memory, CPU, Tasks and Pressure",
+           len(headers) == 5, f"found only {headers}")
     # Not a wait for anything: three samples of history, for the sparklines in the picture.
     time.sleep(3)
     screenshot("list")

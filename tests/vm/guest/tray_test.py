@@ -206,7 +206,7 @@ def main():
     expect("Open Corral shows the window", window)
     if not window:
         return
-    rows = wait_for(lambda: [r for r in atspi.find_all(window, lambda n: n.role() == atspi.ROLE_LIST_ITEM)
+    rows = wait_for(lambda: [r for r in atspi.find_all(window, lambda n: n.role() == atspi.ROLE_TABLE_ROW)
                              if r.name.startswith("trayother,")], 20)
     expect("the window lists the running app", rows)
     atspi.screenshot_when_drawn(f"{SHOTS}/tray-window.xwd", "Corral")

@@ -1,0 +1,144 @@
+//! `corral-desktop`'s application: the window and the tray as two faces of one engine, in one
+//! GTK application that lives on with its window closed while the tray is up.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use adw::prelude::*;
+use relm4::RelmApp;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::identity::{APP_ID, RESOURCE_BASE};
+use crate::systemd::ManagerKind;
+use crate::ui::window::{MainWindow, WindowInit};
+
+/// A tray that runs all session long should not carry the GL drivers: opening the display,
+/// GDK loads them (about 60 MB resident, BENCHMARKS.md) for a process that shows no window.
+/// A person who set GDK_DEBUG, or a GSK_RENDERER other than cairo, keeps their choice. Must
+/// run before GTK starts, while the process has one thread.
+fn tray_without_gl() {
+    let renderer = std::env::var_os("GSK_RENDERER");
+    let wants_gl = renderer.is_some_and(|r| r != "cairo");
+    if std::env::var_os("GDK_DEBUG").is_none() && !wants_gl {
+        // SAFETY: called from main's thread before GTK, tokio or relm4 start any thread, so
+        // nothing reads the environment concurrently.
+        unsafe { std::env::set_var("GDK_DEBUG", "gl-disable") };
+    }
+}
+
+/// The engine of this process: an "Open Corral" pressed on a notification activates the
+/// application, which presents the window.
+fn engine(manager: ManagerKind, interval: Duration) -> Engine {
+    Engine::new(manager, interval, |_| {
+        gtk::glib::MainContext::default().invoke(|| {
+            if let Some(app) = gtk::gio::Application::default() {
+                app.activate();
+            }
+        });
+    })
+}
+
+/// Runs the window, or with `tray` the tray icon with the window on demand; returns when the
+/// application quits. A second start only raises the first instance's window (GApplication's
+/// uniqueness on the session bus).
+pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
+    // main() has set the locale (crate::i18n::init); GTK's own setlocale(LC_ALL, "") would undo
+    // its LANGUAGE fallback for a session without LANG.
+    gtk::disable_setlocale();
+    if tray {
+        tray_without_gl();
+    }
+    crate::ui::register_resources();
+    let app = adw::Application::builder()
+        .application_id(crate::ui::application_id(manager))
+        .build();
+    let interval = Config::load().unwrap_or_default().general.refresh_period();
+    let engine = engine(manager, interval);
+    if tray {
+        attach_tray(&app, &engine, show_all);
+    }
+    {
+        let quit = gtk::gio::SimpleAction::new("quit", None);
+        let app_ref = app.clone();
+        quit.connect_activate(move |_, _| app_ref.quit());
+        app.add_action(&quit);
+    }
+    app.connect_startup(startup);
+    // Activation (also from a second start) raises the window; with the tray, the first
+    // activation is the start itself, and the window waits to be asked for.
+    let quiet_start = Cell::new(tray);
+    app.connect_activate(move |app| {
+        if quiet_start.replace(false) {
+            return;
+        }
+        if let Some(window) = app.windows().first() {
+            window.present();
+        }
+    });
+    let_a_second_start_end(&app);
+    RelmApp::from_app(app)
+        .visible_on_activate(false)
+        .with_args(Vec::new())
+        .run::<MainWindow>(WindowInit {
+            manager,
+            show_all,
+            engine: Some(engine),
+            store: crate::engine::ConfigStore::user(),
+        });
+    0
+}
+
+/// While the tray runs, closing the window hides it: the tray's "Open Corral" shows it again,
+/// and the process lives on (held) until the tray's Quit.
+fn attach_tray(app: &adw::Application, engine: &Engine, show_all: bool) {
+    app.connect_window_added(|_, window| {
+        if window.is::<adw::ApplicationWindow>() {
+            window.set_hide_on_close(true);
+        }
+    });
+    let hold = Rc::new(RefCell::new(None));
+    let engine = engine.clone();
+    app.connect_startup(move |app| {
+        *hold.borrow_mut() = Some(app.hold());
+        crate::tray::service::attach(app, engine.clone(), show_all, Rc::clone(&hold));
+    });
+}
+
+fn startup(app: &adw::Application) {
+    // GIO's shared session-bus connection raises SIGTERM when the bus goes away
+    // (GDBusConnection:exit-on-close), which would end Corral with its tray while the monitor
+    // is reconnecting. The session's end still ends Corral: the display goes away with it.
+    if let Some(connection) = app.dbus_connection() {
+        connection.set_exit_on_close(false);
+    }
+    let provider = gtk::CssProvider::new();
+    provider.load_from_resource(&format!("{RESOURCE_BASE}/style.css"));
+    if let Some(display) = gtk::gdk::Display::default() {
+        gtk::style_context_add_provider_for_display(
+            &display,
+            &provider,
+            gtk::STYLE_PROVIDER_PRIORITY_APPLICATION,
+        );
+    }
+    gtk::Window::set_default_icon_name(APP_ID);
+}
+
+/// A second start hands its activation to the first instance and returns from run(); relm4
+/// then waits for one more main-loop event, which never comes in a process with no windows.
+/// A tick until startup, which only the first instance sees, lets it end.
+fn let_a_second_start_end(app: &adw::Application) {
+    let started = Rc::new(Cell::new(false));
+    {
+        let started = Rc::clone(&started);
+        app.connect_startup(move |_| started.set(true));
+    }
+    gtk::glib::timeout_add_local(Duration::from_millis(200), move || {
+        if started.get() {
+            gtk::glib::ControlFlow::Break
+        } else {
+            gtk::glib::ControlFlow::Continue
+        }
+    });
+}
