@@ -296,11 +296,13 @@ fn process_starts(sources: &[(PathBuf, String)]) -> Vec<(PathBuf, usize, String)
             let call = format!("{name}(");
             code.match_indices(&call).any(|(at, _)| {
                 let before = &code[..at];
-                before.ends_with("libc::")
-                    || !before
-                        .chars()
-                        .last()
-                        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':' || c == '.')
+                // `fn system(` defines a function of that name; it calls nothing.
+                let defines = before.trim_end().ends_with("fn");
+                !defines
+                    && (before.ends_with("libc::")
+                        || !before.chars().last().is_some_and(|c| {
+                            c.is_alphanumeric() || c == '_' || c == ':' || c == '.'
+                        }))
             })
         })
     };
@@ -370,12 +372,13 @@ fn every_process_corral_starts_is_a_known_one() {
     // What the name-based checks above miss, this finds: a shell in a variable, a raw exec.
     let sneaky = [(
         PathBuf::from("src/sneaky.rs"),
-        "let shell = \"sh\";\nlet flag = format!(\"-{}\", 'c');\nstd::process::Command::new(shell).arg(flag);\nunsafe { libc::execvp(prog, argv) };\nlet fs = CgroupFs::system();\nunsafe { libc::system(line) };\n".to_owned(),
+        "let shell = \"sh\";\nlet flag = format!(\"-{}\", 'c');\nstd::process::Command::new(shell).arg(flag);\nunsafe { libc::execvp(prog, argv) };\nlet fs = CgroupFs::system();\nunsafe { libc::system(line) };\npub fn system() -> ProcFs {\nsystem(\"rm\");\n".to_owned(),
     )];
     let found = process_starts(&sneaky);
+    // A function named `system` is defined on line 7, not called; line 8 calls one bare.
     assert_eq!(
         found.iter().map(|(_, line, _)| *line).collect::<Vec<_>>(),
-        [3, 4, 6],
+        [3, 4, 6, 8],
         "{found:?}"
     );
 }
