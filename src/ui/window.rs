@@ -14,7 +14,7 @@ use crate::controller::{ControlError, LimitCheck};
 use crate::engine::{ConfigEdit, ConfigStore, Connected, Engine, Services};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::launch::{self, LaunchRequest};
-use crate::monitor::service::MonitorState;
+use crate::monitor::service::{CloseWatch, MonitorState};
 use crate::systemd::ManagerKind;
 use crate::ui::A11yLabel;
 use crate::ui::details::{Details, DetailsInput, DetailsOutput};
@@ -51,6 +51,8 @@ pub enum Msg {
     ToggleSearch,
     /// The window was shown: it renders the last state, which it skipped while hidden.
     Shown,
+    /// The window was hidden (closed while the tray runs): the monitor may sleep.
+    Hidden,
     /// A state to render, as the monitor would publish it (tests without systemd).
     State(Arc<MonitorState>),
 }
@@ -104,6 +106,8 @@ pub struct MainWindow {
     preferences: Option<Controller<Preferences>>,
     events: Option<Controller<Events>>,
     toasts: adw::ToastOverlay,
+    /// Held while the window is shown: the monitor keeps its refresh interval for it.
+    close_watch: Option<CloseWatch>,
 }
 
 impl MainWindow {
@@ -224,6 +228,7 @@ impl Component for MainWindow {
             set_default_width: 1100,
             set_default_height: 720,
             connect_show => Msg::Shown,
+            connect_hide => Msg::Hidden,
 
             gtk::Box {
                 set_orientation: gtk::Orientation::Vertical,
@@ -365,6 +370,7 @@ impl Component for MainWindow {
             preferences: None,
             events: None,
             toasts: adw::ToastOverlay::new(),
+            close_watch: None,
         };
         let shown = [gettext("Corral’s Apps"), gettext("All Apps")];
         let filter = &gtk::DropDown::from_strings(&[&shown[0], &shown[1]]);
@@ -395,7 +401,11 @@ impl Component for MainWindow {
         root: &Self::Root,
     ) {
         match message {
-            Msg::Shown => self.render(),
+            Msg::Shown => {
+                self.close_watch = self.services.as_ref().map(|s| s.monitor.watch_closely());
+                self.render();
+            }
+            Msg::Hidden => self.close_watch = None,
             Msg::State(state) => {
                 self.state = state;
                 self.render();
@@ -466,7 +476,12 @@ impl Component for MainWindow {
                 self.take_catalog(catalog);
             }
             Cmd::Catalog(catalog) => self.take_catalog(catalog),
-            Cmd::Connected(Ok(services)) => self.follow(services, &sender),
+            Cmd::Connected(Ok(services)) => {
+                if root.is_visible() {
+                    self.close_watch = Some(services.monitor.watch_closely());
+                }
+                self.follow(services, &sender);
+            }
             Cmd::Connected(Err(e)) => {
                 self.state = Arc::new(MonitorState {
                     problem: Some(e),
