@@ -622,7 +622,15 @@ impl MainWindow {
         let name = snap.info.name.clone();
         let store = self.store.clone();
         sender.oneshot_command(async move {
-            let saved = store.save(ConfigEdit::Rule { app_id, settings }).await;
+            let keys = settings.entries().into_iter().map(|(k, _)| k).collect();
+            let saved = store
+                .save(ConfigEdit::Rule {
+                    app_id,
+                    preset: crate::config::RulePreset::Keep,
+                    keys,
+                    settings,
+                })
+                .await;
             Cmd::Remembered(
                 saved
                     .map(|()| gettext_f("Saved these limits for {app}", &[("app", &name)]))
