@@ -206,19 +206,19 @@ fn pick_unit(units: Vec<UnitInfo>, target: &str) -> Result<UnitInfo, ControlErro
     }
 }
 
-/// Total RAM as systemd sees it when it resolves percentages.
+/// Total RAM as systemd sees it when it resolves percentages (its physical_memory(): the
+/// kernel's total RAM, sysinfo(2)).
 pub fn physical_memory() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let (pages, page_size) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PHYS_PAGES),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    (pages.max(0) as u64).saturating_mul(page_size.max(0) as u64)
+    let info = rustix::system::sysinfo();
+    // totalram is a C unsigned long: a u64 here, a u32 on 32-bit machines.
+    #[allow(clippy::useless_conversion)]
+    u64::from(info.totalram).saturating_mul(u64::from(info.mem_unit))
 }
 
-const PAGE: u64 = 4096;
+/// The kernel keeps memory limits in whole pages.
+fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
 
 fn show_limit(limit: Option<Limit>) -> Option<String> {
     limit.map(|l| match l {
@@ -340,7 +340,7 @@ impl Verifier<'_> {
                 (None, Limit::Max) => true,
                 (Some(w), Limit::Value(a)) => {
                     // The kernel keeps whole pages; systemd resolves percentages itself.
-                    let tolerance = PAGE.max(w / 200);
+                    let tolerance = page_size().max(w / 200);
                     a.abs_diff(w) <= tolerance
                 }
                 _ => false,

@@ -1,27 +1,17 @@
-//! Translations through glibc's gettext (domain `corral`, catalogs from `po/`), with `{name}`
+//! Translations through glibc's gettext, by gettext-rs (domain `corral`, catalogs from `po/`), with `{name}`
 //! placeholders; a marked string is one plain literal on one line (see ARCHITECTURE.md, "i18n").
 
-use std::ffi::{CStr, CString, c_char, c_ulong};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use gettextrs::LocaleCategory;
 
 /// The gettext domain: the catalogs are `LANG/LC_MESSAGES/corral.mo`.
 pub const DOMAIN: &str = "corral";
 
 /// The catalogs build.rs compiled from `po/`, for a binary run from its build folder.
 const BUILD_LOCALE_DIR: &str = env!("CORRAL_BUILD_LOCALEDIR");
-
-unsafe extern "C" {
-    // glibc's libintl (libc.so.6), declared as in <libintl.h>.
-    #[link_name = "gettext"]
-    fn c_gettext(msgid: *const c_char) -> *mut c_char;
-    #[link_name = "ngettext"]
-    fn c_ngettext(msgid: *const c_char, plural: *const c_char, n: c_ulong) -> *mut c_char;
-    fn bindtextdomain(domain: *const c_char, dir: *const c_char) -> *mut c_char;
-    fn bind_textdomain_codeset(domain: *const c_char, codeset: *const c_char) -> *mut c_char;
-    fn textdomain(domain: *const c_char) -> *mut c_char;
-}
 
 /// Set by [`disable`]: every call then returns the English text.
 static DISABLED: AtomicBool = AtomicBool::new(false);
@@ -30,63 +20,46 @@ static DISABLED: AtomicBool = AtomicBool::new(false);
 /// first thing by `main`, for the command line and the window alike. GtkBuilder's
 /// `translatable="yes"` properties use the same domain, since it is also the default one.
 pub fn init() {
-    // SAFETY: called at startup, before any other thread reads the locale.
-    unsafe {
-        libc::setlocale(libc::LC_ALL, c"".as_ptr());
-        if wants_language_fallback() {
-            // glibc ignores LANGUAGE while LC_MESSAGES is "C" (a documented rule of gettext:
-            // the C locale's messages are specified by POSIX), so `LANGUAGE=de corral` does
-            // nothing on a machine without LANG. C.UTF-8 (built into glibc since 2.35) is the
-            // same locale under another name, and there LANGUAGE counts. Only LC_MESSAGES is
-            // changed, and not when LC_ALL or LC_MESSAGES ask for C explicitly: that remains
-            // the way to get untranslated output.
-            libc::setlocale(libc::LC_MESSAGES, c"C.UTF-8".as_ptr());
-        }
+    gettextrs::setlocale(LocaleCategory::LcAll, "");
+    // The messages' locale, as the environment sets it (LC_ALL, then LC_MESSAGES, then LANG).
+    let mut messages = gettextrs::setlocale(LocaleCategory::LcMessages, "");
+    if is_c(messages.as_deref()) && wants_language_fallback() {
+        // glibc ignores LANGUAGE while LC_MESSAGES is "C" (a documented rule of gettext: the C
+        // locale's messages are specified by POSIX), so `LANGUAGE=de corral` does nothing on a
+        // machine without LANG. C.UTF-8 (built into glibc since 2.35) is the same locale under
+        // another name, and there LANGUAGE counts. Only LC_MESSAGES is changed, and not when
+        // LC_ALL or LC_MESSAGES ask for C explicitly: that remains the way to get untranslated
+        // output.
+        messages = gettextrs::setlocale(LocaleCategory::LcMessages, "C.UTF-8").or(messages);
     }
     // In the C locale glibc's gettext returns every message as it is: skip its lookups (and
     // finding the catalogs), a fair part of a command's start-up.
-    if messages_locale_is_c() {
+    if is_c(messages.as_deref()) {
         disable();
         return;
     }
-    let dir = locale_dir();
-    let (Ok(domain), Ok(dir)) = (
-        CString::new(DOMAIN),
-        CString::new(dir.as_os_str().as_encoded_bytes()),
-    ) else {
-        return;
-    };
-    // SAFETY: valid NUL-terminated strings; glibc copies them.
-    unsafe {
-        bindtextdomain(domain.as_ptr(), dir.as_ptr());
-        bind_textdomain_codeset(domain.as_ptr(), c"UTF-8".as_ptr());
-        textdomain(domain.as_ptr());
-    }
+    // Failing to bind leaves English, which is all that can be done without the catalogs.
+    let _ = gettextrs::bindtextdomain(DOMAIN, locale_dir());
+    let _ = gettextrs::bind_textdomain_codeset(DOMAIN, "UTF-8");
+    let _ = gettextrs::textdomain(DOMAIN);
+}
+
+/// Whether a locale name is the C (POSIX) locale, where nothing is translated.
+fn is_c(name: Option<&[u8]>) -> bool {
+    matches!(name, Some(b"C" | b"POSIX"))
+}
+
+/// Whether LANGUAGE names languages, and C was not asked for by LC_ALL or LC_MESSAGES
+/// themselves (only by LANG, or by nothing).
+fn wants_language_fallback() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    set("LANGUAGE") && !set("LC_ALL") && !set("LC_MESSAGES")
 }
 
 /// Turns translation off for this process: the man page and shell completions that
 /// `corral man` and `corral completions` generate are installed where English belongs.
 pub fn disable() {
     DISABLED.store(true, Ordering::Relaxed);
-}
-
-/// Whether messages are in the C (POSIX) locale, where nothing is translated.
-fn messages_locale_is_c() -> bool {
-    // SAFETY: a query of the current locale's name, compared at once.
-    unsafe {
-        let name = libc::setlocale(libc::LC_MESSAGES, std::ptr::null());
-        !name.is_null() && matches!(CStr::from_ptr(name).to_bytes(), b"C" | b"POSIX")
-    }
-}
-
-/// Whether LC_MESSAGES came out as plain C although LANGUAGE names languages, and C was not
-/// asked for by LC_ALL or LC_MESSAGES themselves (only by LANG, or by nothing).
-fn wants_language_fallback() -> bool {
-    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    if !set("LANGUAGE") || set("LC_ALL") || set("LC_MESSAGES") {
-        return false;
-    }
-    messages_locale_is_c()
 }
 
 /// Where the catalogs are: the installed `PREFIX/share/locale` next to the binary's `bin/`
@@ -113,37 +86,22 @@ fn has_catalogs(dir: &Path) -> bool {
     })
 }
 
-/// A C string for glibc; text with a NUL byte cannot be a msgid and is returned as it is.
-fn c_string(text: &str) -> Option<CString> {
-    CString::new(text).ok()
-}
-
 /// The translation of `msgid`, or `msgid` itself.
 pub fn gettext(msgid: &str) -> String {
-    if DISABLED.load(Ordering::Relaxed) || msgid.is_empty() {
+    // A NUL byte cannot be in a msgid (gettext takes C strings): such text is no message.
+    if DISABLED.load(Ordering::Relaxed) || msgid.is_empty() || msgid.contains('\0') {
         return msgid.to_owned();
     }
-    let Some(id) = c_string(msgid) else {
-        return msgid.to_owned();
-    };
-    // SAFETY: gettext returns either its argument or a string owned by the catalog, which
-    // stays valid while the domain is bound; it is copied at once.
-    unsafe { copy(c_gettext(id.as_ptr())) }.unwrap_or_else(|| msgid.to_owned())
+    gettextrs::gettext(msgid)
 }
 
 /// The translation of `singular`/`plural` for `n` (the language's plural rule picks the form).
 pub fn ngettext(singular: &str, plural: &str, n: u64) -> String {
-    let english = || if n == 1 { singular } else { plural }.to_owned();
-    if DISABLED.load(Ordering::Relaxed) {
-        return english();
+    if DISABLED.load(Ordering::Relaxed) || singular.contains('\0') || plural.contains('\0') {
+        return if n == 1 { singular } else { plural }.to_owned();
     }
-    let (Some(one), Some(many)) = (c_string(singular), c_string(plural)) else {
-        return english();
-    };
-    // Only the plural form matters for huge counts; gettext takes an unsigned long.
-    let n = c_ulong::try_from(n).unwrap_or(c_ulong::MAX);
-    // SAFETY: as in gettext.
-    unsafe { copy(c_ngettext(one.as_ptr(), many.as_ptr(), n)) }.unwrap_or_else(english)
+    // Only the plural form matters for huge counts, and gettext-rs takes a u32.
+    gettextrs::ngettext(singular, plural, u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// The translation of `msgid` in `context`, for words that translate differently in
@@ -201,16 +159,6 @@ fn fill(template: &str, args: &[(&str, &dyn Display)]) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Copies a string gettext returned.
-unsafe fn copy(text: *const c_char) -> Option<String> {
-    if text.is_null() {
-        return None;
-    }
-    // SAFETY: the caller passes what gettext returned: NUL-terminated, valid for now.
-    let bytes = unsafe { CStr::from_ptr(text) }.to_bytes();
-    String::from_utf8(bytes.to_vec()).ok()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -234,8 +234,7 @@ impl LaunchRequest {
 
 /// Whether Corral runs as root, and so reads root's own config (crate::paths).
 fn caller_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// How a unit of the system manager names its program: the file name for a program in the
@@ -651,23 +650,22 @@ pub async fn launch_scope(
 /// Waits for a child and returns its exit status the way a shell reports it
 /// (128 + signal number for a killed child).
 pub async fn wait_child(pid: i32) -> (i32, Option<i32>) {
+    use rustix::process::{Pid, WaitOptions, waitpid};
     tokio::task::spawn_blocking(move || {
-        let mut status = 0;
-        loop {
-            // SAFETY: plain waitpid on our own child.
-            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if r == pid {
-                break;
+        let Some(child) = Pid::from_raw(pid) else {
+            return (127, None);
+        };
+        let status = loop {
+            match waitpid(Some(child), WaitOptions::empty()) {
+                Ok(Some((_, status))) => break status,
+                Err(rustix::io::Errno::INTR) => continue,
+                Ok(None) | Err(_) => return (127, None),
             }
-            if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                return (127, None);
-            }
-        }
-        if libc::WIFSIGNALED(status) {
-            let signal = libc::WTERMSIG(status);
-            (128 + signal, Some(signal))
-        } else {
-            (libc::WEXITSTATUS(status), None)
+        };
+        match (status.terminating_signal(), status.exit_status()) {
+            (Some(signal), _) => (128 + signal, Some(signal)),
+            (None, Some(code)) => (code, None),
+            (None, None) => (127, None),
         }
     })
     .await
@@ -675,8 +673,9 @@ pub async fn wait_child(pid: i32) -> (i32, Option<i32>) {
 }
 
 async fn reap(pid: i32) {
-    // SAFETY: kill and wait for our own child, which has not run anything.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    if let Some(child) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+    }
     wait_child(pid).await;
 }
 
@@ -822,43 +821,27 @@ struct Pipe {
 
 impl Pipe {
     fn new() -> std::io::Result<Pipe> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two fresh descriptors that we then own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: both descriptors were just created and are owned by nothing else.
-        Ok(unsafe {
-            Pipe {
-                read: OwnedFd::from_raw_fd(fds[0]),
-                write: OwnedFd::from_raw_fd(fds[1]),
-            }
-        })
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        Ok(Pipe { read, write })
     }
 }
 
 fn write_once(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
-    // SAFETY: writing from a valid buffer to a descriptor we own.
-    let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-    if n == bytes.len() as isize {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
+    match rustix::io::write(fd, bytes)? {
+        n if n == bytes.len() => Ok(()),
+        _ => Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
     }
 }
 
+/// The errno the child wrote before exiting, or `None` once the pipe closed on its exec.
 fn read_errno(fd: &OwnedFd) -> Option<i32> {
     let mut buf = [0u8; 4];
     loop {
-        // SAFETY: reading into a valid buffer from a descriptor we own.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), 4) };
-        if n == 4 {
-            return Some(i32::from_ne_bytes(buf));
+        match rustix::io::read(fd, &mut buf) {
+            Ok(4) => return Some(i32::from_ne_bytes(buf)),
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return None,
         }
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        return None;
     }
 }
 

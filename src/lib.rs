@@ -33,17 +33,17 @@ pub static ORIGINAL_FD_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::
 /// for more than ~50 units. Programs that still use select() break above 1024, so children
 /// get the original limit back (as systemd does for its own children).
 pub fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit on a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            ORIGINAL_FD_LIMIT.store(limit.rlim_cur, std::sync::atomic::Ordering::Relaxed);
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(max)) = (limit.current, limit.maximum)
+        && current < max
+    {
+        ORIGINAL_FD_LIMIT.store(current, std::sync::atomic::Ordering::Relaxed);
+        let raised = rustix::process::Rlimit {
+            current: Some(max),
+            maximum: Some(max),
+        };
+        // Failing only leaves the usual limit: fewer units watched without reading again.
+        let _ = setrlimit(Resource::Nofile, raised);
     }
 }

@@ -68,8 +68,7 @@ impl Identity<'_> {
 
 /// The effective uid: whose files Corral may write.
 pub fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// The folders for this process: [`BaseDirs::resolve`] with its environment and identity.

@@ -157,12 +157,9 @@ fn is_gone(error: &io::Error) -> bool {
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 fn is_cgroupfs(dir: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fstatfs on a descriptor we own, into a zeroed struct of the right type.
-    unsafe {
-        let mut stat: libc::statfs = std::mem::zeroed();
-        libc::fstatfs(dir.as_raw_fd(), &mut stat) == 0 && stat.f_type as i64 == CGROUP2_SUPER_MAGIC
-    }
+    // f_type is an i64 here, an i32 on some architectures.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::fstatfs(dir).is_ok_and(|stat| stat.f_type as i64 == CGROUP2_SUPER_MAGIC)
 }
 
 /// Sizes in cgroup files here are a few hundred bytes at most; a page covers them and is what

@@ -3,11 +3,11 @@
 //! Why inotify can be trusted here: ARCHITECTURE.md, "cgroup".
 
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+
+use rustix::fs::inotify::{self, ReadFlags, WatchFlags};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -47,35 +47,32 @@ impl Default for ChangeWatch {
 
 /// A new inotify instance that never blocks a read, or `None` when the user has none left.
 pub(crate) fn new_inotify() -> Option<OwnedFd> {
-    // SAFETY: plain syscall; the returned descriptor is owned right below.
-    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-    // SAFETY: `raw` is a fresh descriptor nobody else owns.
-    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+    inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC).ok()
 }
 
-/// The events in what one read(2) of an inotify descriptor returned: each `struct
-/// inotify_event` (wd, mask, cookie, len, then `len` bytes of NUL-padded name) as its watch
-/// descriptor, mask and name (empty for an event on the watched file itself).
-pub(crate) fn inotify_events(bytes: &[u8]) -> impl Iterator<Item = (i32, u32, &[u8])> {
-    const HEADER: usize = 16;
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let header = bytes.get(at..at + HEADER)?;
-        let field = |offset: usize| -> [u8; 4] {
-            header[offset..offset + 4].try_into().unwrap_or_default()
-        };
-        let len = u32::from_ne_bytes(field(12)) as usize;
-        let name = bytes
-            .get(at + HEADER..at + HEADER + len)
-            .unwrap_or_default();
-        let name = name.split(|b| *b == 0).next().unwrap_or_default();
-        at += HEADER + len;
-        Some((
-            i32::from_ne_bytes(field(0)),
-            u32::from_ne_bytes(field(4)),
-            name,
-        ))
-    })
+/// Reads every event pending on a non-blocking inotify descriptor, without waiting, and hands
+/// each to `event` as its watch descriptor, mask and name (empty for an event on the watched
+/// file itself). `Err` when reading failed with anything but "nothing more now": events may
+/// have been lost.
+pub(crate) fn read_inotify_events(
+    fd: impl AsFd,
+    mut event: impl FnMut(i32, ReadFlags, &[u8]),
+) -> Result<(), rustix::io::Errno> {
+    // Holds at least one event with the longest name.
+    let mut buf = [MaybeUninit::<u8>::uninit(); 8192];
+    let mut reader = inotify::Reader::new(fd, &mut buf);
+    loop {
+        match reader.next() {
+            Ok(e) => event(
+                e.wd(),
+                e.events(),
+                e.file_name().map_or(&[][..], |name| name.to_bytes()),
+            ),
+            Err(rustix::io::Errno::AGAIN) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(errno) => return Err(errno),
+        }
+    }
 }
 
 impl ChangeWatch {
@@ -107,42 +104,25 @@ impl ChangeWatch {
         let Some(shared) = &self.shared else {
             return;
         };
-        // Holds at least one event with the longest name.
-        let mut buf = [0u8; 8192];
-        loop {
-            // SAFETY: reading into a buffer we own, of the length given.
-            let n = unsafe {
-                libc::read(
-                    shared.inotify.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            if n < 0 {
-                match io::Error::last_os_error().raw_os_error() {
-                    Some(libc::EAGAIN) => return,
-                    Some(libc::EINTR) => continue,
-                    // Events may have been lost: trust nothing cached.
-                    _ => return shared.mark_all(SETTLED_KNOBS),
-                }
-            }
-            if n == 0 {
-                return;
-            }
+        let read = read_inotify_events(&shared.inotify, |wd, mask, name| {
             let mut units = shared.lock_units();
-            for (wd, mask, name) in inotify_events(&buf[..n as usize]) {
-                if mask & libc::IN_Q_OVERFLOW != 0 {
-                    mark(units.values().flatten(), SETTLED_KNOBS);
-                } else if mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_UNMOUNT) != 0 {
-                    // The watch is gone (IN_IGNORED follows the others): the wd may be handed
-                    // out again, and this unit's changes are no longer reported.
-                    if let Some(lost) = units.remove(&wd) {
-                        mark(&lost, SETTLED_KNOBS | WATCH_LOST);
-                    }
-                } else if let Some(changed) = units.get(&wd) {
-                    mark(changed, settled_knobs_of_file(name));
+            if mask.contains(ReadFlags::QUEUE_OVERFLOW) {
+                mark(units.values().flatten(), SETTLED_KNOBS);
+            } else if mask
+                .intersects(ReadFlags::IGNORED | ReadFlags::DELETE_SELF | ReadFlags::UNMOUNT)
+            {
+                // The watch is gone (IN_IGNORED follows the others): the wd may be handed out
+                // again, and this unit's changes are no longer reported.
+                if let Some(lost) = units.remove(&wd) {
+                    mark(&lost, SETTLED_KNOBS | WATCH_LOST);
                 }
+            } else if let Some(changed) = units.get(&wd) {
+                mark(changed, settled_knobs_of_file(name));
             }
+        });
+        if read.is_err() {
+            // Events may have been lost: trust nothing cached.
+            shared.mark_all(SETTLED_KNOBS);
         }
     }
 
@@ -154,15 +134,9 @@ impl ChangeWatch {
         if shared.refuse_watches.load(Ordering::Relaxed) {
             return None;
         }
-        let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
         // IN_MODIFY on a directory reports its files' modifications; IN_IGNORED comes anyway.
-        let mask = libc::IN_MODIFY | libc::IN_DELETE_SELF | libc::IN_ONLYDIR;
-        // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
-        let wd =
-            unsafe { libc::inotify_add_watch(shared.inotify.as_raw_fd(), path.as_ptr(), mask) };
-        if wd < 0 {
-            return None;
-        }
+        let mask = WatchFlags::MODIFY | WatchFlags::DELETE_SELF | WatchFlags::ONLYDIR;
+        let wd = inotify::add_watch(&shared.inotify, dir, mask).ok()?;
         let changes = Changes::default();
         shared
             .lock_units()
@@ -282,8 +256,7 @@ impl UnitWatch {
         subscribers.retain(|other| !Arc::ptr_eq(other, changes));
         if subscribers.len() < before && subscribers.is_empty() {
             units.remove(wd);
-            // SAFETY: plain syscall on a descriptor kept open by the Arc.
-            unsafe { libc::inotify_rm_watch(shared.inotify.as_raw_fd(), *wd) };
+            let _ = inotify::remove_watch(&shared.inotify, *wd);
         }
     }
 }

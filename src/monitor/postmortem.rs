@@ -4,7 +4,6 @@
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -583,10 +582,8 @@ impl EventLog {
             // Never through a link, and only our own file (crate::paths).
             let file =
                 crate::paths::open_own_for_append(&self.path).map_err(|e| self.write_error(e))?;
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-                return Err(self.write_error(io::Error::last_os_error()));
-            }
+            // flock(2), as every Corral process takes it.
+            file.lock().map_err(|e| self.write_error(e))?;
             let ours = file.metadata().map_err(|e| self.write_error(e))?;
             match fs::metadata(&self.path) {
                 Ok(named) if named.ino() == ours.ino() && named.dev() == ours.dev() => {

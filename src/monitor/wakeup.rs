@@ -2,10 +2,7 @@
 //! memory.pressure (cgroup-v2.rst, psi.rst), all units on one inotify instance.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +13,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::cgroup::watch::{inotify_events, new_inotify};
+use rustix::fs::inotify::{self, WatchFlags};
+use rustix::fs::{Mode, OFlags};
+
+use crate::cgroup::watch::{new_inotify, read_inotify_events};
 
 /// PSI triggers to try, most responsive first: stalls of 150 ms within 1 s, then the same share
 /// in a 2 s window, because since Linux 6.5 ("sched/psi: Allow unprivileged polling of N*2s
@@ -81,14 +81,7 @@ impl WakeupHub {
         if let Some(fd) = &self.inotify {
             let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             for name in ["memory.events", "cgroup.events"] {
-                let Some(path) = c_path(&dir.join(name)) else {
-                    continue;
-                };
-                // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
-                let wd = unsafe {
-                    libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY)
-                };
-                if wd >= 0 {
+                if let Ok(wd) = inotify::add_watch(&**fd, dir.join(name), WatchFlags::MODIFY) {
                     files.insert(wd, unit.to_owned());
                     watches.push(wd);
                 }
@@ -141,8 +134,7 @@ impl Drop for UnitWakeup {
             for wd in watches {
                 files.remove(wd);
                 // A removed cgroup's watches are gone already (EINVAL): nothing to undo.
-                // SAFETY: plain syscall on a descriptor kept open by the Arc.
-                unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), *wd) };
+                let _ = inotify::remove_watch(&**fd, *wd);
             }
         }
         if let Some(task) = &self.psi_task {
@@ -158,7 +150,6 @@ async fn read_inotify(
     files: WatchedFiles,
     wakeups: mpsc::Sender<String>,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
     let mut last_woken: HashMap<String, Instant> = HashMap::new();
     let mut pending: HashSet<String> = HashSet::new();
     loop {
@@ -174,20 +165,14 @@ async fn read_inotify(
         tokio::select! {
             ready = fd.readable() => {
                 let Ok(mut guard) = ready else { return };
-                loop {
-                    // SAFETY: reading into a buffer we own, of the length given.
-                    let n = unsafe {
-                        libc::read(guard.get_inner().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
-                    };
-                    if n <= 0 {
-                        break;
-                    }
+                {
                     let files = files.lock().unwrap_or_else(|e| e.into_inner());
-                    for (wd, ..) in inotify_events(&buf[..n as usize]) {
+                    // An error here is a read that failed for good: what was read stands.
+                    let _ = read_inotify_events(&**guard.get_inner(), |wd, _, _| {
                         if let Some(unit) = files.get(&wd) {
                             fired.insert(unit.clone());
                         }
-                    }
+                    });
                 }
                 guard.clear_ready();
             }
@@ -225,40 +210,27 @@ async fn watch_pressure(unit: String, psi: AsyncFd<OwnedFd>, wakeups: mpsc::Send
     }
 }
 
-fn c_path(path: &Path) -> Option<CString> {
-    CString::new(path.as_os_str().as_bytes()).ok()
-}
-
 /// memory.pressure opened for writing with the first trigger the kernel accepts. The trigger
 /// lives as long as the descriptor (psi.rst: "the trigger is removed when the file descriptor
 /// is closed").
 fn psi_trigger(path: &Path) -> Option<(AsyncFd<OwnedFd>, &'static str)> {
-    let c = c_path(path)?;
     for trigger in PSI_TRIGGERS {
-        // SAFETY: `c` is a valid NUL-terminated path; the descriptor is owned right below.
-        let raw = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return None; // no such file (no memory controller) or not ours to write
-        }
-        // SAFETY: `raw` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // No such file (no memory controller), or not ours to write: no triggers.
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
         // psi.rst: the trigger is written with its terminating NUL.
-        let bytes = CString::new(trigger).ok()?;
-        let bytes = bytes.as_bytes_with_nul();
-        // SAFETY: writing `bytes.len()` bytes from a live buffer.
-        let written = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
-        if written < 0 {
-            // EINVAL: this window is not allowed here (unprivileged, not a multiple of 2 s);
-            // try the next. EPERM/EACCES and others: no triggers for us at all.
-            if io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-                continue;
-            }
-            return None;
+        let mut bytes = trigger.as_bytes().to_vec();
+        bytes.push(0);
+        match rustix::io::write(&fd, &bytes) {
+            Ok(_) => {}
+            // This window is not allowed here (unprivileged, not a multiple of 2 s): the next.
+            Err(rustix::io::Errno::INVAL) => continue,
+            // EPERM/EACCES and others: no triggers for us at all.
+            Err(_) => return None,
         }
         // SAFETY: an OwnedFd keeps its one descriptor open, unchanged, until it is dropped.
         return unsafe { AsyncFd::register_with_interest(fd, Interest::PRIORITY) }
