@@ -330,7 +330,10 @@ impl ConfigEditor {
 
     /// [`Self::set_general_text`] for several keys at once, checked together: the budget's
     /// `apps-memory-high` and `apps-memory-max` raised together never fail on their order.
-    pub fn set_general_texts(&mut self, values: &[(&str, Option<&str>)]) -> Result<(), ConfigError> {
+    pub fn set_general_texts(
+        &mut self,
+        values: &[(&str, Option<&str>)],
+    ) -> Result<(), ConfigError> {
         self.edit(|doc| {
             let general = doc
                 .entry("general")
@@ -565,7 +568,11 @@ mod tests {
         let (_, rule) = config.rules().find(|(k, _)| *k == "x").unwrap();
         assert_eq!(rule.preset, None);
         assert_eq!(rule.settings.memory_max, mem("4G"));
-        assert_eq!(rule.settings.cpu_weight.map(|w| w.get()), Some(20), "not on the form");
+        assert_eq!(
+            rule.settings.cpu_weight.map(|w| w.get()),
+            Some(20),
+            "not on the form"
+        );
         // A soft limit above the hard one is refused as the file would refuse it.
         let wrong = Settings {
             memory_high: mem("5G"),

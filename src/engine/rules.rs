@@ -3,6 +3,7 @@
 //! would do it within a tick; doing it here lets the face read each running instance back),
 //! and what took is read back from the kernel, as `corral rules set` and `corral budget` do.
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::config::{Config, RulePreset, Settings};
@@ -10,8 +11,11 @@ use crate::controller::{Controller, LimitCheck};
 use crate::engine::{ConfigEdit, ConfigStore};
 use crate::i18n::{gettext, gettext_f, ngettext_f};
 use crate::limits::{Bytes, MemoryLimit};
+use crate::monitor::UnitInfo;
 use crate::rules::live::{self, Instance};
 use crate::rules::store::DropInStore;
+use crate::systemd::ManagerKind;
+use crate::systemd::names::{app_dropin_folders, dropin_folders_of};
 
 /// The settings a rule is edited by from the window and the tray, in the order they show.
 pub const RULE_KEYS: [&str; 5] = [
@@ -61,9 +65,10 @@ impl RuleOutcome {
     pub fn summary(&self) -> String {
         let app = &self.app_id;
         let saved = match &self.words {
-            Some(words) if !words.is_empty() => {
-                gettext_f("Rule for {app}: {words}.", &[("app", app), ("words", words)])
-            }
+            Some(words) if !words.is_empty() => gettext_f(
+                "Rule for {app}: {words}.",
+                &[("app", app), ("words", words)],
+            ),
             Some(_) => gettext_f("Rule for {app} saved.", &[("app", app)]),
             None => gettext_f("Removed the rule for {app}.", &[("app", app)]),
         };
@@ -116,7 +121,10 @@ pub fn check_line(check: &LimitCheck) -> String {
     match &check.problem {
         None => gettext_f(
             "✓ {setting} {value}: applied",
-            &[("setting", &check.setting_label()), ("value", &check.wanted)],
+            &[
+                ("setting", &check.setting_label()),
+                ("value", &check.wanted),
+            ],
         ),
         Some(problem) => gettext_f(
             "✗ {setting} {value}: not applied — {problem}",
@@ -148,7 +156,9 @@ impl BudgetUsage {
 
     /// "All apps: 3.2 GiB of 12.5 GiB budget", "All apps: 3.2 GiB · no budget".
     pub fn words(&self) -> String {
-        let used = self.used.map_or_else(|| "—".to_owned(), |u| Bytes(u).to_string());
+        let used = self
+            .used
+            .map_or_else(|| "—".to_owned(), |u| Bytes(u).to_string());
         match self.budget() {
             Some(limit) => gettext_f(
                 "All apps: {used} of {limit} budget",
@@ -195,6 +205,36 @@ pub struct Budget {
     pub max: Option<MemoryLimit>,
 }
 
+/// Which rule reaches a unit, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitRule {
+    /// `[apps.ID]` of the config file reaches the unit through these drop-ins.
+    Rule {
+        app_id: String,
+        /// The rule's preset, when it names one.
+        preset: Option<String>,
+        /// What the rule does, in plain words.
+        words: String,
+        config_path: PathBuf,
+        /// Corral's drop-in files that systemd reads for this unit.
+        dropins: Vec<PathBuf>,
+    },
+    /// No rule reaches the unit; one can be made for `app_id`.
+    None { app_id: String },
+    /// No rule can be made for this unit, and why.
+    Impossible(String),
+}
+
+impl UnitRule {
+    /// The app id a rule for the unit is (or would be) kept under.
+    pub fn app_id(&self) -> Option<&str> {
+        match self {
+            UnitRule::Rule { app_id, .. } | UnitRule::None { app_id } => Some(app_id),
+            UnitRule::Impossible(_) => None,
+        }
+    }
+}
+
 /// Rules and the budget for the person's own user manager: its config store, its drop-in
 /// folder, and the controller to reload systemd and read instances back with (none before
 /// Corral is connected: then the files are written and apply at systemd's next reload).
@@ -237,6 +277,53 @@ impl RuleService {
 
     pub fn store(&self) -> &ConfigStore {
         &self.store
+    }
+
+    /// Which rule reaches `info`'s unit in `config` (the config in force), and through which
+    /// files; or why none can. Rules are for apps of the user manager whose unit name carries
+    /// an app id (systemd's desktop naming): `run-u42.service` has none to key a rule by.
+    pub fn rule_of(&self, config: &Config, info: &UnitInfo, manager: ManagerKind) -> UnitRule {
+        if manager == ManagerKind::System {
+            return UnitRule::Impossible(gettext(
+                "Rules are for the apps of your own session: this window manages the system's units.",
+            ));
+        }
+        if let Some((key, rule)) = crate::rules::rule_for_unit(config, &info.unit) {
+            let read = dropin_folders_of(&info.unit);
+            let dropins = match &self.dropins {
+                Ok(store) => app_dropin_folders(key)
+                    .iter()
+                    .filter(|f| read.contains(f))
+                    .map(|f| store.path_of(f))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            return UnitRule::Rule {
+                app_id: key.to_owned(),
+                preset: rule.preset.clone(),
+                words: crate::rules::rule_settings(config, key)
+                    .map(|s| s.plain_words())
+                    .unwrap_or_default(),
+                config_path: self.store.path().to_owned(),
+                dropins,
+            };
+        }
+        match &info.app_id {
+            Some(app_id) if !app_id.is_empty() => UnitRule::None {
+                app_id: app_id.clone(),
+            },
+            _ => UnitRule::Impossible(gettext_f(
+                "{unit} names no app, so no rule can follow the app to its next start. Apps started from the app grid, the dock, Flatpak or Corral have one.",
+                &[("unit", &info.unit)],
+            )),
+        }
+    }
+
+    /// The running instances each rule of `config` reaches, read back; `None` before Corral
+    /// is connected or when systemd cannot be asked.
+    pub async fn running(&self, config: &Config) -> Option<Vec<Instance>> {
+        let ctl = self.controller.as_ref()?;
+        live::instances(ctl, config, None).await.ok()
     }
 
     /// The config file, as it is once every queued edit is written.
