@@ -1,8 +1,5 @@
 //! Containing what escaped: a running process and its descendants moved into a new scope
-//! `app-corral-<id>-<random>.scope` with limits. StartTransientUnit with `PIDs=` has the user
-//! manager move them (org.freedesktop.systemd1(5); from another scope of the same user, or
-//! through PID 1 from a login session), so a browser started from a terminal gets the limits
-//! it would have had from the dock.
+//! `app-corral-<id>-<random>.scope` with limits; see ARCHITECTURE.md.
 
 use std::path::Path;
 

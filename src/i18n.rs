@@ -1,5 +1,6 @@
-//! Translations through glibc's gettext, by gettext-rs (domain `corral`, catalogs from `po/`), with `{name}`
-//! placeholders; a marked string is one plain literal on one line (see ARCHITECTURE.md, "i18n").
+//! Translations through the system's gettext by gettext-rs (domain `corral`, catalogs from
+//! `po/`), with `{name}` placeholders; a marked string is one plain literal on one line
+//! (see ARCHITECTURE.md, "i18n").
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};

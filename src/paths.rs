@@ -1,13 +1,5 @@
-//! Where Corral keeps its files, the one place that reads the XDG Base Directory
-//! Specification's variables (config, state and runtime folders), and how those files are
-//! opened so that Corral running as root never writes through another user's links.
-//!
-//! `sudo -E corral …`, or a `sudo` that keeps HOME, gives root the invoking user's HOME and
-//! XDG variables; writing root's config and event log there would follow whatever links that
-//! user left (to /etc/shadow, say). So as root (effective uid 0) Corral uses root's own folders:
-//! the home from the password database, and an XDG variable only when it names a folder root
-//! owns. Files are opened without following a last-component symlink, and a file to append to
-//! must belong to the effective user.
+//! Where Corral keeps its files (the XDG folders, read in one place) and how it opens them
+//! so that Corral running as root never writes through another user's links; see ARCHITECTURE.md.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};

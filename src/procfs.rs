@@ -1,7 +1,5 @@
-//! The processes of a cgroup, read from the kernel's files (proc(5): `/proc/PID/stat`,
-//! `statm`, `cmdline`, `oom_score`, `oom_score_adj`, `status`; cgroup-v2.rst: `cgroup.procs`).
-//! Roots are injectable, so the parsers are tested on fixture trees; every value a kernel may
-//! not provide is an `Option`, and a process that exits while it is read is simply left out.
+//! The processes of a cgroup, read from /proc (proc(5)) and `cgroup.procs`; a process that
+//! exits while it is read is left out.
 
 use std::fs;
 use std::io;

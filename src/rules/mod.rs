@@ -1,12 +1,5 @@
 //! Rules that hold however an app is started: each app rule of config.toml becomes systemd
-//! drop-ins for every unit name the app can run under (systemd.unit(5), "Drop-in"; the names
-//! of https://systemd.io/DESKTOP_ENVIRONMENTS/), so they apply whoever starts the app and
-//! whether Corral runs or not.
-//!
-//! Corral's file in each folder is `40-corral.conf`: drop-ins apply in file-name order across
-//! folders, later wins, and a change made while a unit runs (SetUnitProperties, `systemctl
-//! set-property --runtime`, Corral's own `limit`) is stored as `50-<Property>.conf`, so a
-//! reload never undoes it. A person's own `override.conf` sorts after and wins too.
+//! drop-ins (`40-corral.conf`) for every unit name the app can run under; see ARCHITECTURE.md.
 
 pub mod live;
 pub mod store;

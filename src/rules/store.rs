@@ -1,8 +1,5 @@
-//! Corral's drop-in files below the user manager's unit search path
-//! (`$XDG_CONFIG_HOME/systemd/user/`, systemd.unit(5) "Unit File Load Path"), made to match
-//! what the config calls for. Corral owns only the files it wrote (named [`DROPIN_NAME`] and
-//! starting with [`MARKER`]) and the folders it created for them (listed in its state folder);
-//! everything else in those folders is a person's and is never changed or removed.
+//! Corral's drop-in files below `$XDG_CONFIG_HOME/systemd/user/`, made to match the config;
+//! Corral owns only the files it wrote and the folders it created for them.
 
 use std::collections::BTreeSet;
 use std::fs;
