@@ -243,12 +243,32 @@ fn budget_limit(row: &adw::EntryRow, title: &str) -> Result<Option<MemoryLimit>,
     if text.is_empty() || text == "max" {
         return Ok(None);
     }
-    text.parse::<MemoryLimit>().map(Some).map_err(|e| {
+    let limit = text.parse::<MemoryLimit>().map_err(|e| {
         gettext_f(
             "{setting}: {error}. Type a size like 12G or a share of RAM like 80 %, or leave it empty for none.",
             &[("setting", &title), ("error", &e)],
         )
-    })
+    })?;
+    check_budget(limit, crate::controller::physical_memory(), title)?;
+    Ok(Some(limit))
+}
+
+/// The least a budget of all apps may be: less would hold the whole desktop at a crawl (a
+/// "8" typed for "80%" is 8 bytes). Not a limit of systemd's, a guard against a slip.
+const BUDGET_FLOOR: u64 = 256 * crate::limits::Bytes::MIB;
+
+fn check_budget(limit: MemoryLimit, total_ram: u64, title: &str) -> Result<(), String> {
+    match limit.resolve(total_ram) {
+        Some(bytes) if bytes < BUDGET_FLOOR => Err(gettext_f(
+            "{setting}: {value} is too little for all apps together (at least {floor}); type a size like 12G or a share of RAM like 80 %.",
+            &[
+                ("setting", &title),
+                ("value", &limit),
+                ("floor", &crate::limits::Bytes(BUDGET_FLOOR)),
+            ],
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// What a saved budget did, for a toast.
@@ -972,6 +992,17 @@ mod tests {
             row_titles(&widget, titles);
             child = widget.next_sibling();
         }
+    }
+
+    #[test]
+    fn a_budget_too_small_for_the_desktop_is_refused() {
+        let ram = 16 * crate::limits::Bytes::GIB;
+        let limit = |text: &str| text.parse::<MemoryLimit>().unwrap();
+        let error = check_budget(limit("8"), ram, "Soft limit").unwrap_err();
+        assert!(error.starts_with("Soft limit: 8"), "{error}");
+        assert!(check_budget(limit("1%"), ram, "Soft limit").is_err());
+        assert!(check_budget(limit("80%"), ram, "Soft limit").is_ok());
+        assert!(check_budget(limit("12G"), ram, "Hard limit").is_ok());
     }
 
     #[gtk::test]

@@ -178,6 +178,8 @@ pub fn open(
         .map(|((_, title), text)| {
             let row = adw::EntryRow::builder().title(gettext(title)).build();
             row.set_text(text);
+            // Enter saves, as in any dialog with a default button.
+            row.set_activates_default(true);
             group.add(&row);
             row
         })

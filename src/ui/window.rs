@@ -1112,6 +1112,13 @@ mod tests {
             labels(window.model().details.widget().upcast_ref(), &mut shown);
             shown.iter().any(|t| t == "Firefox")
         });
+        // Which rule reaches it (none: the test's config has no rules), and its processes.
+        until("the rule section", || {
+            let mut shown = Vec::new();
+            labels(window.model().details.widget().upcast_ref(), &mut shown);
+            shown.iter().any(|t| t == "No rule for firefox")
+                && shown.iter().any(|t| t == "Processes")
+        });
 
         // The app ends: its details close.
         window.emit(Msg::State(Arc::new(MonitorState {

@@ -57,7 +57,7 @@ busctl --user set-property org.a11y.Bus /org/a11y/bus org.a11y.Status IsEnabled 
 ulimit -c unlimited
 corral >/tmp/corral-gui.log 2>&1 &
 gui=$!
-timeout 240 python3 "$here/gui_test.py" /mnt/host/screenshots
+timeout 480 python3 "$here/gui_test.py" /mnt/host/screenshots
 status=$?
 if [ $status -ne 0 ]; then
     echo "---- corral's output"
