@@ -140,14 +140,24 @@ def scroll_details(steps=25, up=False):
 def click_label(root, text):
     """Clicks the button that shows `text`: GTK 4.8 names a button for AT-SPI only when it is
     told to, which libadwaita's dialog responses and view switcher buttons are not."""
-    node = find(root, ROLE_LABEL, text, showing=True)
-    for _ in range(4):
-        if node is None:
-            return False
-        if node.role() in (ROLE_PUSH_BUTTON, 62):  # 62: toggle button
-            click(node)
-            return True
-        node = parent(node)
+    # 62: a toggle button; 37: a page tab (a view switcher's button).
+    buttons = (ROLE_PUSH_BUTTON, 62, 37)
+    tab = find(root, 37, text)
+    if tab is not None:
+        click(tab)
+        return True
+    for label in find_all(root, lambda n: n.name == text and n.role() not in buttons):
+        node = label
+        for _ in range(5):
+            node = parent(node)
+            if node.role() in buttons:
+                click(node)
+                return True
+    # Or a button named as it shows after all.
+    button = find(root, ROLE_PUSH_BUTTON, text)
+    if button is not None:
+        click(button)
+        return True
     return False
 
 
@@ -257,7 +267,11 @@ def check_processes(app, window):
     if dialog is None:
         return
     screenshot("contain-dialog", dialog.name)
-    expect("the dialog's Contain is clicked", click_label(dialog, "Contain"))
+    clicked = click_label(dialog, "Contain")
+    if not clicked:
+        dump(dialog, 100)
+        key(36, 2)  # Return: the dialog's default response
+    expect("the dialog's Contain is clicked", clicked)
     new = wait_for(lambda: [u for u in units("app-corral-*") if u not in before and u.endswith(".scope")], 15)
     expect("and moves the process into a scope of its own", new, sysctl("list-units", "app-corral-*"))
     if new:
@@ -394,6 +408,8 @@ def main():
         expect("General has the budget of all apps", soft is not None)
         page = wait_for(lambda: click_label(prefs, "Rules"), 10)
         expect("the preferences have a Rules page", page)
+        if not page:
+            dump(prefs, 150)
         if page:
             listed = wait_for(lambda: find(prefs, ROLE_LABEL, "org.example.Sleeper"), 10)
             expect("it lists the rule made from the details", listed)
