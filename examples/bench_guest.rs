@@ -498,14 +498,29 @@ async fn sample(options: &Options) -> Result<()> {
             })
             .count();
         emit_value(&format!("sample.complete.{n}"), "units", complete as f64);
+        // The sweeps the monitor makes at the default interval, one a second: each is told
+        // the time it would run at, which decides which of the slow files (pressure,
+        // memory.peak, every 5 s) are due, so 30 sweeps cost what 30 s of sampling costs.
+        let sweep_at = |i: usize| start + Duration::from_secs(1 + i as u64);
         let mut per_unit = Vec::new();
-        for _ in 0..sweeps {
-            let start = Instant::now();
-            let snapshots = sampler.sample(&units);
-            per_unit.push(ms(start) * 1000.0 / n as f64);
+        for i in 0..sweeps {
+            let started = Instant::now();
+            let snapshots = sampler.sample_at(&units, sweep_at(i));
+            per_unit.push(ms(started) * 1000.0 / n as f64);
             std::hint::black_box(snapshots);
         }
         emit_samples(&format!("sample.sweep.{n}"), "us/unit", &per_unit);
+        // For reference, the same sweeps reading every file that changes at each one (the
+        // sweep before the slow files were paced): sweeps 5 s apart.
+        let mut unpaced = Vec::new();
+        let later = sweep_at(sweeps + 5);
+        for i in 0..sweeps {
+            let started = Instant::now();
+            let snapshots = sampler.sample_at(&units, later + Duration::from_secs(5 * i as u64));
+            unpaced.push(ms(started) * 1000.0 / n as f64);
+            std::hint::black_box(snapshots);
+        }
+        emit_samples(&format!("sample.unpaced.{n}"), "us/unit", &unpaced);
         if n == *counts.last().unwrap_or(&0) {
             file_costs(&fs, &units)?;
         }
@@ -622,6 +637,18 @@ fn file_costs(fs: &CgroupFs, units: &[UnitInfo]) -> Result<()> {
         emit_value(&format!("sample.file.{name}"), "us/read", median);
     }
     emit_value("sample.file.all", "us/unit", total);
+    // How often a sweep reads each file (src/cgroup/unit.rs), for the report's table.
+    for (name, pace) in corral::cgroup::file_paces() {
+        println!(
+            "{}",
+            json!({"metric": format!("sample.pace.{name}"), "unit": "pace", "pace": pace})
+        );
+    }
+    emit_value(
+        "sample.pace.slow-every",
+        "s",
+        corral::cgroup::SLOW_EVERY.as_secs_f64(),
+    );
     Ok(())
 }
 

@@ -634,20 +634,39 @@ async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) ->
     report_launch(ctl, request, &child.unit, control_group.as_deref(), quiet);
     let (code, signal) = launch::wait_child(child.pid).await;
     let usage = watch.finish().await;
-    // The scope ends when its last process does; give systemd a moment to record why.
-    let announced = match end {
-        Ok(mut end) => end.ended(Some(Duration::from_secs(1))).await,
-        Err(_) => false,
-    };
-    let ended = announced
-        || matches!(
-            ctl.systemd.active_state(&child.unit).await.as_deref(),
-            Some("inactive" | "failed") | None
-        );
-    let result = if ended {
-        ctl.systemd.result_if_loaded(&child.unit).await
+    // A command that exited by itself, in a scope whose memory.events counts no OOM kill now,
+    // ended as systemd will record it (org.freedesktop.systemd1(5), Scope "Result"): a scope
+    // stopped or ended is "success" unless the kernel OOM-killed something in it (counted in
+    // memory.events), its stop timed out (then SIGKILL ends the command: a signal), or a
+    // RuntimeMaxSec= ran out, which Corral never sets. Nothing is left to wait for: systemd's
+    // announcement of the scope's end (or, with processes left in the scope, a second spent
+    // waiting for one that does not come) would only tell what is known already.
+    let clean_exit = signal.is_none()
+        && usage.oom_kills == 0
+        && control_group.as_deref().is_some_and(|cg| {
+            ctl.cgroups
+                .unit(cg)
+                .memory_events()
+                .is_ok_and(|events| events.is_some_and(|e| e.oom_kill == Some(0)))
+        });
+    let result = if clean_exit {
+        Some("success".to_owned())
     } else {
-        None
+        // The scope ends when its last process does; give systemd a moment to record why.
+        let announced = match end {
+            Ok(mut end) => end.ended(Some(Duration::from_secs(1))).await,
+            Err(_) => false,
+        };
+        let ended = announced
+            || matches!(
+                ctl.systemd.active_state(&child.unit).await.as_deref(),
+                Some("inactive" | "failed") | None
+            );
+        if ended {
+            ctl.systemd.result_if_loaded(&child.unit).await
+        } else {
+            None
+        }
     };
     ctl.systemd.unref(&child.unit).await;
     report_end(request, result.as_deref(), signal, &usage);

@@ -92,6 +92,19 @@ impl ProcFs {
             .ok()
     }
 
+    /// Whether the process is on its way out: SIGKILL pending, exiting, a zombie, or gone.
+    /// The OOM killer counts its kill in memory.events just before it sends SIGKILL
+    /// (mm/oom_kill.c, `__oom_kill_process`), so its victim may still be listed when the count
+    /// is read.
+    pub fn is_dying(&self, pid: u32) -> bool {
+        let dir = self.pid_dir(pid);
+        let Ok(stat) = fs::read_to_string(dir.join("stat")) else {
+            return true;
+        };
+        stat_says_exiting(&stat)
+            || fs::read_to_string(dir.join("status")).is_ok_and(|s| sigkill_pending(&s))
+    }
+
     /// The file the process runs (`exe`), when this user may see it.
     pub fn executable(&self, pid: u32) -> Option<PathBuf> {
         fs::read_link(self.pid_dir(pid).join("exe")).ok()
@@ -198,6 +211,32 @@ fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+/// A zombie or dead state (`stat` field 3), or `PF_EXITING` in its flags (field 9).
+fn stat_says_exiting(text: &str) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Some(close) = text.rfind(')') else {
+        return false;
+    };
+    let mut fields = text[close + 1..].split_whitespace();
+    let state = fields.next().unwrap_or("");
+    let flags: u64 = fields.nth(5).and_then(|f| f.parse().ok()).unwrap_or(0);
+    matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0
+}
+
+/// SIGKILL among the signals pending for the thread or the whole process (`status`'s SigPnd
+/// and ShdPnd masks, bit 8 for signal 9).
+fn sigkill_pending(status: &str) -> bool {
+    const SIGKILL_BIT: u64 = 1 << 8;
+    status
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("SigPnd:")
+                .or_else(|| line.strip_prefix("ShdPnd:"))
+        })
+        .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .any(|mask| mask & SIGKILL_BIT != 0)
+}
+
 /// `cmdline`'s NUL-separated arguments as one line.
 fn command_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
@@ -208,6 +247,32 @@ fn command_line(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_exiting_or_zombie_process_is_dying() {
+        assert!(!stat_says_exiting(STAT));
+        assert!(stat_says_exiting(&STAT.replacen(") S ", ") Z ", 1)));
+        // PF_EXITING (0x4) in the flags, field 9.
+        assert!(stat_says_exiting(&STAT.replacen(
+            " 4194560 ",
+            " 4194564 ",
+            1
+        )));
+        let status = |sig: &str, shd: &str| format!("Name:\tx\nSigPnd:\t{sig}\nShdPnd:\t{shd}\n");
+        assert!(!sigkill_pending(&status(
+            "0000000000000000",
+            "0000000000004000"
+        )));
+        assert!(sigkill_pending(&status(
+            "0000000000000000",
+            "0000000000000100"
+        )));
+        assert!(sigkill_pending(&status(
+            "0000000000000100",
+            "0000000000000000"
+        )));
+        assert!(!sigkill_pending("garbage"));
+    }
 
     const STAT: &str = "4242 (Web Content) S 4200 4200 4200 0 -1 4194560 9000 0 0 0 \
         150 30 0 0 20 0 30 0 123456 2000000000 50000 18446744073709551615 1 1 0 0 0 0 0 \

@@ -18,7 +18,7 @@ pub use parse::{
     PressureLine, parse_bool, parse_cgroup_events, parse_controllers, parse_cpu_max,
     parse_cpu_stat, parse_flat_keyed, parse_limit, parse_memory_events, parse_pressure, parse_u64,
 };
-pub use unit::{CgroupSample, UnitCgroup};
+pub use unit::{CgroupSample, FilePace, SLOW_EVERY, UnitCgroup, file_paces};
 pub use watch::ChangeWatch;
 
 /// Where systemd mounts the cgroup hierarchy.

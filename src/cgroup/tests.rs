@@ -752,3 +752,132 @@ fn a_watched_unit_still_notices_its_directory_removed() {
     let (sample, _) = sample_counting(&mut unit, &changes);
     assert_eq!(sample.memory_low, Some(Limit::Value(1)));
 }
+
+/// The files a sweep reads between the reads of its slow files (the pressure files and
+/// memory.peak).
+const FAST_FILES: usize = CHANGING_FILES - 4;
+
+/// A sweep's sample at `at`, after draining `changes`, and how many files it read.
+fn sweep_counting(
+    unit: &mut UnitCgroup,
+    changes: &ChangeWatch,
+    at: std::time::Instant,
+) -> (CgroupSample, usize) {
+    changes.drain();
+    let before = unit.reads();
+    let sample = unit.sample_at(at).unwrap();
+    (sample, unit.reads() - before)
+}
+
+/// The fixture's files without memory pressure.
+fn calm_unit(cgroupfs: &CgroupFs) {
+    fs::write(
+        unit_dir(cgroupfs).join("memory.pressure"),
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=3108457\n\
+         full avg10=0.00 avg60=0.00 avg300=0.00 total=1456234\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_sweep_reads_the_pressure_files_and_the_peak_every_slow_period() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    calm_unit(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = cgroupfs.unit(UNIT).watched_by(&changes);
+    let start = Instant::now();
+    let (first, reads) = sweep_counting(&mut unit, &changes, start);
+    assert_eq!(reads, SAMPLED_FILES, "the first sample reads everything");
+    let second = Duration::from_secs(1);
+    let mut slow_reads = 0;
+    for tick in 1..=10u32 {
+        let (sample, reads) = sweep_counting(&mut unit, &changes, start + second * tick);
+        // Between reads, the slow fields repeat their last values.
+        assert_eq!(sample, first);
+        assert!(reads == FAST_FILES || reads == CHANGING_FILES, "{reads}");
+        slow_reads += usize::from(reads == CHANGING_FILES);
+    }
+    assert_eq!(slow_reads, 2, "every 5 s over 10 s");
+    // A sample for a wakeup reads everything again.
+    unit.read_everything_next();
+    let (_, reads) = sweep_counting(&mut unit, &changes, start + second * 11);
+    assert_eq!(reads, SAMPLED_FILES);
+}
+
+#[test]
+fn between_its_reads_the_peak_is_at_least_the_memory_in_use() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    calm_unit(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = cgroupfs.unit(UNIT).watched_by(&changes);
+    let start = Instant::now();
+    let (first, _) = sweep_counting(&mut unit, &changes, start);
+    assert_eq!(first.memory_peak, Some(901_775_360));
+    fs::write(unit_dir(&cgroupfs).join("memory.current"), "950000000\n").unwrap();
+    let (sample, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(1));
+    assert_eq!(reads, FAST_FILES);
+    assert_eq!(sample.memory_current, Some(950_000_000));
+    assert_eq!(sample.memory_peak, Some(950_000_000));
+    // And it never goes down again until the file is read.
+    fs::write(unit_dir(&cgroupfs).join("memory.current"), "100\n").unwrap();
+    let (sample, _) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(2));
+    assert_eq!(sample.memory_peak, Some(950_000_000));
+}
+
+#[test]
+fn under_memory_pressure_every_sweep_reads_the_pressure_files() {
+    use std::time::{Duration, Instant};
+    // The fixture's memory.pressure shows some avg10=1.53.
+    let (_root, cgroupfs) = fixture();
+    let changes = ChangeWatch::new();
+    let mut unit = cgroupfs.unit(UNIT).watched_by(&changes);
+    let start = Instant::now();
+    sweep_counting(&mut unit, &changes, start);
+    let (_, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(1));
+    assert_eq!(reads, CHANGING_FILES);
+    // Once it reads zero, the slow pace resumes.
+    calm_unit(&cgroupfs);
+    let (sample, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(2));
+    assert_eq!(reads, CHANGING_FILES);
+    assert_eq!(sample.memory_pressure.map(|p| p.some.avg10), Some(0.0));
+    let (_, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(3));
+    assert_eq!(reads, FAST_FILES);
+}
+
+#[test]
+fn the_units_of_a_sweep_read_their_slow_files_in_different_sweeps() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    calm_unit(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let start = Instant::now();
+    let mut due_at = Vec::new();
+    for phase in 0..5u32 {
+        let mut unit = cgroupfs
+            .unit(UNIT)
+            .watched_by(&changes)
+            .with_slow_phase(Duration::from_secs(phase.into()));
+        sweep_counting(&mut unit, &changes, start);
+        let tick = (1..=5u32)
+            .find(|&t| {
+                sweep_counting(&mut unit, &changes, start + Duration::from_secs(t.into())).1
+                    == CHANGING_FILES
+            })
+            .unwrap();
+        due_at.push(tick);
+    }
+    assert_eq!(due_at, [5, 4, 3, 2, 1]);
+}
+
+#[test]
+fn every_file_has_a_pace() {
+    let paces = file_paces();
+    assert_eq!(paces.len(), SAMPLED_FILES);
+    let count = |pace| paces.iter().filter(|(_, p)| *p == pace).count();
+    assert_eq!(count(FilePace::EverySweep), FAST_FILES);
+    assert_eq!(count(FilePace::Slow), CHANGING_FILES - FAST_FILES);
+    assert!(paces.contains(&("memory.pressure", FilePace::Slow)));
+    assert!(paces.contains(&("memory.events", FilePace::OnChange)));
+}

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -66,6 +67,28 @@ enum Knob {
 
 const KNOB_COUNT: usize = Knob::CgroupFreeze as usize + 1;
 
+/// Every knob, in the order of `Knob`.
+const KNOBS: [Knob; KNOB_COUNT] = [
+    Knob::MemoryCurrent,
+    Knob::MemoryPeak,
+    Knob::MemoryHigh,
+    Knob::MemoryMax,
+    Knob::MemoryLow,
+    Knob::MemorySwapCurrent,
+    Knob::MemorySwapMax,
+    Knob::MemoryEvents,
+    Knob::CpuStat,
+    Knob::CpuMax,
+    Knob::CpuWeight,
+    Knob::PidsCurrent,
+    Knob::PidsMax,
+    Knob::MemoryPressure,
+    Knob::CpuPressure,
+    Knob::IoPressure,
+    Knob::CgroupEvents,
+    Knob::CgroupFreeze,
+];
+
 /// The files that change only when written (limits, cgroup.freeze) or when the kernel says so
 /// with a file modified event (memory.events, cgroup.events): a watched unit re-reads them only
 /// when inotify reported a change (see [`super::watch`]). The others change all the time.
@@ -81,6 +104,55 @@ const SETTLED: [Knob; 10] = [
     Knob::CgroupEvents,
     Knob::CgroupFreeze,
 ];
+
+/// The files that change all the time but matter at a slower pace, read by
+/// [`UnitCgroup::sample_at`] only every [`SLOW_EVERY`]: the pressure files, whose figures are
+/// averages over 10 s and more that the kernel itself recomputes only every 2 s
+/// (Documentation/accounting/psi.rst; kernel/sched/psi.c, PSI_FREQ), and memory.peak, which
+/// only grows, so that between its reads memory.current bounds it from below. They were half
+/// the cost of a sweep's reads (BENCHMARKS.md, "Where a sweep's time goes").
+const SLOW: [Knob; 4] = [
+    Knob::MemoryPeak,
+    Knob::MemoryPressure,
+    Knob::CpuPressure,
+    Knob::IoPressure,
+];
+
+/// How often a sweep ([`UnitCgroup::sample_at`] on a watched unit) reads a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FilePace {
+    /// At every sample.
+    EverySweep,
+    /// Every [`SLOW_EVERY`], and at every sample while memory is under pressure.
+    Slow,
+    /// When inotify reported that it was written, or that the kernel changed it.
+    OnChange,
+}
+
+/// Every file a sample reads, with how often a sweep reads it: for the benchmark's report.
+pub fn file_paces() -> Vec<(&'static str, FilePace)> {
+    (0..KNOB_COUNT)
+        .map(|i| {
+            let knob = KNOBS[i];
+            let pace = if SETTLED_KNOBS & knob.bit() != 0 {
+                FilePace::OnChange
+            } else if SLOW.iter().any(|slow| slow.bit() == knob.bit()) {
+                FilePace::Slow
+            } else {
+                FilePace::EverySweep
+            };
+            (knob.file_name(), pace)
+        })
+        .collect()
+}
+
+/// How often [`UnitCgroup::sample_at`] reads the [`SLOW`] files of a unit whose memory is not
+/// under pressure: every fifth sweep at the default refresh interval of 1 s.
+pub const SLOW_EVERY: Duration = Duration::from_secs(5);
+
+/// A sweep taken this much before a unit's slow files are due still reads them: ticks come a
+/// little early or late, and a due time missed by a hair would cost a whole tick more.
+const SLOW_SLACK: Duration = Duration::from_millis(250);
 
 /// [`SETTLED`] as a bit set.
 pub(super) const SETTLED_KNOBS: u32 = {
@@ -197,6 +269,11 @@ pub struct UnitCgroup {
     settled: CgroupSample,
     /// Settled knobs (`Knob::bit`) to read at the next sample.
     stale: u32,
+    /// When `sample_at` reads the [`SLOW`] files next; `None`: at the next sample.
+    slow_due: Option<Instant>,
+    /// Where in [`SLOW_EVERY`] this unit's slow reads fall, so that the units of a sweep do not
+    /// all read theirs in the same sweep.
+    slow_phase: Duration,
     /// Files read so far, to show which ones a sample reads.
     #[cfg(test)]
     reads: usize,
@@ -214,9 +291,19 @@ impl UnitCgroup {
             watch: None,
             settled: CgroupSample::default(),
             stale: SETTLED_KNOBS,
+            slow_due: None,
+            slow_phase: Duration::ZERO,
             #[cfg(test)]
             reads: 0,
         }
+    }
+
+    /// Spreads the reads of [`sample_at`](UnitCgroup::sample_at)'s slow files over a sweep's
+    /// units: this unit's second read comes `SLOW_EVERY - phase` after its first, then every
+    /// [`SLOW_EVERY`]. The sampler gives each unit a different phase.
+    pub fn with_slow_phase(mut self, phase: Duration) -> UnitCgroup {
+        self.slow_phase = phase.min(SLOW_EVERY);
+        self
     }
 
     /// Makes samples re-read the settled files only when `changes` reported a modification of
@@ -238,6 +325,7 @@ impl UnitCgroup {
         self.dir = None;
         self.files = Default::default();
         self.stale = SETTLED_KNOBS;
+        self.slow_due = None;
         if let Some(watch) = &mut self.watch {
             watch.reset();
         }
@@ -248,6 +336,7 @@ impl UnitCgroup {
     /// this unit's own watch did.
     pub fn read_everything_next(&mut self) {
         self.stale = SETTLED_KNOBS;
+        self.slow_due = None;
     }
 
     /// How many files were read so far.
@@ -261,6 +350,39 @@ impl UnitCgroup {
     /// unparsable values are `None`; the only error is [`CgroupError::Gone`], when the directory
     /// itself was removed.
     pub fn sample(&mut self) -> Result<CgroupSample, CgroupError> {
+        self.sample_reading(true)
+    }
+
+    /// [`sample`](UnitCgroup::sample) for a sweep at `now` that repeats every second or so:
+    /// the [`SLOW`] files (the pressure files and memory.peak) are read only every
+    /// [`SLOW_EVERY`], at the first sample, after [`read_everything_next`] or [`reopen`], and
+    /// at every sample while the last reading showed memory pressure (its 10 s average above
+    /// zero), so that a pressure alert is judged on fresh figures as soon as pressure starts.
+    /// In between, the pressure fields repeat their last reading, and memory.peak is the
+    /// larger of its last reading and memory.current (memory.peak never falls).
+    ///
+    /// [`read_everything_next`]: UnitCgroup::read_everything_next
+    /// [`reopen`]: UnitCgroup::reopen
+    pub fn sample_at(&mut self, now: Instant) -> Result<CgroupSample, CgroupError> {
+        let under_pressure = self
+            .settled
+            .memory_pressure
+            .is_some_and(|p| p.some.avg10 > 0.0);
+        let due = match self.slow_due {
+            None => true,
+            Some(at) => now + SLOW_SLACK >= at || under_pressure,
+        };
+        let sample = self.sample_reading(due)?;
+        if due {
+            self.slow_due = Some(match self.slow_due {
+                None => now + SLOW_EVERY - self.slow_phase,
+                Some(_) => now + SLOW_EVERY,
+            });
+        }
+        Ok(sample)
+    }
+
+    fn sample_reading(&mut self, slow: bool) -> Result<CgroupSample, CgroupError> {
         self.check_alive()?;
         self.stale |= match &mut self.watch {
             Some(watch) => watch.take_changes(&self.path),
@@ -269,9 +391,38 @@ impl UnitCgroup {
         let parse_memory_events = |text: &str| Ok(parse_memory_events(text));
         let parse_cpu_stat = |text: &str| Ok(parse_cpu_stat(text));
         let parse_cgroup_events = |text: &str| Ok(parse_cgroup_events(text));
+        let memory_current = self.lenient(Knob::MemoryCurrent, parse_u64)?;
+        let memory_peak = if slow {
+            self.lenient(Knob::MemoryPeak, parse_u64)?
+        } else {
+            // memory.peak never falls (cgroup-v2.rst, "memory.peak"): what was read last, or
+            // what is in use now if more.
+            self.settled.memory_peak.map(|peak| match memory_current {
+                Some(current) => peak.max(current),
+                None => peak,
+            })
+        };
+        self.settled.memory_peak = memory_peak;
+        let (memory_pressure, cpu_pressure, io_pressure) = if slow {
+            let readings = (
+                self.lenient(Knob::MemoryPressure, parse_pressure)?,
+                self.lenient(Knob::CpuPressure, parse_pressure)?,
+                self.lenient(Knob::IoPressure, parse_pressure)?,
+            );
+            self.settled.memory_pressure = readings.0;
+            self.settled.cpu_pressure = readings.1;
+            self.settled.io_pressure = readings.2;
+            readings
+        } else {
+            (
+                self.settled.memory_pressure,
+                self.settled.cpu_pressure,
+                self.settled.io_pressure,
+            )
+        };
         Ok(CgroupSample {
-            memory_current: self.lenient(Knob::MemoryCurrent, parse_u64)?,
-            memory_peak: self.lenient(Knob::MemoryPeak, parse_u64)?,
+            memory_current,
+            memory_peak,
             memory_high: self.settled(Knob::MemoryHigh, |s| &mut s.memory_high, parse_limit)?,
             memory_max: self.settled(Knob::MemoryMax, |s| &mut s.memory_max, parse_limit)?,
             memory_low: self.settled(Knob::MemoryLow, |s| &mut s.memory_low, parse_limit)?,
@@ -291,9 +442,9 @@ impl UnitCgroup {
             cpu_weight: self.settled(Knob::CpuWeight, |s| &mut s.cpu_weight, parse_u64)?,
             pids_current: self.lenient(Knob::PidsCurrent, parse_u64)?,
             pids_max: self.settled(Knob::PidsMax, |s| &mut s.pids_max, parse_limit)?,
-            memory_pressure: self.lenient(Knob::MemoryPressure, parse_pressure)?,
-            cpu_pressure: self.lenient(Knob::CpuPressure, parse_pressure)?,
-            io_pressure: self.lenient(Knob::IoPressure, parse_pressure)?,
+            memory_pressure,
+            cpu_pressure,
+            io_pressure,
             events: self.settled(Knob::CgroupEvents, |s| &mut s.events, parse_cgroup_events)?,
             freeze: self.settled(Knob::CgroupFreeze, |s| &mut s.freeze, parse_bool)?,
         })

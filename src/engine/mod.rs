@@ -18,6 +18,10 @@ use crate::systemd::{ManagerKind, Systemd};
 
 pub use config_store::{ConfigEdit, ConfigStore};
 
+/// How often the monitor sweeps while no window shows its figures and nothing is going on
+/// (see [`Monitor::sleep_when_unwatched`]).
+pub const IDLE_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The controller every action goes through and the monitor every view renders.
 #[derive(Clone)]
 pub struct Services {
@@ -53,6 +57,9 @@ impl Engine {
         let connect = async move {
             let systemd = Systemd::connect(manager).await.map_err(|e| e.to_string())?;
             let monitor = Monitor::spawn(systemd.clone(), CgroupFs::system(), interval);
+            // The window holds the monitor at its refresh interval while shown; a tray alone
+            // needs far less while nothing is going on (and is woken by whatever is).
+            monitor.sleep_when_unwatched(IDLE_INTERVAL);
             let notifier = Controller::new(systemd.clone(), CgroupFs::system());
             let mut open = crate::notify::spawn_notifications(&monitor, notifier);
             tokio::spawn(async move {

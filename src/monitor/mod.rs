@@ -16,7 +16,7 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::cgroup::{CgroupFs, CgroupSample, ChangeWatch, UnitCgroup};
+use crate::cgroup::{CgroupFs, CgroupSample, ChangeWatch, SLOW_EVERY, UnitCgroup};
 use crate::systemd::names::{self, Launcher, UnitKind};
 use crate::systemd::{Systemd, SystemdError};
 use rates::CpuReading;
@@ -157,12 +157,20 @@ struct Tracked {
 /// A unit's limits, cgroup.freeze, memory.events and cgroup.events are read again only when
 /// inotify reported a change to them (see [`crate::cgroup::ChangeWatch`]): they change rarely,
 /// and reading them was more than a third of a sweep's reads. The samples are the same.
+/// Its pressure files and memory.peak are read every [`SLOW_EVERY`] in a sweep, more often
+/// while its memory is under pressure, and in every sample of a single unit (see
+/// [`UnitCgroup::sample_at`]); each unit reads them in a different sweep of the period.
 pub struct Sampler {
     fs: CgroupFs,
     tracked: HashMap<String, Tracked>,
     /// One inotify instance for every unit's watch.
     changes: ChangeWatch,
+    /// Units tracked so far: spreads their slow reads over the sweeps of [`SLOW_EVERY`].
+    added: u32,
 }
+
+/// In how many sweeps of the default 1 s interval the units' slow reads are spread.
+const SLOW_PHASES: u32 = 5;
 
 impl Sampler {
     pub fn new(fs: CgroupFs) -> Sampler {
@@ -176,18 +184,24 @@ impl Sampler {
             fs,
             tracked: HashMap::new(),
             changes,
+            added: 0,
         }
     }
 
     /// Reads every unit's cgroup once; units no longer listed are forgotten.
     pub fn sample(&mut self, units: &[UnitInfo]) -> Vec<UnitSnapshot> {
+        // One clock reading for the sweep: its reads all fall within a few milliseconds, and
+        // a clock read is not free everywhere (a VM without a usable TSC traps it).
+        self.sample_at(units, Instant::now())
+    }
+
+    /// [`Sampler::sample`] as of `now`: which slow files are due, and the CPU rates, follow
+    /// it. A benchmark passes the times of sweeps a second apart to measure the real pace.
+    pub fn sample_at(&mut self, units: &[UnitInfo], now: Instant) -> Vec<UnitSnapshot> {
         // A set, not a scan of `units` per tracked unit: that was quadratic in the unit count.
         let listed: HashSet<&str> = units.iter().map(|u| u.unit.as_str()).collect();
         self.tracked
             .retain(|unit, _| listed.contains(unit.as_str()));
-        // One clock reading for the sweep: its reads all fall within a few milliseconds, and
-        // a clock read is not free everywhere (a VM without a usable TSC traps it).
-        let now = Instant::now();
         self.changes.drain();
         units
             .iter()
@@ -214,10 +228,16 @@ impl Sampler {
         let tracked = match self.tracked.get_mut(&info.unit) {
             Some(t) if &t.control_group == control_group => t,
             _ => {
+                let phase = SLOW_EVERY * (self.added % SLOW_PHASES) / SLOW_PHASES;
+                self.added = self.added.wrapping_add(1);
                 self.tracked.insert(
                     info.unit.clone(),
                     Tracked {
-                        cgroup: self.fs.unit(control_group).watched_by(&self.changes),
+                        cgroup: self
+                            .fs
+                            .unit(control_group)
+                            .watched_by(&self.changes)
+                            .with_slow_phase(phase),
                         control_group: control_group.clone(),
                         last_cpu: None,
                     },
@@ -231,7 +251,7 @@ impl Sampler {
             tracked.cgroup.read_everything_next();
         }
         // A unit that ended between listing and reading simply has no sample.
-        let sample = tracked.cgroup.sample().ok();
+        let sample = tracked.cgroup.sample_at(now).ok();
         let reading = sample
             .as_ref()
             .and_then(|s| s.cpu_stat.as_ref())

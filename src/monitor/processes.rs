@@ -178,6 +178,9 @@ struct Guarded {
     /// kernel's notice of a kill (memory.events) can come after a look that already found the
     /// process gone.
     gone: Vec<(ProcessInfo, Instant)>,
+    /// Processes already blamed for a kill while still listed (dying), by PID and start time:
+    /// when they vanish they explain nothing more.
+    blamed: Vec<(u32, u64)>,
 }
 
 /// How long a process that vanished stays a candidate for the kill that explains it.
@@ -199,6 +202,7 @@ impl OomGuard {
             processes: Vec::new(),
             looked_at: None,
             gone: Vec::new(),
+            blamed: Vec::new(),
         });
     }
 
@@ -239,10 +243,18 @@ impl OomGuard {
                 }
             }
         }
-        let vanished = std::mem::replace(&mut guarded.processes, processes)
+        let vanished: Vec<ProcessInfo> = std::mem::replace(&mut guarded.processes, processes)
             .into_iter()
-            .filter(|p| !pids.contains(&p.pid));
-        guarded.gone.extend(vanished.map(|p| (p, now)));
+            .filter(|p| !pids.contains(&p.pid))
+            .collect();
+        let blamed = &mut guarded.blamed;
+        let unexplained = vanished.into_iter().filter(|p| {
+            let key = (p.pid, p.start_ticks);
+            let was_blamed = blamed.contains(&key);
+            blamed.retain(|k| *k != key);
+            !was_blamed
+        });
+        guarded.gone.extend(unexplained.map(|p| (p, now)));
         guarded
             .gone
             .retain(|(_, at)| now.duration_since(*at) < GONE_FOR);
@@ -252,17 +264,47 @@ impl OomGuard {
     }
 
     /// After the OOM killer took a process of `unit`: the one it took ([`oom_victim`]) of
-    /// those seen at the last look and of those that vanished in the last seconds. The unit is
-    /// looked at again, ready for the next kill.
+    /// those that vanished in the last seconds and those still listed but dying (the kernel
+    /// counts the kill just before it sends SIGKILL). The unit is looked at again, ready for
+    /// the next kill.
     pub fn victim(&mut self, unit: &str, now: Instant) -> Option<KilledProcess> {
+        // What the last look saw: a dying process read now has given back its memory and
+        // its command line already.
+        let before = self.units.get(unit)?.processes.clone();
         self.look(unit, now, Duration::ZERO);
         let guarded = self.units.get_mut(unit)?;
-        let candidates: Vec<ProcessInfo> = guarded.gone.iter().map(|(p, _)| p.clone()).collect();
-        let victim = oom_victim(&candidates, &guarded.pids)?.clone();
-        // One kill, one process: a second kill is explained by another.
-        guarded
+        let dying: Vec<ProcessInfo> = guarded
+            .processes
+            .iter()
+            .filter(|p| !guarded.blamed.contains(&(p.pid, p.start_ticks)))
+            .filter(|p| self.proc.is_dying(p.pid))
+            .map(|p| {
+                before
+                    .iter()
+                    .find(|b| (b.pid, b.start_ticks) == (p.pid, p.start_ticks))
+                    .unwrap_or(p)
+                    .clone()
+            })
+            .collect();
+        let candidates: Vec<ProcessInfo> = guarded
             .gone
-            .retain(|(p, _)| (p.pid, p.start_ticks) != (victim.pid, victim.start_ticks));
+            .iter()
+            .map(|(p, _)| p.clone())
+            .chain(dying.iter().cloned())
+            .collect();
+        let living: Vec<u32> = guarded
+            .pids
+            .iter()
+            .copied()
+            .filter(|pid| !dying.iter().any(|p| p.pid == *pid))
+            .collect();
+        let victim = oom_victim(&candidates, &living)?.clone();
+        let key = (victim.pid, victim.start_ticks);
+        // One kill, one process: a second kill is explained by another.
+        guarded.gone.retain(|(p, _)| (p.pid, p.start_ticks) != key);
+        if guarded.pids.contains(&victim.pid) {
+            guarded.blamed.push(key);
+        }
         Some(KilledProcess::from(&victim))
     }
 }
@@ -407,6 +449,44 @@ mod tests {
         fs::write(cg.join("cgroup.procs"), "100\n").unwrap();
         guard.look("tabs", start + Duration::from_secs(1), GONE_FOR);
         assert_eq!(guard.victim("tabs", start + Duration::from_secs(10)), None);
+    }
+
+    #[test]
+    fn the_victim_is_found_while_it_is_still_listed_with_sigkill_pending() {
+        let (dir, mut guard, cg) = guarded_browser();
+        let start = Instant::now();
+        guard.look("tabs", start, GONE_FOR);
+        // memory.events counted the kill; the runaway tab has SIGKILL pending, still listed.
+        let d = dir.path().join("proc/102");
+        fs::write(
+            d.join("status"),
+            "Name:\tWeb Content\nSigPnd:\t0\nShdPnd:\t100\n",
+        )
+        .unwrap();
+        // Dying, it has given back its memory and its command line.
+        fs::write(d.join("statm"), "0 0 0 0 0 0 0").unwrap();
+        fs::write(d.join("cmdline"), "").unwrap();
+        let victim = guard
+            .victim("tabs", start + Duration::from_millis(10))
+            .unwrap();
+        assert_eq!(victim.pid, 102);
+        assert_eq!(
+            victim.memory_bytes,
+            Some(400 * 4096),
+            "as the look before the kill saw it"
+        );
+        assert_eq!(victim.command, "Web Content");
+        // Blamed once: neither its SIGKILL nor its leaving explains a later kill.
+        assert_eq!(
+            guard.victim("tabs", start + Duration::from_millis(20)),
+            None
+        );
+        fs::write(cg.join("cgroup.procs"), "100\n101\n").unwrap();
+        fs::remove_dir_all(dir.path().join("proc/102")).unwrap();
+        assert_eq!(
+            guard.victim("tabs", start + Duration::from_millis(30)),
+            None
+        );
     }
 
     #[test]

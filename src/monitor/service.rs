@@ -54,6 +54,49 @@ fn is_near(used: u64, limit: u64, previous: Option<u64>, warning: f64) -> bool {
 const GUARD_LOOK_EVERY: Duration = Duration::from_secs(5);
 const GUARD_LOOK_NEAR: Duration = Duration::from_millis(250);
 
+/// How long the monitor keeps its full pace after something happened (a cgroup event, a unit
+/// that came or went, a refresh asked for, a menu opened) before it may sleep again.
+const BUSY_AFTER_EVENT: Duration = Duration::from_secs(30);
+
+/// While sleeping, the safety-net listing comes every this many sweeps rather than every
+/// [`RELIST_EVERY`]: systemd's signals keep the list current meanwhile.
+const IDLE_RELIST_SWEEPS: u32 = 6;
+
+/// Who needs the monitor's full pace: see [`Monitor::sleep_when_unwatched`] and
+/// [`Monitor::watch_closely`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Viewing {
+    /// The interval while nobody watches closely and nothing is going on; `None`: never slower.
+    idle: Option<Duration>,
+    /// Views showing the monitor's figures now.
+    viewers: usize,
+}
+
+/// The interval between sweeps: the refresh interval, or the idle one (never shorter) while
+/// no view shows the figures and `quiet` (no alert raised, no unit near its memory warning,
+/// nothing happened lately).
+fn sweep_period(configured: Duration, viewing: Viewing, quiet: bool) -> Duration {
+    match viewing.idle {
+        Some(idle) if quiet && viewing.viewers == 0 => idle.max(configured),
+        _ => configured,
+    }
+}
+
+/// A view that shows the monitor's figures as they change (a shown window, an open menu):
+/// while one is held, a monitor told to [`sleep_when_unwatched`](Monitor::sleep_when_unwatched)
+/// keeps its refresh interval. Dropping it lets the monitor sleep again.
+#[derive(Debug)]
+pub struct CloseWatch {
+    viewing: watch::Sender<Viewing>,
+}
+
+impl Drop for CloseWatch {
+    fn drop(&mut self) {
+        self.viewing
+            .send_modify(|v| v.viewers = v.viewers.saturating_sub(1));
+    }
+}
+
 /// Alert changes a slow subscriber may fall behind by before it misses some.
 const CHANGES_BACKLOG: usize = 256;
 
@@ -260,6 +303,7 @@ pub struct Monitor {
     history: SharedHistory,
     refresh: Arc<Notify>,
     interval: watch::Sender<Duration>,
+    viewing: watch::Sender<Viewing>,
     changes: broadcast::Sender<AlertChange>,
 }
 
@@ -279,6 +323,7 @@ impl Monitor {
         let (state_tx, state) = watch::channel(Arc::new(MonitorState::default()));
         let refresh = Arc::new(Notify::new());
         let (interval_tx, interval_rx) = watch::channel(interval);
+        let (viewing, viewing_rx) = watch::channel(Viewing::default());
         let (changes, _) = broadcast::channel(CHANGES_BACKLOG);
         let history = SharedHistory::default();
         if options.keep_rules
@@ -304,14 +349,18 @@ impl Monitor {
                 state: state_tx,
                 changes: changes.clone(),
             },
-            Arc::clone(&refresh),
-            interval_rx,
+            Inputs {
+                refresh: Arc::clone(&refresh),
+                interval: interval_rx,
+                viewing: viewing_rx,
+            },
         ));
         Monitor {
             state,
             history,
             refresh,
             interval: interval_tx,
+            viewing,
             changes,
         }
     }
@@ -343,6 +392,34 @@ impl Monitor {
     pub fn set_interval(&self, interval: Duration) {
         let _ = self.interval.send(interval);
     }
+
+    /// Lets the monitor sweep only every `idle` (never more often than its refresh interval)
+    /// while no [`CloseWatch`] is held, no alert is raised, no unit is near its memory warning
+    /// and nothing happened for a while: a tray with its window hidden. What makes alerts fast
+    /// does not depend on the sweep: the kernel's events (inotify on memory.events and
+    /// cgroup.events, PSI triggers) wake the monitor at once, a unit near its warning is
+    /// sampled every 100 ms, and a unit growing towards it counts as near (its growth since
+    /// the last sweep is projected over the next). Any such event brings the full pace back
+    /// for [`BUSY_AFTER_EVENT`].
+    pub fn sleep_when_unwatched(&self, idle: Duration) {
+        self.viewing.send_modify(|v| v.idle = Some(idle));
+    }
+
+    /// Holds the monitor at its refresh interval while the returned guard lives: for a view
+    /// that shows the figures (the window while shown, the tray's menu while open).
+    pub fn watch_closely(&self) -> CloseWatch {
+        self.viewing.send_modify(|v| v.viewers += 1);
+        CloseWatch {
+            viewing: self.viewing.clone(),
+        }
+    }
+}
+
+/// What the [`Monitor`] handles send the loop.
+struct Inputs {
+    refresh: Arc<Notify>,
+    interval: watch::Receiver<Duration>,
+    viewing: watch::Receiver<Viewing>,
 }
 
 struct Outputs {
@@ -884,9 +961,13 @@ async fn run(
     options: MonitorOptions,
     history: SharedHistory,
     outputs: Outputs,
-    refresh: Arc<Notify>,
-    interval: watch::Receiver<Duration>,
+    inputs: Inputs,
 ) {
+    let Inputs {
+        refresh,
+        interval,
+        viewing,
+    } = inputs;
     let (wakeup_tx, wakeups) = mpsc::channel(64);
     let config = ConfigWatch::start(options.config_file);
     let thresholds = match &config.path {
@@ -917,7 +998,8 @@ async fn run(
         list_failures: 0,
         reconnect: None,
     };
-    let ticker = new_ticker(*interval.borrow());
+    let configured = *interval.borrow();
+    let ticker = new_ticker(configured);
     let mut monitor = MonitorLoop {
         signals: Signals::of(&systemd).await,
         connection: systemd.connection(),
@@ -927,6 +1009,10 @@ async fn run(
         outputs,
         refresh,
         interval,
+        viewing,
+        configured,
+        pace: configured,
+        busy_until: None,
         ticker,
         logged_problem: None,
         listed_at: None,
@@ -953,6 +1039,8 @@ enum Event {
     Refresh,
     /// The refresh interval was changed.
     Interval(Duration),
+    /// A view started or stopped showing the figures closely.
+    Viewing,
     /// A unit's cgroup signalled a change (inotify, PSI).
     Woken(String),
     /// App units came or went.
@@ -981,6 +1069,8 @@ fn flow(event: &Event, ending: bool, reconnected: bool) -> Flow {
             Flow::Round { list: false }
         }
         Event::NearTick | Event::Interval(_) => Flow::Wait,
+        // A view just shown gets fresh figures; one that went leaves the pace to the round.
+        Event::Viewing => Flow::Round { list: false },
         Event::Woken(_) if ending => Flow::Round { list: true },
         Event::Woken(_) => Flow::Wait,
         Event::Refresh | Event::UnitsChanged | Event::Manager(true) | Event::ListRetryDue => {
@@ -1001,6 +1091,13 @@ struct MonitorLoop {
     outputs: Outputs,
     refresh: Arc<Notify>,
     interval: watch::Receiver<Duration>,
+    viewing: watch::Receiver<Viewing>,
+    /// The refresh interval (the config's, or as set).
+    configured: Duration,
+    /// The ticker's period now: `configured`, or longer while the monitor sleeps.
+    pace: Duration,
+    /// Until when the monitor keeps its full pace after an event.
+    busy_until: Option<tokio::time::Instant>,
     ticker: tokio::time::Interval,
     logged_problem: Option<String>,
     listed_at: Option<tokio::time::Instant>,
@@ -1013,9 +1110,11 @@ impl MonitorLoop {
         self.follow_config();
         // Without a connection there is nothing to list from; the known units are still
         // sampled from their cgroups.
-        let relist_due = self
-            .listed_at
-            .is_none_or(|t| t.elapsed() >= self.watcher.relist_after());
+        let relist_after = match self.watcher.list_failures {
+            0 if self.pace > self.configured => RELIST_EVERY.max(self.pace * IDLE_RELIST_SWEEPS),
+            _ => self.watcher.relist_after(),
+        };
+        let relist_due = self.listed_at.is_none_or(|t| t.elapsed() >= relist_after);
         if self.watcher.reconnect.is_none() && (self.must_list || relist_due) {
             self.watcher.relist().await;
             self.listed_at = Some(tokio::time::Instant::now());
@@ -1028,6 +1127,7 @@ impl MonitorLoop {
         self.logged_problem.clone_from(&self.watcher.problem);
         self.publish_state()?;
         let mut near = Near::new(self.watcher.near_limit());
+        self.follow_pace(near.units.is_empty());
         loop {
             let event = self.next_event(&mut near).await;
             let flow = self.handle(&event, &mut near).await?;
@@ -1045,9 +1145,37 @@ impl MonitorLoop {
         if self.watcher.config.check() == ConfigCheck::Applied
             && let Some(period) = self.watcher.apply_config(&previous)
         {
+            self.configured = period;
+            self.set_pace(period);
+        }
+    }
+
+    /// Sets the ticker to `period` if it is not at it already: the next tick comes a whole
+    /// period from now.
+    fn set_pace(&mut self, period: Duration) {
+        if period != self.pace {
+            self.pace = period;
             self.ticker = new_ticker(period);
             self.ticker.reset();
         }
+    }
+
+    /// After a round: the refresh interval, or the idle one when nobody watches closely and
+    /// nothing is going on (see [`Monitor::sleep_when_unwatched`]). `no_near`: no unit is
+    /// near its memory warning.
+    fn follow_pace(&mut self, no_near: bool) {
+        let busy = self
+            .busy_until
+            .is_some_and(|t| tokio::time::Instant::now() < t);
+        let quiet = no_near && !busy && self.watcher.engine.all_active().next().is_none();
+        let viewing = *self.viewing.borrow_and_update();
+        self.set_pace(sweep_period(self.configured, viewing, quiet));
+    }
+
+    /// Something happened: the full pace for [`BUSY_AFTER_EVENT`], from the next tick on.
+    fn wake_up(&mut self) {
+        self.busy_until = Some(tokio::time::Instant::now() + BUSY_AFTER_EVENT);
+        self.set_pace(self.configured);
     }
 
     fn publish_changes(&self, changes: Vec<AlertChange>) {
@@ -1074,6 +1202,7 @@ impl MonitorLoop {
             _ = near.ticker.tick(), if !near.units.is_empty() => Event::NearTick,
             _ = self.refresh.notified() => Event::Refresh,
             Ok(()) = self.interval.changed() => Event::Interval(*self.interval.borrow()),
+            Ok(()) = self.viewing.changed() => Event::Viewing,
             Some(unit) = self.wakeups.recv() => Event::Woken(unit),
             () = self.signals.units_changed.notified() => Event::UnitsChanged,
             Some(back) = next_owner(&mut self.signals.owners) => Event::Manager(back),
@@ -1099,8 +1228,13 @@ impl MonitorLoop {
                 }
                 near.units = self.watcher.near_limit();
             }
-            Event::Interval(period) => self.ticker = new_ticker(*period),
+            Event::Interval(period) => {
+                self.configured = *period;
+                self.pace = *period;
+                self.ticker = new_ticker(*period);
+            }
             Event::Woken(unit) => {
+                self.wake_up();
                 // Between ticks: judge this unit now rather than up to a tick later.
                 let (changes, unit_ending) = self.watcher.sample_woken(unit);
                 let changed = !changes.is_empty();
@@ -1132,7 +1266,8 @@ impl MonitorLoop {
                 }
                 Err(e) => self.watcher.reconnect_failed(&e),
             },
-            Event::Tick | Event::Refresh | Event::UnitsChanged | Event::ListRetryDue => {}
+            Event::Refresh | Event::UnitsChanged => self.wake_up(),
+            Event::Tick | Event::ListRetryDue | Event::Viewing => {}
         }
         Some(flow(event, ending, reconnected))
     }
@@ -1254,6 +1389,7 @@ mod tests {
         let round = |list| Flow::Round { list };
         assert_eq!(flow(&Event::Tick, false, false), round(false));
         assert_eq!(flow(&Event::NearTick, false, false), Flow::Wait);
+        assert_eq!(flow(&Event::Viewing, false, false), round(false));
         assert_eq!(
             flow(&Event::Interval(Duration::from_secs(2)), false, false),
             Flow::Wait
@@ -1280,6 +1416,46 @@ mod tests {
         assert_eq!(flow(&Event::ConnectionClosed, false, false), round(false));
         assert_eq!(flow(&Event::ReconnectDue, false, false), round(false));
         assert_eq!(flow(&Event::ReconnectDue, false, true), round(true));
+    }
+
+    #[test]
+    fn the_monitor_sleeps_only_when_told_to_unwatched_and_quiet() {
+        let second = Duration::from_secs(1);
+        let idle = Duration::from_secs(5);
+        let unwatched = Viewing {
+            idle: Some(idle),
+            viewers: 0,
+        };
+        assert_eq!(sweep_period(second, unwatched, true), idle);
+        // Something going on, or someone looking: the refresh interval.
+        assert_eq!(sweep_period(second, unwatched, false), second);
+        let shown = Viewing {
+            viewers: 1,
+            ..unwatched
+        };
+        assert_eq!(sweep_period(second, shown, true), second);
+        // Not told to sleep (`corral watch`): never slower.
+        assert_eq!(sweep_period(second, Viewing::default(), true), second);
+        // An interval longer than the idle one stands.
+        let ten = Duration::from_secs(10);
+        assert_eq!(sweep_period(ten, unwatched, true), ten);
+    }
+
+    #[test]
+    fn a_close_watch_counts_while_held() {
+        let (viewing, rx) = watch::channel(Viewing::default());
+        let monitor_like = |viewing: &watch::Sender<Viewing>| {
+            viewing.send_modify(|v| v.viewers += 1);
+            CloseWatch {
+                viewing: viewing.clone(),
+            }
+        };
+        let first = monitor_like(&viewing);
+        let second = monitor_like(&viewing);
+        assert_eq!(rx.borrow().viewers, 2);
+        drop(first);
+        drop(second);
+        assert_eq!(rx.borrow().viewers, 0);
     }
 
     #[test]

@@ -182,6 +182,13 @@ pub struct Systemd {
 /// Every unit's PropertiesChanged on one connection, forwarded to any number of watches.
 type UnitChanges = Arc<broadcast::Sender<Message>>;
 
+/// Every JobRemoved on one connection, as (job, result), forwarded to every job waiting.
+type JobRemovals = Arc<broadcast::Sender<(OwnedObjectPath, String)>>;
+
+/// JobRemoved signals a waiting job may fall behind by before it may miss its own (then it
+/// asks systemd: see [`Systemd::missed_job_result`]).
+const JOB_BACKLOG: usize = 1024;
+
 /// One bus connection and the manager's proxy on it.
 #[derive(Clone)]
 struct Link {
@@ -191,6 +198,9 @@ struct Link {
     /// ones, which then cost no AddMatch round trip to the bus. A new connection starts
     /// without: the old one's subscription went with it.
     unit_changes: Arc<tokio::sync::OnceCell<UnitChanges>>,
+    /// Subscribed on this connection's first job and shared by all later ones, like
+    /// `unit_changes`: a launch then costs no AddMatch and RemoveMatch round trips.
+    job_removals: Arc<tokio::sync::OnceCell<JobRemovals>>,
 }
 
 impl Link {
@@ -212,6 +222,7 @@ impl Link {
             connection,
             manager,
             unit_changes: Arc::default(),
+            job_removals: Arc::default(),
         })
     }
 }
@@ -578,6 +589,40 @@ impl Systemd {
         self.unit_path(unit).await
     }
 
+    /// Every JobRemoved of this connection from now on, through the connection's one
+    /// subscription (made by its first job).
+    async fn job_removals(&self) -> zbus::Result<broadcast::Receiver<(OwnedObjectPath, String)>> {
+        let link = self.link();
+        let sender = link
+            .job_removals
+            .get_or_try_init(|| subscribe_job_removals(&link.manager))
+            .await?;
+        Ok(sender.subscribe())
+    }
+
+    /// What became of a job whose JobRemoved this listener may have missed, having fallen
+    /// behind a burst of other jobs' signals: `None` while systemd still has the job; once it
+    /// is gone, "failed" if its unit is in the failed state, else "done". systemd keeps no
+    /// record of a finished job, so a job that failed on a unit already collected reads as
+    /// done here; the caller's next step (reading the unit) then finds the unit gone.
+    async fn missed_job_result(&self, job: &OwnedObjectPath, unit: &str) -> Option<String> {
+        if self
+            .property(job, "org.freedesktop.systemd1.Job", "State")
+            .await
+            .is_ok()
+        {
+            return None;
+        }
+        let failed = match self.unit_path(unit).await {
+            Ok(path) => self
+                .property(&path, "org.freedesktop.systemd1.Unit", "ActiveState")
+                .await
+                .is_ok_and(|state| <&str>::try_from(&state) == Ok("failed")),
+            Err(_) => false,
+        };
+        Some(if failed { "failed" } else { "done" }.to_owned())
+    }
+
     /// Makes the call that queues a job and waits for systemd's JobRemoved for that job.
     async fn run_job(
         &self,
@@ -587,20 +632,20 @@ impl Systemd {
     ) -> Result<(), SystemdError> {
         // Listen before calling: a fast job can finish before the call's reply arrives.
         let mut removed = self
-            .manager()
-            .receive_job_removed()
+            .job_removals()
             .await
             .map_err(|e| self.call_error(action, unit, e))?;
-        // The signals are read while the call waits for its reply, too: zbus stops reading the
-        // connection (replies included) while a signal queue is full, and other jobs ending
-        // meanwhile (300 units stopping) fill this one's 64 places. Results of jobs that end
-        // before our job's path is known are kept, a bounded number of them.
+        // The signals are read while the call waits for its reply, too, so that the shared
+        // backlog does not fill up with other jobs' ends (300 units stopping). Results of jobs
+        // that end before our job's path is known are kept, a bounded number of them.
         let call = async { call.await.map_err(|e| self.call_error(action, unit, e)) };
         let wait = async {
             tokio::pin!(call);
             let mut job: Option<OwnedObjectPath> = None;
             let mut early: std::collections::VecDeque<(OwnedObjectPath, String)> =
                 std::collections::VecDeque::new();
+            // Whether this listener fell behind and may have missed signals.
+            let mut lagged = false;
             // The time allowed starts with the job: the call may wait for a polkit prompt.
             let mut deadline = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
             loop {
@@ -610,6 +655,9 @@ impl Systemd {
                         if let Some((_, result)) = early.iter().find(|(j, _)| *j == path) {
                             return Ok(Some(result.clone()));
                         }
+                        if lagged && let Some(result) = self.missed_job_result(&path, unit).await {
+                            return Ok(Some(result));
+                        }
                         job = Some(path);
                         deadline = tokio::time::Instant::now() + JOB_TIMEOUT;
                     }
@@ -617,17 +665,28 @@ impl Systemd {
                         action,
                         unit: unit.to_owned(),
                     }),
-                    signal = removed.next() => {
-                        let Some(signal) = signal else { return Ok(None) };
-                        let Ok(args) = signal.args() else { continue };
+                    received = removed.recv() => {
+                        let (ended, result) = match received {
+                            Ok(removal) => removal,
+                            Err(broadcast::error::RecvError::Closed) => return Ok(None),
+                            Err(broadcast::error::RecvError::Lagged(_)) => {
+                                lagged = true;
+                                if let Some(job) = &job
+                                    && let Some(result) = self.missed_job_result(job, unit).await
+                                {
+                                    return Ok(Some(result));
+                                }
+                                continue;
+                            }
+                        };
                         match &job {
-                            Some(job) if args.job == *job => return Ok(Some(args.result)),
+                            Some(job) if ended == *job => return Ok(Some(result)),
                             Some(_) => {}
                             None => {
-                                if early.len() == 1024 {
+                                if early.len() == JOB_BACKLOG {
                                     early.pop_front();
                                 }
-                                early.push_back((args.job, args.result));
+                                early.push_back((ended, result));
                             }
                         }
                     }
@@ -696,6 +755,27 @@ async fn subscribe_unit_changes(connection: &Connection) -> zbus::Result<UnitCha
             };
             // Nobody watching right now is fine.
             let _ = sender.send(message);
+        }
+    });
+    Ok(sender)
+}
+
+/// Subscribes to the manager's JobRemoved on its connection and forwards (job, result) to a
+/// broadcast channel, for as long as the connection's `Link` is in use. The proxy's signal
+/// stream only takes signals from the manager's current owner.
+async fn subscribe_job_removals(manager: &ManagerProxy<'static>) -> zbus::Result<JobRemovals> {
+    let mut stream = manager.receive_job_removed().await?;
+    let sender = Arc::new(broadcast::channel(JOB_BACKLOG).0);
+    let forward = Arc::downgrade(&sender);
+    tokio::spawn(async move {
+        while let Some(signal) = stream.next().await {
+            // The connection's Link is gone: end, and the subscription with it.
+            let Some(sender) = forward.upgrade() else {
+                return;
+            };
+            let Ok(args) = signal.args() else { continue };
+            // Nobody waiting right now is fine.
+            let _ = sender.send((args.job, args.result));
         }
     });
     Ok(sender)

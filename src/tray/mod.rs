@@ -57,6 +57,8 @@ pub enum TrayAction {
         unit: String,
     },
     Quit,
+    /// The menu is about to show: its figures should be fresh, and the monitor awake.
+    MenuOpened,
 }
 
 /// One radio choice of a limit submenu.
@@ -606,6 +608,13 @@ impl ksni::Tray for CorralTray {
 
     fn icon_name(&self) -> String {
         icon_name(self.model.alert)
+    }
+
+    /// A tray host asks before it shows the menu (com.canonical.dbusmenu AboutToShow): the
+    /// monitor, which sleeps while the window is hidden and nothing is going on, samples now
+    /// and keeps its full pace for a while.
+    fn menu_about_to_show(&mut self) {
+        let _ = self.actions.send(TrayAction::MenuOpened);
     }
 
     fn attention_icon_name(&self) -> String {

@@ -364,6 +364,9 @@ pub async fn perform(
         TrayAction::Launch { app_id, preset } => {
             quick_launch(ctl, &monitor.latest().config, &app_id, &preset).await
         }
+        // The menu opened: fresh figures from the refresh below, which also keeps the monitor
+        // at its full pace for a while.
+        TrayAction::MenuOpened => Ok(()),
         // Window actions are handled on the main loop.
         TrayAction::OpenWindow | TrayAction::OpenLauncher | TrayAction::Quit => Ok(()),
     };

@@ -15,7 +15,7 @@ use crate::engine::rules::{BudgetUsage, RuleDraft, RuleOutcome, RuleService};
 use crate::engine::{ConfigEdit, ConfigStore, Connected, Engine, Services};
 use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f};
 use crate::launch::{self, LaunchRequest};
-use crate::monitor::service::MonitorState;
+use crate::monitor::service::{CloseWatch, MonitorState};
 use crate::systemd::ManagerKind;
 use crate::ui::A11yLabel;
 use crate::ui::details::{Details, DetailsInput, DetailsOutput};
@@ -53,6 +53,8 @@ pub enum Msg {
     ToggleSearch,
     /// The window was shown: it renders the last state, which it skipped while hidden.
     Shown,
+    /// The window was hidden (closed while the tray runs): the monitor may sleep.
+    Hidden,
     /// A state to render, as the monitor would publish it (tests without systemd).
     State(Arc<MonitorState>),
     /// The rule dialog was saved.
@@ -126,6 +128,8 @@ pub struct MainWindow {
     /// What all apps use against their budget, read at each monitor update.
     budget: Option<BudgetUsage>,
     budget_reading: bool,
+    /// Held while the window is shown: the monitor keeps its refresh interval for it.
+    close_watch: Option<CloseWatch>,
 }
 
 impl MainWindow {
@@ -271,6 +275,7 @@ impl Component for MainWindow {
             set_default_width: 1100,
             set_default_height: 720,
             connect_show => Msg::Shown,
+            connect_hide => Msg::Hidden,
 
             gtk::Box {
                 set_orientation: gtk::Orientation::Vertical,
@@ -442,6 +447,7 @@ impl Component for MainWindow {
             budget: None,
             budget_reading: false,
             store: init.store,
+            close_watch: None,
         };
         model.unit_list.widget().set_vexpand(true);
         let shown = [gettext("Corral’s Apps"), gettext("All Apps")];
@@ -473,7 +479,11 @@ impl Component for MainWindow {
         root: &Self::Root,
     ) {
         match message {
-            Msg::Shown => self.render(),
+            Msg::Shown => {
+                self.close_watch = self.services.as_ref().map(|s| s.monitor.watch_closely());
+                self.render();
+            }
+            Msg::Hidden => self.close_watch = None,
             Msg::State(state) => {
                 self.state = state;
                 self.render();
@@ -556,7 +566,12 @@ impl Component for MainWindow {
                 self.take_catalog(catalog);
             }
             Cmd::Catalog(catalog) => self.take_catalog(catalog),
-            Cmd::Connected(Ok(services)) => self.follow(services, &sender),
+            Cmd::Connected(Ok(services)) => {
+                if root.is_visible() {
+                    self.close_watch = Some(services.monitor.watch_closely());
+                }
+                self.follow(services, &sender);
+            }
             Cmd::Connected(Err(e)) => {
                 self.state = Arc::new(MonitorState {
                     problem: Some(e),

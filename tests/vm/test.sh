@@ -2,7 +2,8 @@
 # Runs the guest test suites (tests/vm/guest) against a real systemd: builds corral, boots the
 # guest with the binary and the scripts on the share, and reports the guest's verdict.
 #
-# Usage: tests/vm/test.sh [CARGO_PROFILE_DIR]   (default: target/debug, built if needed)
+# Usage: tests/vm/test.sh [CARGO_PROFILE_DIR]   (default: target/debug, always brought up to
+#        date first; a given folder is used as it is, built only when its binaries are missing)
 # Environment: SUITES="user gui" runs only those suites (default: all; see guest/main.sh).
 # Guest runs are serialised machine-wide (flock on /tmp/corral-vm.lock): two emulated guests
 # on two cores would each run at half speed and miss the timing checks.
@@ -11,6 +12,11 @@ trap 'echo "vm-test: stopped: line $LINENO ($BASH_COMMAND) failed, before the gu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$top/target/debug}/corral
 desktop=$(dirname "$bin")/corral-desktop   # the window and the tray, which corral execs
+# The default build is brought up to date (a no-op when it is): a binary older than the code
+# would test yesterday's Corral.
+if [ $# -eq 0 ]; then
+    (cd "$top" && cargo build --quiet --bins --example notification_recorder --example monitor_load)
+fi
 [ -x "$bin" ] && [ -x "$desktop" ] || (cd "$top" && cargo build --quiet)
 # The notification server the runaway-watch suite records with (examples/notification_recorder.rs),
 # and the monitor's cost under load for the load suite (examples/monitor_load.rs).
