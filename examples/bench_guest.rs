@@ -987,6 +987,7 @@ mod stall {
             .launch(PreferencesInit {
                 store: store.clone(),
                 monitor: None,
+                rules: corral::engine::rules::RuleService::for_user(store.clone(), None),
             })
             .detach();
         preferences.widget().present();

@@ -28,6 +28,16 @@ pub struct ConfigEditor {
     on_disk: Option<String>,
 }
 
+/// What an edit of a rule does to the rule's preset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulePreset {
+    /// Leaves it as it is.
+    Keep,
+    /// Removes it: the rule builds on the default preset.
+    Default,
+    Named(String),
+}
+
 impl ConfigEditor {
     /// Opens the file for editing; a missing file starts empty. A file that does not load as a
     /// [`Config`] is refused with the same error loading gives, and will not be written.
@@ -138,6 +148,47 @@ impl ConfigEditor {
             Ok(())
         })?;
         Ok(removed)
+    }
+
+    /// Changes the rule for `app_id` in one step, as a form edits it: its preset as `preset`
+    /// says, and each setting of `keys` written when `settings` has it, removed when not. The
+    /// rule's other settings stay. Checked once, at the end, so that limits moved together
+    /// (memory-high and memory-max both raised) never fail on the order they were set in.
+    pub fn set_rule(
+        &mut self,
+        app_id: &str,
+        preset: &RulePreset,
+        keys: &[&str],
+        settings: &Settings,
+    ) -> Result<(), ConfigError> {
+        if let Some(key) = keys
+            .iter()
+            .find(|k| !SETTING_KEYS.contains(k) || **k == "environment")
+        {
+            return Err(unknown_setting(key));
+        }
+        if let RulePreset::Named(name) = preset {
+            self.config()?.preset(name)?;
+        }
+        self.edit(|doc| {
+            let table = entry_table(doc, "apps", app_id)?;
+            match preset {
+                RulePreset::Keep => {}
+                RulePreset::Default => {
+                    table.remove("preset");
+                }
+                RulePreset::Named(name) => set_value(table, "preset", Value::from(name.as_str())),
+            }
+            for key in keys {
+                match settings.toml_value(key) {
+                    Some(value) => set_value(table, key, value),
+                    None => {
+                        table.remove(key);
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Writes `settings` as the file's definition of preset `name`: keys set in `settings` are
@@ -274,6 +325,15 @@ impl ConfigEditor {
     /// Sets (or with `None` removes) one key of the `[general]` table that holds text, such
     /// as `apps-memory-high` = "80%"; refused when the value is not valid for the key.
     pub fn set_general_text(&mut self, key: &str, value: Option<&str>) -> Result<(), ConfigError> {
+        self.set_general_texts(&[(key, value)])
+    }
+
+    /// [`Self::set_general_text`] for several keys at once, checked together: the budget's
+    /// `apps-memory-high` and `apps-memory-max` raised together never fail on their order.
+    pub fn set_general_texts(
+        &mut self,
+        values: &[(&str, Option<&str>)],
+    ) -> Result<(), ConfigError> {
         self.edit(|doc| {
             let general = doc
                 .entry("general")
@@ -283,10 +343,12 @@ impl ConfigEditor {
                 .ok_or_else(|| ConfigError::InvalidEdit {
                     message: gettext("general in the file is not a table"),
                 })?;
-            match value {
-                Some(text) => set_value(table, key, Value::from(text)),
-                None => {
-                    table.remove(key);
+            for (key, value) in values {
+                match value {
+                    Some(text) => set_value(table, key, Value::from(*text)),
+                    None => {
+                        table.remove(key);
+                    }
                 }
             }
             Ok(())
@@ -483,6 +545,47 @@ mod tests {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, text).unwrap();
         (dir, path)
+    }
+
+    #[test]
+    fn a_rule_is_edited_as_a_whole_and_keeps_what_the_form_does_not_show() {
+        let (_dir, path) = file_with(
+            "[apps.x]\npreset = \"browser\"\nmemory-high = \"1G\"\nmemory-max = \"2G\"\ncpu-weight = 20\n",
+        );
+        let mut editor = ConfigEditor::open(&path).unwrap();
+        // Both limits raised past the old max: fine as one edit, whatever the order.
+        let settings = Settings {
+            memory_high: mem("3G"),
+            memory_max: mem("4G"),
+            ..Settings::default()
+        };
+        let keys = ["memory-high", "memory-max", "cpu-quota"];
+        editor
+            .set_rule("x", &RulePreset::Default, &keys, &settings)
+            .unwrap();
+        editor.save().unwrap();
+        let config = Config::load_from(&path).unwrap();
+        let (_, rule) = config.rules().find(|(k, _)| *k == "x").unwrap();
+        assert_eq!(rule.preset, None);
+        assert_eq!(rule.settings.memory_max, mem("4G"));
+        assert_eq!(
+            rule.settings.cpu_weight.map(|w| w.get()),
+            Some(20),
+            "not on the form"
+        );
+        // A soft limit above the hard one is refused as the file would refuse it.
+        let wrong = Settings {
+            memory_high: mem("5G"),
+            ..settings
+        };
+        let error = editor
+            .set_rule("x", &RulePreset::Keep, &keys, &wrong)
+            .unwrap_err();
+        assert!(error.to_string().contains("memory-high"), "{error}");
+        assert!(matches!(
+            editor.set_rule("x", &RulePreset::Named("nope".into()), &[], &wrong),
+            Err(ConfigError::UnknownPreset { .. })
+        ));
     }
 
     #[test]

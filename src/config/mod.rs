@@ -22,7 +22,7 @@ use crate::limits::MemoryLimit;
 use builtins::{BUILTINS, builtin};
 use file::{closest, did_you_mean};
 
-pub use editor::ConfigEditor;
+pub use editor::{ConfigEditor, RulePreset};
 pub use settings::{
     InvalidChoice, Mode, OomPolicy, POLICY_KEYS, PolicyAction, ProtectHome, ProtectSystem,
     SETTING_KEYS, SETTINGS, Setting, SettingPolicy, Settings,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::config::{Config, ConfigEditor, Settings};
+use crate::config::{Config, ConfigEditor, RulePreset, Settings};
 use crate::i18n::gettext_f;
 
 /// How long after the last edit of a burst the file is written.
@@ -31,11 +31,20 @@ pub enum ConfigEdit {
     RemovePreset {
         name: String,
     },
-    /// Limits as an app's rule.
+    /// An app's rule, as [`ConfigEditor::set_rule`] changes it: its preset, and the settings
+    /// of `keys` set or (when `settings` lacks them) removed.
     Rule {
         app_id: String,
+        preset: RulePreset,
+        keys: Vec<&'static str>,
         settings: Settings,
     },
+    RemoveRule {
+        app_id: String,
+    },
+    /// Texts of `[general]` changed together, e.g. `apps-memory-high` = "80%" and
+    /// `apps-memory-max` = "90%"; `None` removes the key.
+    GeneralTexts(Vec<(&'static str, Option<String>)>),
     /// The preset an app was last launched with.
     LastPreset {
         app_id: String,
@@ -49,10 +58,18 @@ impl ConfigEdit {
             ConfigEdit::General { key, value } => editor.set_general(key, *value),
             ConfigEdit::Preset { name, settings } => editor.set_preset(name, settings),
             ConfigEdit::RemovePreset { name } => editor.remove_preset(name).map(drop),
-            ConfigEdit::Rule { app_id, settings } => settings
-                .entries()
-                .into_iter()
-                .try_for_each(|(key, value)| editor.set_rule_setting(app_id, key, &value)),
+            ConfigEdit::Rule {
+                app_id,
+                preset,
+                keys,
+                settings,
+            } => editor.set_rule(app_id, preset, keys, settings),
+            ConfigEdit::RemoveRule { app_id } => editor.remove_rule(app_id).map(drop),
+            ConfigEdit::GeneralTexts(values) => {
+                let values: Vec<(&str, Option<&str>)> =
+                    values.iter().map(|(k, v)| (*k, v.as_deref())).collect();
+                editor.set_general_texts(&values)
+            }
             ConfigEdit::LastPreset { app_id, preset } => editor.set_last_preset(app_id, preset),
         }
     }
@@ -70,6 +87,7 @@ enum Job {
 /// writing what is still queued.
 #[derive(Clone)]
 pub struct ConfigStore {
+    path: Arc<PathBuf>,
     jobs: mpsc::Sender<Job>,
     writes: Arc<AtomicUsize>,
 }
@@ -90,11 +108,21 @@ impl ConfigStore {
         let (jobs, queue) = mpsc::channel();
         let writes = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&writes);
+        let shared = Arc::new(path.clone());
         std::thread::Builder::new()
             .name("corral-config".into())
             .spawn(move || serve(&path, debounce, &queue, &counter))
             .expect("a thread for the config store");
-        ConfigStore { jobs, writes }
+        ConfigStore {
+            path: shared,
+            jobs,
+            writes,
+        }
+    }
+
+    /// The file this store reads and writes.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     /// Queues an edit; it is written with the rest of its burst.

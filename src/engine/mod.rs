@@ -2,6 +2,7 @@
 //! systemd connection with its controller, monitor and notifications, and the config store.
 
 pub mod config_store;
+pub mod rules;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,6 +39,17 @@ pub enum TrayAction {
         unit: String,
         quota: CpuQuota,
     },
+    /// The limit for this instance, and kept as the rule of its app for every start.
+    KeepMemoryRule {
+        unit: String,
+        app_id: String,
+        limit: MemoryLimit,
+    },
+    KeepCpuRule {
+        unit: String,
+        app_id: String,
+        quota: CpuQuota,
+    },
     Stop {
         unit: String,
     },
@@ -76,6 +87,9 @@ pub struct TrayUnit {
     pub frozen: bool,
     pub memory: LimitChoices<MemoryLimit>,
     pub cpu: LimitChoices<CpuQuota>,
+    /// The app id a rule for this app is kept under; `None` when the unit's name carries none
+    /// (`run-u42.service`), so no "Keep as Rule" is offered.
+    pub app_id: Option<String>,
 }
 
 /// An app the Launch submenu offers, with the preset it would be launched with.
@@ -224,6 +238,7 @@ fn tray_unit(snap: &UnitSnapshot, total_ram: u64) -> TrayUnit {
         frozen,
         memory: memory_choices(memory_max, total_ram),
         cpu: cpu_choices(cpu_percent_limit),
+        app_id: snap.info.app_id.clone().filter(|id| !id.is_empty()),
     }
 }
 
@@ -416,21 +431,43 @@ impl CorralTray {
         };
         let memory = {
             let unit_name = unit.unit.clone();
-            radio_menu(&gettext("Memory limit"), &unit.memory, move |limit| {
-                TrayAction::SetMemoryMax {
+            let keep = unit.app_id.clone().map(|app_id| {
+                let unit_name = unit.unit.clone();
+                keep_menu(&unit.memory, move |limit| TrayAction::KeepMemoryRule {
+                    unit: unit_name.clone(),
+                    app_id: app_id.clone(),
+                    limit,
+                })
+            });
+            radio_menu(
+                &gettext("Memory limit"),
+                &unit.memory,
+                move |limit| TrayAction::SetMemoryMax {
                     unit: unit_name.clone(),
                     limit,
-                }
-            })
+                },
+                keep,
+            )
         };
         let cpu = {
             let unit_name = unit.unit.clone();
-            radio_menu(&gettext("CPU limit"), &unit.cpu, move |quota| {
-                TrayAction::SetCpuQuota {
+            let keep = unit.app_id.clone().map(|app_id| {
+                let unit_name = unit.unit.clone();
+                keep_menu(&unit.cpu, move |quota| TrayAction::KeepCpuRule {
+                    unit: unit_name.clone(),
+                    app_id: app_id.clone(),
+                    quota,
+                })
+            });
+            radio_menu(
+                &gettext("CPU limit"),
+                &unit.cpu,
+                move |quota| TrayAction::SetCpuQuota {
                     unit: unit_name.clone(),
                     quota,
-                }
-            })
+                },
+                keep,
+            )
         };
         let item = |label: &str, action: TrayAction| {
             StandardItem {
@@ -476,11 +513,45 @@ impl CorralTray {
     }
 }
 
+/// "Keep as Rule for This App": the same choices as plain items (a rule is not a state of this
+/// instance that a radio item could show), each sending the action `to_action` makes of it.
+fn keep_menu<V: Copy + Send + 'static>(
+    choices: &LimitChoices<V>,
+    to_action: impl Fn(V) -> TrayAction + Send + Sync + 'static,
+) -> ksni::MenuItem<CorralTray> {
+    use ksni::menu::{StandardItem, SubMenu};
+    let to_action = std::sync::Arc::new(to_action);
+    let items = choices
+        .choices
+        .iter()
+        .filter_map(|c| {
+            let value = c.value?;
+            let to_action = std::sync::Arc::clone(&to_action);
+            Some(
+                StandardItem {
+                    label: c.label.clone(),
+                    activate: Box::new(move |tray: &mut CorralTray| tray.send(to_action(value))),
+                    ..Default::default()
+                }
+                .into(),
+            )
+        })
+        .collect();
+    SubMenu {
+        label: gettext("Keep as Rule for This App"),
+        submenu: items,
+        ..Default::default()
+    }
+    .into()
+}
+
 /// A submenu of radio choices; choosing one sends the action `to_action` makes of its value.
+/// `keep`, when given, follows the choices after a separator.
 fn radio_menu<V: Copy + Send + 'static>(
     label: &str,
     choices: &LimitChoices<V>,
     to_action: impl Fn(V) -> TrayAction + Send + 'static,
+    keep: Option<ksni::MenuItem<CorralTray>>,
 ) -> ksni::MenuItem<CorralTray> {
     use ksni::menu::{RadioGroup, RadioItem, SubMenu};
     let values: Vec<Option<V>> = choices.choices.iter().map(|c| c.value).collect();
@@ -501,9 +572,14 @@ fn radio_menu<V: Copy + Send + 'static>(
             })
             .collect(),
     };
+    let mut submenu = vec![group.into()];
+    if let Some(keep) = keep {
+        submenu.push(ksni::MenuItem::Separator);
+        submenu.push(keep);
+    }
     SubMenu {
         label: label.to_owned(),
-        submenu: vec![group.into()],
+        submenu,
         ..Default::default()
     }
     .into()
@@ -815,6 +891,88 @@ mod tests {
         );
         assert!(model.units[1].frozen);
         assert!(!model.units[0].frozen);
+    }
+
+    /// The labels of a submenu's items, `-` for a separator.
+    fn item_labels(items: &[ksni::MenuItem<CorralTray>]) -> Vec<String> {
+        items
+            .iter()
+            .map(|item| match item {
+                ksni::MenuItem::SubMenu(m) => m.label.clone(),
+                ksni::MenuItem::Standard(i) => i.label.clone(),
+                ksni::MenuItem::Checkmark(i) => i.label.clone(),
+                ksni::MenuItem::RadioGroup(_) => "(radio)".into(),
+                ksni::MenuItem::Separator => "-".into(),
+            })
+            .collect()
+    }
+
+    fn submenu<'a>(
+        items: &'a [ksni::MenuItem<CorralTray>],
+        label: &str,
+    ) -> &'a [ksni::MenuItem<CorralTray>] {
+        items
+            .iter()
+            .find_map(|item| match item {
+                ksni::MenuItem::SubMenu(m) if m.label == label => Some(m.submenu.as_slice()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {label} in {:?}", item_labels(items)))
+    }
+
+    #[test]
+    fn a_limit_can_be_kept_as_the_apps_rule_where_the_unit_names_an_app() {
+        let mut state = fixture();
+        state.units.push(snapshot(
+            "run-u42.service",
+            "sleep 600",
+            GIB / 4,
+            Limit::Max,
+            None,
+            0.0,
+            false,
+        ));
+        let model = TrayModel::from_state(&state, Vec::new(), false, RAM, true);
+        let firefox = &model.units[0];
+        assert_eq!(firefox.app_id.as_deref(), Some("firefox"));
+        let app = CorralTray::unit_menu(firefox);
+        let ksni::MenuItem::SubMenu(app) = app else {
+            panic!("not a submenu")
+        };
+        let memory = submenu(&app.submenu, "Memory limit");
+        assert_eq!(
+            item_labels(memory),
+            ["(radio)", "-", "Keep as Rule for This App"]
+        );
+        let keep = submenu(memory, "Keep as Rule for This App");
+        // The steps below RAM, the shares, "No limit"; never the custom entry.
+        assert_eq!(
+            item_labels(keep).first().map(String::as_str),
+            Some("1.0 GiB")
+        );
+        assert_eq!(
+            item_labels(keep).last().map(String::as_str),
+            Some("No limit")
+        );
+        let cpu = submenu(&app.submenu, "CPU limit");
+        assert_eq!(
+            item_labels(submenu(cpu, "Keep as Rule for This App")).len(),
+            5
+        );
+
+        let plain = model
+            .units
+            .iter()
+            .find(|u| u.unit == "run-u42.service")
+            .unwrap();
+        assert_eq!(plain.app_id, None);
+        let ksni::MenuItem::SubMenu(plain) = CorralTray::unit_menu(plain) else {
+            panic!("not a submenu")
+        };
+        assert_eq!(
+            item_labels(submenu(&plain.submenu, "Memory limit")),
+            ["(radio)"]
+        );
     }
 
     #[test]

@@ -14,9 +14,11 @@ use tokio::sync::mpsc;
 
 use super::{CorralTray, TrayAction, TrayModel, launchers};
 use crate::apps::AppCatalog;
+use crate::config::RulePreset;
 use crate::config::{Config, ConfigEditor, Settings};
 use crate::controller::{Controller, physical_memory};
-use crate::engine::{Engine, Services};
+use crate::engine::rules::{RuleDraft, RuleService};
+use crate::engine::{ConfigStore, Engine, Services};
 use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::identity::APP_ID;
 use crate::launch;
@@ -264,7 +266,7 @@ fn present_window(app: &adw::Application) -> Option<gtk::Window> {
 /// Carries out a unit or launch action through the controller and reads the result back;
 /// `Err` says in plain words what did not happen.
 pub async fn perform(
-    ctl: &Controller,
+    ctl: &Arc<Controller>,
     monitor: &Monitor,
     action: TrayAction,
 ) -> Result<(), String> {
@@ -337,6 +339,28 @@ pub async fn perform(
             };
             apply_limits(ctl, &find(&unit)?, &settings).await
         }
+        TrayAction::KeepMemoryRule {
+            unit,
+            app_id,
+            limit,
+        } => {
+            let settings = Settings {
+                memory_max: Some(limit),
+                ..Settings::default()
+            };
+            keep_rule(ctl, &find(&unit)?, &app_id, "memory-max", settings).await
+        }
+        TrayAction::KeepCpuRule {
+            unit,
+            app_id,
+            quota,
+        } => {
+            let settings = Settings {
+                cpu_quota: Some(quota),
+                ..Settings::default()
+            };
+            keep_rule(ctl, &find(&unit)?, &app_id, "cpu-quota", settings).await
+        }
         TrayAction::Launch { app_id, preset } => {
             quick_launch(ctl, &monitor.latest().config, &app_id, &preset).await
         }
@@ -377,6 +401,42 @@ async fn apply_limits(
             "The new limit of {app} did not take. {problems}",
             &[("app", &info.name), ("problems", &problems.join("; "))],
         ))
+    }
+}
+
+/// Keeps `key` of `settings` as the app's rule (its other settings stay), through the engine:
+/// the drop-ins reach every instance, and this one gets the limit at runtime too, so that a
+/// change made earlier from the tray (which outranks a rule, see `crate::rules`) does not hide it.
+async fn keep_rule(
+    ctl: &Arc<Controller>,
+    info: &crate::monitor::UnitInfo,
+    app_id: &str,
+    key: &'static str,
+    settings: Settings,
+) -> Result<(), String> {
+    if ctl.systemd.kind() == crate::systemd::ManagerKind::System {
+        return Err(gettext(
+            "Rules are for the apps of your own session; the system's units get no rule.",
+        ));
+    }
+    let store = ConfigStore::spawn(Config::path(), Duration::ZERO);
+    let rules = RuleService::for_user(store, Some(Arc::clone(ctl)));
+    let draft = RuleDraft {
+        app_id: app_id.to_owned(),
+        preset: RulePreset::Keep,
+        keys: vec![key],
+        settings: settings.clone(),
+    };
+    let outcome = rules.save(draft).await.map_err(|e| {
+        gettext_f(
+            "Could not keep the rule for {app}: {error}",
+            &[("app", &info.name), ("error", &e)],
+        )
+    })?;
+    apply_limits(ctl, info, &settings).await?;
+    match &outcome.problem {
+        Some(_) => Err(outcome.summary()),
+        None => Ok(()),
     }
 }
 

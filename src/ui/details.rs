@@ -6,9 +6,10 @@ use std::time::SystemTime;
 use adw::prelude::*;
 use relm4::prelude::*;
 
-use crate::cgroup::Limit;
+use crate::cgroup::{CgroupFs, Limit};
 use crate::config::Settings;
 use crate::controller::LimitCheck;
+use crate::engine::rules::UnitRule;
 use crate::i18n::{gettext, gettext_f, ngettext_f, pgettext};
 use crate::limits::Bytes;
 use crate::monitor::UnitSnapshot;
@@ -16,6 +17,8 @@ use crate::monitor::history::{History, TimelineKind};
 use crate::monitor::service::{SharedHistory, lock_history};
 use crate::ui::A11yLabel;
 use crate::ui::graph::{Graph, GraphData, GraphUnit};
+use crate::ui::processes::{ProcessesInput, ProcessesOutput, ProcessesSection};
+use crate::ui::rule_section::{RuleInput, RuleOutput, RuleSection};
 use crate::ui::unit_row::{state_label, state_text};
 
 #[derive(Debug)]
@@ -39,6 +42,13 @@ pub enum DetailsInput {
         text: String,
         error: bool,
     },
+    /// The rule that reaches the shown unit (at every refresh).
+    Rule(UnitRule),
+    /// What saving its rule did, a line per running instance and limit.
+    RuleResult {
+        lines: Vec<String>,
+        error: bool,
+    },
     FreezeClicked(bool),
     Stop,
     Kill,
@@ -55,6 +65,14 @@ pub enum DetailsOutput {
     Kill(String),
     ApplyLimits(String, Settings),
     Remember(String, Settings),
+    /// "Limit This App Everywhere…": the rule dialog for the unit's app.
+    LimitEverywhere(String),
+    /// "Contain…" on one of the unit's processes.
+    Contain {
+        unit: String,
+        pid: u32,
+        command: String,
+    },
 }
 
 /// One limit editor: an entry row, and the exact value behind a rounded text it was filled
@@ -129,6 +147,8 @@ pub struct Details {
     cpu_graph: Graph,
     editors: Vec<LimitEditor>,
     limits: adw::PreferencesGroup,
+    rule: Controller<RuleSection>,
+    processes: Controller<ProcessesSection>,
 }
 
 impl Details {
@@ -188,6 +208,20 @@ impl Details {
             }
         }
         Ok(settings)
+    }
+
+    /// Has the processes section read the shown unit's processes (again).
+    fn read_processes(&self) {
+        if let Some(snap) = &self.snapshot {
+            self.processes.emit(ProcessesInput::Show {
+                unit: snap.info.unit.clone(),
+                dir: snap
+                    .info
+                    .control_group
+                    .as_deref()
+                    .map(|cg| CgroupFs::system().path_of(cg)),
+            });
+        }
     }
 
     /// Fills the editors with a newly shown unit's current limits.
@@ -537,7 +571,21 @@ impl Component for Details {
                 }
             })
             .collect();
+        let rule = RuleSection::builder().launch(()).forward(
+            sender.output_sender(),
+            |RuleOutput::LimitEverywhere(unit)| DetailsOutput::LimitEverywhere(unit),
+        );
+        let processes = ProcessesSection::builder().launch(()).forward(
+            sender.output_sender(),
+            |ProcessesOutput::Contain { unit, pid, command }| DetailsOutput::Contain {
+                unit,
+                pid,
+                command,
+            },
+        );
         let model = Details {
+            rule,
+            processes,
             snapshot: None,
             icon: "application-x-executable".to_owned(),
             history: SharedHistory::default(),
@@ -552,6 +600,8 @@ impl Component for Details {
         let cpu_area = &model.cpu_graph.area;
         let limits = &model.limits;
         let widgets = view_output!();
+        widgets.sections.append(model.rule.widget());
+        widgets.sections.append(model.processes.widget());
         ComponentParts { model, widgets }
     }
 
@@ -570,10 +620,20 @@ impl Component for Details {
                 self.fill_editors(&snapshot);
                 self.snapshot = Some(*snapshot);
                 self.draw(SystemTime::now());
+                self.read_processes();
             }
             DetailsInput::Update { snapshot, now } => {
                 self.snapshot = Some(*snapshot);
                 self.draw(now);
+                self.read_processes();
+            }
+            DetailsInput::Rule(rule) => {
+                if let Some(unit) = self.unit() {
+                    self.rule.emit(RuleInput::Show { unit, rule });
+                }
+            }
+            DetailsInput::RuleResult { lines, error } => {
+                self.rule.emit(RuleInput::Result { lines, error })
             }
             DetailsInput::History(history) => self.history = history,
             DetailsInput::Checks(checks) => self.show_checks(&checks),

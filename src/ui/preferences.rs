@@ -1,5 +1,6 @@
-//! Preferences: a window of pages, each a component (General: the refresh interval and alert
-//! thresholds; Presets: create, edit, delete). Every change goes through the `ConfigStore`,
+//! Preferences: a window of pages, each a component (General: the refresh interval, alert
+//! thresholds and the memory budget of all apps; Presets: create, edit, delete; Rules: review,
+//! edit and remove the apps' rules). Every change goes through the `ConfigStore`,
 //! which writes off the main loop, once per burst, and never over a malformed file.
 
 use std::time::Duration;
@@ -8,15 +9,22 @@ use adw::prelude::*;
 use relm4::prelude::*;
 
 use crate::config::{Config, General, PolicyAction, Preset, SETTINGS, Settings};
+use crate::controller::LimitCheck;
 use crate::engine::config_store::Saved;
+use crate::engine::rules::{Budget, RuleDraft, RuleOutcome, RuleService, check_line};
 use crate::engine::{ConfigEdit, ConfigStore};
-use crate::i18n::{gettext, gettext_f, gettext_noop};
+use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f};
+use crate::limits::MemoryLimit;
 use crate::monitor::service::Monitor;
+use crate::rules::live::Instance;
 use crate::ui::A11yLabel;
+use crate::ui::rule_dialog::{self, RuleForm};
 
 pub struct PreferencesInit {
     pub store: ConfigStore,
     pub monitor: Option<Monitor>,
+    /// Rules and the budget, saved and applied through the engine.
+    pub rules: RuleService,
 }
 
 #[derive(Debug)]
@@ -32,8 +40,10 @@ pub enum PreferencesCmd {
 pub struct Preferences {
     store: ConfigStore,
     monitor: Option<Monitor>,
+    rules: RuleService,
     general: Option<Controller<GeneralPage>>,
     presets: Option<Controller<PresetsPage>>,
+    rule_page: Option<Controller<RulesPage>>,
 }
 
 #[relm4::component(pub)]
@@ -62,8 +72,10 @@ impl Component for Preferences {
         let model = Preferences {
             store: init.store,
             monitor: init.monitor,
+            rules: init.rules,
             general: None,
             presets: None,
+            rule_page: None,
         };
         let widgets = view_output!();
         ComponentParts { model, widgets }
@@ -96,6 +108,7 @@ impl Component for Preferences {
                 general: config.general,
                 store: self.store.clone(),
                 monitor: self.monitor.clone(),
+                rules: self.rules.clone(),
             })
             .forward(sender.input_sender(), toast);
         let presets = PresetsPage::builder()
@@ -104,10 +117,18 @@ impl Component for Preferences {
                 store: self.store.clone(),
             })
             .forward(sender.input_sender(), toast);
+        let rule_page = RulesPage::builder()
+            .launch(RulesInit {
+                config,
+                rules: self.rules.clone(),
+            })
+            .forward(sender.input_sender(), toast);
         root.add(general.widget());
         root.add(presets.widget());
+        root.add(rule_page.widget());
         self.general = Some(general);
         self.presets = Some(presets);
+        self.rule_page = Some(rule_page);
     }
 }
 
@@ -184,25 +205,87 @@ pub struct GeneralInit {
     pub general: General,
     pub store: ConfigStore,
     pub monitor: Option<Monitor>,
+    pub rules: RuleService,
 }
 
 #[derive(Debug)]
 pub enum GeneralInput {
     Changed(&'static str, f64),
+    /// Enter (or the apply button) in a budget row: save and apply both limits.
+    Budget,
 }
 
 #[derive(Debug)]
 pub enum GeneralCmd {
     /// The write of edit number `.0` went this way.
     Saved(u64, Saved),
+    /// The budget was saved and applied: app.slice's limits read back, or why not.
+    BudgetSet(bool, Result<Vec<LimitCheck>, String>),
 }
 
-/// The General page: each change is queued at once and written once the person stops.
+/// The General page: each change is queued at once and written once the person stops; the
+/// budget when the person presses Enter in its rows (half-typed sizes are never applied to
+/// every app of the desktop).
 pub struct GeneralPage {
     store: ConfigStore,
     monitor: Option<Monitor>,
+    rules: RuleService,
     /// Edits sent, to report only the latest one's result.
     edits: u64,
+    budget_high: adw::EntryRow,
+    budget_max: adw::EntryRow,
+}
+
+/// A budget row's text as a limit: empty or `max` is none.
+fn budget_limit(row: &adw::EntryRow, title: &str) -> Result<Option<MemoryLimit>, String> {
+    let text = row.text();
+    let text = text.trim();
+    if text.is_empty() || text == "max" {
+        return Ok(None);
+    }
+    let limit = text.parse::<MemoryLimit>().map_err(|e| {
+        gettext_f(
+            "{setting}: {error}. Type a size like 12G or a share of RAM like 80 %, or leave it empty for none.",
+            &[("setting", &title), ("error", &e)],
+        )
+    })?;
+    check_budget(limit, crate::controller::physical_memory(), title)?;
+    Ok(Some(limit))
+}
+
+/// The least a budget of all apps may be: less would hold the whole desktop at a crawl (a
+/// "8" typed for "80%" is 8 bytes). Not a limit of systemd's, a guard against a slip.
+const BUDGET_FLOOR: u64 = 256 * crate::limits::Bytes::MIB;
+
+fn check_budget(limit: MemoryLimit, total_ram: u64, title: &str) -> Result<(), String> {
+    match limit.resolve(total_ram) {
+        Some(bytes) if bytes < BUDGET_FLOOR => Err(gettext_f(
+            "{setting}: {value} is too little for all apps together (at least {floor}); type a size like 12G or a share of RAM like 80 %.",
+            &[
+                ("setting", &title),
+                ("value", &limit),
+                ("floor", &crate::limits::Bytes(BUDGET_FLOOR)),
+            ],
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What a saved budget did, for a toast.
+fn budget_words(removed: bool, checks: &[LimitCheck]) -> String {
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.applied())
+        .map(check_line)
+        .collect();
+    if !failed.is_empty() {
+        return failed.join("\n");
+    }
+    if removed {
+        gettext("All apps have no memory budget now.")
+    } else {
+        gettext("The memory budget of all apps is saved and holds now.")
+    }
 }
 
 #[relm4::component(pub)]
@@ -221,6 +304,22 @@ impl Component for GeneralPage {
             add = group -> adw::PreferencesGroup {
                 set_title: &gettext("Monitoring"),
             },
+            add = &adw::PreferencesGroup {
+                set_title: &gettext("Memory for All Apps"),
+                set_description: Some(&gettext("One budget for every app of the desktop together (app.slice), however they were started, so that the shell and the session keep what they need. Sizes like 12G or a share of RAM like 80 %; empty for none. Enter applies it.")),
+                #[local_ref]
+                add = budget_high -> adw::EntryRow {
+                    set_title: &gettext("Soft limit (all apps slow down above)"),
+                    set_show_apply_button: true,
+                    connect_apply => GeneralInput::Budget,
+                },
+                #[local_ref]
+                add = budget_max -> adw::EntryRow {
+                    set_title: &gettext("Hard limit (the kernel kills above)"),
+                    set_show_apply_button: true,
+                    connect_apply => GeneralInput::Budget,
+                },
+            },
         }
     }
 
@@ -233,18 +332,31 @@ impl Component for GeneralPage {
         for setting in &GENERAL_SETTINGS {
             group.add(&spin_row(setting, (setting.value)(&init.general), &sender));
         }
+        let text = |limit: Option<MemoryLimit>| limit.map(|l| l.to_string()).unwrap_or_default();
+        let budget_high = adw::EntryRow::new();
+        budget_high.set_text(&text(init.general.apps_memory_high));
+        let budget_max = adw::EntryRow::new();
+        budget_max.set_text(&text(init.general.apps_memory_max));
         let model = GeneralPage {
             store: init.store,
             monitor: init.monitor,
+            rules: init.rules,
             edits: 0,
+            budget_high,
+            budget_max,
         };
         let group = &group;
+        let budget_high = &model.budget_high;
+        let budget_max = &model.budget_max;
         let widgets = view_output!();
         ComponentParts { model, widgets }
     }
 
     fn update(&mut self, message: GeneralInput, sender: ComponentSender<Self>, _: &Self::Root) {
-        let GeneralInput::Changed(key, value) = message;
+        let (key, value) = match message {
+            GeneralInput::Changed(key, value) => (key, value),
+            GeneralInput::Budget => return self.set_budget(&sender),
+        };
         if key == "refresh-interval"
             && let Some(monitor) = &self.monitor
         {
@@ -258,10 +370,56 @@ impl Component for GeneralPage {
     }
 
     fn update_cmd(&mut self, message: GeneralCmd, sender: ComponentSender<Self>, _: &Self::Root) {
-        let GeneralCmd::Saved(edit, saved) = message;
-        if let (true, Err(e)) = (edit == self.edits, saved) {
-            let _ = sender.output(PageOutput::Toast(e));
+        match message {
+            GeneralCmd::Saved(edit, saved) => {
+                if let (true, Err(e)) = (edit == self.edits, saved) {
+                    let _ = sender.output(PageOutput::Toast(e));
+                }
+            }
+            GeneralCmd::BudgetSet(removed, result) => {
+                let text = match result {
+                    Ok(checks) => budget_words(removed, &checks),
+                    Err(e) => gettext_f(
+                        "Could not set the memory budget of all apps: {error}",
+                        &[("error", &e)],
+                    ),
+                };
+                let _ = sender.output(PageOutput::Toast(text));
+            }
         }
+    }
+}
+
+impl GeneralPage {
+    /// Saves the budget rows, writes app.slice's drop-in and applies it at once.
+    fn set_budget(&mut self, sender: &ComponentSender<Self>) {
+        let rows = [
+            (&self.budget_high, gettext("Soft limit")),
+            (&self.budget_max, gettext("Hard limit")),
+        ];
+        let mut limits = Vec::new();
+        for (row, title) in rows {
+            match budget_limit(row, &title) {
+                Ok(limit) => {
+                    row.remove_css_class("error");
+                    limits.push(limit);
+                }
+                Err(e) => {
+                    row.add_css_class("error");
+                    let _ = sender.output(PageOutput::Toast(e));
+                    return;
+                }
+            }
+        }
+        let budget = Budget {
+            high: limits[0],
+            max: limits[1],
+        };
+        let removed = budget.high.is_none() && budget.max.is_none();
+        let rules = self.rules.clone();
+        sender.oneshot_command(async move {
+            GeneralCmd::BudgetSet(removed, rules.set_budget(budget).await)
+        });
     }
 }
 
@@ -564,6 +722,261 @@ fn typed_settings(
     Ok(settings)
 }
 
+pub struct RulesInit {
+    pub config: Config,
+    pub rules: RuleService,
+}
+
+#[derive(Debug)]
+pub enum RulesInput {
+    Edit(String),
+    Remove(String),
+    ConfirmedRemove(String),
+    Save(RuleDraft),
+}
+
+#[derive(Debug)]
+pub enum RulesCmd {
+    Loaded(Result<Config, String>),
+    Running(Option<Vec<Instance>>),
+    Saved(Result<RuleOutcome, String>),
+}
+
+/// The Rules page: every app rule of the file, with its preset, limits and running instances;
+/// Edit opens the same dialog as the details' "Limit This App Everywhere…", Remove asks first.
+pub struct RulesPage {
+    rules: RuleService,
+    config: Config,
+    /// The running instances each rule reaches; `None` until read (or without systemd).
+    running: Option<Vec<Instance>>,
+    group: adw::PreferencesGroup,
+    rows: Vec<adw::ActionRow>,
+}
+
+impl RulesPage {
+    /// The rows of the rules, built again from the config and the running instances.
+    fn render(&mut self, sender: &ComponentSender<Self>) {
+        for row in self.rows.drain(..) {
+            self.group.remove(&row);
+        }
+        for (key, rule) in crate::rules::rules(&self.config) {
+            let row = adw::ActionRow::builder()
+                .title(crate::ui::plain(key))
+                .subtitle(crate::ui::plain(&rule_subtitle(
+                    &self.config,
+                    key,
+                    rule.preset.as_deref(),
+                    self.running.as_deref(),
+                )))
+                .build();
+            let edit = gtk::Button::builder()
+                .icon_name("document-edit-symbolic")
+                .valign(gtk::Align::Center)
+                .css_classes(["flat"])
+                .tooltip_text(gettext_f("Edit the rule for {app}", &[("app", &key)]))
+                .build();
+            edit.set_a11y_label(&gettext_f("Edit the rule for {app}", &[("app", &key)]));
+            let remove = gtk::Button::builder()
+                .icon_name("user-trash-symbolic")
+                .valign(gtk::Align::Center)
+                .css_classes(["flat"])
+                .tooltip_text(gettext_f("Remove the rule for {app}", &[("app", &key)]))
+                .build();
+            remove.set_a11y_label(&gettext_f("Remove the rule for {app}", &[("app", &key)]));
+            {
+                let (send, key) = (sender.input_sender().clone(), key.to_owned());
+                edit.connect_clicked(move |_| send.emit(RulesInput::Edit(key.clone())));
+            }
+            {
+                let (send, key) = (sender.input_sender().clone(), key.to_owned());
+                remove.connect_clicked(move |_| send.emit(RulesInput::Remove(key.clone())));
+            }
+            row.add_suffix(&edit);
+            row.add_suffix(&remove);
+            self.group.add(&row);
+            self.rows.push(row);
+        }
+        if self.rows.is_empty() {
+            let row = adw::ActionRow::builder()
+                .title(gettext("No rules yet"))
+                .subtitle(gettext(
+                    "“Limit This App Everywhere…” in an app’s details makes one.",
+                ))
+                .build();
+            self.group.add(&row);
+            self.rows.push(row);
+        }
+    }
+
+    fn reload(&self, sender: &ComponentSender<Self>) {
+        let rules = self.rules.clone();
+        sender.oneshot_command(async move { RulesCmd::Loaded(rules.load().await) });
+    }
+
+    fn read_running(&self, sender: &ComponentSender<Self>) {
+        let (rules, config) = (self.rules.clone(), self.config.clone());
+        sender.oneshot_command(async move { RulesCmd::Running(rules.running(&config).await) });
+    }
+}
+
+/// "preset browser · killed above 4.0 GiB · 2 running", "… · running: unknown".
+pub fn rule_subtitle(
+    config: &Config,
+    key: &str,
+    preset: Option<&str>,
+    running: Option<&[Instance]>,
+) -> String {
+    let preset = preset.unwrap_or(crate::config::DEFAULT_PRESET);
+    let words = crate::rules::rule_settings(config, key)
+        .map(|s| s.plain_words())
+        .unwrap_or_default();
+    let running = match running {
+        None => gettext("running: unknown"),
+        Some(list) => {
+            let n = list.iter().filter(|i| i.rule == key).count();
+            let failed = list
+                .iter()
+                .filter(|i| i.rule == key)
+                .flat_map(|i| &i.checks)
+                .filter(|c| !c.applied())
+                .count();
+            let mut text = ngettext_f("{n} running", "{n} running", n as u64, &[("n", &n)]);
+            if failed > 0 {
+                text.push_str(" — ");
+                text.push_str(&ngettext_f(
+                    "{n} limit did not take",
+                    "{n} limits did not take",
+                    failed as u64,
+                    &[("n", &failed)],
+                ));
+            }
+            text
+        }
+    };
+    gettext_f(
+        "preset {preset} · {words} · {running}",
+        &[
+            ("preset", &preset),
+            ("words", &words),
+            ("running", &running),
+        ],
+    )
+}
+
+#[relm4::component(pub)]
+impl Component for RulesPage {
+    type Init = RulesInit;
+    type Input = RulesInput;
+    type Output = PageOutput;
+    type CommandOutput = RulesCmd;
+
+    view! {
+        #[root]
+        adw::PreferencesPage {
+            set_title: &gettext("Rules"),
+            set_icon_name: Some("emblem-system-symbolic"),
+            #[local_ref]
+            add = group -> adw::PreferencesGroup {
+                set_title: &gettext("App Rules"),
+                set_description: Some(&gettext("Each rule holds for its app however it is started (app grid, dock, Flatpak, terminal or Corral): Corral writes it as systemd drop-ins from config.toml.")),
+            },
+        }
+    }
+
+    fn init(
+        init: RulesInit,
+        root: Self::Root,
+        sender: ComponentSender<Self>,
+    ) -> ComponentParts<Self> {
+        let mut model = RulesPage {
+            rules: init.rules,
+            config: init.config,
+            running: None,
+            group: adw::PreferencesGroup::new(),
+            rows: Vec::new(),
+        };
+        model.render(&sender);
+        model.read_running(&sender);
+        let group = &model.group;
+        let widgets = view_output!();
+        ComponentParts { model, widgets }
+    }
+
+    fn update(&mut self, message: RulesInput, sender: ComponentSender<Self>, root: &Self::Root) {
+        let window = root.root().and_then(|r| r.downcast::<gtk::Window>().ok());
+        match message {
+            RulesInput::Edit(key) => {
+                let Some((_, rule)) = self.config.rules().find(|(k, _)| *k == key) else {
+                    return;
+                };
+                let Some(window) = window else { return };
+                let form = RuleForm::from_rule(&key, rule);
+                let presets = self.config.presets().into_iter().map(|p| p.name).collect();
+                let send = sender.input_sender().clone();
+                rule_dialog::open(&window, form, presets, move |draft| {
+                    send.emit(RulesInput::Save(draft))
+                });
+            }
+            RulesInput::Remove(key) => {
+                let Some(window) = window else { return };
+                let dialog = adw::MessageDialog::builder()
+                    .transient_for(&window)
+                    .modal(true)
+                    .heading(gettext_f("Remove the Rule for {app}?", &[("app", &key)]))
+                    .body(gettext(
+                        "Its drop-ins go; running instances keep their limits until they end, and new ones start without them.",
+                    ))
+                    .build();
+                dialog.add_response("cancel", &gettext("Cancel"));
+                dialog.add_response("remove", &gettext("Remove"));
+                dialog.set_response_appearance("remove", adw::ResponseAppearance::Destructive);
+                dialog.set_default_response(Some("cancel"));
+                dialog.set_close_response("cancel");
+                let send = sender.input_sender().clone();
+                dialog.connect_response(None, move |_, response| {
+                    if response == "remove" {
+                        send.emit(RulesInput::ConfirmedRemove(key.clone()));
+                    }
+                });
+                dialog.present();
+            }
+            RulesInput::ConfirmedRemove(key) => {
+                let rules = self.rules.clone();
+                sender.oneshot_command(async move { RulesCmd::Saved(rules.remove(&key).await) });
+            }
+            RulesInput::Save(draft) => {
+                let rules = self.rules.clone();
+                sender.oneshot_command(async move { RulesCmd::Saved(rules.save(draft).await) });
+            }
+        }
+    }
+
+    fn update_cmd(&mut self, message: RulesCmd, sender: ComponentSender<Self>, _: &Self::Root) {
+        match message {
+            RulesCmd::Loaded(Ok(config)) => {
+                self.config = config;
+                self.render(&sender);
+                self.read_running(&sender);
+            }
+            RulesCmd::Loaded(Err(e)) => {
+                let _ = sender.output(PageOutput::Toast(e));
+            }
+            RulesCmd::Running(running) => {
+                self.running = running;
+                self.render(&sender);
+            }
+            RulesCmd::Saved(result) => {
+                let text = match result {
+                    Ok(outcome) => outcome.summary(),
+                    Err(e) => gettext_f("Could not save the rule: {error}", &[("error", &e)]),
+                };
+                let _ = sender.output(PageOutput::Toast(text));
+                self.reload(&sender);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,6 +992,17 @@ mod tests {
             row_titles(&widget, titles);
             child = widget.next_sibling();
         }
+    }
+
+    #[test]
+    fn a_budget_too_small_for_the_desktop_is_refused() {
+        let ram = 16 * crate::limits::Bytes::GIB;
+        let limit = |text: &str| text.parse::<MemoryLimit>().unwrap();
+        let error = check_budget(limit("8"), ram, "Soft limit").unwrap_err();
+        assert!(error.starts_with("Soft limit: 8"), "{error}");
+        assert!(check_budget(limit("1%"), ram, "Soft limit").is_err());
+        assert!(check_budget(limit("80%"), ram, "Soft limit").is_ok());
+        assert!(check_budget(limit("12G"), ram, "Hard limit").is_ok());
     }
 
     #[gtk::test]

@@ -11,8 +11,9 @@ use relm4::prelude::*;
 use crate::apps::AppCatalog;
 use crate::config::{Config, Settings};
 use crate::controller::{ControlError, LimitCheck};
+use crate::engine::rules::{BudgetUsage, RuleDraft, RuleOutcome, RuleService};
 use crate::engine::{ConfigEdit, ConfigStore, Connected, Engine, Services};
-use crate::i18n::{gettext, gettext_f, gettext_noop};
+use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f};
 use crate::launch::{self, LaunchRequest};
 use crate::monitor::service::{CloseWatch, MonitorState};
 use crate::systemd::ManagerKind;
@@ -21,6 +22,7 @@ use crate::ui::details::{Details, DetailsInput, DetailsOutput};
 use crate::ui::events::Events;
 use crate::ui::launcher::{Launcher, LauncherInit, LauncherInput, LauncherOutput};
 use crate::ui::preferences::{Preferences, PreferencesInit};
+use crate::ui::rule_dialog::{self, RuleForm};
 use crate::ui::unit_list::{UnitList, UnitListInput, UnitListOutput, icon_for};
 
 /// How the window starts.
@@ -55,6 +57,14 @@ pub enum Msg {
     Hidden,
     /// A state to render, as the monitor would publish it (tests without systemd).
     State(Arc<MonitorState>),
+    /// The rule dialog was saved.
+    SaveRule(RuleDraft),
+    /// Move a process of a unit into a contained app of its own, with this preset.
+    Contain {
+        app: String,
+        pid: u32,
+        preset: String,
+    },
 }
 
 pub enum Cmd {
@@ -71,6 +81,10 @@ pub enum Cmd {
     LimitsApplied(Result<Vec<LimitCheck>, String>),
     Remembered(Result<String, String>),
     Launched(Result<String, String>),
+    RuleSaved(Result<RuleOutcome, String>),
+    /// What all apps use against their budget; `None` when it cannot be read.
+    Budget(Option<BudgetUsage>),
+    Contained(Result<String, String>),
 }
 
 /// relm4 wants command output printable for its debug logs; the connection is opaque.
@@ -85,6 +99,9 @@ impl std::fmt::Debug for Cmd {
             Cmd::LimitsApplied(r) => write!(f, "LimitsApplied({r:?})"),
             Cmd::Remembered(r) => write!(f, "Remembered({r:?})"),
             Cmd::Launched(r) => write!(f, "Launched({r:?})"),
+            Cmd::RuleSaved(r) => write!(f, "RuleSaved({:?})", r.as_ref().map(|o| &o.app_id)),
+            Cmd::Budget(b) => write!(f, "Budget({b:?})"),
+            Cmd::Contained(r) => write!(f, "Contained({r:?})"),
         }
     }
 }
@@ -106,6 +123,11 @@ pub struct MainWindow {
     preferences: Option<Controller<Preferences>>,
     events: Option<Controller<Events>>,
     toasts: adw::ToastOverlay,
+    /// Rules and the budget, through the store (and systemd, once connected).
+    rules: RuleService,
+    /// What all apps use against their budget, read at each monitor update.
+    budget: Option<BudgetUsage>,
+    budget_reading: bool,
     /// Held while the window is shown: the monitor keeps its refresh interval for it.
     close_watch: Option<CloseWatch>,
 }
@@ -175,7 +197,27 @@ impl MainWindow {
                 snapshot: Box::new(snap.clone()),
                 now: self.state.sampled_at.unwrap_or_else(SystemTime::now),
             });
+            self.details.emit(DetailsInput::Rule(self.rules.rule_of(
+                &self.state.config,
+                &snap.info,
+                self.manager,
+            )));
         }
+    }
+
+    /// Whether the budget line shows: only when a budget is in force.
+    fn budget_shown(&self) -> bool {
+        self.budget.is_some_and(|b| b.budget().is_some())
+    }
+
+    /// Reads what all apps use against their budget, unless a reading is under way.
+    fn read_budget(&mut self, sender: &ComponentSender<Self>) {
+        if self.budget_reading || self.services.is_none() {
+            return;
+        }
+        self.budget_reading = true;
+        let rules = self.rules.clone();
+        sender.oneshot_command(async move { Cmd::Budget(rules.budget_usage().await) });
     }
 
     fn select(&mut self, unit: Option<String>) {
@@ -191,6 +233,11 @@ impl MainWindow {
             snapshot: Box::new(snap.clone()),
             now: self.state.sampled_at.unwrap_or_else(SystemTime::now),
         });
+        self.details.emit(DetailsInput::Rule(self.rules.rule_of(
+            &self.state.config,
+            &snap.info,
+            self.manager,
+        )));
     }
 }
 
@@ -298,7 +345,34 @@ impl Component for MainWindow {
                         set_shrink_start_child: false,
                         set_shrink_end_child: false,
                         set_vexpand: true,
-                        set_start_child: Some(model.unit_list.widget()),
+                        #[wrap(Some)]
+                        set_start_child = &gtk::Box {
+                            set_orientation: gtk::Orientation::Vertical,
+                            gtk::Box {
+                                set_orientation: gtk::Orientation::Vertical,
+                                set_spacing: 4,
+                                set_margin_top: 6,
+                                set_margin_bottom: 6,
+                                set_margin_start: 12,
+                                set_margin_end: 12,
+                                #[watch]
+                                set_visible: model.budget_shown(),
+                                #[watch]
+                                set_tooltip_text: model.budget.map(|b| b.explanation()).as_deref(),
+                                gtk::Label {
+                                    set_xalign: 0.0,
+                                    set_ellipsize: gtk::pango::EllipsizeMode::End,
+                                    set_css_classes: &["caption"],
+                                    #[watch]
+                                    set_text: &model.budget.map(|b| b.words()).unwrap_or_default(),
+                                },
+                                gtk::LevelBar {
+                                    #[watch]
+                                    set_value: model.budget.and_then(|b| b.fraction()).unwrap_or(0.0),
+                                },
+                            },
+                            append: model.unit_list.widget(),
+                        },
                         #[wrap(Some)]
                         set_end_child = &gtk::Stack {
                             add_named[Some("details")] = model.details.widget(),
@@ -359,7 +433,6 @@ impl Component for MainWindow {
             manager,
             catalog_reads: 0,
             services: None,
-            store: init.store,
             catalog: Arc::default(),
             config_problem: None,
             state: Arc::default(),
@@ -370,8 +443,13 @@ impl Component for MainWindow {
             preferences: None,
             events: None,
             toasts: adw::ToastOverlay::new(),
+            rules: RuleService::for_user(init.store.clone(), None),
+            budget: None,
+            budget_reading: false,
+            store: init.store,
             close_watch: None,
         };
+        model.unit_list.widget().set_vexpand(true);
         let shown = [gettext("Corral’s Apps"), gettext("All Apps")];
         let filter = &gtk::DropDown::from_strings(&[&shown[0], &shown[1]]);
         filter.set_selected(u32::from(init.show_all));
@@ -420,7 +498,18 @@ impl Component for MainWindow {
             Msg::Details(DetailsOutput::Remember(unit, settings)) => {
                 self.remember(&unit, settings, &sender)
             }
+            Msg::Details(DetailsOutput::LimitEverywhere(unit)) => {
+                self.limit_everywhere(&unit, root, &sender)
+            }
+            Msg::Details(DetailsOutput::Contain { unit, pid, command }) => {
+                self.confirm_contain(&unit, pid, &command, root, &sender)
+            }
             Msg::Details(action) => self.act(action, &sender),
+            Msg::SaveRule(draft) => {
+                let rules = self.rules.clone();
+                sender.oneshot_command(async move { Cmd::RuleSaved(rules.save(draft).await) });
+            }
+            Msg::Contain { app, pid, preset } => self.contain(app, pid, preset, &sender),
             Msg::ConfirmedKill(unit) => self.act(DetailsOutput::Kill(unit), &sender),
             Msg::OpenLauncher => {
                 let launcher = Launcher::builder()
@@ -444,6 +533,7 @@ impl Component for MainWindow {
                 let preferences = Preferences::builder()
                     .transient_for(root)
                     .launch(PreferencesInit {
+                        rules: self.rules.clone(),
                         store: self.store.clone(),
                         monitor: self.services.as_ref().map(|s| s.monitor.clone()),
                     })
@@ -496,6 +586,7 @@ impl Component for MainWindow {
                 // the state it holds when it is shown (Msg::Shown).
                 if root.is_visible() {
                     self.render();
+                    self.read_budget(&sender);
                 }
             }
             Cmd::Done(Ok(text)) => {
@@ -517,6 +608,36 @@ impl Component for MainWindow {
                     launcher.widget().close();
                 }
                 self.toast(&text);
+            }
+            Cmd::RuleSaved(Ok(outcome)) => {
+                self.toast(&outcome.summary());
+                let error = outcome.problem.is_some() || outcome.failures() > 0;
+                let mut lines = vec![outcome.summary()];
+                lines.extend(outcome.lines());
+                self.details.emit(DetailsInput::RuleResult { lines, error });
+                if let Some(services) = &self.services {
+                    services.monitor.refresh();
+                }
+            }
+            Cmd::RuleSaved(Err(e)) => {
+                let text = gettext_f("Could not save the rule: {error}", &[("error", &e)]);
+                self.toast(&text);
+                self.details.emit(DetailsInput::RuleResult {
+                    lines: vec![text],
+                    error: true,
+                });
+            }
+            Cmd::Budget(budget) => {
+                self.budget_reading = false;
+                self.budget = budget;
+            }
+            Cmd::Contained(result) => {
+                match result {
+                    Ok(text) | Err(text) => self.toast(&text),
+                }
+                if let Some(services) = &self.services {
+                    services.monitor.refresh();
+                }
             }
             Cmd::Launched(Err(e)) => match &self.launcher {
                 Some(launcher) => launcher.emit(LauncherInput::Failed(e)),
@@ -577,6 +698,8 @@ impl MainWindow {
         let mut updates = services.monitor.subscribe();
         self.details
             .emit(DetailsInput::History(services.monitor.history()));
+        self.rules =
+            RuleService::for_user(self.store.clone(), Some(Arc::clone(&services.controller)));
         self.services = Some(services);
         sender.command(move |out, shutdown| {
             shutdown
@@ -637,12 +760,182 @@ impl MainWindow {
         let name = snap.info.name.clone();
         let store = self.store.clone();
         sender.oneshot_command(async move {
-            let saved = store.save(ConfigEdit::Rule { app_id, settings }).await;
+            let keys = settings.entries().into_iter().map(|(k, _)| k).collect();
+            let saved = store
+                .save(ConfigEdit::Rule {
+                    app_id,
+                    preset: crate::config::RulePreset::Keep,
+                    keys,
+                    settings,
+                })
+                .await;
             Cmd::Remembered(
                 saved
                     .map(|()| gettext_f("Saved these limits for {app}", &[("app", &name)]))
                     .map_err(|e| gettext_f("Could not save the rule: {error}", &[("error", &e)])),
             )
+        });
+    }
+
+    /// "Limit This App Everywhere…": the rule dialog, prefilled with the unit's limits.
+    fn limit_everywhere(
+        &self,
+        unit: &str,
+        root: &adw::ApplicationWindow,
+        sender: &ComponentSender<Self>,
+    ) {
+        let Some(snap) = self.snapshot(unit) else {
+            return;
+        };
+        let rule = self
+            .rules
+            .rule_of(&self.state.config, &snap.info, self.manager);
+        let Some(app_id) = rule.app_id() else {
+            if let crate::engine::rules::UnitRule::Impossible(why) = &rule {
+                self.toast(why);
+            }
+            return;
+        };
+        let form = RuleForm::from_unit(snap, app_id, &self.state.config);
+        let presets = self
+            .state
+            .config
+            .presets()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let sender = sender.clone();
+        rule_dialog::open(root, form, presets, move |draft| {
+            sender.input(Msg::SaveRule(draft));
+        });
+    }
+
+    /// "Contain…" on a process: asks for the preset, then moves it.
+    fn confirm_contain(
+        &self,
+        unit: &str,
+        pid: u32,
+        command: &str,
+        root: &adw::ApplicationWindow,
+        sender: &ComponentSender<Self>,
+    ) {
+        let app = self
+            .snapshot(unit)
+            .map(|s| s.info.name.clone())
+            .unwrap_or_else(|| unit.to_owned());
+        let heading = gettext_f("Contain Process {pid}?", &[("pid", &pid)]);
+        let dialog = adw::MessageDialog::builder()
+            .transient_for(root)
+            .modal(true)
+            .title(&heading)
+            .heading(&heading)
+            .body(gettext_f(
+                "“{command}” and its children move out of {app} into a contained app of their own, with the limits of the preset chosen here. The rest of {app} keeps running.",
+                &[("command", &command), ("app", &app)],
+            ))
+            .build();
+        let presets: Vec<String> = self
+            .state
+            .config
+            .presets()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let refs: Vec<&str> = presets.iter().map(String::as_str).collect();
+        let combo = adw::ComboRow::builder()
+            .title(gettext("Preset"))
+            .model(&gtk::StringList::new(&refs))
+            .selected(
+                presets
+                    .iter()
+                    .position(|p| p == crate::config::DEFAULT_PRESET)
+                    .unwrap_or(0) as u32,
+            )
+            .build();
+        let group = adw::PreferencesGroup::new();
+        group.add(&combo);
+        dialog.set_extra_child(Some(&group));
+        dialog.add_response("cancel", &gettext("Cancel"));
+        dialog.add_response("contain", &gettext("Contain"));
+        dialog.set_response_appearance("contain", adw::ResponseAppearance::Suggested);
+        dialog.set_default_response(Some("contain"));
+        dialog.set_close_response("cancel");
+        let sender = sender.clone();
+        dialog.connect_response(None, move |_, response| {
+            if response == "contain"
+                && let Some(preset) = presets.get(combo.selected() as usize)
+            {
+                sender.input(Msg::Contain {
+                    app: app.clone(),
+                    pid,
+                    preset: preset.clone(),
+                });
+            }
+        });
+        dialog.present();
+    }
+
+    /// Moves process `pid` (of `app`) and its children into a scope of its own, as `corral
+    /// adopt PID -p PRESET` does; the result is a toast.
+    fn contain(&self, app: String, pid: u32, preset: String, sender: &ComponentSender<Self>) {
+        let Some(ctl) = self.services.as_ref().map(|s| Arc::clone(&s.controller)) else {
+            self.toast(&gettext("Corral is not connected to systemd yet."));
+            return;
+        };
+        let config = (*self.state.config).clone();
+        let catalog = Arc::clone(&self.catalog);
+        sender.oneshot_command(async move {
+            let fail = |error: String| {
+                gettext_f(
+                    "Could not contain process {pid} of {app}: {error}",
+                    &[("pid", &pid), ("app", &app), ("error", &error)],
+                )
+            };
+            let proc = crate::procfs::ProcFs::system();
+            let request = {
+                let proc = proc.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::adopt::request(
+                        &proc,
+                        pid,
+                        &config,
+                        &catalog,
+                        Some(&preset),
+                        &Settings::default(),
+                    )
+                })
+                .await
+            };
+            let request = match request {
+                Ok(Ok(request)) => request,
+                Ok(Err(e)) => return Cmd::Contained(Err(fail(e.to_string()))),
+                Err(e) => return Cmd::Contained(Err(fail(e.to_string()))),
+            };
+            let adopted = match crate::adopt::adopt(&ctl.systemd, &proc, &request).await {
+                Ok(adopted) => adopted,
+                Err(e) => return Cmd::Contained(Err(fail(e.to_string()))),
+            };
+            let mut text = ngettext_f(
+                "Moved {app} ({n} process: {pid} and its children) into {unit}, preset {preset}",
+                "Moved {app} ({n} processes: {pid} and its children) into {unit}, preset {preset}",
+                adopted.moved.len() as u64,
+                &[
+                    ("app", &request.app_name),
+                    ("n", &adopted.moved.len()),
+                    ("pid", &pid),
+                    ("unit", &adopted.unit),
+                    ("preset", &request.preset),
+                ],
+            );
+            if !adopted.left_behind.is_empty() {
+                let pids: Vec<String> = adopted.left_behind.iter().map(u32::to_string).collect();
+                text.push_str(". ");
+                text.push_str(&gettext_f(
+                    "{pids} stayed where they were (started during the move, or not yours).",
+                    &[("pids", &pids.join(", "))],
+                ));
+            }
+            Cmd::Contained(Ok(text))
         });
     }
 
@@ -690,7 +983,9 @@ impl MainWindow {
             | DetailsOutput::Stop(u)
             | DetailsOutput::Kill(u)
             | DetailsOutput::ApplyLimits(u, _)
-            | DetailsOutput::Remember(u, _) => u.clone(),
+            | DetailsOutput::Remember(u, _)
+            | DetailsOutput::LimitEverywhere(u)
+            | DetailsOutput::Contain { unit: u, .. } => u.clone(),
         };
         let Some(info) = self.snapshot(&unit).map(|s| s.info.clone()) else {
             self.selected = None;
@@ -721,8 +1016,10 @@ impl MainWindow {
                         .await
                         .map_err(control_error),
                 ),
-                // Saved by the window through the store; never sent here.
-                DetailsOutput::Remember(..) => Cmd::Done(Ok(unit)),
+                // Handled by the window itself (the store, dialogs); never sent here.
+                DetailsOutput::Remember(..)
+                | DetailsOutput::LimitEverywhere(_)
+                | DetailsOutput::Contain { .. } => Cmd::Done(Ok(unit)),
             }
         });
     }
@@ -829,6 +1126,13 @@ mod tests {
             let mut shown = Vec::new();
             labels(window.model().details.widget().upcast_ref(), &mut shown);
             shown.iter().any(|t| t == "Firefox")
+        });
+        // Which rule reaches it (none: the test's config has no rules), and its processes.
+        until("the rule section", || {
+            let mut shown = Vec::new();
+            labels(window.model().details.widget().upcast_ref(), &mut shown);
+            shown.iter().any(|t| t == "No rule for firefox")
+                && shown.iter().any(|t| t == "Processes")
         });
 
         // The app ends: its details close.

@@ -8,7 +8,10 @@ SCTL="systemctl --user"
 cd "$HOME"
 mkdir -p ~/.config/corral ~/.local/share/applications /mnt/host/screenshots 2>/dev/null
 cat >~/.config/corral/config.toml <<'TOML'
-# Presets for the window tests.
+# Presets for the window tests, and a budget for all apps the window shows.
+[general]
+apps-memory-high = "80%"
+
 [presets.test]
 description = "Fixed limits the tests can compare"
 memory-high = "48M"
@@ -38,6 +41,8 @@ corral run -q -w -p tiny --app-id oomtest --name OomTest -- tail /dev/zero
 corral run -q -p browser --name browsertest -- sleep 600
 corral run -q -p strict --name stricttest -- sleep 600
 corral run -q -p background --name backgroundtest -- sh -c 'while :; do :; done'
+# An app of several processes, for the details' process list and Contain.
+corral run -q -p relaxed --name multitest --app-id multitest -- sh -c 'sleep 600 & sleep 601 & wait'
 
 Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >/tmp/xvfb.log 2>&1 &
 xvfb=$!
@@ -52,7 +57,7 @@ busctl --user set-property org.a11y.Bus /org/a11y/bus org.a11y.Status IsEnabled 
 ulimit -c unlimited
 corral >/tmp/corral-gui.log 2>&1 &
 gui=$!
-timeout 240 python3 "$here/gui_test.py" /mnt/host/screenshots
+timeout 480 python3 "$here/gui_test.py" /mnt/host/screenshots
 status=$?
 if [ $status -ne 0 ]; then
     echo "---- corral's output"
@@ -70,4 +75,7 @@ else
 fi
 kill $atspi $xvfb 2>/dev/null
 $SCTL stop 'app-corral-*' >/dev/null 2>&1
+# The rule the window made and the budget leave with their drop-ins, for the suites after.
+corral rules remove org.example.Sleeper >/dev/null 2>&1
+corral budget --memory-high max --memory-max max >/dev/null 2>&1
 exit $status

@@ -5,6 +5,7 @@ limit from the details view, and checks what the kernel did. Saves screenshots o
 
 Usage: gui_test.py SCREENSHOT_DIR   (DISPLAY and the session bus must be set)
 """
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from atspi import (ATSPI, ROLE_LABEL, ROLE_LIST_ITEM, ROLE_PUSH_BUTTON, ROLE_TAB
                    screenshot_when_drawn, toplevel)
 
 SHOTS = sys.argv[1]
+HOME = os.path.expanduser("~")
 passed = 0
 failed = 0
 
@@ -108,6 +110,176 @@ def key(keycode, kind):
                   GLib.Variant("(isu)", (keycode, "", kind)), None, 0, 5000, None)
 
 
+def extents(node):
+    return node.call("Component", "GetExtents", GLib.Variant("(u)", (0,)), "((iiii))")[0]
+
+
+def click_at(node):
+    """A mouse click in the middle of `node` (GTK 4.8 cannot focus through AT-SPI)."""
+    x, y, w, h = extents(node)
+    BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
+                  ATSPI + "DeviceEventController", "GenerateMouseEvent",
+                  GLib.Variant("(iis)", (x + w // 2, y + h // 2, "b1c")), None, 0, 5000, None)
+
+
+def type_text(text):
+    BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
+                  ATSPI + "DeviceEventController", "GenerateKeyboardEvent",
+                  GLib.Variant("(isu)", (0, text, 4)), None, 0, 5000, None)
+
+
+def scroll_details(steps=25, up=False):
+    """Turns the mouse wheel over the details until their last sections show (or the first)."""
+    for _ in range(steps):
+        BUS.call_sync("org.a11y.atspi.Registry", "/org/a11y/atspi/registry/deviceeventcontroller",
+                      ATSPI + "DeviceEventController", "GenerateMouseEvent",
+                      GLib.Variant("(iis)", (830, 400, "b4c" if up else "b5c")), None, 0, 5000, None)
+        time.sleep(0.1)
+
+
+def click_label(root, text):
+    """Clicks the button that shows `text`: GTK 4.8 names a button for AT-SPI only when it is
+    told to, which libadwaita's dialog responses and view switcher buttons are not."""
+    # 62: a toggle button; 37: a page tab (a view switcher's button).
+    buttons = (ROLE_PUSH_BUTTON, 62, 37)
+    tab = find(root, 37, text)
+    if tab is not None:
+        click(tab)
+        return True
+    for label in find_all(root, lambda n: n.name == text and n.role() not in buttons):
+        node = label
+        for _ in range(5):
+            node = parent(node)
+            if node.role() in buttons:
+                click(node)
+                return True
+    # Or a button named as it shows after all.
+    button = find(root, ROLE_PUSH_BUTTON, text)
+    if button is not None:
+        click(button)
+        return True
+    return False
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        return f"unreadable: {e}"
+
+
+def unit_described(glob, words):
+    for unit in units(glob):
+        if words in sysctl("show", "-p", "Description", "--value", unit):
+            return unit
+    return None
+
+
+def check_rule_from_details(app, window, unit):
+    """'Limit This App Everywhere…' in the Sleeper's details: the dialog, prefilled with its
+    limits, saves a rule whose drop-in reaches the running instance."""
+    button = wait_for(lambda: find(window, ROLE_PUSH_BUTTON, "Limit This App Everywhere…"))
+    expect("the details offer Limit This App Everywhere…", button is not None)
+    if button is None:
+        dump(window)
+        return
+    click(button)
+    dialog = wait_for(lambda: toplevel(app, "Limit Sleeper Everywhere"), 10)
+    expect("it opens the rule dialog", dialog is not None)
+    if dialog is None:
+        return
+    editor = wait_for(lambda: find(dialog, ROLE_TEXT, "Memory max (killed above)"), 10)
+    expect("the dialog has the memory max field", editor is not None)
+    if editor is None:
+        dump(dialog)
+        return
+    screenshot("rule-dialog", "Limit Sleeper Everywhere")
+    if not wait_for(lambda: editor.has_state(STATE_FOCUSED), 3):
+        click_at(editor)
+        wait_for(lambda: editor.has_state(STATE_FOCUSED), 10)
+    key(37, 0)  # Control_L
+    key(38, 2)  # a: select all
+    key(37, 1)
+    type_text("96M")
+    wait_for(lambda: editor.text() == "96M", 10)
+    key(36, 2)  # Return: the dialog's default response, Save Rule
+    if not wait_for(lambda: toplevel(app, "Limit Sleeper Everywhere") is None and "closed", 5):
+        save = find(dialog, ROLE_PUSH_BUTTON, "Save Rule")
+        print(f"     Return did not save (field: {editor.text()!r}); Save Rule button: {save}", flush=True)
+        if save is not None:
+            click(save)
+        else:
+            dump(dialog)
+    dropin = f"{HOME}/.config/systemd/user/app-corral-org.example.Sleeper-.service.d/40-corral.conf"
+    written = wait_for(lambda: "MemoryMax=100663296" in read(dropin), 15)
+    expect("saving writes the rule's drop-in (MemoryMax=100663296)", written, read(dropin))
+    # GTK 4.8 gives AT-SPI no text of an entry that was not typed into: the prefill shows in
+    # what was saved without being typed, the unit's soft limit.
+    expect("with the unit's other limits, as the dialog was prefilled (MemoryHigh=48M)",
+           "MemoryHigh=50331648" in read(dropin), read(dropin))
+    changed = wait_for(lambda: cgroup_file(unit, "memory.max") == "100663296", 15)
+    expect("and the running instance's memory.max becomes 96M (100663296)", changed,
+           cgroup_file(unit, "memory.max"))
+    said = wait_for(lambda: find_all(window, lambda n: n.role() == ROLE_LABEL
+                                     and n.name.startswith("Rule for org.example.Sleeper")), 15)
+    expect("the details then say which rule applies", said)
+    scroll_details()
+    screenshot("details-rule")
+    scroll_details(up=True)  # back to the top, where the next steps expect the details
+
+
+def check_processes(app, window):
+    """The details of a unit of several processes list them (as its cgroup.procs has them), and
+    Contain… moves one into a scope of its own."""
+    unit = unit_described("app-corral-multitest-*", "multitest")
+    expect("the multi-process app runs", unit is not None, sysctl("list-units", "app-corral-*"))
+    if unit is None:
+        return
+    rows = wait_for(lambda: [r for r in find_all(window, lambda n: n.role() == ROLE_TABLE_ROW)
+                             if r.name.startswith("multitest,")])
+    if not rows:
+        not_ok("the multi-process app is listed")
+        return
+    select(rows[0])
+    procs = sorted(cgroup_file(unit, "cgroup.procs").split())
+
+    def shown():
+        pids = [n.name.split()[1] for n in find_all(window, lambda n: n.role() == ROLE_LABEL
+                                                    and n.name.startswith("PID "))]
+        return sorted(pids) if sorted(pids) == procs else None
+    listed = wait_for(shown, 15)
+    expect(f"the details list the unit's {len(procs)} processes by PID", listed,
+           f"cgroup.procs={procs} labels={[n.name for n in find_all(window, lambda n: n.role() == ROLE_LABEL and n.name.startswith('PID '))]}")
+    expect("each names its command", wait_for(lambda: find(window, ROLE_LABEL, "sleep 601"), 10))
+    scroll_details()
+    time.sleep(2)  # a second reading, for the CPU figures
+    screenshot("details-processes")
+    contain = [b for b in find_all(window, lambda n: n.role() == ROLE_PUSH_BUTTON and n.name == "Contain…")]
+    expect("a unit of several processes offers Contain… per process", len(contain) == len(procs),
+           f"{len(contain)} buttons")
+    if not contain:
+        return
+    before = set(units("app-corral-*"))
+    click(contain[-1])
+    dialog = wait_for(lambda: next((c for c in app.children() if c.name.startswith("Contain Process")), None), 10)
+    expect("Contain… asks for a preset", dialog is not None)
+    if dialog is None:
+        return
+    screenshot("contain-dialog", dialog.name)
+    clicked = click_label(dialog, "Contain")
+    if not clicked:
+        dump(dialog, 100)
+        key(36, 2)  # Return: the dialog's default response
+    expect("the dialog's Contain is clicked", clicked)
+    new = wait_for(lambda: [u for u in units("app-corral-*") if u not in before and u.endswith(".scope")], 15)
+    expect("and moves the process into a scope of its own", new, sysctl("list-units", "app-corral-*"))
+    if new:
+        moved = cgroup_file(new[0], "cgroup.procs").split()
+        expect("the scope holds one of the app's processes", moved and set(moved) <= set(procs),
+               f"{moved} of {procs}")
+
+
 def main():
     global BUS
     BUS = atspi.connect()
@@ -130,6 +302,9 @@ def main():
                if table is not None and find(table, ROLE_LABEL, h) is not None]
     expect("the list has the headers App, Memory, CPU, Tasks and Pressure",
            len(headers) == 5, f"found only {headers}")
+    budget = wait_for(lambda: find_all(window, lambda n: n.role() == ROLE_LABEL
+                                       and n.name.startswith("All apps: ") and "budget" in n.name), 15)
+    expect("the window shows all apps' memory against the budget", budget)
     # Not a wait for anything: three samples of history, for the sparklines in the picture.
     time.sleep(3)
     screenshot("list")
@@ -164,12 +339,13 @@ def main():
     expect("the unit has the remembered preset's memory.max (64M)",
            cgroup_file(unit, "memory.max") == "67108864", cgroup_file(unit, "memory.max"))
 
-    # Freeze it from the details view.
+    # A rule for it from its details, then freeze it there.
     row = rows_named("Sleeper")
     expect("the launched app appears in the list", row)
     if not row:
         return
     select(row[0])
+    check_rule_from_details(app, window, unit)
     freeze = wait_for(lambda: find(window, ROLE_TOGGLE_BUTTON, "Freeze"))
     click(freeze)
     frozen = wait_for(lambda: "frozen 1" in cgroup_file(unit, "cgroup.events"), 10)
@@ -227,6 +403,20 @@ def main():
     print(f"     preferences shown after {time.time() - asked:.1f} s", flush=True)
     expect("Ctrl+, opens the preferences", prefs is not None)
     screenshot("preferences", "Preferences")
+    if prefs is not None:
+        soft = wait_for(lambda: find(prefs, ROLE_TEXT, "Soft limit (all apps slow down above)"), 10)
+        expect("General has the budget of all apps", soft is not None)
+        page = wait_for(lambda: click_label(prefs, "Rules"), 10)
+        expect("the preferences have a Rules page", page)
+        if not page:
+            dump(prefs, 150)
+        if page:
+            listed = wait_for(lambda: find(prefs, ROLE_LABEL, "org.example.Sleeper"), 10)
+            expect("it lists the rule made from the details", listed)
+            expect("with Edit and Remove",
+                   find(prefs, ROLE_PUSH_BUTTON, "Edit the rule for org.example.Sleeper")
+                   and find(prefs, ROLE_PUSH_BUTTON, "Remove the rule for org.example.Sleeper"))
+            screenshot("preferences-rules", "Preferences")
 
     # The events: the OOM kill gui.sh caused, as a post-mortem row.
     key(9, 2)  # Escape closes the preferences
@@ -245,6 +435,10 @@ def main():
         if not killed:
             dump(events)
         screenshot("events", "Events")
+        key(9, 2)  # Escape closes the events
+        wait_for(lambda: toplevel(app, "Events") is None and "closed", 10)
+
+    check_processes(app, window)
 
 
 main()

@@ -37,4 +37,6 @@ fi
 kill $tray $watcher $atspi $xvfb 2>/dev/null
 wait $tray 2>/dev/null
 $SCTL stop 'app-corral-*' >/dev/null 2>&1
+# The rule kept from the tray leaves with its drop-ins, for the suites after.
+corral rules remove traytarget >/dev/null 2>&1
 exit $status

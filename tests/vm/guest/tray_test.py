@@ -7,6 +7,7 @@ and systemd's units after each; then Open Corral, and the window on the accessib
 
 Usage: tray_test.py SCREENSHOT_DIR
 """
+import os
 import subprocess
 import sys
 import time
@@ -121,6 +122,49 @@ def find_path(menu, *labels):
     return node
 
 
+def walk(menu, *labels):
+    """Walks the live layout down labels, each matched as a prefix."""
+    node = menu.layout()
+    for text in labels:
+        node = child(node, text, prefix=True)
+        if node is None:
+            return None
+    return node
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        return f"unreadable: {e}"
+
+
+def check_keep_as_rule(menu, unit):
+    """Memory limit > Keep as Rule for This App > 50 % of RAM: the rule is in config.toml, its
+    drop-in is written, and the running instance has the limit."""
+    item = walk(menu, "traytarget", "Memory limit", "Keep as Rule for This App", "50 % of RAM")
+    expect("the memory submenu offers Keep as Rule for This App", item is not None,
+           walk(menu, "traytarget", "Memory limit"))
+    if item is None:
+        return
+    menu.click(item[0])
+    home = os.path.expanduser("~")
+    config = f"{home}/.config/corral/config.toml"
+    kept = wait_for(lambda: "[apps.traytarget]" in read(config) and 'memory-max = "50%"' in read(config), 15)
+    expect("choosing 50 % of RAM there keeps it as the app's rule in config.toml", kept, read(config))
+    dropin = f"{home}/.config/systemd/user/app-corral-traytarget-.service.d/40-corral.conf"
+    expect("and writes the rule's drop-in", wait_for(lambda: "MemoryMax=" in read(dropin), 15), read(dropin))
+    with open("/proc/meminfo") as f:
+        total = int(f.readline().split()[1]) * 1024
+
+    def half():
+        value = cgroup_file(unit, "memory.max")
+        return value.isdigit() and abs(int(value) - total // 2) <= total // 100
+    expect("and the running instance gets it (memory.max at half the RAM)", wait_for(half, 15),
+           f"memory.max={cgroup_file(unit, 'memory.max')} RAM={total}")
+
+
 def main():
     item = wait_for(registered_item, 30)
     expect("corral --tray registers with the StatusNotifierWatcher", item is not None)
@@ -181,6 +225,8 @@ def main():
         expect("choosing 50 % sets cpu.max to 50000 100000",
                wait_for(lambda: cgroup_file(unit, "cpu.max") == "50000 100000", 10),
                cgroup_file(unit, "cpu.max"))
+
+    check_keep_as_rule(menu, unit)
 
     kill = find_path(menu, "traytarget", "Kill…", "Kill traytarget Now")
     expect("the app's submenu has Kill…, confirmed by a Kill traytarget Now item", kill is not None,
