@@ -89,6 +89,18 @@ impl LimitEditor {
         self.exact = Some((text.shown, text.exact));
     }
 
+    /// Fills in a changed limit (set by a rule, the tray or `corral limit` meanwhile) unless
+    /// the person has started to edit this one.
+    fn follow(&mut self, text: EditorText) {
+        let untouched = match &self.exact {
+            Some((shown, _)) => self.row.text() == shown.as_str(),
+            None => true,
+        };
+        if untouched && self.exact.as_ref() != Some(&(text.shown.clone(), text.exact.clone())) {
+            self.fill(text);
+        }
+    }
+
     /// The text to apply: the exact value if the person left the rounded one as it was.
     fn value(&self) -> String {
         let text = self.row.text().trim().to_owned();
@@ -228,6 +240,33 @@ impl Details {
     fn fill_editors(&mut self, snap: &UnitSnapshot) {
         for (editor, text) in self.editors.iter_mut().zip(current_limits(snap)) {
             editor.fill(text);
+        }
+    }
+
+    /// The limit editors' texts, in order (memory high, memory max, CPU quota, CPU weight,
+    /// tasks max).
+    #[cfg(test)]
+    pub(crate) fn editor_texts(&self) -> Vec<String> {
+        self.editors
+            .iter()
+            .map(|e| e.row.text().to_string())
+            .collect()
+    }
+
+    /// Types into the limit editor at `index`, as a person would.
+    #[cfg(test)]
+    pub(crate) fn type_into_editor(&self, index: usize, text: &str) {
+        self.editors[index].row.set_text(text);
+    }
+
+    /// Brings the editors the person has not touched up to date with the unit's limits.
+    fn follow_limits(&mut self, snap: &UnitSnapshot) {
+        // A cgroup that could not be read says nothing about the limits.
+        if snap.cgroup.is_none() {
+            return;
+        }
+        for (editor, text) in self.editors.iter_mut().zip(current_limits(snap)) {
+            editor.follow(text);
         }
     }
 
@@ -623,6 +662,7 @@ impl Component for Details {
                 self.read_processes();
             }
             DetailsInput::Update { snapshot, now } => {
+                self.follow_limits(&snapshot);
                 self.snapshot = Some(*snapshot);
                 self.draw(now);
                 self.read_processes();

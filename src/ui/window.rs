@@ -1127,6 +1127,23 @@ mod tests {
             labels(window.model().details.widget().upcast_ref(), &mut shown);
             shown.iter().any(|t| t == "Firefox")
         });
+        // A limit changed elsewhere (a rule, the tray) shows in an editor nobody touched; an
+        // editor being typed into keeps what was typed.
+        assert_eq!(window.model().details.model().editor_texts()[1], "4G");
+        window.model().details.model().type_into_editor(4, "99");
+        let mut changed = snapshot("Firefox", firefox, 1 << 30);
+        if let Some(cgroup) = changed.cgroup.as_mut() {
+            cgroup.memory_max = Some(crate::cgroup::Limit::Value(2 << 30));
+            cgroup.pids_max = Some(crate::cgroup::Limit::Value(500));
+        }
+        window.emit(Msg::State(Arc::new(MonitorState {
+            units: vec![changed, snapshot("Code", code, 2 << 30)],
+            ..MonitorState::default()
+        })));
+        until("the new memory max in its editor", || {
+            window.model().details.model().editor_texts()[1] == "2G"
+        });
+        assert_eq!(window.model().details.model().editor_texts()[4], "99");
         // Which rule reaches it (none: the test's config has no rules), and its processes.
         until("the rule section", || {
             let mut shown = Vec::new();
