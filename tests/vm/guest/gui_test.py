@@ -402,10 +402,13 @@ def main():
     prefs = wait_for(lambda: toplevel(app, "Preferences"), 10)
     print(f"     preferences shown after {time.time() - asked:.1f} s", flush=True)
     expect("Ctrl+, opens the preferences", prefs is not None)
-    screenshot("preferences", "Preferences")
     if prefs is not None:
         soft = wait_for(lambda: find(prefs, ROLE_TEXT, "Soft limit (all apps slow down above)"), 10)
         expect("General has the budget of all apps", soft is not None)
+    # Once its page is there: taken at once, the picture could settle on what lay under the
+    # window before it was drawn.
+    screenshot("preferences", "Preferences")
+    if prefs is not None:
         page = wait_for(lambda: click_label(prefs, "Rules"), 10)
         expect("the preferences have a Rules page", page)
         if not page:
