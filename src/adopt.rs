@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::apps::AppCatalog;
 use crate::config::{Config, ConfigError, Mode, Settings};
-use crate::i18n::gettext_f;
+use crate::i18n::{gettext_f, ngettext_f};
 use crate::procfs::ProcFs;
 use crate::systemd::names::{self, UnitKind};
 use crate::systemd::properties::TransientSpec;
@@ -110,6 +110,31 @@ pub struct Adopted {
     pub left_behind: Vec<u32>,
 }
 
+impl Adopted {
+    /// What moved where, in one sentence: `app` as the face shows a name (escaped for a
+    /// terminal, as written for a toast), `pid` the process asked for.
+    pub fn words(&self, app: &str, pid: u32, preset: &str) -> String {
+        ngettext_f(
+            "Moved {app} ({n} process: {pid} and its children) into {unit}, preset {preset}",
+            "Moved {app} ({n} processes: {pid} and its children) into {unit}, preset {preset}",
+            self.moved.len() as u64,
+            &[
+                ("app", &app),
+                ("n", &self.moved.len()),
+                ("pid", &pid),
+                ("unit", &self.unit),
+                ("preset", &preset),
+            ],
+        )
+    }
+
+    /// The processes left behind, comma-separated; `None` when every one moved.
+    pub fn left_behind_list(&self) -> Option<String> {
+        let pids: Vec<String> = self.left_behind.iter().map(u32::to_string).collect();
+        (!pids.is_empty()).then(|| pids.join(", "))
+    }
+}
+
 /// Starts the scope with the tree's processes. A refused start leaves no unit behind.
 pub async fn adopt(
     systemd: &Systemd,
@@ -153,4 +178,34 @@ pub async fn adopt(
         moved,
         left_behind,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_moved_is_said_once_for_the_window_and_the_command_line() {
+        let adopted = Adopted {
+            unit: "app-corral-firefox-1a2b.scope".into(),
+            moved: vec![40, 41, 42],
+            left_behind: Vec::new(),
+        };
+        assert_eq!(
+            adopted.words("Firefox", 40, "browser"),
+            "Moved Firefox (3 processes: 40 and its children) into app-corral-firefox-1a2b.scope, preset browser"
+        );
+        assert_eq!(adopted.left_behind_list(), None);
+        let partly = Adopted {
+            moved: vec![40],
+            left_behind: vec![43, 44],
+            ..adopted
+        };
+        assert!(
+            partly
+                .words("Firefox", 40, "browser")
+                .contains("(1 process: 40")
+        );
+        assert_eq!(partly.left_behind_list().as_deref(), Some("43, 44"));
+    }
 }

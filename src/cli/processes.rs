@@ -162,26 +162,14 @@ pub async fn adopt(manager: ManagerKind, args: AdoptArgs) -> Result<i32> {
     let adopted = adopt::adopt(&ctl.systemd, &proc, &request).await?;
     println!(
         "{}",
-        ngettext_f(
-            "Moved {app} ({n} process: {pid} and its children) into {unit}, preset {preset}",
-            "Moved {app} ({n} processes: {pid} and its children) into {unit}, preset {preset}",
-            adopted.moved.len() as u64,
-            &[
-                ("app", &terminal_cell(&request.app_name)),
-                ("n", &adopted.moved.len()),
-                ("pid", &args.pid),
-                ("unit", &adopted.unit),
-                ("preset", &request.preset),
-            ],
-        )
+        adopted.words(&terminal_cell(&request.app_name), args.pid, &request.preset)
     );
-    if !adopted.left_behind.is_empty() {
-        let pids: Vec<String> = adopted.left_behind.iter().map(u32::to_string).collect();
+    if let Some(pids) = adopted.left_behind_list() {
         eprintln!(
             "corral: {}",
             gettext_f(
                 "warning: {pids} stayed where they were (started during the move, or not yours); `corral adopt PID` moves them too",
-                &[("pids", &pids.join(", "))],
+                &[("pids", &pids)],
             )
         );
     }

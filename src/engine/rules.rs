@@ -422,15 +422,16 @@ impl RuleService {
             }
         };
         tokio::task::spawn_blocking(move || {
-            let sample = ctl.cgroups.unit(&cgroup).sample().ok()?;
+            // The three files the line shows, not a whole sample: this runs at every tick.
+            let mut slice = ctl.cgroups.unit(&cgroup);
             let value = |limit: Option<crate::cgroup::Limit>| match limit {
                 Some(crate::cgroup::Limit::Value(v)) => Some(v),
                 _ => None,
             };
             Some(BudgetUsage {
-                used: sample.memory_current,
-                high: value(sample.memory_high),
-                max: value(sample.memory_max),
+                used: slice.memory_current().ok()?,
+                high: value(slice.memory_high().ok().flatten()),
+                max: value(slice.memory_max().ok().flatten()),
             })
         })
         .await

@@ -13,7 +13,7 @@ use crate::config::{Config, Settings};
 use crate::controller::{ControlError, LimitCheck};
 use crate::engine::rules::{BudgetUsage, RuleDraft, RuleOutcome, RuleService};
 use crate::engine::{ConfigEdit, ConfigStore, Connected, Engine, Services};
-use crate::i18n::{gettext, gettext_f, gettext_noop, ngettext_f};
+use crate::i18n::{gettext, gettext_f, gettext_noop};
 use crate::launch::{self, LaunchRequest};
 use crate::monitor::service::{CloseWatch, MonitorState};
 use crate::systemd::ManagerKind;
@@ -193,16 +193,21 @@ impl MainWindow {
         self.unit_list
             .emit(UnitListInput::Show(Arc::clone(&self.state)));
         if let Some(snap) = self.selected.as_deref().and_then(|u| self.snapshot(u)) {
-            self.details.emit(DetailsInput::Update {
-                snapshot: Box::new(snap.clone()),
-                now: self.state.sampled_at.unwrap_or_else(SystemTime::now),
-            });
-            self.details.emit(DetailsInput::Rule(self.rules.rule_of(
-                &self.state.config,
-                &snap.info,
-                self.manager,
-            )));
+            self.update_details(snap);
         }
+    }
+
+    /// Gives the details the selected unit's latest figures and the rule that reaches it.
+    fn update_details(&self, snap: &crate::monitor::UnitSnapshot) {
+        self.details.emit(DetailsInput::Update {
+            snapshot: Box::new(snap.clone()),
+            now: self.state.sampled_at.unwrap_or_else(SystemTime::now),
+        });
+        self.details.emit(DetailsInput::Rule(self.rules.rule_of(
+            &self.state.config,
+            &snap.info,
+            self.manager,
+        )));
     }
 
     /// Whether the budget line shows: only when a budget is in force.
@@ -229,15 +234,7 @@ impl MainWindow {
             snapshot: Box::new(snap.clone()),
             icon: icon_for(&self.catalog, snap),
         });
-        self.details.emit(DetailsInput::Update {
-            snapshot: Box::new(snap.clone()),
-            now: self.state.sampled_at.unwrap_or_else(SystemTime::now),
-        });
-        self.details.emit(DetailsInput::Rule(self.rules.rule_of(
-            &self.state.config,
-            &snap.info,
-            self.manager,
-        )));
+        self.update_details(snap);
     }
 }
 
@@ -915,24 +912,12 @@ impl MainWindow {
                 Ok(adopted) => adopted,
                 Err(e) => return Cmd::Contained(Err(fail(e.to_string()))),
             };
-            let mut text = ngettext_f(
-                "Moved {app} ({n} process: {pid} and its children) into {unit}, preset {preset}",
-                "Moved {app} ({n} processes: {pid} and its children) into {unit}, preset {preset}",
-                adopted.moved.len() as u64,
-                &[
-                    ("app", &request.app_name),
-                    ("n", &adopted.moved.len()),
-                    ("pid", &pid),
-                    ("unit", &adopted.unit),
-                    ("preset", &request.preset),
-                ],
-            );
-            if !adopted.left_behind.is_empty() {
-                let pids: Vec<String> = adopted.left_behind.iter().map(u32::to_string).collect();
+            let mut text = adopted.words(&request.app_name, pid, &request.preset);
+            if let Some(pids) = adopted.left_behind_list() {
                 text.push_str(". ");
                 text.push_str(&gettext_f(
                     "{pids} stayed where they were (started during the move, or not yours).",
-                    &[("pids", &pids.join(", "))],
+                    &[("pids", &pids)],
                 ));
             }
             Cmd::Contained(Ok(text))

@@ -133,6 +133,15 @@ def corral_app():
     return None
 
 
+def read(path):
+    """A file's text, or why it could not be read (for a failed check's message)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        return f"unreadable: {e}"
+
+
 def screenshot_when_drawn(path, window=None, timeout=20.0):
     """Saves an xwd picture of the window of that title (or the whole screen) once it is drawn:
     two pictures taken in a row are the same and not empty (a window's first frames are slow

@@ -15,7 +15,7 @@ from gi.repository import GLib
 import atspi
 from atspi import (ATSPI, ROLE_LABEL, ROLE_LIST_ITEM, ROLE_PUSH_BUTTON, ROLE_TABLE_ROW, ROLE_TEXT,
                    ROLE_TOGGLE_BUTTON, STATE_FOCUSED, Node, corral_app, find, find_all,
-                   screenshot_when_drawn, toplevel)
+                   read, screenshot_when_drawn, toplevel)
 
 SHOTS = sys.argv[1]
 HOME = os.path.expanduser("~")
@@ -159,14 +159,6 @@ def click_label(root, text):
         click(button)
         return True
     return False
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        return f"unreadable: {e}"
 
 
 def unit_described(glob, words):

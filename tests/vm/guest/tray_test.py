@@ -15,6 +15,7 @@ import time
 from gi.repository import Gio, GLib
 
 import atspi
+from atspi import read
 
 SHOTS = sys.argv[1]
 
@@ -130,14 +131,6 @@ def walk(menu, *labels):
         if node is None:
             return None
     return node
-
-
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as e:
-        return f"unreadable: {e}"
 
 
 def check_keep_as_rule(menu, unit):
