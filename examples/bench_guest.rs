@@ -561,7 +561,22 @@ async fn sample(options: &Options) -> Result<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
+        // Settled: its start (the first listing, a hold and an OOM policy asked of systemd
+        // per unit, each unit's watches) is over once a second passes in which it used less
+        // than a fifth of a core. A fixed wait was too short on a slow run, and its start-up
+        // fell into the measurement.
         tokio::time::sleep(Duration::from_secs(3)).await;
+        for _ in 0..30 {
+            let Some(a) = cpu_ticks(watch.id()) else {
+                break;
+            };
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match cpu_ticks(watch.id()) {
+                Some(b) if ((b - a) as f64) < ticks_per_second() / 5.0 => break,
+                Some(_) => {}
+                None => break,
+            }
+        }
         let before = cpu_ticks(watch.id());
         let start = Instant::now();
         tokio::time::sleep(Duration::from_secs(watch_secs as u64)).await;

@@ -754,8 +754,19 @@ fn a_watched_unit_still_notices_its_directory_removed() {
 }
 
 /// The files a sweep reads between the reads of its slow files (the pressure files and
-/// memory.peak).
+/// memory.peak), when the unit ran since the last one.
 const FAST_FILES: usize = CHANGING_FILES - 4;
+/// The files a sweep reads then when the unit did not run: cpu.stat.
+const IDLE_FILES: usize = 1;
+
+/// The fixture's unit used `usage_usec` of CPU time so far.
+fn ran_until(cgroupfs: &CgroupFs, usage_usec: u64) {
+    fs::write(
+        unit_dir(cgroupfs).join("cpu.stat"),
+        format!("usage_usec {usage_usec}\nuser_usec 0\nsystem_usec 0\n"),
+    )
+    .unwrap();
+}
 
 /// A sweep's sample at `at`, after draining `changes`, and how many files it read.
 fn sweep_counting(
@@ -793,9 +804,9 @@ fn a_sweep_reads_the_pressure_files_and_the_peak_every_slow_period() {
     let mut slow_reads = 0;
     for tick in 1..=10u32 {
         let (sample, reads) = sweep_counting(&mut unit, &changes, start + second * tick);
-        // Between reads, the slow fields repeat their last values.
+        // Between reads, the slow fields repeat their last values; an idle unit's others too.
         assert_eq!(sample, first);
-        assert!(reads == FAST_FILES || reads == CHANGING_FILES, "{reads}");
+        assert!(reads == IDLE_FILES || reads == CHANGING_FILES, "{reads}");
         slow_reads += usize::from(reads == CHANGING_FILES);
     }
     assert_eq!(slow_reads, 2, "every 5 s over 10 s");
@@ -816,12 +827,14 @@ fn between_its_reads_the_peak_is_at_least_the_memory_in_use() {
     let (first, _) = sweep_counting(&mut unit, &changes, start);
     assert_eq!(first.memory_peak, Some(901_775_360));
     fs::write(unit_dir(&cgroupfs).join("memory.current"), "950000000\n").unwrap();
+    ran_until(&cgroupfs, 9_000_000);
     let (sample, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(1));
     assert_eq!(reads, FAST_FILES);
     assert_eq!(sample.memory_current, Some(950_000_000));
     assert_eq!(sample.memory_peak, Some(950_000_000));
     // And it never goes down again until the file is read.
     fs::write(unit_dir(&cgroupfs).join("memory.current"), "100\n").unwrap();
+    ran_until(&cgroupfs, 9_500_000);
     let (sample, _) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(2));
     assert_eq!(sample.memory_peak, Some(950_000_000));
 }
@@ -843,7 +856,51 @@ fn under_memory_pressure_every_sweep_reads_the_pressure_files() {
     assert_eq!(reads, CHANGING_FILES);
     assert_eq!(sample.memory_pressure.map(|p| p.some.avg10), Some(0.0));
     let (_, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(3));
+    assert_eq!(reads, IDLE_FILES);
+}
+
+#[test]
+fn a_sweep_reads_what_only_running_tasks_change_when_the_unit_ran() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    calm_unit(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = cgroupfs.unit(UNIT).watched_by(&changes);
+    let start = Instant::now();
+    let second = |n: u64| start + Duration::from_secs(n);
+    let (first, _) = sweep_counting(&mut unit, &changes, start);
+    // Idle: cpu.stat alone, and memory.current as last read even though the file changed
+    // (reclaim can shrink an idle app).
+    fs::write(unit_dir(&cgroupfs).join("memory.current"), "500000000\n").unwrap();
+    let (sample, reads) = sweep_counting(&mut unit, &changes, second(1));
+    assert_eq!(reads, IDLE_FILES);
+    assert_eq!(sample.memory_current, first.memory_current);
+    // It ran: memory, swap and tasks are read again, with the CPU time.
+    fs::write(unit_dir(&cgroupfs).join("pids.current"), "3\n").unwrap();
+    ran_until(&cgroupfs, 9_000_000);
+    let (sample, reads) = sweep_counting(&mut unit, &changes, second(2));
     assert_eq!(reads, FAST_FILES);
+    assert_eq!(sample.memory_current, Some(500_000_000));
+    assert_eq!(sample.pids_current, Some(3));
+    assert_eq!(sample.cpu_stat.and_then(|c| c.usage_usec), Some(9_000_000));
+    // Idle again; a change from outside shows with the slow files at the latest.
+    fs::write(unit_dir(&cgroupfs).join("memory.current"), "400000000\n").unwrap();
+    let reads: Vec<(Option<u64>, usize)> = (3..=7)
+        .map(|n| {
+            let (sample, reads) = sweep_counting(&mut unit, &changes, second(n));
+            (sample.memory_current, reads)
+        })
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            (Some(500_000_000), IDLE_FILES),
+            (Some(500_000_000), IDLE_FILES),
+            (Some(400_000_000), CHANGING_FILES),
+            (Some(400_000_000), IDLE_FILES),
+            (Some(400_000_000), IDLE_FILES),
+        ]
+    );
 }
 
 #[test]
@@ -876,8 +933,11 @@ fn every_file_has_a_pace() {
     let paces = file_paces();
     assert_eq!(paces.len(), SAMPLED_FILES);
     let count = |pace| paces.iter().filter(|(_, p)| *p == pace).count();
-    assert_eq!(count(FilePace::EverySweep), FAST_FILES);
+    assert_eq!(count(FilePace::EverySweep), IDLE_FILES);
+    assert_eq!(count(FilePace::WhileRunning), FAST_FILES - IDLE_FILES);
     assert_eq!(count(FilePace::Slow), CHANGING_FILES - FAST_FILES);
+    assert!(paces.contains(&("cpu.stat", FilePace::EverySweep)));
+    assert!(paces.contains(&("memory.current", FilePace::WhileRunning)));
     assert!(paces.contains(&("memory.pressure", FilePace::Slow)));
     assert!(paces.contains(&("memory.events", FilePace::OnChange)));
 }

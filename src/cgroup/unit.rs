@@ -118,11 +118,29 @@ const SLOW: [Knob; 4] = [
     Knob::IoPressure,
 ];
 
+/// The files that change all the time, but only while the unit's own tasks run, read by
+/// [`UnitCgroup::sample_at`] only when cpu.stat (read at every sample) shows that the unit ran
+/// since the last sample, and with the [`SLOW`] files in any case. A task grows memory.current
+/// or memory.swap.current by faulting pages in, and pids.current by forking: all work done in
+/// its own context, which its cgroup's usage_usec counts to the microsecond. What changes them
+/// from outside (reclaim shrinking an idle app, a process moved in) waits at most
+/// [`SLOW_EVERY`]. Most apps on a desktop sit idle most seconds, so most units cost a sweep one
+/// read. An alert does not hang on these reads: the kernel wakes the monitor for memory.events
+/// and pressure, and a unit near its limit is sampled whole (see `monitor::service`).
+const WHILE_RUNNING: [Knob; 3] = [
+    Knob::MemoryCurrent,
+    Knob::MemorySwapCurrent,
+    Knob::PidsCurrent,
+];
+
 /// How often a sweep ([`UnitCgroup::sample_at`] on a watched unit) reads a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum FilePace {
     /// At every sample.
     EverySweep,
+    /// At every sample after which the unit's tasks ran (its cpu.stat usage grew), and with
+    /// the [`FilePace::Slow`] files.
+    WhileRunning,
     /// Every [`SLOW_EVERY`], and at every sample while memory is under pressure.
     Slow,
     /// When inotify reported that it was written, or that the kernel changed it.
@@ -138,6 +156,8 @@ pub fn file_paces() -> Vec<(&'static str, FilePace)> {
                 FilePace::OnChange
             } else if SLOW.iter().any(|slow| slow.bit() == knob.bit()) {
                 FilePace::Slow
+            } else if WHILE_RUNNING.iter().any(|k| k.bit() == knob.bit()) {
+                FilePace::WhileRunning
             } else {
                 FilePace::EverySweep
             };
@@ -271,6 +291,8 @@ pub struct UnitCgroup {
     stale: u32,
     /// When `sample_at` reads the [`SLOW`] files next; `None`: at the next sample.
     slow_due: Option<Instant>,
+    /// cpu.stat's usage_usec at the last sample: unchanged, the [`WHILE_RUNNING`] files are.
+    last_usage: Option<u64>,
     /// Where in [`SLOW_EVERY`] this unit's slow reads fall, so that the units of a sweep do not
     /// all read theirs in the same sweep.
     slow_phase: Duration,
@@ -292,6 +314,7 @@ impl UnitCgroup {
             settled: CgroupSample::default(),
             stale: SETTLED_KNOBS,
             slow_due: None,
+            last_usage: None,
             slow_phase: Duration::ZERO,
             #[cfg(test)]
             reads: 0,
@@ -391,7 +414,15 @@ impl UnitCgroup {
         let parse_memory_events = |text: &str| Ok(parse_memory_events(text));
         let parse_cpu_stat = |text: &str| Ok(parse_cpu_stat(text));
         let parse_cgroup_events = |text: &str| Ok(parse_cgroup_events(text));
-        let memory_current = self.lenient(Knob::MemoryCurrent, parse_u64)?;
+        let cpu_stat = self.lenient(Knob::CpuStat, parse_cpu_stat)?;
+        let usage = cpu_stat.as_ref().and_then(|c| c.usage_usec);
+        let ran = slow || usage.is_none() || usage != self.last_usage;
+        self.last_usage = usage;
+        let memory_current =
+            self.while_running(ran, Knob::MemoryCurrent, |s| &mut s.memory_current)?;
+        let memory_swap_current =
+            self.while_running(ran, Knob::MemorySwapCurrent, |s| &mut s.memory_swap_current)?;
+        let pids_current = self.while_running(ran, Knob::PidsCurrent, |s| &mut s.pids_current)?;
         let memory_peak = if slow {
             self.lenient(Knob::MemoryPeak, parse_u64)?
         } else {
@@ -426,7 +457,7 @@ impl UnitCgroup {
             memory_high: self.settled(Knob::MemoryHigh, |s| &mut s.memory_high, parse_limit)?,
             memory_max: self.settled(Knob::MemoryMax, |s| &mut s.memory_max, parse_limit)?,
             memory_low: self.settled(Knob::MemoryLow, |s| &mut s.memory_low, parse_limit)?,
-            memory_swap_current: self.lenient(Knob::MemorySwapCurrent, parse_u64)?,
+            memory_swap_current,
             memory_swap_max: self.settled(
                 Knob::MemorySwapMax,
                 |s| &mut s.memory_swap_max,
@@ -437,10 +468,10 @@ impl UnitCgroup {
                 |s| &mut s.memory_events,
                 parse_memory_events,
             )?,
-            cpu_stat: self.lenient(Knob::CpuStat, parse_cpu_stat)?,
+            cpu_stat,
             cpu_max: self.settled(Knob::CpuMax, |s| &mut s.cpu_max, parse_cpu_max)?,
             cpu_weight: self.settled(Knob::CpuWeight, |s| &mut s.cpu_weight, parse_u64)?,
-            pids_current: self.lenient(Knob::PidsCurrent, parse_u64)?,
+            pids_current,
             pids_max: self.settled(Knob::PidsMax, |s| &mut s.pids_max, parse_limit)?,
             memory_pressure,
             cpu_pressure,
@@ -499,6 +530,21 @@ impl UnitCgroup {
             Err(_) => Ok(None),
             Ok(value) => Ok(value),
         }
+    }
+
+    /// `lenient` for a [`WHILE_RUNNING`] file: read if the unit `ran`, else its last value.
+    fn while_running(
+        &mut self,
+        ran: bool,
+        knob: Knob,
+        field: fn(&mut CgroupSample) -> &mut Option<u64>,
+    ) -> Result<Option<u64>, CgroupError> {
+        if !ran {
+            return Ok(*field(&mut self.settled));
+        }
+        let value = self.lenient(knob, parse_u64)?;
+        *field(&mut self.settled) = value;
+        Ok(value)
     }
 
     /// `lenient` for a settled file: its last value unless it is stale. An I/O error leaves it

@@ -122,7 +122,8 @@ pub enum AlertDetail {
         limit: Option<Bytes>,
         /// The most memory the unit was seen using (memory.peak or memory.current).
         peak: Option<Bytes>,
-        /// systemd ended the whole unit (Result=oom-kill) or it ended after the kill.
+        /// The whole unit ends with the kill: systemd stops it (Result=oom-kill) because its
+        /// OOMPolicy is stop or kill, or it ended after the kill.
         unit_ended: bool,
         /// The process the kernel killed, when the unit went on and the monitor saw it go
         /// (see [`crate::monitor::processes::oom_victim`]).

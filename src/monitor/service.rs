@@ -459,6 +459,8 @@ struct Watcher {
     oom_guard: OomGuard,
     /// Units whose OOM policy was asked of systemd already.
     oom_policy_known: HashSet<String>,
+    /// Units whose OOM policy is "stop" or "kill": an OOM kill ends the whole unit.
+    ends_on_oom: HashSet<String>,
     /// The last process each guarded unit lost to the OOM killer, for the alerts in the state.
     victims: HashMap<String, KilledProcess>,
     /// Listings that failed in a row; the next is tried after [`retry_delay`].
@@ -533,13 +535,22 @@ impl Watcher {
         let policies = join_all(asked.iter().map(|u| systemd.oom_policy(&u.unit))).await;
         for (info, policy) in asked.into_iter().zip(policies) {
             self.oom_policy_known.insert(info.unit.clone());
-            if policy.as_deref() == Some("continue")
-                && let Some(cg) = &info.control_group
-            {
-                self.oom_guard.guard(&info.unit, self.cgroups.path_of(cg));
+            match policy.as_deref() {
+                Some("continue") => {
+                    if let Some(cg) = &info.control_group {
+                        self.oom_guard.guard(&info.unit, self.cgroups.path_of(cg));
+                    }
+                }
+                // "stop" or "kill": systemd ends the whole unit at its first OOM kill.
+                Some(_) => {
+                    self.ends_on_oom.insert(info.unit.clone());
+                }
+                None => {}
             }
         }
         self.oom_policy_known
+            .retain(|unit| list.iter().any(|u| &u.unit == unit));
+        self.ends_on_oom
             .retain(|unit| list.iter().any(|u| &u.unit == unit));
         self.oom_guard.retain(|unit| {
             list.iter()
@@ -695,13 +706,19 @@ impl Watcher {
                 AlertChange::Cleared(_) => continue,
             };
             let AlertDetail::OomKilled {
-                unit_ended: false,
+                unit_ended: unit_ended @ false,
                 victim,
                 ..
             } = &mut alert.detail
             else {
                 continue;
             };
+            // The kernel's count is the first word of the kill, before systemd stops the unit:
+            // said at once, and in the words of the whole app's end.
+            if self.ends_on_oom.contains(&alert.unit) {
+                *unit_ended = true;
+                continue;
+            }
             if !self.oom_guard.is_guarded(&alert.unit) {
                 continue;
             }
@@ -785,11 +802,12 @@ impl Watcher {
         let mut alerts: Vec<Alert> = self.engine.all_active().cloned().collect();
         for alert in &mut alerts {
             if let AlertDetail::OomKilled {
-                unit_ended: false,
+                unit_ended: unit_ended @ false,
                 victim,
                 ..
             } = &mut alert.detail
             {
+                *unit_ended = self.ends_on_oom.contains(&alert.unit);
                 victim.clone_from(&self.victims.get(&alert.unit).cloned());
             }
         }
@@ -994,6 +1012,7 @@ async fn run(
         config,
         oom_guard: OomGuard::new(crate::procfs::ProcFs::system()),
         oom_policy_known: HashSet::new(),
+        ends_on_oom: HashSet::new(),
         victims: HashMap::new(),
         list_failures: 0,
         reconnect: None,

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use rustix::fs::inotify::{self, WatchFlags};
 use rustix::fs::{Mode, OFlags};
 
 use crate::cgroup::watch::{new_inotify, read_inotify_events};
+use crate::cgroup::{parse_cgroup_events, parse_memory_events};
 
 /// PSI triggers to try, most responsive first: stalls of 150 ms within 1 s, then the same share
 /// in a 2 s window, because since Linux 6.5 ("sched/psi: Allow unprivileged polling of N*2s
@@ -26,6 +27,9 @@ const PSI_TRIGGERS: [&str; 2] = ["some 150000 1000000", "some 300000 2000000"];
 
 /// Fires come in bursts (memory.events "high" counts every reclaim at memory.high); one wakeup
 /// per unit per this long is plenty, and keeps a throttled unit from keeping the monitor busy.
+/// Two changes never wait for it (see [`WatchedFile::is_urgent`]): an OOM kill, and the cgroup
+/// emptying. A unit at its hard limit fires memory.events at every reclaim right up to the
+/// kill, so the kill's own event nearly always fell within the spacing and waited for it.
 const MIN_SPACING: Duration = Duration::from_millis(100);
 
 /// Which event sources a unit's watch could set up.
@@ -37,8 +41,37 @@ pub struct WakeupSources {
     pub psi_trigger: Option<&'static str>,
 }
 
-/// Watch descriptors of the shared inotify instance, and the unit each belongs to.
-type WatchedFiles = Arc<Mutex<HashMap<i32, String>>>;
+/// Watch descriptors of the shared inotify instance, and the file each stands for.
+type WatchedFiles = Arc<Mutex<HashMap<i32, WatchedFile>>>;
+
+/// A watched events file of a unit's cgroup.
+#[derive(Debug)]
+struct WatchedFile {
+    unit: String,
+    path: PathBuf,
+    /// For memory.events: its oom_kill count when last read; `None` for cgroup.events.
+    oom_kills: Option<u64>,
+}
+
+impl WatchedFile {
+    /// Whether the file says something that must not wait for [`MIN_SPACING`]: a new OOM kill
+    /// in memory.events, or an empty cgroup in cgroup.events (the unit is ending). Read only
+    /// for a unit woken moments ago, so a unit throttled at memory.high costs one small read
+    /// per burst here rather than a sample of all its files.
+    fn is_urgent(&mut self) -> bool {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return false;
+        };
+        match self.oom_kills {
+            Some(before) => {
+                let now = parse_memory_events(&text).oom_kill.unwrap_or(0);
+                self.oom_kills = Some(now);
+                now > before
+            }
+            None => parse_cgroup_events(&text).populated == Some(false),
+        }
+    }
+}
 
 /// The shared inotify instance and the task that reads it. Dropping it stops the task; the
 /// descriptor closes once the last unit's watch is dropped too.
@@ -54,6 +87,11 @@ impl WakeupHub {
     /// Wakeups will send the unit's name on `wakeups`. Must be called inside a tokio runtime.
     /// Without inotify (none left for this user), units rely on the sampler's ticks.
     pub fn new(wakeups: mpsc::Sender<String>) -> WakeupHub {
+        WakeupHub::with_spacing(wakeups, MIN_SPACING)
+    }
+
+    /// [`WakeupHub::new`] with inotify wakeups of a unit at least `spacing` apart.
+    fn with_spacing(wakeups: mpsc::Sender<String>, spacing: Duration) -> WakeupHub {
         let files = WatchedFiles::default();
         let inotify = new_inotify().map(Arc::new);
         let reader = inotify.as_ref().and_then(|fd| {
@@ -65,6 +103,7 @@ impl WakeupHub {
                 fd,
                 Arc::clone(&files),
                 wakeups.clone(),
+                spacing,
             )))
         });
         WakeupHub {
@@ -81,8 +120,24 @@ impl WakeupHub {
         if let Some(fd) = &self.inotify {
             let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             for name in ["memory.events", "cgroup.events"] {
-                if let Ok(wd) = inotify::add_watch(&**fd, dir.join(name), WatchFlags::MODIFY) {
-                    files.insert(wd, unit.to_owned());
+                let path = dir.join(name);
+                if let Ok(wd) = inotify::add_watch(&**fd, &path, WatchFlags::MODIFY) {
+                    // The kills counted before the watch began are the baseline.
+                    let oom_kills = (name == "memory.events").then(|| {
+                        std::fs::read_to_string(&path)
+                            .ok()
+                            .and_then(|text| parse_memory_events(&text).oom_kill)
+                            .unwrap_or(0)
+                    });
+                    let unit = unit.to_owned();
+                    files.insert(
+                        wd,
+                        WatchedFile {
+                            unit,
+                            path,
+                            oom_kills,
+                        },
+                    );
                     watches.push(wd);
                 }
             }
@@ -144,11 +199,13 @@ impl Drop for UnitWakeup {
 }
 
 /// Reads the shared inotify instance: each burst of events wakes each unit concerned once,
-/// and a unit woken less than [`MIN_SPACING`] ago is woken again when that time is up.
+/// and a unit woken less than `spacing` ago is woken again when that time is up, unless what
+/// changed is urgent (an OOM kill, the cgroup emptying): that wakes it at once.
 async fn read_inotify(
     fd: AsyncFd<Arc<OwnedFd>>,
     files: WatchedFiles,
     wakeups: mpsc::Sender<String>,
+    spacing: Duration,
 ) {
     let mut last_woken: HashMap<String, Instant> = HashMap::new();
     let mut pending: HashSet<String> = HashSet::new();
@@ -158,19 +215,29 @@ async fn read_inotify(
             .map(|u| {
                 last_woken
                     .get(u)
-                    .map_or_else(Instant::now, |t| *t + MIN_SPACING)
+                    .map_or_else(Instant::now, |t| *t + spacing)
             })
             .min();
         let mut fired: HashSet<String> = HashSet::new();
+        let mut urgent: HashSet<String> = HashSet::new();
         tokio::select! {
             ready = fd.readable() => {
                 let Ok(mut guard) = ready else { return };
                 {
-                    let files = files.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut files = files.lock().unwrap_or_else(|e| e.into_inner());
+                    let now = Instant::now();
+                    let spaced = |unit: &str| {
+                        last_woken
+                            .get(unit)
+                            .is_some_and(|at| now.duration_since(*at) < spacing)
+                    };
                     // An error here is a read that failed for good: what was read stands.
                     let _ = read_inotify_events(&**guard.get_inner(), |wd, _, _| {
-                        if let Some(unit) = files.get(&wd) {
-                            fired.insert(unit.clone());
+                        if let Some(file) = files.get_mut(&wd) {
+                            if spaced(&file.unit) && file.is_urgent() {
+                                urgent.insert(file.unit.clone());
+                            }
+                            fired.insert(file.unit.clone());
                         }
                     });
                 }
@@ -181,9 +248,9 @@ async fn read_inotify(
             }
         }
         let now = Instant::now();
-        last_woken.retain(|_, at| now.duration_since(*at) < MIN_SPACING);
+        last_woken.retain(|_, at| now.duration_since(*at) < spacing);
         for unit in fired {
-            if last_woken.contains_key(&unit) {
+            if last_woken.contains_key(&unit) && !urgent.contains(&unit) {
                 pending.insert(unit);
                 continue;
             }
@@ -281,6 +348,35 @@ mod tests {
         std::fs::write(dir.path().join("memory.events"), "high 100\n").unwrap();
         let after = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
         assert!(matches!(after, Ok(None) | Err(_)), "{after:?}");
+    }
+
+    #[tokio::test]
+    async fn an_oom_kill_or_an_emptied_cgroup_does_not_wait_for_the_spacing() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("memory.events");
+        std::fs::write(&events, "high 0\nmax 0\noom 0\noom_kill 2\n").unwrap();
+        std::fs::write(dir.path().join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        // A spacing no test waits for: any wakeup inside it came through as urgent.
+        let hub = WakeupHub::with_spacing(tx, Duration::from_secs(600));
+        async fn next(rx: &mut mpsc::Receiver<String>, wait_ms: u64) -> Option<String> {
+            let wait = Duration::from_millis(wait_ms);
+            tokio::time::timeout(wait, rx.recv()).await.ok().flatten()
+        }
+        let _watch = hub.watch("app-x.service", dir.path());
+        // The unit at its limit: a first event wakes it, the next ones wait for the spacing.
+        std::fs::write(&events, "high 0\nmax 1\noom 0\noom_kill 2\n").unwrap();
+        assert_eq!(next(&mut rx, 2000).await.as_deref(), Some("app-x.service"));
+        std::fs::write(&events, "high 0\nmax 2\noom 1\noom_kill 2\n").unwrap();
+        assert_eq!(next(&mut rx, 300).await, None, "a reclaim is not urgent");
+        // The kill: counted above the two of before the watch, it wakes the unit at once.
+        std::fs::write(&events, "high 0\nmax 3\noom 2\noom_kill 3\n").unwrap();
+        assert_eq!(next(&mut rx, 2000).await.as_deref(), Some("app-x.service"));
+        std::fs::write(dir.path().join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        assert_eq!(next(&mut rx, 300).await, None, "freezing is not urgent");
+        // The cgroup emptying: the unit is ending, at once too.
+        std::fs::write(dir.path().join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+        assert_eq!(next(&mut rx, 2000).await.as_deref(), Some("app-x.service"));
     }
 
     #[tokio::test]

@@ -243,12 +243,15 @@ def main():
                  None if p90 is None else p90 <= 100))
     recorded, runs = g.value("alert.oom-recorded"), g.value("alert.oom-runs")
     oom_ms = g.median("alert.oom-kill")
-    rows.append(("oom", "OOM kill → post-mortem recorded and notified",
-                 f"{'not measured' if recorded is None else f'{recorded:.0f} of {runs:.0f} recorded'}; "
-                 f"latency {dist(g, 'alert.oom-kill', 'ms')}", "—", "—",
-                 "every kill recorded, latency ≤ 100 ms",
+    rows.append(("oom", "OOM kill (the kernel's count in memory.events) → OOM-killed notification arrives (`corral watch`)",
+                 f"{dist(g, 'alert.oom-kill', 'ms')}; "
+                 f"{'not measured' if recorded is None else f'{recorded:.0f} of {runs:.0f} post-mortems recorded'}",
+                 "—", "—", "every kill recorded, latency ≤ 100 ms",
                  None if recorded is None or oom_ms is None else
                  recorded == runs and runs > 0 and oom_ms <= 100))
+    info_ratio("oom-record", "OOM kill (the kernel's count) → post-mortem in the event log",
+               "alert.oom-record", "alert.oom-systemd",
+               "systemd's own end of the unit (\"Failed with result 'oom-kill'\" in its journal)")
     # 6. Footprint.
     units = g.value("footprint.units")
     for who, cpu_goal, mb_goal, wakeup_goal in (("tray", 0.5, 40, 2.0), ("window", 1.5, 100, None)):

@@ -110,24 +110,56 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 echo "     near-limit latencies (ms): ${latencies[*]}"
 [ ${#latencies[@]} -gt 0 ] && emit_samples alert.near-limit ms "${latencies[@]}"
-# An OOM kill under a hard limit: from the hog's last sign of life to the OOM-killed
-# notification, which Corral sends as it records the post-mortem.
+# An OOM kill under a hard limit: from the kernel's count of the kill (memory.events, seen
+# through inotify by a watcher of its own) to the OOM-killed notification, which Corral sends
+# at that count for a unit systemd stops at its first kill (OOMPolicy=stop), and to the
+# post-mortem, which it records once systemd has said how the unit ended (the event log's
+# modification time). The hog grows only once its unit is listed and the watcher is ready.
 oom_latencies=()
+record_latencies=()
+systemd_latencies=()
 recorded=0
+events_log=~/.local/state/corral/events.jsonl
+cgroups=/sys/fs/cgroup/user.slice/user-$(id -u).slice/user@$(id -u).service/app.slice
 for i in 1 2 3; do
     app=oom$i
-    corral run -q -p hogmax --app-id "$app" --name "$app" -- python3 /tmp/guest/bench_hog.py oom "$work/$app.out"
+    corral run -q -p hogmax --app-id "$app" --name "$app" -- \
+        python3 /tmp/guest/bench_hog.py oom "$work/$app.go" "$work/$app.out"
     unit=$(wait_unit "app-corral-$app-*.service")
-    if wait_for 30 killed; then
-        last=$(tail -1 "$work/$app.out")
-        oom_latencies+=($(($(killed | head -1 | at_ms) - last)))
+    python3 /tmp/guest/bench_hog.py kill "$cgroups/$unit" "$work/$app.kill" >"$work/$app.watch" 2>&1 &
+    wait_for 10 grep -q ready "$work/$app.watch" || not_ok "$app: the kill watcher did not start" "$(cat "$work/$app.watch")"
+    # Corral lists a new unit within its 1 s sweeps; then the hog may grow.
+    sleep 2
+    touch "$work/$app.go"
+    if wait_for 30 killed && wait_for 5 test -s "$work/$app.kill"; then
+        kill_ms=$(cat "$work/$app.kill")
+        oom_latencies+=($(($(killed | head -1 | at_ms) - kill_ms)))
     else
         not_ok "$app: no OOM-killed notification" "$(tail -3 "$work/watch.err")"
     fi
-    wait_for 5 sh -c "corral events --json | grep -q '\"unit\": \"$unit\"'" && recorded=$((recorded + 1))
+    if wait_for 5 sh -c "corral events --json | grep -q '\"unit\": \"$unit\"'"; then
+        recorded=$((recorded + 1))
+        if [ -n "${kill_ms:-}" ]; then
+            record_latencies+=($(($(stat -c %.3Y "$events_log" | tr -d .) - kill_ms)))
+            # The anchor: when systemd itself recorded the unit's end.
+            failed_ms=$(journalctl --user -u "$unit" -o json --no-pager | python3 -c "
+import json, sys
+for line in sys.stdin:
+    entry = json.loads(line)
+    if 'Failed with result' in str(entry.get('MESSAGE')):
+        # When systemd logged it, rather than when the journal took it in.
+        at = entry.get('_SOURCE_REALTIME_TIMESTAMP', entry['__REALTIME_TIMESTAMP'])
+        print(int(at) // 1000)
+        break")
+            [ -n "$failed_ms" ] && systemd_latencies+=($((failed_ms - kill_ms)))
+        fi
+    fi
+    kill_ms=
 done
-echo "     OOM-kill latencies (ms): ${oom_latencies[*]}; post-mortems recorded: $recorded of 3"
+echo "     OOM kill to notification (ms): ${oom_latencies[*]}; to the post-mortem (ms): ${record_latencies[*]}; to systemd's end (ms): ${systemd_latencies[*]}; post-mortems recorded: $recorded of 3"
 [ ${#oom_latencies[@]} -gt 0 ] && emit_samples alert.oom-kill ms "${oom_latencies[@]}"
+[ ${#record_latencies[@]} -gt 0 ] && emit_samples alert.oom-record ms "${record_latencies[@]}"
+[ ${#systemd_latencies[@]} -gt 0 ] && emit_samples alert.oom-systemd ms "${systemd_latencies[@]}"
 emit alert.oom-recorded count "$recorded"
 emit alert.oom-runs count 3
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
