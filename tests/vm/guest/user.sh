@@ -118,7 +118,9 @@ expect_in "--isolation strict sets NoNewPrivs" "NoNewPrivs:	1" "$out"
 out=$(corral run --wait -q -p relaxed -- sh -c 'grep NoNewPrivs /proc/self/status' 2>&1)
 expect_in "relaxed leaves NoNewPrivs off" "NoNewPrivs:	0" "$out"
 out=$(corral run --wait -q --app-id exitcode -- sh -c 'exit 7' 2>&1)
-expect_eq "--wait exits with the command's status" 7 $?
+rc=$?
+expect_eq "--wait exits with the command's status" 7 $rc
+[ "$rc" = 7 ] || echo "     its output: $out"
 
 echo "== a scope's program starts with the signal dispositions a shell gives it"
 # The Rust runtime ignores SIGPIPE; a program that inherits that prints "Broken pipe" (or
