@@ -511,7 +511,8 @@ mod tests {
                 "active".into(),
                 "running".into(),
                 Some("/user.slice/app.slice/app-corral-firefox-1a2b3c4d.service".into()),
-            ),
+            )
+            .into(),
             cgroup: Some(CgroupSample {
                 memory_events: Some(MemoryEvents::default()),
                 cpu_stat: Some(CpuStat::default()),

@@ -74,7 +74,8 @@ fn snapshots() -> Vec<UnitSnapshot> {
                 Some(format!(
                     "/user.slice/user-1000.slice/user@1000.service/app.slice/app-corral-app{i}-{i:08x}.service"
                 )),
-            ),
+            )
+            .into(),
             cgroup: Some(CgroupSample {
                 memory_max: Some(Limit::Value(4 << 30)),
                 memory_events: Some(MemoryEvents::default()),
@@ -185,7 +186,8 @@ fn a_day_of_apps_replaced_every_hour_keeps_only_the_running_and_the_recently_end
             let current = (at + i as u64 * 12) / 3600;
             if current != generation[i] {
                 generation[i] = current;
-                s.info.unit = format!("app-corral-app{i}-{current:08x}.service");
+                std::sync::Arc::make_mut(&mut s.info).unit =
+                    format!("app-corral-app{i}-{current:08x}.service");
             }
         }
         tick(&mut snapshots, step);

@@ -54,7 +54,8 @@ fn snapshot(i: usize) -> UnitSnapshot {
             "active".to_owned(),
             "running".to_owned(),
             Some(format!("/app.slice/{unit}")),
-        ),
+        )
+        .into(),
         cgroup: Some(CgroupSample {
             memory_current: Some(1 << 30),
             ..CgroupSample::default()

@@ -82,7 +82,8 @@ fn snapshot(
             "active".to_owned(),
             "running".to_owned(),
             Some(format!("/user.slice/app.slice/{unit}")),
-        ),
+        )
+        .into(),
         cgroup: Some(CgroupSample {
             memory_current: Some(used),
             memory_max: Some(memory_max),

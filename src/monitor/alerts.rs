@@ -754,7 +754,7 @@ mod tests {
                 start: Instant::now(),
                 second: 0.0,
                 snapshot: UnitSnapshot {
-                    info: info(),
+                    info: info().into(),
                     cgroup: Some(CgroupSample {
                         memory_current: Some(GIB),
                         memory_max: Some(Limit::Value(4 * GIB)),

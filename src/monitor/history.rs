@@ -402,7 +402,7 @@ impl UnitHistory {
 
     /// Updates the status and the timeline from one snapshot; with `add_point`, also the rings.
     fn update(&mut self, snapshot: &UnitSnapshot, at: SystemTime, add_point: bool) {
-        if self.status.info != snapshot.info {
+        if self.status.info != *snapshot.info {
             self.status.info.clone_from(&snapshot.info);
         }
         self.status.ended_at = None;
@@ -724,7 +724,7 @@ mod tests {
 
     fn snapshot(unit: &str, memory: u64, cpu: f64) -> UnitSnapshot {
         UnitSnapshot {
-            info: info(unit),
+            info: info(unit).into(),
             cgroup: Some(CgroupSample {
                 memory_current: Some(memory),
                 memory_max: Some(Limit::Value(4 * GIB)),
@@ -991,7 +991,7 @@ mod tests {
         let mut history = History::default();
         let mut s = snapshot("a.service", GIB, 1.0);
         history.record(std::slice::from_ref(&s), t(0));
-        s.info.active_state = "deactivating".to_owned();
+        std::sync::Arc::make_mut(&mut s.info).active_state = "deactivating".to_owned();
         history.record(std::slice::from_ref(&s), t(1));
         let status = history.latest("a.service").unwrap();
         assert_eq!(status.info.active_state, "deactivating");

@@ -11,6 +11,7 @@ pub mod service;
 pub mod wakeup;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -138,8 +139,10 @@ pub async fn list_units_knowing(
 /// One unit's usage at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnitSnapshot {
+    /// Shared by the snapshots of the unit as long as systemd reports the same: a sweep copies
+    /// no strings.
     #[serde(flatten)]
-    pub info: UnitInfo,
+    pub info: Arc<UnitInfo>,
     /// `None` when the unit has no cgroup or it vanished before it could be read.
     pub cgroup: Option<CgroupSample>,
     /// CPU use since the previous sample, in percent of one CPU.
@@ -150,6 +153,8 @@ struct Tracked {
     cgroup: UnitCgroup,
     control_group: String,
     last_cpu: Option<CpuReading>,
+    /// The info of the last snapshot, handed out again while the listing says the same.
+    info: Arc<UnitInfo>,
 }
 
 /// Samples the cgroups of a set of units, keeping each unit's files open between samples.
@@ -220,7 +225,7 @@ impl Sampler {
     fn sample_one_at(&mut self, info: &UnitInfo, now: Instant, everything: bool) -> UnitSnapshot {
         let Some(control_group) = &info.control_group else {
             return UnitSnapshot {
-                info: info.clone(),
+                info: Arc::new(info.clone()),
                 cgroup: None,
                 cpu_percent: None,
             };
@@ -240,6 +245,7 @@ impl Sampler {
                             .with_slow_phase(phase),
                         control_group: control_group.clone(),
                         last_cpu: None,
+                        info: Arc::new(info.clone()),
                     },
                 );
                 self.tracked
@@ -267,8 +273,11 @@ impl Sampler {
         if reading.is_some() {
             tracked.last_cpu = reading;
         }
+        if *tracked.info != *info {
+            tracked.info = Arc::new(info.clone());
+        }
         UnitSnapshot {
-            info: info.clone(),
+            info: Arc::clone(&tracked.info),
             cgroup: sample,
             cpu_percent,
         }
@@ -332,6 +341,29 @@ mod tests {
         assert_eq!(memory_max(&second[0]), Some(Limit::Value(4096)));
         assert_eq!(memory_max(&second[1]), Some(Limit::Max));
         assert_eq!(memory_max(&second[2]), Some(Limit::Value(4096)));
+    }
+
+    #[test]
+    fn a_unit_keeps_its_info_across_sweeps_until_systemd_says_otherwise() {
+        let root = tempfile::tempdir().unwrap();
+        let mut units: Vec<UnitInfo> = (0..2).map(unit_info).collect();
+        for unit in &units {
+            write_unit(root.path(), unit);
+        }
+        let mut sampler = Sampler::new(CgroupFs::new(root.path()));
+        let first = sampler.sample(&units);
+        let second = sampler.sample(&units);
+        assert!(
+            first
+                .iter()
+                .zip(&second)
+                .all(|(a, b)| Arc::ptr_eq(&a.info, &b.info))
+        );
+        units[1].active_state = "deactivating".to_owned();
+        let third = sampler.sample(&units);
+        assert!(Arc::ptr_eq(&second[0].info, &third[0].info));
+        assert!(!Arc::ptr_eq(&second[1].info, &third[1].info));
+        assert_eq!(third[1].info.active_state, "deactivating");
     }
 
     #[test]

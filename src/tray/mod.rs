@@ -832,7 +832,8 @@ mod tests {
                 "active".to_owned(),
                 "running".to_owned(),
                 Some(format!("/user.slice/app.slice/{unit}")),
-            ),
+            )
+            .into(),
             cgroup: Some(sample),
             cpu_percent: Some(cpu),
         }

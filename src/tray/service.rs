@@ -276,7 +276,7 @@ pub async fn perform(
             .units
             .iter()
             .find(|s| s.info.unit == unit)
-            .map(|s| s.info.clone())
+            .map(|s| crate::monitor::UnitInfo::clone(&s.info))
             .ok_or_else(|| {
                 gettext_f(
                     "{unit} is no longer running, so nothing was changed.",

@@ -601,7 +601,8 @@ pub(crate) mod tests {
                 "active".into(),
                 "running".into(),
                 Some(format!("/app.slice/{unit}")),
-            ),
+            )
+            .into(),
             cgroup: Some(CgroupSample {
                 memory_current: Some(memory),
                 memory_max: Some(Limit::Value(4 << 30)),
@@ -721,7 +722,8 @@ pub(crate) mod tests {
             "active".into(),
             "running".into(),
             None,
-        );
+        )
+        .into();
         let mine = "app-corral-x-00000003.service";
         rows.show(&[other, unit("X", mine, 5, false)], no_icon);
         assert_eq!(rows.shown(), [mine]);
