@@ -539,6 +539,12 @@ pub(crate) async fn connect(manager: ManagerKind) -> Result<Controller> {
     Ok(Controller::new(systemd, CgroupFs::system()))
 }
 
+/// [`connect`] for a command that launches a unit and follows only that one.
+async fn connect_for_launch(manager: ManagerKind) -> Result<Controller> {
+    let systemd = Systemd::connect_for_launch(manager).await?;
+    Ok(Controller::new(systemd, CgroupFs::system()))
+}
+
 fn program_name(argv0: &str) -> String {
     argv0.rsplit('/').next().unwrap_or(argv0).to_owned()
 }
@@ -593,7 +599,7 @@ async fn run_command(manager: ManagerKind, args: RunArgs) -> Result<i32> {
         kind,
         working_directory: std::env::current_dir().ok(),
     };
-    let ctl = connect(manager).await?;
+    let ctl = connect_for_launch(manager).await?;
     match kind {
         UnitKind::Scope => run_in_scope(&ctl, &request, args.quiet).await,
         UnitKind::Service => run_as_service(&ctl, &request, args.wait, args.quiet).await,
@@ -663,7 +669,7 @@ async fn run_in_scope(ctl: &Controller, request: &LaunchRequest, quiet: bool) ->
                 Some("inactive" | "failed") | None
             );
         if ended {
-            ctl.systemd.result_if_loaded(&child.unit).await
+            ctl.systemd.result_of_held(&child.unit).await
         } else {
             None
         }
@@ -988,7 +994,7 @@ async fn launch_app(manager: ManagerKind, args: LaunchArgs) -> Result<i32> {
         &args.limits.settings(),
         &args.files,
     )?;
-    let ctl = connect(manager).await?;
+    let ctl = connect_for_launch(manager).await?;
     let unit = launch::launch_service(&ctl.systemd, &request, None).await?;
     let control_group = control_group_of(&ctl, &unit).await;
     report_launch(&ctl, &request, &unit, control_group.as_deref(), false);

@@ -177,6 +177,9 @@ pub struct UnitOutcome {
 pub struct Systemd {
     link: Arc<RwLock<Link>>,
     kind: ManagerKind,
+    /// Subscribed to every unit's and job's signals (Subscribe()), or only hearing about the
+    /// jobs it queues and the units it holds: see [`Systemd::connect_for_launch`].
+    subscribed: bool,
 }
 
 /// Every unit's PropertiesChanged on one connection, forwarded to any number of watches.
@@ -204,7 +207,7 @@ struct Link {
 }
 
 impl Link {
-    async fn open(kind: ManagerKind) -> Result<Link, SystemdError> {
+    async fn open(kind: ManagerKind, subscribed: bool) -> Result<Link, SystemdError> {
         let unreachable = |source| SystemdError::Unreachable {
             manager: kind,
             source: Box::new(source),
@@ -216,8 +219,11 @@ impl Link {
         .map_err(unreachable)?;
         let manager = ManagerProxy::new(&connection).await.map_err(unreachable)?;
         // Subscribe() also proves the manager is there (a bus without systemd answers
-        // ServiceUnknown), and without it systemd sends no JobRemoved at all.
-        subscribe(&manager).await.map_err(unreachable)?;
+        // ServiceUnknown), and without it systemd sends only the signals of the client's own
+        // jobs and held units (see `connect_for_launch`).
+        if subscribed {
+            subscribe(&manager).await.map_err(unreachable)?;
+        }
         Ok(Link {
             connection,
             manager,
@@ -243,8 +249,38 @@ async fn subscribe(manager: &ManagerProxy<'static>) -> zbus::Result<()> {
 impl Systemd {
     pub async fn connect(kind: ManagerKind) -> Result<Systemd, SystemdError> {
         Ok(Systemd {
-            link: Arc::new(RwLock::new(Link::open(kind).await?)),
+            link: Arc::new(RwLock::new(Link::open(kind, true).await?)),
             kind,
+            subscribed: true,
+        })
+    }
+
+    /// A connection for a command that launches a unit and follows that unit alone (`corral
+    /// run`, `corral launch`), set up in one round trip's wait instead of five. No Subscribe():
+    /// systemd sends a job's JobRemoved to the client that queued it, and a unit's
+    /// PropertiesChanged to the clients holding a reference to it (AddRef=, which every launch
+    /// sets), subscribed or not (`bus_foreach_bus()` in systemd's src/core/dbus.c); a
+    /// subscription would only make systemd announce every other unit's changes to the bus
+    /// while the launch waits. The JobRemoved and unit-change matches a launch listens to are
+    /// added at once, not one after the other. Not for watching units it did not start.
+    pub async fn connect_for_launch(kind: ManagerKind) -> Result<Systemd, SystemdError> {
+        let link = Link::open(kind, false).await?;
+        let (changes, jobs) = tokio::join!(
+            link.unit_changes
+                .get_or_try_init(|| subscribe_unit_changes(&link.connection)),
+            link.job_removals
+                .get_or_try_init(|| subscribe_job_removals(&link.connection)),
+        );
+        if let Err(source) = changes.and(jobs) {
+            return Err(SystemdError::Unreachable {
+                manager: kind,
+                source: Box::new(source),
+            });
+        }
+        Ok(Systemd {
+            link: Arc::new(RwLock::new(link)),
+            kind,
+            subscribed: false,
         })
     }
 
@@ -273,7 +309,7 @@ impl Systemd {
 
     /// Opens a new bus connection and subscribes again, for every clone of this client.
     pub async fn reconnect(&self) -> Result<(), SystemdError> {
-        let link = Link::open(self.kind).await?;
+        let link = Link::open(self.kind, self.subscribed).await?;
         *self.link.write().unwrap_or_else(|e| e.into_inner()) = link;
         Ok(())
     }
@@ -456,8 +492,18 @@ impl Systemd {
     /// Lets go of the reference taken with AddRef= or [`Systemd::hold`], so an ended unit can
     /// be collected.
     pub async fn unref(&self, unit: &str) {
-        // Failing here only means the unit is gone already.
-        let _ = self.manager().unref_unit(unit).await;
+        // No reply is asked for or awaited: a failure would only mean the unit is gone already,
+        // and a command about to exit need not wait a round trip to learn that. systemd handles
+        // one connection's calls in order, so a later call of this client finds it released.
+        let sent = async {
+            let message = Message::method_call("/org/freedesktop/systemd1", "UnrefUnit")?
+                .destination(MANAGER_NAME)?
+                .interface("org.freedesktop.systemd1.Manager")?
+                .with_flags(zbus::message::Flags::NoReplyExpected)?
+                .build(&(unit,))?;
+            self.connection().send(&message).await
+        };
+        let _ = sent.await;
     }
 
     /// Loaded units whose names match any of `patterns` (shell globs).
@@ -514,7 +560,9 @@ impl Systemd {
     pub async fn wait_for_end(&self, unit: &str) -> Result<UnitOutcome, SystemdError> {
         // Watch first, then look: an end between the two is seen either way.
         let mut end = self.watch_end(unit).await?;
-        let path = self.unit_path(unit).await?;
+        // Held, the unit is loaded and its object path is its escaped name: no GetUnit.
+        let path = OwnedObjectPath::try_from(names::object_path(unit))
+            .map_err(|e| self.call_error("watch", unit, e.into()))?;
         loop {
             let state = self
                 .property(&path, "org.freedesktop.systemd1.Unit", "ActiveState")
@@ -565,9 +613,10 @@ impl Systemd {
         })
     }
 
-    /// The Result of a unit that may still be loaded; `None` once it is gone.
-    pub async fn result_if_loaded(&self, unit: &str) -> Option<String> {
-        let path = self.unit_path(unit).await.ok()?;
+    /// The Result of a unit this connection holds (AddRef=, [`Systemd::hold`]), which is then
+    /// loaded: its object path is its escaped name, and no GetUnit round trip looks it up.
+    pub async fn result_of_held(&self, unit: &str) -> Option<String> {
+        let path = OwnedObjectPath::try_from(names::object_path(unit)).ok()?;
         let value = self
             .property(&path, unit_interface(unit), "Result")
             .await
@@ -595,7 +644,7 @@ impl Systemd {
         let link = self.link();
         let sender = link
             .job_removals
-            .get_or_try_init(|| subscribe_job_removals(&link.manager))
+            .get_or_try_init(|| subscribe_job_removals(&link.connection))
             .await?;
         Ok(sender.subscribe())
     }
@@ -711,14 +760,50 @@ impl Systemd {
 /// The manager's well-known name on the bus.
 const MANAGER_NAME: &str = "org.freedesktop.systemd1";
 
+/// The manager's signals that match `rule` on `connection`, from the manager alone.
+///
+/// Any client may send a signal with a unit's path and interface (on the system bus, any user),
+/// and one saying "inactive" would end a `corral run --wait` or make `corral kill` report a kill
+/// that did not happen. The rule names the manager as sender, which the bus matches against the
+/// name's current owner; the stream checks the sender's unique name too, since another rule of
+/// this connection could let others through. The match and the question of who owns the name
+/// go out together: one round trip's wait, not two.
+async fn manager_signals(
+    connection: &Connection,
+    rule: zbus::MatchRule<'static>,
+) -> zbus::Result<impl futures_util::Stream<Item = Message> + use<>> {
+    let bus = zbus::fdo::DBusProxy::new(connection).await?;
+    let manager_name = zbus::names::BusName::try_from(MANAGER_NAME)?;
+    let owner_of_manager = move || {
+        let (bus, name) = (bus.clone(), manager_name.clone());
+        async move { bus.get_name_owner(name).await.ok().map(|o| o.to_string()) }
+    };
+    let (stream, manager) = tokio::join!(
+        zbus::MessageStream::for_match_rule(rule, connection, Some(64)),
+        owner_of_manager()
+    );
+    let stream = stream?;
+    Ok(futures_util::stream::unfold(
+        (stream, manager, owner_of_manager),
+        |(mut stream, mut manager, owner_of_manager)| async move {
+            while let Some(Ok(message)) = stream.next().await {
+                let from = message.header().sender().map(|s| s.to_string());
+                if from.is_none() || from != manager {
+                    // The manager may be back under a new unique name (daemon-reexec): ask once.
+                    manager = owner_of_manager().await;
+                    if from.is_none() || from != manager {
+                        continue;
+                    }
+                }
+                return Some((message, (stream, manager, owner_of_manager)));
+            }
+            None
+        },
+    ))
+}
+
 /// Subscribes to PropertiesChanged of every unit's Unit interface on `connection` and forwards
 /// them to a broadcast channel, for as long as the connection's `Link` is in use.
-///
-/// Only the manager's own signals count: any client may send a signal with a unit's path and
-/// interface (on the system bus, any user), and one saying "inactive" would end a `corral run
-/// --wait` or make `corral kill` report a kill that did not happen. The rule names the manager
-/// as sender, which the bus matches against the name's current owner; the forwarder checks the
-/// sender's unique name too, since another rule of this connection could let others through.
 async fn subscribe_unit_changes(connection: &Connection) -> zbus::Result<UnitChanges> {
     let rule = zbus::MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
@@ -728,26 +813,12 @@ async fn subscribe_unit_changes(connection: &Connection) -> zbus::Result<UnitCha
         .member("PropertiesChanged")?
         .arg(0, "org.freedesktop.systemd1.Unit")?
         .build();
-    let mut stream = zbus::MessageStream::for_match_rule(rule, connection, Some(64)).await?;
-    let bus = zbus::fdo::DBusProxy::new(connection).await?;
-    let manager_name = zbus::names::BusName::try_from(MANAGER_NAME)?;
-    let owner_of_manager = move || {
-        let (bus, name) = (bus.clone(), manager_name.clone());
-        async move { bus.get_name_owner(name).await.ok().map(|o| o.to_string()) }
-    };
-    let mut manager = owner_of_manager().await;
+    let stream = manager_signals(connection, rule).await?;
     let sender = Arc::new(broadcast::channel(64).0);
     let forward = Arc::downgrade(&sender);
     tokio::spawn(async move {
-        while let Some(Ok(message)) = stream.next().await {
-            let from = message.header().sender().map(|s| s.to_string());
-            if from.is_none() || from != manager {
-                // The manager may be back under a new unique name (daemon-reexec): ask once.
-                manager = owner_of_manager().await;
-                if from.is_none() || from != manager {
-                    continue;
-                }
-            }
+        tokio::pin!(stream);
+        while let Some(message) = stream.next().await {
             // The connection's Link is gone (every clone of the Systemd, or replaced after a
             // reconnect): end, and the subscription with it.
             let Some(sender) = forward.upgrade() else {
@@ -761,21 +832,36 @@ async fn subscribe_unit_changes(connection: &Connection) -> zbus::Result<UnitCha
 }
 
 /// Subscribes to the manager's JobRemoved on its connection and forwards (job, result) to a
-/// broadcast channel, for as long as the connection's `Link` is in use. The proxy's signal
-/// stream only takes signals from the manager's current owner.
-async fn subscribe_job_removals(manager: &ManagerProxy<'static>) -> zbus::Result<JobRemovals> {
-    let mut stream = manager.receive_job_removed().await?;
+/// broadcast channel, for as long as the connection's `Link` is in use. A plain match rule
+/// rather than the proxy's signal stream, which would add a match on the name's owner changes
+/// and ask for its owner before its own match: three round trips instead of one.
+async fn subscribe_job_removals(connection: &Connection) -> zbus::Result<JobRemovals> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(MANAGER_NAME)?
+        .path("/org/freedesktop/systemd1")?
+        .interface("org.freedesktop.systemd1.Manager")?
+        .member("JobRemoved")?
+        .build();
+    let stream = manager_signals(connection, rule).await?;
     let sender = Arc::new(broadcast::channel(JOB_BACKLOG).0);
     let forward = Arc::downgrade(&sender);
     tokio::spawn(async move {
-        while let Some(signal) = stream.next().await {
+        tokio::pin!(stream);
+        while let Some(message) = stream.next().await {
             // The connection's Link is gone: end, and the subscription with it.
             let Some(sender) = forward.upgrade() else {
                 return;
             };
-            let Ok(args) = signal.args() else { continue };
+            // JobRemoved(u id, o job, s unit, s result), org.freedesktop.systemd1(5).
+            let Ok((_, job, _, result)) = message
+                .body()
+                .deserialize::<(u32, OwnedObjectPath, String, String)>()
+            else {
+                continue;
+            };
             // Nobody waiting right now is fine.
-            let _ = sender.send((args.job, args.result));
+            let _ = sender.send((job, result));
         }
     });
     Ok(sender)
