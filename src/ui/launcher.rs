@@ -226,8 +226,11 @@ impl Launcher {
         self.shown = end;
         if self.shown < self.found.len() && !self.filling {
             self.filling = true;
-            let sender = sender.clone();
-            gtk::glib::idle_add_local_once(move || sender.input(LauncherInput::Fill));
+            // The launcher may be gone by then (closed and opened again): nothing to fill.
+            let input = sender.input_sender().clone();
+            gtk::glib::idle_add_local_once(move || {
+                let _ = input.send(LauncherInput::Fill);
+            });
         }
     }
 
