@@ -14,17 +14,24 @@ use crate::identity::{APP_ID, RESOURCE_BASE};
 use crate::systemd::ManagerKind;
 use crate::ui::window::{MainWindow, WindowInit};
 
-/// A tray that runs all session long should not carry the GL drivers: opening the display,
-/// GDK loads them (about 60 MB resident, BENCHMARKS.md) for a process that shows no window.
-/// A person who set GDK_DEBUG, or a GSK_RENDERER other than cairo, keeps their choice. Must
-/// run before GTK starts, while the process has one thread.
-fn tray_without_gl() {
-    let renderer = std::env::var_os("GSK_RENDERER");
-    let wants_gl = renderer.is_some_and(|r| r != "cairo");
-    if std::env::var_os("GDK_DEBUG").is_none() && !wants_gl {
+/// GDK loads the GL drivers as it opens the display (Mesa and LLVM for llvmpipe: about 60 MB
+/// resident, BENCHMARKS.md), whether or not anything will render with GL. A process that
+/// renders nothing with GL does without them: the tray, which shows no window (a window opened
+/// from it renders with cairo), and a window whose renderer was set to cairo
+/// (`GSK_RENDERER=cairo`, as where GL is software or broken). A person who set GDK_DEBUG, or a
+/// tray asked for another renderer, keeps their choice. The apps Corral launches get the
+/// session's GDK_DEBUG, not this one (`crate::launch::keep_own_variable`). Must run before GTK
+/// starts, while the process has one thread.
+fn without_unused_gl(tray: bool) {
+    let renders_with_gl = match std::env::var_os("GSK_RENDERER") {
+        Some(renderer) => renderer != "cairo",
+        None => !tray,
+    };
+    if std::env::var_os("GDK_DEBUG").is_none() && !renders_with_gl {
         // SAFETY: called from main's thread before GTK, tokio or relm4 start any thread, so
         // nothing reads the environment concurrently.
         unsafe { std::env::set_var("GDK_DEBUG", "gl-disable") };
+        crate::launch::keep_own_variable("GDK_DEBUG");
     }
 }
 
@@ -47,9 +54,7 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
     // main() has set the locale (crate::i18n::init); GTK's own setlocale(LC_ALL, "") would undo
     // its LANGUAGE fallback for a session without LANG.
     gtk::disable_setlocale();
-    if tray {
-        tray_without_gl();
-    }
+    without_unused_gl(tray);
     crate::ui::register_resources();
     let app = adw::Application::builder()
         .application_id(crate::ui::application_id(manager))

@@ -41,10 +41,25 @@ const OWN_VARIABLES: [&str; 14] = [
     "XDG_ACTIVATION_TOKEN",
 ];
 
+/// Variables Corral set on its own process for itself (GDK_DEBUG=gl-disable, src/app.rs),
+/// which the session did not set and its apps must not get.
+static SET_FOR_ITSELF: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps the variable `name`, which Corral set on its own process, from the apps it launches.
+pub fn keep_own_variable(name: &'static str) {
+    if let Ok(mut names) = SET_FOR_ITSELF.lock() {
+        names.push(name);
+    }
+}
+
 /// The environment a launched app gets: the person's session environment, less the variables
 /// that belong to Corral's own process (its own `CORRAL_*` settings included).
 pub fn session_environment() -> Vec<(OsString, OsString)> {
-    without_own_variables(std::env::vars_os())
+    let set_for_itself = SET_FOR_ITSELF.lock().map(|names| names.clone());
+    without_own_variables(
+        std::env::vars_os(),
+        set_for_itself.as_deref().unwrap_or_default(),
+    )
 }
 
 /// The one variable of the caller a system service gets (`systemd-run` passes none, and adds
@@ -121,10 +136,15 @@ pub fn systemd_accepts(name: &OsStr, value: &OsStr) -> bool {
 
 fn without_own_variables(
     vars: impl Iterator<Item = (OsString, OsString)>,
+    set_for_itself: &[&str],
 ) -> Vec<(OsString, OsString)> {
     vars.filter(|(key, _)| {
         let key = key.as_bytes();
-        !key.starts_with(b"CORRAL_") && !OWN_VARIABLES.iter().any(|v| v.as_bytes() == key)
+        !key.starts_with(b"CORRAL_")
+            && !OWN_VARIABLES
+                .iter()
+                .chain(set_for_itself)
+                .any(|v| v.as_bytes() == key)
     })
     .collect()
 }
@@ -875,13 +895,18 @@ mod tests {
             "PATH",
             "DISPLAY",
             "NOTIFY_SOCKET",
+            "GDK_DEBUG",
         ]
         .map(|k| (OsString::from(k), OsString::from("x")));
-        let kept: Vec<_> = without_own_variables(vars.into_iter())
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(kept, ["PATH", "DISPLAY"]);
+        let kept = |set_for_itself: &[&str]| -> Vec<_> {
+            without_own_variables(vars.clone().into_iter(), set_for_itself)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(kept(&[]), ["PATH", "DISPLAY", "GDK_DEBUG"]);
+        // The tray's GDK_DEBUG=gl-disable is Corral's, not the session's.
+        assert_eq!(kept(&["GDK_DEBUG"]), ["PATH", "DISPLAY"]);
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {

@@ -13,8 +13,16 @@ use crate::i18n::gettext;
 use crate::launch::LaunchRequest;
 use crate::ui::A11yLabel;
 
+/// Items added to the list at a time, one batch per main-loop turn, until the list view has
+/// made all the rows it makes. GTK 4.8's list view makes a row for each of up to 200 items from
+/// the top (`GTK_LIST_VIEW_MAX_LIST_ITEMS` in gtklistview.c), however few of them show: made
+/// in one go when the launcher opens on a large catalog, they were a stall of a second and more
+/// in the emulated guest (BENCHMARKS.md). The items past those get no row and go in at once.
+const ROWS_PER_TURN: usize = 12;
+const ROWS_MADE: usize = 200;
+
 /// An app of the picker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppItem {
     id: String,
     name: String,
@@ -99,6 +107,8 @@ pub enum LauncherInput {
     Search(String),
     /// The desktop entries, read again.
     Catalog(Arc<AppCatalog>),
+    /// The next items of the list, a main-loop turn after the last ones.
+    Fill,
     AppSelected,
     PresetSelected,
     Launch,
@@ -120,6 +130,11 @@ pub struct Launcher {
     overrides: Vec<(&'static str, adw::EntryRow)>,
     adjust: adw::ExpanderRow,
     error: Option<String>,
+    /// The apps the search finds, in order; the list holds the first `shown` of them.
+    found: Vec<AppItem>,
+    shown: usize,
+    /// A [`LauncherInput::Fill`] is on its way.
+    filling: bool,
     /// The search text.
     query: String,
     /// A launch is on its way.
@@ -178,16 +193,45 @@ impl Launcher {
         }
     }
 
-    /// The apps the search finds, ranked as `corral apps QUERY` ranks them.
-    fn list(&mut self, query: &str) {
-        self.apps.clear();
+    /// The apps the search finds, ranked as `corral apps QUERY` ranks them. The list is left
+    /// alone when they are the same (the entries read again as the launcher opens, with no app
+    /// installed or removed since); else it is filled again, a batch at a time.
+    fn list(&mut self, query: &str, sender: &ComponentSender<Self>) {
         let found = if query.trim().is_empty() {
             self.catalog.apps()
         } else {
             self.catalog.search(query)
         };
+        let found: Vec<AppItem> = found.into_iter().map(AppItem::of).collect();
+        if found == self.found {
+            return;
+        }
+        self.found = found;
+        self.shown = 0;
+        self.apps.clear();
+        self.fill(ROWS_PER_TURN, sender);
+    }
+
+    /// Adds up to `count` more of the found apps to the list (all that are left once the list
+    /// view has made its rows), and asks for the next batch after GTK has drawn these: the idle
+    /// priority runs below GTK's layout and drawing.
+    fn fill(&mut self, count: usize, sender: &ComponentSender<Self>) {
+        let end = if self.shown >= ROWS_MADE {
+            self.found.len()
+        } else {
+            (self.shown + count).min(self.found.len())
+        };
         self.apps
-            .extend_from_iter(found.into_iter().map(AppItem::of));
+            .extend_from_iter(self.found[self.shown..end].iter().cloned());
+        self.shown = end;
+        if self.shown < self.found.len() && !self.filling {
+            self.filling = true;
+            // The launcher may be gone by then (closed and opened again): nothing to fill.
+            let input = sender.input_sender().clone();
+            gtk::glib::idle_add_local_once(move || {
+                let _ = input.send(LauncherInput::Fill);
+            });
+        }
     }
 
     fn request(&self) -> Result<LaunchRequest, String> {
@@ -335,10 +379,13 @@ impl SimpleComponent for Launcher {
             overrides,
             adjust,
             error: None,
+            found: Vec::new(),
+            shown: 0,
+            filling: false,
             query: String::new(),
             launching: false,
         };
-        model.list("");
+        model.list("", &sender);
         model.apps.selection_model.unselect_all();
         let app_list = &model.apps.view;
         let presets = &model.presets;
@@ -350,18 +397,26 @@ impl SimpleComponent for Launcher {
     fn update(&mut self, message: LauncherInput, sender: ComponentSender<Self>) {
         match message {
             LauncherInput::Search(query) => {
-                self.list(&query);
+                self.list(&query, &sender);
                 self.query = query;
+            }
+            LauncherInput::Fill => {
+                self.filling = false;
+                self.fill(ROWS_PER_TURN, &sender);
             }
             LauncherInput::Catalog(catalog) => {
                 // The selection is kept by id, if the app is still there.
                 let selected = self.selected_app().map(|app| app.id);
                 self.catalog = catalog;
                 let query = self.query.clone();
-                self.list(&query);
+                self.list(&query, &sender);
                 if let Some(position) =
-                    selected.and_then(|id| self.listed().iter().position(|listed| *listed == id))
+                    selected.and_then(|id| self.found.iter().position(|app| app.id == id))
                 {
+                    // Listed up to the app, so that it can be selected.
+                    if position >= self.shown {
+                        self.fill(position + 1 - self.shown, &sender);
+                    }
                     self.apps.selection_model.set_selected(position as u32);
                 }
             }
@@ -443,6 +498,60 @@ mod tests {
         assert!(
             !listed.iter().any(|id| id.contains("konqueror")),
             "KDE only"
+        );
+    }
+
+    /// Runs the main loop until `done`, for at most `seconds`.
+    fn iterate_until(seconds: f64, done: impl Fn() -> bool) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+        while !done() && std::time::Instant::now() < end {
+            gtk::glib::MainContext::default().iteration(false);
+        }
+        done()
+    }
+
+    #[gtk::test]
+    fn a_large_catalog_is_listed_a_batch_at_a_time_and_kept_when_read_again() {
+        let _ = adw::init();
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..300 {
+            let text = format!("[Desktop Entry]\nType=Application\nName=App {i:03}\nExec=true\n");
+            std::fs::write(
+                dir.path().join(format!("org.example.App{i:03}.desktop")),
+                text,
+            )
+            .unwrap();
+        }
+        let read = || {
+            Arc::new(AppCatalog::load_from_with_locale(
+                &[dir.path().to_owned()],
+                None,
+            ))
+        };
+        let launcher = Launcher::builder()
+            .launch(LauncherInit {
+                catalog: read(),
+                config: Config::default(),
+            })
+            .detach();
+        assert_eq!(
+            launcher.model().listed().len(),
+            ROWS_PER_TURN,
+            "the first rows at once, the others later"
+        );
+        assert!(
+            iterate_until(10.0, || launcher.model().listed().len() == 300),
+            "every app listed in the end"
+        );
+        launcher.model().apps.selection_model.set_selected(250);
+        // The same entries read again, as when the launcher opens: the list stays as it is.
+        launcher.emit(LauncherInput::Catalog(read()));
+        iterate_until(0.5, || false);
+        let model = launcher.model();
+        assert_eq!(model.shown, 300, "not listed again");
+        assert_eq!(
+            model.selected_app().map(|app| app.id),
+            Some("org.example.App250".to_owned())
         );
     }
 }
