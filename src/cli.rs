@@ -757,8 +757,7 @@ fn warn_service_only(request: &LaunchRequest) {
 /// (AddRef=) until `unref`, so it is loaded and its object path is its escaped name: no
 /// GetUnit round trip to look it up.
 pub(crate) async fn control_group_of(ctl: &Controller, unit: &str) -> Option<String> {
-    let path =
-        zbus::zvariant::OwnedObjectPath::try_from(crate::systemd::names::object_path(unit)).ok()?;
+    let path = crate::systemd::client::held_unit_path(unit).ok()?;
     let cg = ctl.systemd.control_group(unit, &path).await.ok()?;
     (!cg.is_empty()).then_some(cg)
 }

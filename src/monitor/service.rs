@@ -457,10 +457,8 @@ struct Watcher {
     /// Units under OOMPolicy=continue: their processes kept in the order the OOM killer
     /// should take them, and remembered to tell which one it took.
     oom_guard: OomGuard,
-    /// Units whose OOM policy was asked of systemd already.
-    oom_policy_known: HashSet<String>,
-    /// Units whose OOM policy is "stop" or "kill": an OOM kill ends the whole unit.
-    ends_on_oom: HashSet<String>,
+    /// Each unit's OOM policy as systemd said it (`None`: it did not say), asked once.
+    oom_policies: HashMap<String, Option<String>>,
     /// The last process each guarded unit lost to the OOM killer, for the alerts in the state.
     victims: HashMap<String, KilledProcess>,
     /// Listings that failed in a row; the next is tried after [`retry_delay`].
@@ -530,28 +528,19 @@ impl Watcher {
         let asked: Vec<&UnitInfo> = list
             .iter()
             .filter(|u| u.active_state == "active" && u.control_group.is_some())
-            .filter(|u| !self.oom_policy_known.contains(&u.unit))
+            .filter(|u| !self.oom_policies.contains_key(&u.unit))
             .collect();
         let policies = join_all(asked.iter().map(|u| systemd.oom_policy(&u.unit))).await;
         for (info, policy) in asked.into_iter().zip(policies) {
-            self.oom_policy_known.insert(info.unit.clone());
-            match policy.as_deref() {
-                Some("continue") => {
-                    if let Some(cg) = &info.control_group {
-                        self.oom_guard.guard(&info.unit, self.cgroups.path_of(cg));
-                    }
-                }
-                // "stop" or "kill": systemd ends the whole unit at its first OOM kill.
-                Some(_) => {
-                    self.ends_on_oom.insert(info.unit.clone());
-                }
-                None => {}
+            if policy.as_deref() == Some("continue")
+                && let Some(cg) = &info.control_group
+            {
+                self.oom_guard.guard(&info.unit, self.cgroups.path_of(cg));
             }
+            self.oom_policies.insert(info.unit.clone(), policy);
         }
-        self.oom_policy_known
-            .retain(|unit| list.iter().any(|u| &u.unit == unit));
-        self.ends_on_oom
-            .retain(|unit| list.iter().any(|u| &u.unit == unit));
+        self.oom_policies
+            .retain(|unit, _| list.iter().any(|u| &u.unit == unit));
         self.oom_guard.retain(|unit| {
             list.iter()
                 .any(|u| u.unit == unit && u.active_state == "active")
@@ -573,6 +562,12 @@ impl Watcher {
             }
         }
         self.units = list;
+    }
+
+    /// Whether systemd ends the whole unit at its first OOM kill: its OOM policy is "stop" or
+    /// "kill" (only "continue" lets it go on).
+    fn ends_on_oom(&self, unit: &str) -> bool {
+        matches!(self.oom_policies.get(unit), Some(Some(policy)) if policy != "continue")
     }
 
     /// Samples every unit: a tick.
@@ -715,7 +710,7 @@ impl Watcher {
             };
             // The kernel's count is the first word of the kill, before systemd stops the unit:
             // said at once, and in the words of the whole app's end.
-            if self.ends_on_oom.contains(&alert.unit) {
+            if self.ends_on_oom(&alert.unit) {
                 *unit_ended = true;
                 continue;
             }
@@ -807,7 +802,7 @@ impl Watcher {
                 ..
             } = &mut alert.detail
             {
-                *unit_ended = self.ends_on_oom.contains(&alert.unit);
+                *unit_ended = self.ends_on_oom(&alert.unit);
                 victim.clone_from(&self.victims.get(&alert.unit).cloned());
             }
         }
@@ -1011,8 +1006,7 @@ async fn run(
         previous_memory: HashMap::new(),
         config,
         oom_guard: OomGuard::new(crate::procfs::ProcFs::system()),
-        oom_policy_known: HashSet::new(),
-        ends_on_oom: HashSet::new(),
+        oom_policies: HashMap::new(),
         victims: HashMap::new(),
         list_failures: 0,
         reconnect: None,

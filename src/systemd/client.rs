@@ -560,9 +560,7 @@ impl Systemd {
     pub async fn wait_for_end(&self, unit: &str) -> Result<UnitOutcome, SystemdError> {
         // Watch first, then look: an end between the two is seen either way.
         let mut end = self.watch_end(unit).await?;
-        // Held, the unit is loaded and its object path is its escaped name: no GetUnit.
-        let path = OwnedObjectPath::try_from(names::object_path(unit))
-            .map_err(|e| self.call_error("watch", unit, e.into()))?;
+        let path = held_unit_path(unit).map_err(|e| self.call_error("watch", unit, e.into()))?;
         loop {
             let state = self
                 .property(&path, "org.freedesktop.systemd1.Unit", "ActiveState")
@@ -616,7 +614,7 @@ impl Systemd {
     /// The Result of a unit this connection holds (AddRef=, [`Systemd::hold`]), which is then
     /// loaded: its object path is its escaped name, and no GetUnit round trip looks it up.
     pub async fn result_of_held(&self, unit: &str) -> Option<String> {
-        let path = OwnedObjectPath::try_from(names::object_path(unit)).ok()?;
+        let path = held_unit_path(unit).ok()?;
         let value = self
             .property(&path, unit_interface(unit), "Result")
             .await
@@ -757,6 +755,12 @@ impl Systemd {
     }
 }
 
+/// The object path of a unit this client holds (AddRef=, [`Systemd::hold`]): loaded, so its
+/// path is its escaped name, with no GetUnit round trip to look it up.
+pub fn held_unit_path(unit: &str) -> Result<OwnedObjectPath, zbus::zvariant::Error> {
+    OwnedObjectPath::try_from(names::object_path(unit))
+}
+
 /// The manager's well-known name on the bus.
 const MANAGER_NAME: &str = "org.freedesktop.systemd1";
 
@@ -813,22 +817,7 @@ async fn subscribe_unit_changes(connection: &Connection) -> zbus::Result<UnitCha
         .member("PropertiesChanged")?
         .arg(0, "org.freedesktop.systemd1.Unit")?
         .build();
-    let stream = manager_signals(connection, rule).await?;
-    let sender = Arc::new(broadcast::channel(64).0);
-    let forward = Arc::downgrade(&sender);
-    tokio::spawn(async move {
-        tokio::pin!(stream);
-        while let Some(message) = stream.next().await {
-            // The connection's Link is gone (every clone of the Systemd, or replaced after a
-            // reconnect): end, and the subscription with it.
-            let Some(sender) = forward.upgrade() else {
-                return;
-            };
-            // Nobody watching right now is fine.
-            let _ = sender.send(message);
-        }
-    });
-    Ok(sender)
+    forward_manager_signals(connection, rule, 64, Some).await
 }
 
 /// Subscribes to the manager's JobRemoved on its connection and forwards (job, result) to a
@@ -843,25 +832,42 @@ async fn subscribe_job_removals(connection: &Connection) -> zbus::Result<JobRemo
         .interface("org.freedesktop.systemd1.Manager")?
         .member("JobRemoved")?
         .build();
+    forward_manager_signals(connection, rule, JOB_BACKLOG, |message| {
+        // JobRemoved(u id, o job, s unit, s result), org.freedesktop.systemd1(5).
+        let (_, job, _, result) = message
+            .body()
+            .deserialize::<(u32, OwnedObjectPath, String, String)>()
+            .ok()?;
+        Some((job, result))
+    })
+    .await
+}
+
+/// The manager's signals matching `rule` (see [`manager_signals`]), each turned into a `T` by
+/// `convert` (`None` skips it) and sent to a broadcast channel of `capacity`, for as long as
+/// the connection's `Link` holds the sender.
+async fn forward_manager_signals<T: Clone + Send + 'static>(
+    connection: &Connection,
+    rule: zbus::MatchRule<'static>,
+    capacity: usize,
+    convert: fn(Message) -> Option<T>,
+) -> zbus::Result<Arc<broadcast::Sender<T>>> {
     let stream = manager_signals(connection, rule).await?;
-    let sender = Arc::new(broadcast::channel(JOB_BACKLOG).0);
+    let sender = Arc::new(broadcast::channel(capacity).0);
     let forward = Arc::downgrade(&sender);
     tokio::spawn(async move {
         tokio::pin!(stream);
         while let Some(message) = stream.next().await {
-            // The connection's Link is gone: end, and the subscription with it.
+            // The connection's Link is gone (every clone of the Systemd, or replaced after a
+            // reconnect): end, and the subscription with it.
             let Some(sender) = forward.upgrade() else {
                 return;
             };
-            // JobRemoved(u id, o job, s unit, s result), org.freedesktop.systemd1(5).
-            let Ok((_, job, _, result)) = message
-                .body()
-                .deserialize::<(u32, OwnedObjectPath, String, String)>()
-            else {
+            let Some(item) = convert(message) else {
                 continue;
             };
-            // Nobody waiting right now is fine.
-            let _ = sender.send((job, result));
+            // Nobody listening right now is fine.
+            let _ = sender.send(item);
         }
     });
     Ok(sender)
