@@ -125,7 +125,9 @@ pub struct MainWindow {
     toasts: adw::ToastOverlay,
     /// Rules and the budget, through the store (and systemd, once connected).
     rules: RuleService,
-    /// What all apps use against their budget, read at each monitor update.
+    /// What all apps use against their budget: read at each monitor update while a budget is
+    /// in force, else when the window is shown and when the config changes (see
+    /// [`MainWindow::budget_followed`]).
     budget: Option<BudgetUsage>,
     budget_reading: bool,
     /// Held while the window is shown: the monitor keeps its refresh interval for it.
@@ -213,6 +215,18 @@ impl MainWindow {
     /// Whether the budget line shows: only when a budget is in force.
     fn budget_shown(&self) -> bool {
         self.budget.is_some_and(|b| b.budget().is_some())
+    }
+
+    /// Whether the budget is read at every monitor update: while one is in force, in the
+    /// config or found on app.slice. Without one, each reading wakes two threads and the main
+    /// loop for a line that does not show; a budget set through Corral changes the config,
+    /// which brings a reading at once, and one set on app.slice by hand shows when the window
+    /// is next shown.
+    fn budget_followed(&self) -> bool {
+        let general = &self.state.config.general;
+        self.budget_shown()
+            || general.apps_memory_high.is_some()
+            || general.apps_memory_max.is_some()
     }
 
     /// Reads what all apps use against their budget, unless a reading is under way.
@@ -479,6 +493,7 @@ impl Component for MainWindow {
             Msg::Shown => {
                 self.close_watch = self.services.as_ref().map(|s| s.monitor.watch_closely());
                 self.render();
+                self.read_budget(&sender);
             }
             Msg::Hidden => self.close_watch = None,
             Msg::State(state) => {
@@ -577,13 +592,16 @@ impl Component for MainWindow {
                 self.render();
             }
             Cmd::Update(state) => {
+                let config_changed = !Arc::ptr_eq(&state.config, &self.state.config);
                 self.state = state;
                 // A hidden window (the tray's, until it is opened, or closed again) shows
                 // nothing: updating its rows every tick would be work for nothing. It renders
                 // the state it holds when it is shown (Msg::Shown).
                 if root.is_visible() {
                     self.render();
-                    self.read_budget(&sender);
+                    if config_changed || self.budget_followed() {
+                        self.read_budget(&sender);
+                    }
                 }
             }
             Cmd::Done(Ok(text)) => {
