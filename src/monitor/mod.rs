@@ -8,6 +8,7 @@ pub mod postmortem;
 pub mod processes;
 pub mod rates;
 pub mod service;
+pub mod ticker;
 pub mod wakeup;
 
 use std::collections::{HashMap, HashSet};

@@ -17,6 +17,7 @@ use crate::monitor::alerts::{Alert, AlertChange, AlertDetail, AlertEngine, Alert
 use crate::monitor::history::History;
 use crate::monitor::postmortem::{EventLog, PostMortem};
 use crate::monitor::processes::{KilledProcess, OomGuard};
+use crate::monitor::ticker::Ticker;
 use crate::monitor::wakeup::{UnitWakeup, WakeupHub};
 use crate::monitor::{self, Sampler, UnitInfo, UnitSnapshot};
 use crate::systemd::{ManagerKind, Systemd, UnitOutcome};
@@ -1012,7 +1013,7 @@ async fn run(
         reconnect: None,
     };
     let configured = *interval.borrow();
-    let ticker = new_ticker(configured);
+    let ticker = Ticker::new(configured);
     let mut monitor = MonitorLoop {
         signals: Signals::of(&systemd).await,
         connection: systemd.connection(),
@@ -1032,13 +1033,6 @@ async fn run(
         must_list: true,
     };
     while monitor.round().await.is_some() {}
-}
-
-/// A ticker that, when late, waits a whole period again rather than catching up.
-fn new_ticker(period: Duration) -> tokio::time::Interval {
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker
 }
 
 /// What woke the monitor while it waited between rounds.
@@ -1111,7 +1105,7 @@ struct MonitorLoop {
     pace: Duration,
     /// Until when the monitor keeps its full pace after an event.
     busy_until: Option<tokio::time::Instant>,
-    ticker: tokio::time::Interval,
+    ticker: Ticker,
     logged_problem: Option<String>,
     listed_at: Option<tokio::time::Instant>,
     must_list: bool,
@@ -1168,8 +1162,7 @@ impl MonitorLoop {
     fn set_pace(&mut self, period: Duration) {
         if period != self.pace {
             self.pace = period;
-            self.ticker = new_ticker(period);
-            self.ticker.reset();
+            self.ticker.set_period(period);
         }
     }
 
@@ -1212,7 +1205,7 @@ impl MonitorLoop {
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
         tokio::select! {
             _ = self.ticker.tick() => Event::Tick,
-            _ = near.ticker.tick(), if !near.units.is_empty() => Event::NearTick,
+            () = near.tick() => Event::NearTick,
             _ = self.refresh.notified() => Event::Refresh,
             Ok(()) = self.interval.changed() => Event::Interval(*self.interval.borrow()),
             Ok(()) = self.viewing.changed() => Event::Viewing,
@@ -1239,12 +1232,12 @@ impl MonitorLoop {
                 if changed {
                     self.publish_state()?;
                 }
-                near.units = self.watcher.near_limit();
+                near.follow(self.watcher.near_limit());
             }
             Event::Interval(period) => {
                 self.configured = *period;
                 self.pace = *period;
-                self.ticker = new_ticker(*period);
+                self.ticker = Ticker::new(*period);
             }
             Event::Woken(unit) => {
                 self.wake_up();
@@ -1286,17 +1279,42 @@ impl MonitorLoop {
     }
 }
 
-/// The units sampled between ticks, and their ticker.
+/// The units sampled between ticks, and their ticker while there are any: a timer armed for
+/// nothing still wakes the runtime's thread. Armed at every round, as it was, it made an idle
+/// monitor wake twice more per sweep.
 struct Near {
     units: Vec<String>,
-    ticker: tokio::time::Interval,
+    ticker: Option<Ticker>,
 }
 
 impl Near {
     fn new(units: Vec<String>) -> Near {
-        let mut ticker = new_ticker(NEAR_SAMPLING);
-        ticker.reset(); // the first tick would fire at once: these units were just sampled
-        Near { units, ticker }
+        let mut near = Near {
+            units: Vec::new(),
+            ticker: None,
+        };
+        near.follow(units);
+        near
+    }
+
+    /// Samples these units between ticks from now on; none stops the ticker.
+    fn follow(&mut self, units: Vec<String>) {
+        if units.is_empty() {
+            self.ticker = None;
+        } else if self.ticker.is_none() {
+            let mut ticker = Ticker::new(NEAR_SAMPLING);
+            ticker.reset(); // the first tick would fire at once: these units were just sampled
+            self.ticker = Some(ticker);
+        }
+        self.units = units;
+    }
+
+    /// The next tick; never, while no unit is near.
+    async fn tick(&mut self) {
+        match &mut self.ticker {
+            Some(ticker) => ticker.tick().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -1319,6 +1337,27 @@ async fn next<S: futures_util::Stream + Unpin>(stream: &mut Option<S>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_units_near_their_warning_keep_a_timer_armed() {
+        let mut near = Near::new(Vec::new());
+        assert!(
+            near.ticker.is_none(),
+            "no unit is near: no timer to wake for"
+        );
+        let waited = tokio::time::timeout(Duration::from_millis(300), near.tick()).await;
+        assert!(waited.is_err(), "no unit is near: no tick");
+        near.follow(vec!["app-corral-hog-1.service".to_owned()]);
+        let start = tokio::time::Instant::now();
+        near.tick().await;
+        // Not at once: the unit was just sampled by the round that found it near.
+        assert!(start.elapsed() >= NEAR_SAMPLING);
+        near.follow(Vec::new());
+        assert!(
+            near.ticker.is_none(),
+            "the unit moved away: the timer is dropped"
+        );
+    }
 
     #[test]
     fn units_near_their_warning_or_growing_towards_it_are_sampled_between_ticks() {
