@@ -37,6 +37,10 @@ const RELIST_EVERY: Duration = Duration::from_secs(10);
 /// PSI wakeup would announce it.
 const NEAR_MARGIN: f64 = 10.0;
 const NEAR_SAMPLING: Duration = Duration::from_millis(100);
+/// How often near units are sampled while one of them grows: the warning is crossed between
+/// two samples, and said at the second, so this halves how late it is said for an app that
+/// is running away, at twice the reads only while it does.
+const NEAR_GROWING: Duration = Duration::from_millis(50);
 
 /// Whether a unit using `used` bytes of `limit`, and `previous` at the last tick, is near
 /// enough to its memory warning (percent of the limit) to be sampled between ticks: within
@@ -643,28 +647,22 @@ impl Watcher {
         false
     }
 
-    /// Units close enough to their memory warning to be sampled between ticks.
-    fn near_limit(&self) -> Vec<String> {
+    /// Units close enough to their memory warning to be sampled between ticks, with the
+    /// memory they use.
+    fn near_limit(&self) -> Vec<(String, u64)> {
         let warning = self.engine.thresholds().memory_warning;
         self.snapshots
             .iter()
-            .filter(|s| {
-                let Some(sample) = &s.cgroup else {
-                    return false;
-                };
+            .filter_map(|s| {
+                let sample = s.cgroup.as_ref()?;
                 let limit = sample
                     .memory_max
                     .and_then(crate::cgroup::Limit::value)
-                    .or_else(|| sample.memory_high.and_then(crate::cgroup::Limit::value));
-                match (sample.memory_current, limit) {
-                    (Some(used), Some(limit)) => {
-                        let previous = self.previous_memory.get(&s.info.unit).copied();
-                        is_near(used, limit, previous, warning)
-                    }
-                    _ => false,
-                }
+                    .or_else(|| sample.memory_high.and_then(crate::cgroup::Limit::value))?;
+                let used = sample.memory_current?;
+                let previous = self.previous_memory.get(&s.info.unit).copied();
+                is_near(used, limit, previous, warning).then(|| (s.info.unit.clone(), used))
             })
-            .map(|s| s.info.unit.clone())
             .collect()
     }
 
@@ -1133,7 +1131,7 @@ impl MonitorLoop {
         log_problem(&self.logged_problem, &self.watcher.problem);
         self.logged_problem.clone_from(&self.watcher.problem);
         self.publish_state()?;
-        let mut near = Near::new(self.watcher.near_limit());
+        let mut near = Near::new(self.watcher.near_limit(), &self.watcher.previous_memory);
         self.follow_pace(near.units.is_empty());
         loop {
             let event = self.next_event(&mut near).await;
@@ -1224,7 +1222,7 @@ impl MonitorLoop {
         match event {
             Event::NearTick => {
                 let mut changed = false;
-                for unit in &near.units {
+                for (unit, _) in &near.units {
                     let (changes, _) = self.watcher.sample_woken(unit);
                     changed |= !changes.is_empty();
                     self.publish_changes(changes);
@@ -1283,26 +1281,43 @@ impl MonitorLoop {
 /// nothing still wakes the runtime's thread. Armed at every round, as it was, it made an idle
 /// monitor wake twice more per sweep.
 struct Near {
-    units: Vec<String>,
+    /// Each unit near its warning, with the memory it used at its last sample.
+    units: Vec<(String, u64)>,
     ticker: Option<Ticker>,
 }
 
 impl Near {
-    fn new(units: Vec<String>) -> Near {
+    /// The units a round found near, which `previous` (the last round's memory) tells
+    /// whether they are growing.
+    fn new(units: Vec<(String, u64)>, previous: &HashMap<String, u64>) -> Near {
         let mut near = Near {
-            units: Vec::new(),
+            units: units
+                .iter()
+                .filter_map(|(unit, _)| Some((unit.clone(), *previous.get(unit)?)))
+                .collect(),
             ticker: None,
         };
         near.follow(units);
         near
     }
 
-    /// Samples these units between ticks from now on; none stops the ticker.
-    fn follow(&mut self, units: Vec<String>) {
+    /// Samples these units between ticks from now on, every [`NEAR_GROWING`] while one of them
+    /// grew since its last sample, else every [`NEAR_SAMPLING`]; none stops the ticker.
+    fn follow(&mut self, units: Vec<(String, u64)>) {
+        let growing = units.iter().any(|(unit, used)| {
+            self.units
+                .iter()
+                .any(|(before, was)| before == unit && used > was)
+        });
+        let period = if growing { NEAR_GROWING } else { NEAR_SAMPLING };
         if units.is_empty() {
             self.ticker = None;
-        } else if self.ticker.is_none() {
-            let mut ticker = Ticker::new(NEAR_SAMPLING);
+        } else if let Some(ticker) = &mut self.ticker {
+            if ticker.period() != period {
+                ticker.set_period(period);
+            }
+        } else {
+            let mut ticker = Ticker::new(period);
             ticker.reset(); // the first tick would fire at once: these units were just sampled
             self.ticker = Some(ticker);
         }
@@ -1340,14 +1355,14 @@ mod tests {
 
     #[tokio::test]
     async fn only_units_near_their_warning_keep_a_timer_armed() {
-        let mut near = Near::new(Vec::new());
+        let mut near = Near::new(Vec::new(), &HashMap::new());
         assert!(
             near.ticker.is_none(),
             "no unit is near: no timer to wake for"
         );
         let waited = tokio::time::timeout(Duration::from_millis(300), near.tick()).await;
         assert!(waited.is_err(), "no unit is near: no tick");
-        near.follow(vec!["app-corral-hog-1.service".to_owned()]);
+        near.follow(vec![("app-corral-hog-1.service".to_owned(), 900)]);
         let start = tokio::time::Instant::now();
         near.tick().await;
         // Not at once: the unit was just sampled by the round that found it near.
@@ -1357,6 +1372,26 @@ mod tests {
             near.ticker.is_none(),
             "the unit moved away: the timer is dropped"
         );
+    }
+
+    #[tokio::test]
+    async fn near_units_are_sampled_twice_as_often_while_one_grows() {
+        let hog = "app-corral-hog-1.service".to_owned();
+        let period = |near: &Near| near.ticker.as_ref().map(Ticker::period);
+        // The round saw it grow since the last one.
+        let previous = HashMap::from([(hog.clone(), 800)]);
+        let mut near = Near::new(vec![(hog.clone(), 900)], &previous);
+        assert_eq!(period(&near), Some(NEAR_GROWING));
+        near.follow(vec![(hog.clone(), 950)]);
+        assert_eq!(period(&near), Some(NEAR_GROWING));
+        // It stopped growing: back to the calm pace.
+        near.follow(vec![(hog.clone(), 950)]);
+        assert_eq!(period(&near), Some(NEAR_SAMPLING));
+        // Near, but not growing since the last round.
+        let near = Near::new(vec![(hog.clone(), 800)], &previous);
+        assert_eq!(period(&near), Some(NEAR_SAMPLING));
+        let near = Near::new(vec![(hog, 800)], &HashMap::new());
+        assert_eq!(period(&near), Some(NEAR_SAMPLING));
     }
 
     #[test]

@@ -52,6 +52,10 @@ impl Ticker {
         unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }.ok()
     }
 
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
     /// The next tick comes a whole period from now.
     pub fn reset(&mut self) {
         self.arm(self.period);
