@@ -773,6 +773,9 @@ fn report_launch(
     let checks = control_group
         .map(|cg| ctl.verify_limits(cg, &request.settings))
         .unwrap_or_default();
+    // A command that ends at once (`corral run -- true`) can take its cgroup with it before
+    // its limits are read back: they were not refused, they ended with it.
+    let ended = control_group.is_some_and(|cg| !ctl.cgroups.path_of(cg).exists());
     if !quiet {
         eprintln!(
             "corral: {}",
@@ -785,8 +788,16 @@ fn report_launch(
                 ],
             )
         );
+        if ended {
+            eprintln!(
+                "  {}",
+                gettext("it ended before its limits could be read back")
+            );
+        }
     }
-    print_checks(&checks, quiet);
+    if !ended {
+        print_checks(&checks, quiet);
+    }
 }
 
 pub(crate) fn print_checks(checks: &[LimitCheck], only_problems: bool) {
