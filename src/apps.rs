@@ -1290,15 +1290,7 @@ impl AppCatalog {
     /// The [`apps`](Self::apps) whose name, generic name, keywords or ID contain `query`,
     /// ignoring case: names starting with it first, then names containing it, then the rest.
     pub fn search(&self, query: &str) -> Vec<&DesktopEntry> {
-        let query = query.trim().to_lowercase();
-        let mut ranked: Vec<(u8, &DesktopEntry)> = self
-            .apps()
-            .into_iter()
-            .filter_map(|entry| search_rank(entry, &query).map(|rank| (rank, entry)))
-            .collect();
-        // apps() is already sorted by name, and the sort is stable.
-        ranked.sort_by_key(|(rank, _)| *rank);
-        ranked.into_iter().map(|(_, entry)| entry).collect()
+        search_among(self.apps(), query)
     }
 
     /// Entries whose Exec program (past an `env VAR=value` prefix) or TryExec has the same
@@ -1338,6 +1330,20 @@ impl AppCatalog {
 fn only_match<'a>(mut matches: impl Iterator<Item = &'a DesktopEntry>) -> Option<&'a DesktopEntry> {
     let first = matches.next()?;
     matches.next().is_none().then_some(first)
+}
+
+/// [`AppCatalog::search`] among `apps`, sorted by name as [`AppCatalog::apps`] sorts them: for
+/// a caller that keeps that list while the person types (a search per keystroke need not look
+/// for every TryExec program again).
+pub fn search_among<'a>(apps: Vec<&'a DesktopEntry>, query: &str) -> Vec<&'a DesktopEntry> {
+    let query = query.trim().to_lowercase();
+    let mut ranked: Vec<(u8, &DesktopEntry)> = apps
+        .into_iter()
+        .filter_map(|entry| search_rank(entry, &query).map(|rank| (rank, entry)))
+        .collect();
+    // The apps are sorted by name already, and the sort is stable.
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked.into_iter().map(|(_, entry)| entry).collect()
 }
 
 fn search_rank(entry: &DesktopEntry, query: &str) -> Option<u8> {

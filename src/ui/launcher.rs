@@ -124,6 +124,9 @@ pub enum LauncherOutput {
 pub struct Launcher {
     apps: TypedListView<AppItem, gtk::SingleSelection>,
     catalog: Arc<AppCatalog>,
+    /// The ids of the catalog's apps (`AppCatalog::apps`: installed, shown here, by name),
+    /// taken when the catalog comes: each keystroke searches these.
+    installed: Vec<String>,
     config: Config,
     preset_names: Vec<String>,
     presets: adw::ComboRow,
@@ -197,10 +200,15 @@ impl Launcher {
     /// alone when they are the same (the entries read again as the launcher opens, with no app
     /// installed or removed since); else it is filled again, a batch at a time.
     fn list(&mut self, query: &str, sender: &ComponentSender<Self>) {
+        let apps = self
+            .installed
+            .iter()
+            .filter_map(|id| self.catalog.get(id))
+            .collect();
         let found = if query.trim().is_empty() {
-            self.catalog.apps()
+            apps
         } else {
-            self.catalog.search(query)
+            crate::apps::search_among(apps, query)
         };
         let found: Vec<AppItem> = found.into_iter().map(AppItem::of).collect();
         if found == self.found {
@@ -254,6 +262,15 @@ impl Launcher {
         )
         .map_err(|e| format!("{}: {e}", app.name))
     }
+}
+
+/// The ids of the apps the launcher lists, in their order.
+fn ids_of(catalog: &AppCatalog) -> Vec<String> {
+    catalog
+        .apps()
+        .into_iter()
+        .map(|app| app.id.clone())
+        .collect()
 }
 
 #[relm4::component(pub)]
@@ -372,6 +389,7 @@ impl SimpleComponent for Launcher {
         }
         let mut model = Launcher {
             apps,
+            installed: ids_of(&init.catalog),
             catalog: init.catalog,
             config: init.config,
             preset_names,
@@ -407,6 +425,7 @@ impl SimpleComponent for Launcher {
             LauncherInput::Catalog(catalog) => {
                 // The selection is kept by id, if the app is still there.
                 let selected = self.selected_app().map(|app| app.id);
+                self.installed = ids_of(&catalog);
                 self.catalog = catalog;
                 let query = self.query.clone();
                 self.list(&query, &sender);
