@@ -187,9 +187,22 @@ sleep 2
 part stall "$bench" stall --apps 2000 --hold-ms 3000 --rounds 3
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# Context switches of all the process's threads so far: each time one of them ran after
-# sleeping (voluntary) or was preempted (nonvoluntary), a wakeup of the CPU on its behalf.
-ctxt_switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}'; }
+# Context switches of each of the process's threads so far, one "TID COUNT" line per thread:
+# each time a thread ran after sleeping (voluntary) or was preempted (nonvoluntary), a wakeup of
+# the CPU on its behalf.
+ctxt_switches() {
+    local task
+    for task in /proc/"$1"/task/*; do
+        awk -v tid="${task##*/}" '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print tid, n + 0}' "$task/status" 2>/dev/null
+    done
+}
+# switches_between BEFORE AFTER: the switches made in between, thread by thread. A thread that
+# ended in between takes its count with it (the whole process's sum could even go down, as a
+# runtime's idle thread exits): only the threads alive at the end count, from 0 if they started
+# in between.
+switches_between() {
+    awk 'NR == FNR {before[$1] = $2; next} {n += $2 - before[$1]} END {print n + 0}' <(echo "$1") <(echo "$2")
+}
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 # measure NAME PID: CPU share of one core and wakeups per second over 60 s after 10 s of
 # settling, and peak RSS.
@@ -204,11 +217,13 @@ measure() {
     switches_after=$(ctxt_switches "$pid")
     end=$EPOCHREALTIME
     emit "footprint.$name.cpu" % "$(awk -v t="$((after - before))" -v hz="$ticks" -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", t / hz / (b - a) * 100}')"
-    emit "footprint.$name.wakeups" per-second "$(awk -v n="$((switches_after - switches_before))" -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", n / (b - a)}')"
+    local switches
+    switches=$(switches_between "$switches_before" "$switches_after")
+    emit "footprint.$name.wakeups" per-second "$(awk -v n="$switches" -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", n / (b - a)}')"
     emit "footprint.$name.threads" count "$(ls /proc/"$pid"/task | wc -l)"
     emit "footprint.$name.hwm" KiB "$(status_kib "$pid" VmHWM)"
     emit "footprint.$name.rss" KiB "$(status_kib "$pid" VmRSS)"
-    ok "$name measured: $(awk -v t="$((after - before))" -v hz="$ticks" 'BEGIN {printf "%.2f", t / hz}') s of CPU and $((switches_after - switches_before)) context switches in 60 s, peak RSS $(status_kib "$pid" VmHWM) KiB"
+    ok "$name measured: $(awk -v t="$((after - before))" -v hz="$ticks" 'BEGIN {printf "%.2f", t / hz}') s of CPU and $switches context switches in 60 s, peak RSS $(status_kib "$pid" VmHWM) KiB"
 }
 corral --tray >"$work/tray.log" 2>&1 &
 tray=$!
