@@ -1362,8 +1362,8 @@ mod tests {
         );
         let waited = tokio::time::timeout(Duration::from_millis(300), near.tick()).await;
         assert!(waited.is_err(), "no unit is near: no tick");
-        near.follow(vec![("app-corral-hog-1.service".to_owned(), 900)]);
         let start = tokio::time::Instant::now();
+        near.follow(vec![("app-corral-hog-1.service".to_owned(), 900)]);
         near.tick().await;
         // Not at once: the unit was just sampled by the round that found it near.
         assert!(start.elapsed() >= NEAR_SAMPLING);
