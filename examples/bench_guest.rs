@@ -510,8 +510,9 @@ async fn sample(options: &Options) -> Result<()> {
             std::hint::black_box(snapshots);
         }
         emit_samples(&format!("sample.sweep.{n}"), "us/unit", &per_unit);
-        // For reference, the same sweeps reading every file that changes at each one (the
-        // sweep before the slow files were paced): sweeps 5 s apart.
+        // For reference, the same sweeps with every unit's slow files due at each one (the
+        // sweep before the slow files were paced, but for the files an idle unit skips even
+        // then): sweeps 5 s apart.
         let mut unpaced = Vec::new();
         let later = sweep_at(sweeps + 5);
         for i in 0..sweeps {

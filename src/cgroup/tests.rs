@@ -758,6 +758,12 @@ fn a_watched_unit_still_notices_its_directory_removed() {
 const FAST_FILES: usize = CHANGING_FILES - 4;
 /// The files a sweep reads then when the unit did not run: cpu.stat.
 const IDLE_FILES: usize = 1;
+/// The files a sweep reads when the slow files are due and the unit did not run since they
+/// were last read: all the changing files but memory.peak (the fixture's cpu.pressure shows a
+/// stall, whose averages decay without the unit running).
+const IDLE_SLOW_FILES: usize = CHANGING_FILES - 1;
+/// The same once cpu.pressure read all zero, PSI_PERIOD or more after the unit last ran.
+const CALM_SLOW_FILES: usize = CHANGING_FILES - 2;
 
 /// The fixture's unit used `usage_usec` of CPU time so far.
 fn ran_until(cgroupfs: &CgroupFs, usage_usec: u64) {
@@ -806,8 +812,8 @@ fn a_sweep_reads_the_pressure_files_and_the_peak_every_slow_period() {
         let (sample, reads) = sweep_counting(&mut unit, &changes, start + second * tick);
         // Between reads, the slow fields repeat their last values; an idle unit's others too.
         assert_eq!(sample, first);
-        assert!(reads == IDLE_FILES || reads == CHANGING_FILES, "{reads}");
-        slow_reads += usize::from(reads == CHANGING_FILES);
+        assert!(reads == IDLE_FILES || reads == IDLE_SLOW_FILES, "{reads}");
+        slow_reads += usize::from(reads == IDLE_SLOW_FILES);
     }
     assert_eq!(slow_reads, 2, "every 5 s over 10 s");
     // A sample for a wakeup reads everything again.
@@ -849,14 +855,110 @@ fn under_memory_pressure_every_sweep_reads_the_pressure_files() {
     let start = Instant::now();
     sweep_counting(&mut unit, &changes, start);
     let (_, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(1));
-    assert_eq!(reads, CHANGING_FILES);
+    assert_eq!(reads, IDLE_SLOW_FILES);
     // Once it reads zero, the slow pace resumes.
     calm_unit(&cgroupfs);
     let (sample, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(2));
-    assert_eq!(reads, CHANGING_FILES);
+    assert_eq!(reads, IDLE_SLOW_FILES);
     assert_eq!(sample.memory_pressure.map(|p| p.some.avg10), Some(0.0));
     let (_, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(3));
     assert_eq!(reads, IDLE_FILES);
+}
+
+/// The fixture's cpu.pressure without a stall.
+fn calm_cpu(cgroupfs: &CgroupFs) {
+    fs::write(
+        unit_dir(cgroupfs).join("cpu.pressure"),
+        "some avg10=0.00 avg60=0.00 avg300=0.00 total=500000\n\
+         full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_idle_unit_reads_neither_its_peak_nor_a_calm_cpu_pressure() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    calm_unit(&cgroupfs);
+    calm_cpu(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = cgroupfs.unit(UNIT).watched_by(&changes);
+    let start = Instant::now();
+    let second = |n: u64| start + Duration::from_secs(n);
+    let (first, _) = sweep_counting(&mut unit, &changes, start);
+    // Files that would show a change if read: the sweeps must not read them.
+    fs::write(unit_dir(&cgroupfs).join("memory.peak"), "999999999\n").unwrap();
+    let reads: Vec<usize> = (1..=10)
+        .map(|n| {
+            let (sample, reads) = sweep_counting(&mut unit, &changes, second(n));
+            assert_eq!(sample, first, "second {n}");
+            reads
+        })
+        .collect();
+    // At 5 s cpu.pressure is read once more: the first reading was taken as the unit ran,
+    // before the kernel had folded that run's stalls into the averages. At 10 s it is not.
+    let idle = IDLE_FILES;
+    assert_eq!(
+        reads,
+        [
+            idle,
+            idle,
+            idle,
+            idle,
+            IDLE_SLOW_FILES,
+            idle,
+            idle,
+            idle,
+            idle,
+            CALM_SLOW_FILES
+        ]
+    );
+    // Once it runs, the next slow read takes both again.
+    ran_until(&cgroupfs, 9_000_000);
+    let (_, reads) = sweep_counting(&mut unit, &changes, second(11));
+    assert_eq!(reads, FAST_FILES);
+    let reads: Vec<usize> = (12..=15)
+        .map(|n| sweep_counting(&mut unit, &changes, second(n)).1)
+        .collect();
+    assert_eq!(reads, [IDLE_FILES, IDLE_FILES, IDLE_FILES, CHANGING_FILES]);
+    let (sample, _) = sweep_counting(&mut unit, &changes, second(16));
+    assert_eq!(sample.memory_peak, Some(999_999_999));
+}
+
+#[test]
+fn a_calm_cpu_pressure_is_trusted_only_once_read_a_psi_period_after_the_unit_ran() {
+    use std::time::{Duration, Instant};
+    // The fixture's memory.pressure shows a stall: every sweep reads the slow files.
+    let (_root, cgroupfs) = fixture();
+    calm_cpu(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let mut unit = cgroupfs.unit(UNIT).watched_by(&changes);
+    let start = Instant::now();
+    let second = |n: u64| start + Duration::from_secs(n);
+    sweep_counting(&mut unit, &changes, start);
+    let mut reads = Vec::new();
+    for n in 1..=6 {
+        if n == 4 {
+            ran_until(&cgroupfs, 9_000_000);
+        }
+        reads.push(sweep_counting(&mut unit, &changes, second(n)).1);
+    }
+    assert_eq!(
+        reads,
+        [
+            // 1 s after it ran: cpu.pressure is read, and not trusted yet.
+            IDLE_SLOW_FILES,
+            // 2 s after: read, and trusted from now on.
+            IDLE_SLOW_FILES,
+            CALM_SLOW_FILES,
+            // It ran: everything.
+            CHANGING_FILES,
+            IDLE_SLOW_FILES,
+            IDLE_SLOW_FILES,
+        ]
+    );
+    let (_, reads) = sweep_counting(&mut unit, &changes, second(7));
+    assert_eq!(reads, CALM_SLOW_FILES);
 }
 
 #[test]
@@ -920,7 +1022,7 @@ fn the_units_of_a_sweep_read_their_slow_files_in_different_sweeps() {
         let tick = (1..=5u32)
             .find(|&t| {
                 sweep_counting(&mut unit, &changes, start + Duration::from_secs(t.into())).1
-                    == CHANGING_FILES
+                    > IDLE_FILES
             })
             .unwrap();
         due_at.push(tick);
@@ -935,7 +1037,16 @@ fn every_file_has_a_pace() {
     let count = |pace| paces.iter().filter(|(_, p)| *p == pace).count();
     assert_eq!(count(FilePace::EverySweep), IDLE_FILES);
     assert_eq!(count(FilePace::WhileRunning), FAST_FILES - IDLE_FILES);
-    assert_eq!(count(FilePace::Slow), CHANGING_FILES - FAST_FILES);
+    assert_eq!(
+        count(FilePace::Slow) + count(FilePace::SlowWhileRunning),
+        CHANGING_FILES - FAST_FILES
+    );
+    assert_eq!(
+        count(FilePace::SlowWhileRunning),
+        CHANGING_FILES - CALM_SLOW_FILES
+    );
+    assert!(paces.contains(&("memory.peak", FilePace::SlowWhileRunning)));
+    assert!(paces.contains(&("cpu.pressure", FilePace::SlowWhileRunning)));
     assert!(paces.contains(&("cpu.stat", FilePace::EverySweep)));
     assert!(paces.contains(&("memory.current", FilePace::WhileRunning)));
     assert!(paces.contains(&("memory.pressure", FilePace::Slow)));

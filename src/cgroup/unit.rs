@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use super::CgroupError;
 use super::parse::{
-    CgroupEvents, CpuMax, CpuStat, Limit, MemoryEvents, ParseError, Pressure, parse_bool,
-    parse_cgroup_events, parse_cpu_max, parse_cpu_stat, parse_limit, parse_memory_events,
-    parse_pressure, parse_u64,
+    CgroupEvents, CpuMax, CpuStat, Limit, MemoryEvents, ParseError, Pressure, PressureLine,
+    parse_bool, parse_cgroup_events, parse_cpu_max, parse_cpu_stat, parse_limit,
+    parse_memory_events, parse_pressure, parse_u64,
 };
 use super::watch::{ChangeWatch, UnitWatch};
 
@@ -110,13 +110,45 @@ const SETTLED: [Knob; 10] = [
 /// averages over 10 s and more that the kernel itself recomputes only every 2 s
 /// (Documentation/accounting/psi.rst; kernel/sched/psi.c, PSI_FREQ), and memory.peak, which
 /// only grows, so that between its reads memory.current bounds it from below. They were half
-/// the cost of a sweep's reads (BENCHMARKS.md, "Where a sweep's time goes").
+/// the cost of a sweep's reads (BENCHMARKS.md, "Where a sweep's time goes"). Those of them in
+/// [`SLOW_WHILE_RUNNING`] are read then only if the unit ran.
 const SLOW: [Knob; 4] = [
     Knob::MemoryPeak,
     Knob::MemoryPressure,
     Knob::CpuPressure,
     Knob::IoPressure,
 ];
+
+/// The [`SLOW`] files that cannot change while the unit's tasks do not run, skipped when their
+/// slow read comes and the unit has not run since they were last read. memory.peak rises only
+/// with memory.current, which only running tasks grow (see [`WHILE_RUNNING`]). cpu.pressure
+/// counts the time the unit's tasks wait for a CPU: a unit that did not run at all in a slow
+/// period had no runnable task in it, short of one left without any CPU for seconds. Its
+/// averages still decay after a stall, so it is skipped only while its last reading was
+/// all zero, and was taken at least [`PSI_PERIOD`] after the unit last ran, when the kernel
+/// had folded any stall of that run into them. memory.pressure and io.pressure have no such
+/// rule: a task waiting for swap-in or for a disk stalls without running.
+const SLOW_WHILE_RUNNING: [Knob; 2] = [Knob::MemoryPeak, Knob::CpuPressure];
+
+/// How often the kernel recomputes a pressure file's averages (kernel/sched/psi.c, PSI_FREQ).
+const PSI_PERIOD: Duration = Duration::from_secs(2);
+
+/// Whether a pressure file showed no stall in any of its averages.
+fn all_zero(pressure: &Pressure) -> bool {
+    let zero = |line: &PressureLine| line.avg10 == 0.0 && line.avg60 == 0.0 && line.avg300 == 0.0;
+    zero(&pressure.some) && pressure.full.as_ref().is_none_or(zero)
+}
+
+/// Which of the files that change all the time a sample reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// All of them: a first sample, or one asked to read everything.
+    Everything,
+    /// The [`SLOW`] files are due, with the [`WHILE_RUNNING`] ones.
+    Slow,
+    /// cpu.stat, and the [`WHILE_RUNNING`] files if the unit ran.
+    Fast,
+}
 
 /// The files that change all the time, but only while the unit's own tasks run, read by
 /// [`UnitCgroup::sample_at`] only when cpu.stat (read at every sample) shows that the unit ran
@@ -143,6 +175,9 @@ pub enum FilePace {
     WhileRunning,
     /// Every [`SLOW_EVERY`], and at every sample while memory is under pressure.
     Slow,
+    /// With the [`FilePace::Slow`] files, if the unit ran since the file was last read (or,
+    /// for cpu.pressure, its averages were not all zero then).
+    SlowWhileRunning,
     /// When inotify reported that it was written, or that the kernel changed it.
     OnChange,
 }
@@ -154,6 +189,8 @@ pub fn file_paces() -> Vec<(&'static str, FilePace)> {
             let knob = KNOBS[i];
             let pace = if SETTLED_KNOBS & knob.bit() != 0 {
                 FilePace::OnChange
+            } else if SLOW_WHILE_RUNNING.iter().any(|k| k.bit() == knob.bit()) {
+                FilePace::SlowWhileRunning
             } else if SLOW.iter().any(|slow| slow.bit() == knob.bit()) {
                 FilePace::Slow
             } else if WHILE_RUNNING.iter().any(|k| k.bit() == knob.bit()) {
@@ -296,6 +333,15 @@ pub struct UnitCgroup {
     /// Where in [`SLOW_EVERY`] this unit's slow reads fall, so that the units of a sweep do not
     /// all read theirs in the same sweep.
     slow_phase: Duration,
+    /// When a sample last saw cpu.stat's usage grow (or could not read it): the unit ran
+    /// between the sample before and then.
+    last_ran: Option<Instant>,
+    /// cpu.stat's usage when memory.peak was last read (see [`SLOW_WHILE_RUNNING`]).
+    usage_at_peak: Option<u64>,
+    /// cpu.stat's usage when cpu.pressure was last read, if that reading was all zero and
+    /// taken [`PSI_PERIOD`] or more after the unit last ran: until the unit runs again, it
+    /// stays all zero (see [`SLOW_WHILE_RUNNING`]).
+    usage_at_calm_cpu: Option<u64>,
     /// Files read so far, to show which ones a sample reads.
     #[cfg(test)]
     reads: usize,
@@ -316,6 +362,9 @@ impl UnitCgroup {
             slow_due: None,
             last_usage: None,
             slow_phase: Duration::ZERO,
+            last_ran: None,
+            usage_at_peak: None,
+            usage_at_calm_cpu: None,
             #[cfg(test)]
             reads: 0,
         }
@@ -373,7 +422,7 @@ impl UnitCgroup {
     /// unparsable values are `None`; the only error is [`CgroupError::Gone`], when the directory
     /// itself was removed.
     pub fn sample(&mut self) -> Result<CgroupSample, CgroupError> {
-        self.sample_reading(true)
+        self.sample_reading(Pace::Everything, Instant::now())
     }
 
     /// [`sample`](UnitCgroup::sample) for a sweep at `now` that repeats every second or so:
@@ -381,8 +430,10 @@ impl UnitCgroup {
     /// [`SLOW_EVERY`], at the first sample, after [`read_everything_next`] or [`reopen`], and
     /// at every sample while the last reading showed memory pressure (its 10 s average above
     /// zero), so that a pressure alert is judged on fresh figures as soon as pressure starts.
-    /// In between, the pressure fields repeat their last reading, and memory.peak is the
-    /// larger of its last reading and memory.current (memory.peak never falls).
+    /// Of those, memory.peak and cpu.pressure are read then only if the unit ran since their
+    /// last reading (see [`SLOW_WHILE_RUNNING`]). In between, the pressure fields repeat their
+    /// last reading, and memory.peak is the larger of its last reading and memory.current
+    /// (memory.peak never falls).
     ///
     /// [`read_everything_next`]: UnitCgroup::read_everything_next
     /// [`reopen`]: UnitCgroup::reopen
@@ -391,12 +442,13 @@ impl UnitCgroup {
             .settled
             .memory_pressure
             .is_some_and(|p| p.some.avg10 > 0.0);
-        let due = match self.slow_due {
-            None => true,
-            Some(at) => now + SLOW_SLACK >= at || under_pressure,
+        let pace = match self.slow_due {
+            None => Pace::Everything,
+            Some(at) if now + SLOW_SLACK >= at || under_pressure => Pace::Slow,
+            Some(_) => Pace::Fast,
         };
-        let sample = self.sample_reading(due)?;
-        if due {
+        let sample = self.sample_reading(pace, now)?;
+        if pace != Pace::Fast {
             self.slow_due = Some(match self.slow_due {
                 None => now + SLOW_EVERY - self.slow_phase,
                 Some(_) => now + SLOW_EVERY,
@@ -405,7 +457,7 @@ impl UnitCgroup {
         Ok(sample)
     }
 
-    fn sample_reading(&mut self, slow: bool) -> Result<CgroupSample, CgroupError> {
+    fn sample_reading(&mut self, pace: Pace, now: Instant) -> Result<CgroupSample, CgroupError> {
         self.check_alive()?;
         self.stale |= match &mut self.watch {
             Some(watch) => watch.take_changes(&self.path),
@@ -416,14 +468,26 @@ impl UnitCgroup {
         let parse_cgroup_events = |text: &str| Ok(parse_cgroup_events(text));
         let cpu_stat = self.lenient(Knob::CpuStat, parse_cpu_stat)?;
         let usage = cpu_stat.as_ref().and_then(|c| c.usage_usec);
-        let ran = slow || usage.is_none() || usage != self.last_usage;
+        // Without a usage to compare, the unit may have run.
+        let ran = usage.is_none() || usage != self.last_usage;
+        if ran {
+            self.last_ran = Some(now);
+        }
         self.last_usage = usage;
+        // Whether the unit ran since a reading taken at usage `then`.
+        let ran_since = |then: Option<u64>| usage.is_none() || then != usage;
+        let slow = pace != Pace::Fast;
+        let read_running = slow || ran;
         let memory_current =
-            self.while_running(ran, Knob::MemoryCurrent, |s| &mut s.memory_current)?;
+            self.while_running(read_running, Knob::MemoryCurrent, |s| &mut s.memory_current)?;
         let memory_swap_current =
-            self.while_running(ran, Knob::MemorySwapCurrent, |s| &mut s.memory_swap_current)?;
-        let pids_current = self.while_running(ran, Knob::PidsCurrent, |s| &mut s.pids_current)?;
-        let memory_peak = if slow {
+            self.while_running(read_running, Knob::MemorySwapCurrent, |s| {
+                &mut s.memory_swap_current
+            })?;
+        let pids_current =
+            self.while_running(read_running, Knob::PidsCurrent, |s| &mut s.pids_current)?;
+        let memory_peak = if pace == Pace::Everything || slow && ran_since(self.usage_at_peak) {
+            self.usage_at_peak = usage;
             self.lenient(Knob::MemoryPeak, parse_u64)?
         } else {
             // memory.peak never falls (cgroup-v2.rst, "memory.peak"): what was read last, or
@@ -434,23 +498,21 @@ impl UnitCgroup {
             })
         };
         self.settled.memory_peak = memory_peak;
-        let (memory_pressure, cpu_pressure, io_pressure) = if slow {
-            let readings = (
-                self.lenient(Knob::MemoryPressure, parse_pressure)?,
-                self.lenient(Knob::CpuPressure, parse_pressure)?,
-                self.lenient(Knob::IoPressure, parse_pressure)?,
-            );
-            self.settled.memory_pressure = readings.0;
-            self.settled.cpu_pressure = readings.1;
-            self.settled.io_pressure = readings.2;
-            readings
-        } else {
-            (
-                self.settled.memory_pressure,
-                self.settled.cpu_pressure,
-                self.settled.io_pressure,
-            )
-        };
+        if slow {
+            self.settled.memory_pressure = self.lenient(Knob::MemoryPressure, parse_pressure)?;
+            self.settled.io_pressure = self.lenient(Knob::IoPressure, parse_pressure)?;
+            if pace == Pace::Everything || ran_since(self.usage_at_calm_cpu) {
+                let reading = self.lenient(Knob::CpuPressure, parse_pressure)?;
+                let settled = self
+                    .last_ran
+                    .is_some_and(|ran| now.saturating_duration_since(ran) >= PSI_PERIOD);
+                self.usage_at_calm_cpu = match reading {
+                    Some(pressure) if settled && all_zero(&pressure) => usage,
+                    _ => None,
+                };
+                self.settled.cpu_pressure = reading;
+            }
+        }
         Ok(CgroupSample {
             memory_current,
             memory_peak,
@@ -473,9 +535,9 @@ impl UnitCgroup {
             cpu_weight: self.settled(Knob::CpuWeight, |s| &mut s.cpu_weight, parse_u64)?,
             pids_current,
             pids_max: self.settled(Knob::PidsMax, |s| &mut s.pids_max, parse_limit)?,
-            memory_pressure,
-            cpu_pressure,
-            io_pressure,
+            memory_pressure: self.settled.memory_pressure,
+            cpu_pressure: self.settled.cpu_pressure,
+            io_pressure: self.settled.io_pressure,
             events: self.settled(Knob::CgroupEvents, |s| &mut s.events, parse_cgroup_events)?,
             freeze: self.settled(Knob::CgroupFreeze, |s| &mut s.freeze, parse_bool)?,
         })

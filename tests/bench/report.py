@@ -208,10 +208,10 @@ def main():
                          "—" if r is None else f"{r:.3f}x ({1 / r:.0f}x faster)" if r else "—",
                          "≤ 0.02x (50x faster)", None if r is None else r <= 0.02))
             if g.median(f"sample.unpaced.{n}") is not None:
-                info_ratio("sweep-unpaced", f"Sampling sweep, N = {n}, paced, against reading the "
-                           "pressure files and memory.peak at every sweep",
+                info_ratio("sweep-unpaced", f"Sampling sweep, N = {n}, paced, against every "
+                           "unit's slow files due at every sweep",
                            f"sample.sweep.{n}", f"sample.unpaced.{n}",
-                           "every changing file at every sweep", "µs/unit")
+                           "sweeps 5 s apart", "µs/unit")
         else:
             rows.append((f"sweep-{n}", f"Sampling sweep, N = {n}",
                          dist(g, f"sample.sweep.{n}", "µs/unit"),
@@ -383,23 +383,29 @@ def main():
         lines.append("## Where a sweep's time goes")
         lines.append("")
         # How often a sweep reads each file, as the benchmark binary reported it from the code
-        # (src/cgroup/unit.rs, file_paces): every sweep, every few seconds (the slow files), or
-        # only when inotify reported a change to them (the settled files).
+        # (src/cgroup/unit.rs, file_paces): every sweep, after the unit ran, every few seconds
+        # (the slow files; some of them only if the unit ran), or only when inotify reported a
+        # change to them (the settled files).
         paces = {k[len("sample.pace."):]: r.get("pace") for k, r in g.m.items()
                  if k.startswith("sample.pace.") and "pace" in r}
         slow_every = g.value("sample.pace.slow-every") or 5
         every = [name for name, _ in files if paces.get(name) == "EverySweep"]
-        slow = [name for name, _ in files if paces.get(name) == "Slow"]
+        # An idle unit's slow read: the slow files, and the while-running ones with them.
+        slow = [name for name, _ in files if paces.get(name) in ("Slow", "WhileRunning")]
         cost = dict(files)
         per_sweep = sum(cost[n] for n in every) + sum(cost[n] for n in slow) / slow_every
         pace_text = {"EverySweep": "every sweep",
+                     "WhileRunning": f"every sweep after the unit ran, and every {slow_every:g} s",
                      "Slow": f"every {slow_every:g} s (every sweep while memory is under pressure)",
+                     "SlowWhileRunning": f"every {slow_every:g} s, if the unit ran since the last read"
+                                         " (cpu.pressure: or its averages were not all zero then)",
                      "OnChange": "when inotify reports a change"}
         lines.append(f"One pread of each file the sampler reads, over the {n_max} units (files kept open, "
                      f"median of 5 rounds): {total:.0f} µs per unit for all of them. A sweep a second "
-                     f"reads {len(every)} of them every time and {len(slow)} every {slow_every:g} s "
-                     "(each unit in a different second), the others only when inotify reports a change "
-                     f"to them: {per_sweep:.0f} µs per unit and sweep of reads on average, against "
+                     f"reads {len(every)} of them for an idle unit every time and {len(slow)} every "
+                     f"{slow_every:g} s (each unit in a different second), the others only when the unit "
+                     "ran or inotify reports a change to them: "
+                     f"{per_sweep:.0f} µs per idle unit and sweep of reads on average, against "
                      f"{g.median(f'sample.sweep.{n_max}'):.0f} µs per unit for the whole sweep "
                      "(reads, parsing, snapshots).")
         lines.append("")
