@@ -365,7 +365,7 @@ def main():
                  f"{'not measured' if cpu_x is None else f'{cpu_x:.0f}x'} (parsing cpu.stat), starting a "
                  f"process {'not measured' if spawn_x is None else f'{spawn_x:.0f}x'} (`/bin/true`). "
                  "Footprint CPU shares below are the guest's, so they are inflated accordingly.")
-    lines.append("- Release build (`lto = \"thin\"`); Corral's default config (sampling every 1 s; the "
+    lines.append(f"- Release build (`{host.get('release', 'profile not recorded')}`); Corral's default config (sampling every 1 s; the "
                  "tray, while its window is hidden and nothing is going on, every 5 s).")
     lines.append("")
     lines.append("## Results")

@@ -26,6 +26,8 @@ mkdir -p "$raw"
     echo "kernel=$(uname -r)"
     echo "rustc=$(rustc --version)"
     echo "qemu=$qemu_version"
+    # The release profile's settings, as Cargo.toml has them: "lto=fat, codegen-units=1".
+    echo "release=$(awk '/^\[/ {in_release = ($0 == "[profile.release]")} in_release && /=/' Cargo.toml | tr -d ' "' | paste -sd, - | sed 's/,/, /g')"
     echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src examples || echo '+changes')"
 } >"$raw/host.txt"
 target/release/examples/bench_guest calibrate >"$raw/host.jsonl"
