@@ -498,6 +498,19 @@ async fn sample(options: &Options) -> Result<()> {
             })
             .count();
         emit_value(&format!("sample.complete.{n}"), "units", complete as f64);
+        // Units whose cpu.pressure read all zero: an idle one skips it at its slow reads. The
+        // others still show the stalls of their start in the 60 s and 300 s averages.
+        let calm = first
+            .iter()
+            .filter_map(|s| s.cgroup.as_ref()?.cpu_pressure)
+            .filter(|p| {
+                let zero = |l: &corral::cgroup::PressureLine| {
+                    l.avg10 == 0.0 && l.avg60 == 0.0 && l.avg300 == 0.0
+                };
+                zero(&p.some) && p.full.as_ref().is_none_or(zero)
+            })
+            .count();
+        emit_value(&format!("sample.calm.{n}"), "units", calm as f64);
         // The sweeps the monitor makes at the default interval, one a second: each is told
         // the time it would run at, which decides which of the slow files (pressure,
         // memory.peak, every 5 s) are due, so 30 sweeps cost what 30 s of sampling costs.

@@ -408,6 +408,12 @@ def main():
                      f"{per_sweep:.0f} µs per idle unit and sweep of reads on average, against "
                      f"{g.median(f'sample.sweep.{n_max}'):.0f} µs per unit for the whole sweep "
                      "(reads, parsing, snapshots).")
+        calm = g.value(f"sample.calm.{n_max}")
+        if calm is not None:
+            lines[-1] += (f" {calm:.0f} of the {n_max} units read a cpu.pressure of all zeros at the first "
+                          "sweep, which their slow reads then skip while they stay idle; the others did "
+                          "not (a stall, such as the one of a unit's start in this guest, stays in the "
+                          "60 s and 300 s averages for minutes).")
         lines.append("")
         lines.append("| file | µs per read | read by a sweep |")
         lines.append("| --- | --- | --- |")
