@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use adw::prelude::*;
-use relm4::RelmApp;
+use relm4::{ComponentController, RelmApp};
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -62,6 +62,7 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
     let interval = Config::load().unwrap_or_default().general.refresh_period();
     let engine = engine(manager, interval);
     if tray {
+        add_window_actions(&app);
         attach_tray(&app, &engine, show_all);
     }
     {
@@ -78,21 +79,150 @@ pub fn run(manager: ManagerKind, show_all: bool, tray: bool) -> i32 {
         if quiet_start.replace(false) {
             return;
         }
-        if let Some(window) = app.windows().first() {
+        if tray {
+            show_window(None);
+        } else if let Some(window) = app.windows().first() {
             window.present();
         }
     });
     let_a_second_start_end(&app);
-    RelmApp::from_app(app)
-        .visible_on_activate(false)
-        .with_args(Vec::new())
-        .run::<MainWindow>(WindowInit {
-            manager,
-            show_all,
-            engine: Some(engine),
-            store: crate::engine::ConfigStore::user(),
-        });
+    if tray {
+        RelmApp::from_app(app)
+            .visible_on_activate(false)
+            .with_args(Vec::new())
+            .with_broker(&TRAY_APP)
+            .run::<TrayApp>(TrayInit {
+                manager,
+                show_all,
+                engine,
+            });
+    } else {
+        RelmApp::from_app(app)
+            .visible_on_activate(false)
+            .with_args(Vec::new())
+            .run::<MainWindow>(WindowInit {
+                manager,
+                show_all,
+                engine: Some(engine),
+                store: crate::engine::ConfigStore::user(),
+            });
+    }
     0
+}
+
+/// Shows the window, building it first if the tray has not yet: for a second start and a
+/// notification's "Open Corral". `then` names a window action to activate once it shows.
+fn show_window(then: Option<String>) {
+    // Refused only once the application has ended.
+    let _ = TRAY_APP.sender().send(TrayMsg::Show { then });
+}
+
+/// The application's actions with which the tray asks for the window (it knows no `ui` type):
+/// `app.show-window`, whose string names a window action to activate once it shows
+/// ("win.launch", or "" for none), and `app.run-as-window` for when no tray host took the icon.
+fn add_window_actions(app: &adw::Application) {
+    let show = gtk::gio::SimpleAction::new("show-window", Some(gtk::glib::VariantTy::STRING));
+    show.connect_activate(|_, parameter| {
+        let then = parameter
+            .and_then(|p| p.get::<String>())
+            .filter(|action| !action.is_empty());
+        show_window(then);
+    });
+    app.add_action(&show);
+    let as_window = gtk::gio::SimpleAction::new("run-as-window", None);
+    as_window.connect_activate(|_, _| {
+        let _ = TRAY_APP.sender().send(TrayMsg::RunAsWindow);
+    });
+    app.add_action(&as_window);
+}
+
+static TRAY_APP: relm4::MessageBroker<TrayMsg> = relm4::MessageBroker::new();
+
+/// What the window is built with, when it is first asked for.
+struct TrayInit {
+    manager: ManagerKind,
+    show_all: bool,
+    engine: Engine,
+}
+
+/// The application's root while the tray runs: the window, built only when it is first asked
+/// for. Until then the tray costs no widgets, no desktop-entry catalog of the window's own and
+/// no config-writer thread (BENCHMARKS.md, the tray's peak RSS). relm4 needs a root window: an
+/// empty one, never shown.
+struct TrayApp {
+    init: TrayInit,
+    window: Option<relm4::Controller<MainWindow>>,
+}
+
+#[derive(Debug)]
+enum TrayMsg {
+    /// Show the window, then activate the window action named, if any.
+    Show { then: Option<String> },
+    /// From now on Corral runs as a window: closing it ends Corral.
+    RunAsWindow,
+}
+
+impl relm4::Component for TrayApp {
+    type Init = TrayInit;
+    type Input = TrayMsg;
+    type Output = ();
+    type CommandOutput = ();
+    type Root = gtk::Window;
+    type Widgets = ();
+
+    fn init_root() -> gtk::Window {
+        gtk::Window::new()
+    }
+
+    fn init(
+        init: TrayInit,
+        _root: gtk::Window,
+        _sender: relm4::ComponentSender<Self>,
+    ) -> relm4::ComponentParts<Self> {
+        relm4::ComponentParts {
+            model: TrayApp { init, window: None },
+            widgets: (),
+        }
+    }
+
+    fn update(&mut self, msg: TrayMsg, _sender: relm4::ComponentSender<Self>, root: &gtk::Window) {
+        let window = self.window();
+        match msg {
+            TrayMsg::Show { then } => {
+                window.present();
+                if let Some(action) = then {
+                    let _ = WidgetExt::activate_action(&window, &action, None);
+                }
+            }
+            TrayMsg::RunAsWindow => {
+                window.present();
+                // Closing the window ends Corral, as it does without the tray: it must be the
+                // application's last window.
+                window.set_hide_on_close(false);
+                relm4::main_application().remove_window(root);
+            }
+        }
+    }
+}
+
+impl TrayApp {
+    /// The window, built at the first call.
+    fn window(&mut self) -> adw::ApplicationWindow {
+        let init = &self.init;
+        let window = self.window.get_or_insert_with(|| {
+            let window = <MainWindow as relm4::Component>::builder()
+                .launch(WindowInit {
+                    manager: init.manager,
+                    show_all: init.show_all,
+                    engine: Some(init.engine.clone()),
+                    store: crate::engine::ConfigStore::user(),
+                })
+                .detach();
+            relm4::main_application().add_window(window.widget());
+            window
+        });
+        window.widget().clone()
+    }
 }
 
 /// While the tray runs, closing the window hides it: the tray's "Open Corral" shows it again,

@@ -287,6 +287,36 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         "the window outlived its process"
     );
 
+    // "Choose App…" on a tray that has not built its window yet: the window is built and
+    // shown, and opens the launcher.
+    let corral = spawn(
+        &address,
+        env!("CARGO_BIN_EXE_corral"),
+        &["--tray"],
+        "corral-launcher.log",
+    );
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            registered_items(&address)
+                .iter()
+                .any(|item| item.contains(&format!("StatusNotifierItem-{}-", corral.0.id())))
+        }),
+        "corral --tray did not register a third time"
+    );
+    click_item(&address, corral.0.id(), "Choose App…");
+    let launcher = || {
+        Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", "^Launch an App$"])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    };
+    assert!(
+        wait_for(Duration::from_secs(30), launcher),
+        "“Choose App…” did not open the launcher"
+    );
+    assert!(visible_window(), "the launcher opened without the window");
+    drop(corral);
+
     // Without a StatusNotifierWatcher: said once, the window shows, and closing it ends Corral.
     std::fs::create_dir(dir.path().join("bare")).unwrap();
     let (_bare_daemon, bare_bus) = private_bus(&dir.path().join("bare"));
@@ -372,13 +402,48 @@ fn close_window() {
 
 /// Finds the top-level menu item labelled `wanted` on the tray of process `pid` and sends it
 /// a click, as a host does.
-fn click_item(address: &str, pid: u32, wanted: &str) {
+/// A dbusmenu layout node: id, properties, children (each a variant holding a node).
+type RawNode = (
+    i32,
+    std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+    Vec<zbus::zvariant::OwnedValue>,
+);
+
+/// The id of the item labelled `wanted` among `children` and their submenus, depth first.
+fn find_item(children: &[zbus::zvariant::OwnedValue], wanted: &str) -> Option<i32> {
     use zbus::zvariant::{OwnedValue, Value};
-    type RawNode = (
-        i32,
-        std::collections::HashMap<String, OwnedValue>,
-        Vec<OwnedValue>,
-    );
+    children.iter().find_map(|child| {
+        let node = match &**child {
+            Value::Value(inner) => inner.as_ref(),
+            other => other,
+        };
+        let Value::Structure(node) = node else {
+            return None;
+        };
+        let id = i32::try_from(&node.fields()[0]).ok()?;
+        let props = std::collections::HashMap::<String, OwnedValue>::try_from(
+            node.fields()[1].try_clone().ok()?,
+        )
+        .ok()?;
+        let label = props
+            .get("label")
+            .and_then(|l| String::try_from(l.try_clone().ok()?).ok());
+        if label.as_deref() == Some(wanted) {
+            return Some(id);
+        }
+        let Value::Array(grandchildren) = &node.fields()[2] else {
+            return None;
+        };
+        let grandchildren: Vec<OwnedValue> = grandchildren
+            .iter()
+            .filter_map(|c| OwnedValue::try_from(c.try_clone().ok()?).ok())
+            .collect();
+        find_item(&grandchildren, wanted)
+    })
+}
+
+fn click_item(address: &str, pid: u32, wanted: &str) {
+    use zbus::zvariant::Value;
     let item = registered_items(address)
         .into_iter()
         .find(|i| i.contains(&format!("StatusNotifierItem-{pid}-")))
@@ -387,30 +452,13 @@ fn click_item(address: &str, pid: u32, wanted: &str) {
     let click = async move {
         let conn = zbus::connection::Builder::address(address)?.build().await?;
         let menu = zbus::Proxy::new(&conn, service, "/MenuBar", "com.canonical.dbusmenu").await?;
+        // The whole menu (depth -1): an item may be in a submenu ("Launch" › "Choose App…").
         let reply = menu
-            .call_method("GetLayout", &(0i32, 1i32, Vec::<String>::new()))
+            .call_method("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
             .await?;
-        let (_, (_, _, children)): (u32, RawNode) = reply.body().deserialize()?;
-        let quit = children
-            .iter()
-            .filter_map(|child| {
-                let node = match &**child {
-                    Value::Value(inner) => inner.as_ref(),
-                    other => other,
-                };
-                let Value::Structure(node) = node else {
-                    return None;
-                };
-                let id = i32::try_from(&node.fields()[0]).ok()?;
-                let props = std::collections::HashMap::<String, OwnedValue>::try_from(
-                    node.fields()[1].try_clone().ok()?,
-                )
-                .ok()?;
-                let label = String::try_from(props.get("label")?.try_clone().ok()?).ok()?;
-                (label == wanted).then_some(id)
-            })
-            .next()
-            .unwrap_or_else(|| panic!("the menu has no {wanted:?} item"));
+        let (_, root): (u32, RawNode) = reply.body().deserialize()?;
+        let quit =
+            find_item(&root.2, wanted).unwrap_or_else(|| panic!("the menu has no {wanted:?} item"));
         match menu
             .call_method("Event", &(quit, "clicked", Value::from(0i32), 0u32))
             .await

@@ -47,19 +47,14 @@ pub fn attach(
             }
         });
     }
-    {
-        let app = app.clone();
-        ctx.spawn_local(async move {
-            // Only the first report matters: from then on Corral runs as a window.
-            if offline.recv().await.is_some() {
-                hold.borrow_mut().take();
-                // Closing the window must now end Corral, as it does without the tray.
-                if let Some(window) = present_window(&app) {
-                    window.set_hide_on_close(false);
-                }
-            }
-        });
-    }
+    let app = app.clone();
+    ctx.spawn_local(async move {
+        // Only the first report matters: from then on Corral runs as a window.
+        if offline.recv().await.is_some() {
+            hold.borrow_mut().take();
+            app.activate_action("run-as-window", None);
+        }
+    });
 }
 
 /// Keeps the tray's model current; ends when the monitor or the tray is gone.
@@ -223,13 +218,10 @@ fn session_bus_returns() -> mpsc::UnboundedReceiver<()> {
 /// Runs one action: window actions here on the main loop, the rest off it.
 fn dispatch(app: &adw::Application, engine: &Engine, action: TrayAction) {
     match action {
-        TrayAction::OpenWindow => {
-            present_window(app);
-        }
+        // The application's actions (src/app.rs): the window is built when first shown.
+        TrayAction::OpenWindow => app.activate_action("show-window", Some(&"".to_variant())),
         TrayAction::OpenLauncher => {
-            if let Some(window) = present_window(app) {
-                let _ = window.activate_action("win.launch", None);
-            }
+            app.activate_action("show-window", Some(&"win.launch".to_variant()));
         }
         TrayAction::Quit => app.quit(),
         action => {
@@ -251,16 +243,6 @@ fn dispatch(app: &adw::Application, engine: &Engine, action: TrayAction) {
             });
         }
     }
-}
-
-/// Shows the main window (hidden, not destroyed, while the tray runs).
-fn present_window(app: &adw::Application) -> Option<gtk::Window> {
-    let window = app
-        .windows()
-        .into_iter()
-        .find(|w| w.is::<adw::ApplicationWindow>())?;
-    window.present();
-    Some(window)
 }
 
 /// Carries out a unit or launch action through the controller and reads the result back;

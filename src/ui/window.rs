@@ -594,7 +594,7 @@ impl Component for MainWindow {
             Cmd::Update(state) => {
                 let config_changed = !Arc::ptr_eq(&state.config, &self.state.config);
                 self.state = state;
-                // A hidden window (the tray's, until it is opened, or closed again) shows
+                // A hidden window (the tray's, once closed: it is built when first opened) shows
                 // nothing: updating its rows every tick would be work for nothing. It renders
                 // the state it holds when it is shown (Msg::Shown).
                 if root.is_visible() {

@@ -232,8 +232,8 @@ def main():
                [label(c) for c in menu.layout()[2]])
         expect("the other app is untouched", unit_of("trayother") is not None)
 
-    # Open Corral: the window, kept hidden (and not updated) while only the tray showed, lists
-    # the apps as soon as it is shown.
+    # Open Corral: the window, built only now (the tray showed alone until then), lists the apps
+    # as soon as it is shown.
     opener = find_path(menu, "Open Corral")
     expect("the menu has Open Corral", opener is not None)
     if opener is None:
