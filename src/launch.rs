@@ -522,6 +522,11 @@ pub async fn launch_service(
                 Ok(path) => systemd.outcome(&spec.name, &path).await.ok(),
                 Err(_) => None,
             };
+            if reason.as_ref().is_some_and(program_ran) {
+                // It was executed, and ended before systemd saw the start through: launched,
+                // and already over. The caller reads how it ended, as for any launch.
+                return Ok(spec.name);
+            }
             systemd.unref(&spec.name).await;
             let _ = systemd.manager().reset_failed_unit(&spec.name).await;
             Err(LaunchError::Exec {
@@ -533,6 +538,19 @@ pub async fn launch_service(
             })
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a unit whose start job failed shows that its program was executed. A program that
+/// fails at once (`sh -c 'exit 7'`) can end before systemd has seen its exec: systemd then
+/// handles the main process's exit first, and fails the start job with the program's own
+/// status. systemd's own failures to spawn it exit with its codes 200 to 243 (systemd.exec(5),
+/// "Process Exit Codes"), and other results ("resources", "timeout", ...) are systemd's.
+fn program_ran(outcome: &crate::systemd::UnitOutcome) -> bool {
+    match outcome.result.as_str() {
+        "signal" | "core-dump" => true,
+        "exit-code" => outcome.status.is_some_and(|s| !(200..=243).contains(&s)),
+        _ => false,
     }
 }
 
@@ -868,6 +886,30 @@ fn read_errno(fd: &OwnedFd) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_start_job_with_the_programs_own_end_is_a_launch() {
+        let outcome =
+            |result: &str, status: Option<i32>, killed: bool| crate::systemd::UnitOutcome {
+                result: result.to_owned(),
+                status,
+                killed,
+            };
+        // `sh -c 'exit 7'` ending before systemd saw its exec, or killed at once.
+        assert!(program_ran(&outcome("exit-code", Some(7), false)));
+        assert!(program_ran(&outcome("exit-code", Some(1), false)));
+        assert!(program_ran(&outcome("signal", Some(9), true)));
+        assert!(program_ran(&outcome("core-dump", Some(11), true)));
+        // systemd's own failures to spawn it: EXEC, CHDIR, NAMESPACE, and the like.
+        for status in [200, 203, 217, 226, 243] {
+            assert!(
+                !program_ran(&outcome("exit-code", Some(status), false)),
+                "{status}"
+            );
+        }
+        assert!(!program_ran(&outcome("resources", None, false)));
+        assert!(!program_ran(&outcome("exit-code", None, false)));
+    }
     use std::os::unix::ffi::OsStringExt;
 
     #[test]
