@@ -485,8 +485,9 @@ pub struct Stdio<'a> {
 }
 
 /// Starts `req` as a transient service and returns the unit name once systemd has executed the
-/// program. The unit stays referenced by this connection (AddRef=) so its outcome can be read;
-/// call [`Systemd::unref`] when done. A failed start leaves no unit behind.
+/// program, which may have ended already. The unit stays referenced by this connection
+/// (AddRef=) so its outcome can be read; call [`Systemd::unref`] when done. A failed start
+/// leaves no unit behind.
 pub async fn launch_service(
     systemd: &Systemd,
     req: &LaunchRequest,
@@ -886,6 +887,7 @@ fn read_errno(fd: &OwnedFd) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     #[test]
     fn a_failed_start_job_with_the_programs_own_end_is_a_launch() {
@@ -910,7 +912,6 @@ mod tests {
         assert!(!program_ran(&outcome("resources", None, false)));
         assert!(!program_ran(&outcome("exit-code", None, false)));
     }
-    use std::os::unix::ffi::OsStringExt;
 
     #[test]
     fn a_start_refused_for_its_oom_policy_is_told_apart() {

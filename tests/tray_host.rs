@@ -142,9 +142,7 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
     // Every wait below is a bound, not a timing: it ends as soon as what it waits for is
     // there. On a loaded machine the menu once took more than 5 s to be drawn.
     let registered = wait_for(Duration::from_secs(30), || {
-        registered_items(&address)
-            .iter()
-            .any(|item| item.contains(&format!("StatusNotifierItem-{}-", corral.0.id())))
+        is_registered(&address, corral.0.id())
     });
     assert!(
         registered,
@@ -258,11 +256,10 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         "corral-again.log",
     );
     assert!(
-        wait_for(Duration::from_secs(30), || {
-            registered_items(&address)
-                .iter()
-                .any(|item| item.contains(&format!("StatusNotifierItem-{}-", corral.0.id())))
-        }),
+        wait_for(Duration::from_secs(30), || is_registered(
+            &address,
+            corral.0.id()
+        )),
         "corral --tray did not register a second time"
     );
     assert!(
@@ -296,11 +293,10 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         "corral-launcher.log",
     );
     assert!(
-        wait_for(Duration::from_secs(30), || {
-            registered_items(&address)
-                .iter()
-                .any(|item| item.contains(&format!("StatusNotifierItem-{}-", corral.0.id())))
-        }),
+        wait_for(Duration::from_secs(30), || is_registered(
+            &address,
+            corral.0.id()
+        )),
         "corral --tray did not register a third time"
     );
     click_item(&address, corral.0.id(), "Choose App…");
@@ -440,6 +436,13 @@ fn find_item(children: &[zbus::zvariant::OwnedValue], wanted: &str) -> Option<i3
             .collect();
         find_item(&grandchildren, wanted)
     })
+}
+
+/// Whether the process `pid` has an item registered with the watcher on `address`.
+fn is_registered(address: &str, pid: u32) -> bool {
+    registered_items(address)
+        .iter()
+        .any(|item| item.contains(&format!("StatusNotifierItem-{pid}-")))
 }
 
 fn click_item(address: &str, pid: u32, wanted: &str) {
