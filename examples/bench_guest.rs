@@ -180,6 +180,30 @@ async fn cli(options: &Options) -> Result<()> {
                 "{corral} run -q --memory-max 1G --cpu-quota 100% -- true"
             )),
         ),
+        // The same launches with address space randomization off. The emulator translates
+        // each piece of code the first time it runs at an address, and keeps the translation
+        // for the next run only if the code comes back at the same address: without
+        // randomization, a command is translated once instead of at every run.
+        (
+            "cli.scope.corral-fixed",
+            words(&format!(
+                "setarch -R {corral} run -q --scope --memory-max 1G --cpu-quota 100% -- true"
+            )),
+        ),
+        (
+            "cli.scope.systemd-run-fixed",
+            words("setarch -R systemd-run --user --scope -p MemoryMax=1G -p CPUQuota=100% true"),
+        ),
+        (
+            "cli.service.corral-fixed",
+            words(&format!(
+                "setarch -R {corral} run -q --wait --memory-max 1G --cpu-quota 100% -- true"
+            )),
+        ),
+        (
+            "cli.service.systemd-run-fixed",
+            words("setarch -R systemd-run --user --wait -p MemoryMax=1G -p CPUQuota=100% true"),
+        ),
         // What any command costs here, and what loading Corral's binary costs.
         ("cli.process.true", words("/bin/true")),
         (
@@ -500,17 +524,30 @@ async fn sample(options: &Options) -> Result<()> {
         emit_value(&format!("sample.complete.{n}"), "units", complete as f64);
         // Units whose cpu.pressure read all zero: an idle one skips it at its slow reads. The
         // others still show the stalls of their start in the 60 s and 300 s averages.
+        let all_zero = |p: &corral::cgroup::Pressure| {
+            let zero = |l: &corral::cgroup::PressureLine| {
+                l.avg10 == 0.0 && l.avg60 == 0.0 && l.avg300 == 0.0
+            };
+            zero(&p.some) && p.full.as_ref().is_none_or(zero)
+        };
         let calm = first
             .iter()
             .filter_map(|s| s.cgroup.as_ref()?.cpu_pressure)
-            .filter(|p| {
-                let zero = |l: &corral::cgroup::PressureLine| {
-                    l.avg10 == 0.0 && l.avg60 == 0.0 && l.avg300 == 0.0
-                };
-                zero(&p.some) && p.full.as_ref().is_none_or(zero)
-            })
+            .filter(all_zero)
             .count();
         emit_value(&format!("sample.calm.{n}"), "units", calm as f64);
+        // Units whose memory.pressure and io.pressure read all zero: once their totals hold for
+        // a slow period, their slow reads skip both while nothing in their slice stalls.
+        let quiet = first
+            .iter()
+            .filter_map(|s| s.cgroup.as_ref())
+            .filter(|c| {
+                [c.memory_pressure, c.io_pressure]
+                    .iter()
+                    .all(|p| p.as_ref().is_some_and(all_zero))
+            })
+            .count();
+        emit_value(&format!("sample.quiet.{n}"), "units", quiet as f64);
         // The sweeps the monitor makes at the default interval, one a second: each is told
         // the time it would run at, which decides which of the slow files (pressure,
         // memory.peak, every 5 s) are due, so 30 sweeps cost what 30 s of sampling costs.

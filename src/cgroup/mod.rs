@@ -2,6 +2,7 @@
 //! on an injectable root; every value optional, no D-Bus, no GTK.
 
 mod parse;
+mod stalls;
 mod unit;
 pub(crate) mod watch;
 
@@ -18,6 +19,7 @@ pub use parse::{
     PressureLine, parse_bool, parse_cgroup_events, parse_controllers, parse_cpu_max,
     parse_cpu_stat, parse_flat_keyed, parse_limit, parse_memory_events, parse_pressure, parse_u64,
 };
+pub use stalls::{ParentStalls, SharedParent};
 pub use unit::{CgroupSample, FilePace, SLOW_EVERY, UnitCgroup, file_paces};
 pub use watch::ChangeWatch;
 

@@ -764,6 +764,9 @@ const IDLE_FILES: usize = 1;
 const IDLE_SLOW_FILES: usize = CHANGING_FILES - 1;
 /// The same once cpu.pressure read all zero, PSI_PERIOD or more after the unit last ran.
 const CALM_SLOW_FILES: usize = CHANGING_FILES - 2;
+/// [`IDLE_SLOW_FILES`] without memory.pressure and io.pressure, once they read all zero and the
+/// unit's parent showed no memory or io stall since.
+const QUIET_SLOW_FILES: usize = IDLE_SLOW_FILES - 2;
 
 /// The fixture's unit used `usage_usec` of CPU time so far.
 fn ran_until(cgroupfs: &CgroupFs, usage_usec: u64) {
@@ -1038,8 +1041,12 @@ fn every_file_has_a_pace() {
     assert_eq!(count(FilePace::EverySweep), IDLE_FILES);
     assert_eq!(count(FilePace::WhileRunning), FAST_FILES - IDLE_FILES);
     assert_eq!(
-        count(FilePace::Slow) + count(FilePace::SlowWhileRunning),
+        count(FilePace::SlowUnlessParentQuiet) + count(FilePace::SlowWhileRunning),
         CHANGING_FILES - FAST_FILES
+    );
+    assert_eq!(
+        count(FilePace::SlowUnlessParentQuiet),
+        IDLE_SLOW_FILES - QUIET_SLOW_FILES
     );
     assert_eq!(
         count(FilePace::SlowWhileRunning),
@@ -1049,6 +1056,162 @@ fn every_file_has_a_pace() {
     assert!(paces.contains(&("cpu.pressure", FilePace::SlowWhileRunning)));
     assert!(paces.contains(&("cpu.stat", FilePace::EverySweep)));
     assert!(paces.contains(&("memory.current", FilePace::WhileRunning)));
-    assert!(paces.contains(&("memory.pressure", FilePace::Slow)));
+    assert!(paces.contains(&("memory.pressure", FilePace::SlowUnlessParentQuiet)));
+    assert!(paces.contains(&("io.pressure", FilePace::SlowUnlessParentQuiet)));
     assert!(paces.contains(&("memory.events", FilePace::OnChange)));
+}
+
+use super::stalls::reads as parent_reads;
+
+/// The cgroup above the fixture's unit (app.slice), with pressure files whose totals are
+/// `memory` and `io` (some and full alike).
+fn parent_stalled(cgroupfs: &CgroupFs, memory: u64, io: u64) {
+    let parent = unit_dir(cgroupfs).parent().unwrap().to_owned();
+    let text = |total: u64| {
+        format!(
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total={total}\n\
+             full avg10=0.00 avg60=0.00 avg300=0.00 total={total}\n"
+        )
+    };
+    fs::write(parent.join("memory.pressure"), text(memory)).unwrap();
+    fs::write(parent.join("io.pressure"), text(io)).unwrap();
+}
+
+/// The fixture's unit, watched, beside its parent's stall totals.
+fn unit_beside_parent(cgroupfs: &CgroupFs, changes: &ChangeWatch) -> (UnitCgroup, SharedParent) {
+    let parent_path = UNIT.rsplit_once('/').unwrap().0;
+    let parent = ParentStalls::shared(cgroupfs.unit(parent_path));
+    let unit = cgroupfs
+        .unit(UNIT)
+        .watched_by(changes)
+        .beside(parent.clone());
+    (unit, parent)
+}
+
+#[test]
+fn a_quiet_parent_spares_its_units_their_memory_and_io_pressure() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    calm_unit(&cgroupfs);
+    parent_stalled(&cgroupfs, 5_000, 7_000);
+    let changes = ChangeWatch::new();
+    let (mut unit, _parent) = unit_beside_parent(&cgroupfs, &changes);
+    let start = Instant::now();
+    let second = |n: u64| start + Duration::from_secs(n);
+    let (first, _) = sweep_counting(&mut unit, &changes, start);
+    let slow_reads = |unit: &mut UnitCgroup, from: u64| -> Vec<usize> {
+        (from..from + 5)
+            .map(|n| sweep_counting(unit, &changes, second(n)).1)
+            .filter(|&reads| reads > IDLE_FILES)
+            .collect()
+    };
+    // At 5 s both files read what they read at the start: they are all zero with nothing left
+    // to fold, so from then on they hold while the parent's totals do.
+    assert_eq!(slow_reads(&mut unit, 1), [IDLE_SLOW_FILES]);
+    // What a read would show now: not read while the parent shows no stall.
+    let stalled = "some avg10=9.00 avg60=0.00 avg300=0.00 total=4000000\n\
+                   full avg10=0.00 avg60=0.00 avg300=0.00 total=1456234\n";
+    fs::write(unit_dir(&cgroupfs).join("memory.pressure"), stalled).unwrap();
+    assert_eq!(slow_reads(&mut unit, 6), [QUIET_SLOW_FILES]);
+    let (sample, _) = sweep_counting(&mut unit, &changes, second(11));
+    assert_eq!(sample, first);
+    // A memory stall below the parent: memory.pressure is read at the next slow read, and
+    // io.pressure still is not.
+    parent_stalled(&cgroupfs, 6_000, 7_000);
+    let reads: Vec<usize> = (12..=15)
+        .map(|n| sweep_counting(&mut unit, &changes, second(n)).1)
+        .collect();
+    assert_eq!(
+        reads,
+        [IDLE_FILES, IDLE_FILES, IDLE_FILES, QUIET_SLOW_FILES + 1]
+    );
+    let (sample, reads) = sweep_counting(&mut unit, &changes, second(16));
+    assert_eq!(sample.memory_pressure.map(|p| p.some.avg10), Some(9.0));
+    // Memory is under pressure now: every sweep reads the slow files.
+    assert_eq!(reads, QUIET_SLOW_FILES + 1);
+}
+
+#[test]
+fn an_all_zero_pressure_holds_only_once_its_totals_held_a_psi_period() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    parent_stalled(&cgroupfs, 5_000, 7_000);
+    let changes = ChangeWatch::new();
+    let (mut unit, _parent) = unit_beside_parent(&cgroupfs, &changes);
+    let start = Instant::now();
+    let second = |n: u64| start + Duration::from_secs(n);
+    sweep_counting(&mut unit, &changes, start);
+    // All zero, but the total moved since the last reading: a stall the averages may not hold
+    // yet. The reading after is read again.
+    let all_zero = |total: u64| {
+        format!(
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total={total}\n\
+             full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+        )
+    };
+    let slow_reads = |unit: &mut UnitCgroup, seconds: std::ops::RangeInclusive<u64>| {
+        seconds
+            .map(|n| sweep_counting(unit, &changes, second(n)).1)
+            .filter(|&reads| reads > IDLE_FILES)
+            .collect::<Vec<usize>>()
+    };
+    // The fixture's stall makes the first slow read come at 1 s, too soon after the last one
+    // to vouch for anything. At 6 s the total moved since.
+    fs::write(
+        unit_dir(&cgroupfs).join("memory.pressure"),
+        all_zero(3_200_000),
+    )
+    .unwrap();
+    assert_eq!(slow_reads(&mut unit, 1..=1), [IDLE_SLOW_FILES]);
+    fs::write(
+        unit_dir(&cgroupfs).join("memory.pressure"),
+        all_zero(3_300_000),
+    )
+    .unwrap();
+    assert_eq!(slow_reads(&mut unit, 2..=6), [IDLE_SLOW_FILES]);
+    // At 11 s it held: from 16 s memory.pressure is no longer read. (io.pressure, all zero
+    // from the start, held at 6 s, and is not read from 11 s.)
+    assert_eq!(
+        slow_reads(&mut unit, 7..=16),
+        [IDLE_SLOW_FILES - 1, QUIET_SLOW_FILES]
+    );
+}
+
+#[test]
+fn without_a_readable_parent_every_slow_read_takes_both_files() {
+    use std::time::{Duration, Instant};
+    // No pressure files in the parent: nothing vouches for the unit's.
+    let (_root, cgroupfs) = fixture();
+    calm_unit(&cgroupfs);
+    let changes = ChangeWatch::new();
+    let (mut unit, _parent) = unit_beside_parent(&cgroupfs, &changes);
+    let start = Instant::now();
+    sweep_counting(&mut unit, &changes, start);
+    let reads: Vec<usize> = (1..=15)
+        .map(|n| sweep_counting(&mut unit, &changes, start + Duration::from_secs(n)).1)
+        .filter(|&reads| reads > IDLE_FILES)
+        .collect();
+    assert_eq!(reads, [IDLE_SLOW_FILES; 3]);
+}
+
+#[test]
+fn the_units_beside_one_parent_read_it_once_per_sweep() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    parent_stalled(&cgroupfs, 5_000, 7_000);
+    let changes = ChangeWatch::new();
+    let (mut first, parent) = unit_beside_parent(&cgroupfs, &changes);
+    let mut second = cgroupfs
+        .unit(UNIT)
+        .watched_by(&changes)
+        .beside(parent.clone());
+    let start = Instant::now();
+    for n in 0..3 {
+        let at = start + Duration::from_secs(n);
+        sweep_counting(&mut first, &changes, at);
+        sweep_counting(&mut second, &changes, at);
+    }
+    // Both units read everything at the start, and under the fixture's memory pressure
+    // every sweep: memory.pressure and io.pressure of the parent, once each per sweep.
+    assert_eq!(parent_reads(&parent), 2 * 3);
 }

@@ -14,6 +14,7 @@ use super::parse::{
     parse_bool, parse_cgroup_events, parse_cpu_max, parse_cpu_stat, parse_limit,
     parse_memory_events, parse_pressure, parse_u64,
 };
+use super::stalls::{self, SharedParent, StallEpochs, StallTotals};
 use super::watch::{ChangeWatch, UnitWatch};
 
 /// Everything Corral shows about one unit, read in one pass. A field is `None` when its file or
@@ -127,7 +128,8 @@ const SLOW: [Knob; 4] = [
 /// averages still decay after a stall, so it is skipped only while its last reading was
 /// all zero, and was taken at least [`PSI_PERIOD`] after the unit last ran, when the kernel
 /// had folded any stall of that run into them. memory.pressure and io.pressure have no such
-/// rule: a task waiting for swap-in or for a disk stalls without running.
+/// rule: a task waiting for swap-in or for a disk stalls without running. They have their
+/// parent's instead (see [`QuietFile`]).
 const SLOW_WHILE_RUNNING: [Knob; 2] = [Knob::MemoryPeak, Knob::CpuPressure];
 
 /// How often the kernel recomputes a pressure file's averages (kernel/sched/psi.c, PSI_FREQ).
@@ -137,6 +139,23 @@ const PSI_PERIOD: Duration = Duration::from_secs(2);
 fn all_zero(pressure: &Pressure) -> bool {
     let zero = |line: &PressureLine| line.avg10 == 0.0 && line.avg60 == 0.0 && line.avg300 == 0.0;
     zero(&pressure.some) && pressure.full.as_ref().is_none_or(zero)
+}
+
+/// What vouches for the last reading of memory.pressure or io.pressure, the other two [`SLOW`]
+/// files. Their slow read is skipped when the unit's parent cgroup showed no stall on their
+/// resource since that reading, if it was all zero and had nothing left to fold into its
+/// averages: its totals were those of a reading taken [`PSI_PERIOD`] or more before (see
+/// [`super::stalls`]). The parent is read once per sweep for all its children, so while nothing
+/// below it stalls on memory or io, which is most of the time on a desktop that is not short of
+/// memory, its units read neither file.
+#[derive(Debug, Clone, Copy, Default)]
+struct QuietFile {
+    /// The sweep it was last read at, and the stall totals it read then.
+    read_at: Option<Instant>,
+    totals: Option<StallTotals>,
+    /// The parent's stall epoch when that reading was all zero with nothing left to fold into
+    /// its averages: while the parent's epoch is the same, the file still reads the same.
+    parent_epoch: Option<u64>,
 }
 
 /// Which of the files that change all the time a sample reads.
@@ -170,14 +189,15 @@ const WHILE_RUNNING: [Knob; 3] = [
 pub enum FilePace {
     /// At every sample.
     EverySweep,
-    /// At every sample after which the unit's tasks ran (its cpu.stat usage grew), and with
-    /// the [`FilePace::Slow`] files.
+    /// At every sample after which the unit's tasks ran (its cpu.stat usage grew), and every
+    /// [`SLOW_EVERY`].
     WhileRunning,
-    /// Every [`SLOW_EVERY`], and at every sample while memory is under pressure.
-    Slow,
-    /// With the [`FilePace::Slow`] files, if the unit ran since the file was last read (or,
-    /// for cpu.pressure, its averages were not all zero then).
+    /// Every [`SLOW_EVERY`] (every sample while memory is under pressure), if the unit ran
+    /// since the file was last read (or, for cpu.pressure, its averages were not all zero then).
     SlowWhileRunning,
+    /// Every [`SLOW_EVERY`] (every sample while memory is under pressure), unless its last
+    /// reading was all zero and the parent cgroup's stall totals did not move since.
+    SlowUnlessParentQuiet,
     /// When inotify reported that it was written, or that the kernel changed it.
     OnChange,
 }
@@ -192,7 +212,7 @@ pub fn file_paces() -> Vec<(&'static str, FilePace)> {
             } else if SLOW_WHILE_RUNNING.iter().any(|k| k.bit() == knob.bit()) {
                 FilePace::SlowWhileRunning
             } else if SLOW.iter().any(|slow| slow.bit() == knob.bit()) {
-                FilePace::Slow
+                FilePace::SlowUnlessParentQuiet
             } else if WHILE_RUNNING.iter().any(|k| k.bit() == knob.bit()) {
                 FilePace::WhileRunning
             } else {
@@ -342,6 +362,11 @@ pub struct UnitCgroup {
     /// taken [`PSI_PERIOD`] or more after the unit last ran: until the unit runs again, it
     /// stays all zero (see [`SLOW_WHILE_RUNNING`]).
     usage_at_calm_cpu: Option<u64>,
+    /// The parent cgroup's stall totals, shared with its other children (see [`UnitCgroup::beside`]).
+    parent: Option<SharedParent>,
+    /// What vouches for memory.pressure's and io.pressure's last readings ([`QuietFile`]).
+    memory_quiet: QuietFile,
+    io_quiet: QuietFile,
     /// Files read so far, to show which ones a sample reads.
     #[cfg(test)]
     reads: usize,
@@ -365,6 +390,9 @@ impl UnitCgroup {
             last_ran: None,
             usage_at_peak: None,
             usage_at_calm_cpu: None,
+            parent: None,
+            memory_quiet: QuietFile::default(),
+            io_quiet: QuietFile::default(),
             #[cfg(test)]
             reads: 0,
         }
@@ -387,6 +415,14 @@ impl UnitCgroup {
         self
     }
 
+    /// Lets the sweeps skip memory.pressure and io.pressure while `parent`, this unit's parent
+    /// cgroup, shows that nothing below it stalled since they read all zero (see
+    /// [`QuietFile`]).
+    pub fn beside(mut self, parent: SharedParent) -> UnitCgroup {
+        self.parent = Some(parent);
+        self
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -398,6 +434,8 @@ impl UnitCgroup {
         self.files = Default::default();
         self.stale = SETTLED_KNOBS;
         self.slow_due = None;
+        self.memory_quiet = QuietFile::default();
+        self.io_quiet = QuietFile::default();
         if let Some(watch) = &mut self.watch {
             watch.reset();
         }
@@ -499,8 +537,12 @@ impl UnitCgroup {
         };
         self.settled.memory_peak = memory_peak;
         if slow {
-            self.settled.memory_pressure = self.lenient(Knob::MemoryPressure, parse_pressure)?;
-            self.settled.io_pressure = self.lenient(Knob::IoPressure, parse_pressure)?;
+            let parent = match &self.parent {
+                Some(parent) => stalls::lock(parent).epochs_at(now),
+                None => StallEpochs::default(),
+            };
+            self.quiet_pressure(Knob::MemoryPressure, pace, now, parent.memory)?;
+            self.quiet_pressure(Knob::IoPressure, pace, now, parent.io)?;
             if pace == Pace::Everything || ran_since(self.usage_at_calm_cpu) {
                 let reading = self.lenient(Knob::CpuPressure, parse_pressure)?;
                 let settled = self
@@ -541,6 +583,46 @@ impl UnitCgroup {
             events: self.settled(Knob::CgroupEvents, |s| &mut s.events, parse_cgroup_events)?,
             freeze: self.settled(Knob::CgroupFreeze, |s| &mut s.freeze, parse_bool)?,
         })
+    }
+
+    /// Reads memory.pressure or io.pressure at a slow read, unless its last reading still holds
+    /// while the parent's stall totals are at `parent` ([`QuietFile`]).
+    fn quiet_pressure(
+        &mut self,
+        knob: Knob,
+        pace: Pace,
+        now: Instant,
+        parent: Option<u64>,
+    ) -> Result<(), CgroupError> {
+        let (field, quiet): (fn(&mut CgroupSample) -> &mut Option<Pressure>, _) = match knob {
+            Knob::MemoryPressure => (|s| &mut s.memory_pressure, self.memory_quiet),
+            _ => (|s| &mut s.io_pressure, self.io_quiet),
+        };
+        if pace != Pace::Everything && parent.is_some() && quiet.parent_epoch == parent {
+            return Ok(());
+        }
+        let reading = self.lenient(knob, parse_pressure)?;
+        let totals = reading.as_ref().map(StallTotals::of);
+        // No stall since a reading PSI_PERIOD or more ago: the averages hold every stall.
+        let folded = quiet
+            .read_at
+            .is_some_and(|at| now.saturating_duration_since(at) >= PSI_PERIOD + SLOW_SLACK)
+            && totals.is_some()
+            && quiet.totals == totals;
+        let quiet = QuietFile {
+            read_at: Some(now),
+            totals,
+            parent_epoch: match reading {
+                Some(pressure) if folded && all_zero(&pressure) => parent,
+                _ => None,
+            },
+        };
+        *field(&mut self.settled) = reading;
+        match knob {
+            Knob::MemoryPressure => self.memory_quiet = quiet,
+            _ => self.io_quiet = quiet,
+        }
+        Ok(())
     }
 
     /// Whether the directory still exists, checked through the handle opened on first use.

@@ -11,14 +11,16 @@ pub mod service;
 pub mod ticker;
 pub mod wakeup;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::cgroup::{CgroupFs, CgroupSample, ChangeWatch, SLOW_EVERY, UnitCgroup};
+use crate::cgroup::{
+    CgroupFs, CgroupSample, ChangeWatch, ParentStalls, SLOW_EVERY, SharedParent, UnitCgroup,
+};
 use crate::systemd::names::{self, Launcher, UnitKind};
 use crate::systemd::{Systemd, SystemdError};
 use rates::CpuReading;
@@ -156,6 +158,8 @@ struct Tracked {
     last_cpu: Option<CpuReading>,
     /// The info of the last snapshot, handed out again while the listing says the same.
     info: Arc<UnitInfo>,
+    /// The last sweep that listed the unit.
+    swept: u64,
 }
 
 /// Samples the cgroups of a set of units, keeping each unit's files open between samples.
@@ -166,13 +170,20 @@ struct Tracked {
 /// Its pressure files and memory.peak are read every [`SLOW_EVERY`] in a sweep, more often
 /// while its memory is under pressure, and in every sample of a single unit (see
 /// [`UnitCgroup::sample_at`]); each unit reads them in a different sweep of the period.
+/// Units in the same parent cgroup share its stall totals, read once per sweep, which spare
+/// them their memory and io pressure reads while nothing below the parent stalls (see
+/// [`ParentStalls`]).
 pub struct Sampler {
     fs: CgroupFs,
     tracked: HashMap<String, Tracked>,
     /// One inotify instance for every unit's watch.
     changes: ChangeWatch,
+    /// The parent cgroups of the tracked units, held by the units.
+    parents: Vec<Weak<std::sync::Mutex<ParentStalls>>>,
     /// Units tracked so far: spreads their slow reads over the sweeps of [`SLOW_EVERY`].
     added: u32,
+    /// Sweeps so far: a unit that the last one did not list is forgotten.
+    sweeps: u64,
 }
 
 /// In how many sweeps of the default 1 s interval the units' slow reads are spread.
@@ -190,7 +201,9 @@ impl Sampler {
             fs,
             tracked: HashMap::new(),
             changes,
+            parents: Vec::new(),
             added: 0,
+            sweeps: 0,
         }
     }
 
@@ -204,15 +217,32 @@ impl Sampler {
     /// [`Sampler::sample`] as of `now`: which slow files are due, and the CPU rates, follow
     /// it. A benchmark passes the times of sweeps a second apart to measure the real pace.
     pub fn sample_at(&mut self, units: &[UnitInfo], now: Instant) -> Vec<UnitSnapshot> {
-        // A set, not a scan of `units` per tracked unit: that was quadratic in the unit count.
-        let listed: HashSet<&str> = units.iter().map(|u| u.unit.as_str()).collect();
-        self.tracked
-            .retain(|unit, _| listed.contains(unit.as_str()));
+        self.sweeps += 1;
         self.changes.drain();
-        units
+        let snapshots = units
             .iter()
             .map(|info| self.sample_one_at(info, now, false))
-            .collect()
+            .collect();
+        let sweep = self.sweeps;
+        self.tracked.retain(|_, tracked| tracked.swept == sweep);
+        snapshots
+    }
+
+    /// The shared stall totals of the cgroup above `control_group`, if it has a parent.
+    fn parent_of(&mut self, control_group: &str) -> Option<SharedParent> {
+        let (parent, _) = control_group.rsplit_once('/')?;
+        let path = self.fs.path_of(parent);
+        self.parents.retain(|p| p.strong_count() > 0);
+        let known = self
+            .parents
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|p| p.lock().unwrap_or_else(|e| e.into_inner()).path().eq(&path));
+        known.or_else(|| {
+            let shared = ParentStalls::shared(UnitCgroup::new(path));
+            self.parents.push(Arc::downgrade(&shared));
+            Some(shared)
+        })
     }
 
     /// Reads one unit's cgroup now (an inotify or PSI wakeup), leaving the other units alone.
@@ -236,17 +266,22 @@ impl Sampler {
             _ => {
                 let phase = SLOW_EVERY * (self.added % SLOW_PHASES) / SLOW_PHASES;
                 self.added = self.added.wrapping_add(1);
+                let mut cgroup = self
+                    .fs
+                    .unit(control_group)
+                    .watched_by(&self.changes)
+                    .with_slow_phase(phase);
+                if let Some(parent) = self.parent_of(control_group) {
+                    cgroup = cgroup.beside(parent);
+                }
                 self.tracked.insert(
                     info.unit.clone(),
                     Tracked {
-                        cgroup: self
-                            .fs
-                            .unit(control_group)
-                            .watched_by(&self.changes)
-                            .with_slow_phase(phase),
+                        cgroup,
                         control_group: control_group.clone(),
                         last_cpu: None,
                         info: Arc::new(info.clone()),
+                        swept: 0,
                     },
                 );
                 self.tracked
@@ -254,6 +289,7 @@ impl Sampler {
                     .expect("inserted just above")
             }
         };
+        tracked.swept = self.sweeps;
         if everything {
             tracked.cgroup.read_everything_next();
         }
@@ -388,6 +424,50 @@ mod tests {
         change_memory_max_unnoticed(&dir, "2048\n");
         let swept = plain.sample(std::slice::from_ref(&info));
         assert_eq!(memory_max(&swept[0]), Some(Limit::Value(2048)));
+    }
+
+    #[test]
+    fn units_in_a_parent_without_stalls_share_it_and_skip_their_memory_pressure() {
+        use std::time::Duration;
+        let root = tempfile::tempdir().unwrap();
+        let pressure = |avg10: f64, total: u64| {
+            format!(
+                "some avg10={avg10:.2} avg60=0.00 avg300=0.00 total={total}\n\
+                 full avg10=0.00 avg60=0.00 avg300=0.00 total={total}\n"
+            )
+        };
+        let slice = root.path().join("app.slice");
+        std::fs::create_dir_all(&slice).unwrap();
+        std::fs::write(slice.join("memory.pressure"), pressure(0.0, 100)).unwrap();
+        let units: Vec<UnitInfo> = (0..2).map(unit_info).collect();
+        let dirs: Vec<_> = units.iter().map(|u| write_unit(root.path(), u)).collect();
+        for dir in &dirs {
+            std::fs::write(dir.join("memory.pressure"), pressure(0.0, 50)).unwrap();
+        }
+        let mut sampler = Sampler::new(CgroupFs::new(root.path()));
+        assert_eq!(sampler.parents.len(), 0);
+        let start = Instant::now();
+        let avg10 = |s: &UnitSnapshot| s.cgroup.as_ref()?.memory_pressure.map(|p| p.some.avg10);
+        // The sweeps of a second each from `seconds`, and the last one's snapshots.
+        let mut sweeps = |seconds: std::ops::RangeInclusive<u64>| {
+            seconds
+                .map(|n| sampler.sample_at(&units, start + Duration::from_secs(n)))
+                .last()
+                .unwrap()
+        };
+        // Read at the start and 5 s later, the same: all zero, no stall since.
+        sweeps(0..=10);
+        // A read now would show a stall; none is read while the slice shows none.
+        for dir in &dirs {
+            std::fs::write(dir.join("memory.pressure"), pressure(5.0, 90_000)).unwrap();
+        }
+        let quiet = sweeps(11..=20);
+        assert!(quiet.iter().all(|s| avg10(s) == Some(0.0)));
+        // The slice's total moved: at their next slow read, both units read theirs again.
+        std::fs::write(slice.join("memory.pressure"), pressure(1.0, 90_100)).unwrap();
+        let stalled = sweeps(21..=25);
+        assert!(stalled.iter().all(|s| avg10(s) == Some(5.0)));
+        assert_eq!(sampler.parents.len(), 1, "one parent for both units");
     }
 
     #[test]

@@ -173,6 +173,14 @@ def main():
                "cli.scope.corral", "cli.scope.systemd-run", "`systemd-run --user --scope`", 1.0)
     goal_ratio("launch-cli-service", "Launch, CLI, service: `corral run --wait` of capped `true`",
                "cli.service.corral", "cli.service.systemd-run", "`systemd-run --user --wait`", 1.0)
+    info_ratio("launch-cli-scope-fixed",
+               "`corral run --scope` with address space randomization off (`setarch -R`, both sides)",
+               "cli.scope.corral-fixed", "cli.scope.systemd-run-fixed",
+               "`setarch -R systemd-run --user --scope`")
+    info_ratio("launch-cli-service-fixed",
+               "`corral run --wait` with address space randomization off (`setarch -R`, both sides)",
+               "cli.service.corral-fixed", "cli.service.systemd-run-fixed",
+               "`setarch -R systemd-run --user --wait`")
     info_ratio("launch-cli-nowait", "`corral run` without `--wait` (returns once `true` runs)",
                "cli.service-nowait.corral", "cli.service.systemd-run", "`systemd-run --user --wait`")
     info_ratio("process", "Starting the binary: `corral --version`",
@@ -390,23 +398,34 @@ def main():
                  if k.startswith("sample.pace.") and "pace" in r}
         slow_every = g.value("sample.pace.slow-every") or 5
         every = [name for name, _ in files if paces.get(name) == "EverySweep"]
-        # An idle unit's slow read: the slow files, and the while-running ones with them.
-        slow = [name for name, _ in files if paces.get(name) in ("Slow", "WhileRunning")]
+        # An idle unit's slow read: the while-running files, and the pressure files it cannot
+        # skip (all three, or none once they settled at zero in a slice without stalls).
+        running = [name for name, _ in files if paces.get(name) == "WhileRunning"]
+        pressure = [name for name, _ in files if name.endswith(".pressure")]
         cost = dict(files)
-        per_sweep = sum(cost[n] for n in every) + sum(cost[n] for n in slow) / slow_every
+        base = sum(cost[n] for n in every) + sum(cost[n] for n in running) / slow_every
+        most = base + sum(cost[n] for n in pressure) / slow_every
         pace_text = {"EverySweep": "every sweep",
                      "WhileRunning": f"every sweep after the unit ran, and every {slow_every:g} s",
                      "Slow": f"every {slow_every:g} s (every sweep while memory is under pressure)",
                      "SlowWhileRunning": f"every {slow_every:g} s, if the unit ran since the last read"
                                          " (cpu.pressure: or its averages were not all zero then)",
+                     "SlowUnlessParentQuiet": f"every {slow_every:g} s (every sweep while memory is under"
+                                              " pressure), unless it read all zero and the unit's"
+                                              " slice showed no stall since",
                      "OnChange": "when inotify reports a change"}
         lines.append(f"One pread of each file the sampler reads, over the {n_max} units (files kept open, "
                      f"median of 5 rounds): {total:.0f} µs per unit for all of them. A sweep a second "
-                     f"reads {len(every)} of them for an idle unit every time and {len(slow)} every "
-                     f"{slow_every:g} s ({len(slow) + 1} while its cpu.pressure is not all zero; each unit "
-                     "in a different second), the others only when the unit "
-                     "ran or inotify reports a change to them: "
-                     f"{per_sweep:.0f} µs per idle unit and sweep of reads on average, against "
+                     f"reads {len(every)} of them for an idle unit every time. Every {slow_every:g} s "
+                     f"(each unit in a different second) it reads the {len(running)} that only the "
+                     "unit's running tasks change, and the three pressure files but those it can "
+                     "skip: cpu.pressure while it reads all zero and the unit does not run, "
+                     "memory.pressure and io.pressure while they read all zero and the unit's slice "
+                     "shows no stall on their resource (its own pressure files, read once per sweep "
+                     "for all its units). The others are read only when the unit ran or inotify "
+                     "reports a change to them. That is "
+                     f"{most:.0f} µs per idle unit and sweep of reads on average with every pressure "
+                     f"file read, {base:.0f} µs with none, against "
                      f"{g.median(f'sample.sweep.{n_max}'):.0f} µs per unit for the whole sweep "
                      "(reads, parsing, snapshots).")
         calm = g.value(f"sample.calm.{n_max}")
@@ -415,6 +434,10 @@ def main():
                           "sweep, which their slow reads then skip while they stay idle; the others did "
                           "not (a stall, such as the one of a unit's start in this guest, stays in the "
                           "60 s and 300 s averages for minutes).")
+        quiet = g.value(f"sample.quiet.{n_max}")
+        if quiet is not None:
+            lines[-1] += (f" {quiet:.0f} read a memory.pressure and an io.pressure of all zeros, which "
+                          "their slow reads skip once two readings a slow period apart agree.")
         lines.append("")
         lines.append("| file | µs per read | read by a sweep |")
         lines.append("| --- | --- | --- |")
