@@ -537,9 +537,12 @@ impl UnitCgroup {
         };
         self.settled.memory_peak = memory_peak;
         if slow {
+            // A sample that reads everything (the first, or one for a kernel wakeup, which
+            // races systemd removing the cgroup of an app the OOM killer ended) does not wait
+            // for the parent: its readings vouch for nothing, and the next slow read starts over.
             let parent = match &self.parent {
-                Some(parent) => stalls::lock(parent).epochs_at(now),
-                None => StallEpochs::default(),
+                Some(parent) if pace != Pace::Everything => stalls::lock(parent).epochs_at(now),
+                _ => StallEpochs::default(),
             };
             self.quiet_pressure(Knob::MemoryPressure, pace, now, parent.memory)?;
             self.quiet_pressure(Knob::IoPressure, pace, now, parent.io)?;

@@ -5,7 +5,10 @@ reaches PERCENT of memory.max, so the test can measure how long Corral took to n
 
   hog.py hold PERCENT OUT   grow to PERCENT, hover 4 times between PERCENT-3 and PERCENT+1,
                             then hold just above PERCENT until killed
+  hog.py spike PERCENT      grow to PERCENT, hold it 2.5 s, then run away at once: become
+                            `tail /dev/zero`, which reads one endless line, past the limit
 """
+import os
 import sys
 import time
 
@@ -24,8 +27,8 @@ def read_int(path):
 
 
 def main():
-    if sys.argv[1] != "hold":
-        sys.exit("usage: hog.py hold PERCENT OUT")
+    if sys.argv[1] not in ("hold", "spike"):
+        sys.exit("usage: hog.py hold PERCENT OUT | hog.py spike PERCENT")
     cg = cgroup_dir()
     chunks = []
 
@@ -34,7 +37,6 @@ def main():
         chunks.append(b"x" * MIB)
 
     percent = float(sys.argv[2])
-    out = sys.argv[3]
     limit = read_int(cg + "/memory.max")
 
     def share():
@@ -47,6 +49,11 @@ def main():
     while share() < percent:
         grow()
         time.sleep(0.02)
+    if sys.argv[1] == "spike":
+        # Two of the watcher's ticks at PERCENT, then past the limit faster than a tick.
+        time.sleep(2.5)
+        os.execvp("tail", ["tail", "/dev/zero"])
+    out = sys.argv[3]
     crossed = int(time.time() * 1000)
     # One more MiB (1.6 %) at once: the kernel charges memory in per-CPU batches (mm/memcontrol.c,
     # the "stock"), which other processes' charges can drain a moment later, so a hog sitting at
