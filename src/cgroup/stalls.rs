@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use super::CgroupError;
 use super::parse::Pressure;
 use super::unit::UnitCgroup;
 
@@ -90,15 +91,20 @@ impl ParentStalls {
 
     /// The parent's stall totals as of the sweep at `now`, read at the first call for that
     /// sweep. A file that cannot be read (no pressure files, or a parent that went away) gives
-    /// `None`, and its children read their own.
+    /// `None`, and its children read their own. A parent that went away is looked up by its
+    /// path again at the next sweep, in case a cgroup of the same name took its place.
     pub(super) fn epochs_at(&mut self, now: Instant) -> StallEpochs {
         if self.read_for != Some(now) {
             self.read_for = Some(now);
-            let memory = self.cgroup.memory_pressure().ok().flatten();
-            let io = self.cgroup.io_pressure().ok().flatten();
+            let memory = self.cgroup.memory_pressure();
+            let io = self.cgroup.io_pressure();
+            let gone = |r: &Result<_, CgroupError>| matches!(r, Err(CgroupError::Gone(_)));
+            if gone(&memory) || gone(&io) {
+                self.cgroup.reopen();
+            }
             self.epochs = StallEpochs {
-                memory: self.memory.update(memory),
-                io: self.io.update(io),
+                memory: self.memory.update(memory.ok().flatten()),
+                io: self.io.update(io.ok().flatten()),
             };
         }
         self.epochs

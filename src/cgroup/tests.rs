@@ -1061,7 +1061,7 @@ fn every_file_has_a_pace() {
     assert!(paces.contains(&("memory.events", FilePace::OnChange)));
 }
 
-use super::stalls::reads as parent_reads;
+use super::stalls::{self, StallEpochs, reads as parent_reads};
 
 /// The cgroup above the fixture's unit (app.slice), with pressure files whose totals are
 /// `memory` and `io` (some and full alike).
@@ -1215,4 +1215,32 @@ fn the_units_beside_one_parent_read_it_once_per_sweep() {
     // fixture's memory pressure their slow files at every sweep after: memory.pressure and
     // io.pressure of the parent, once each per sweep.
     assert_eq!(parent_reads(&parent), 2 * 2);
+}
+
+#[test]
+fn a_parent_removed_and_made_again_is_read_at_its_path() {
+    use std::time::{Duration, Instant};
+    let (root, cgroupfs) = fixture();
+    parent_stalled(&cgroupfs, 5_000, 7_000);
+    let parent_path = UNIT.rsplit_once('/').unwrap().0;
+    let parent = ParentStalls::shared(cgroupfs.unit(parent_path));
+    let start = Instant::now();
+    let epochs = |n: u64| stalls::lock(&parent).epochs_at(start + Duration::from_secs(n));
+    let before = epochs(0);
+    assert!(before.memory.is_some() && before.io.is_some());
+    assert_eq!(epochs(1), before, "the same totals");
+    // systemd removes the slice with its last unit and makes it again for the next one.
+    let dir = cgroupfs.path_of(parent_path);
+    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        epochs(2),
+        StallEpochs::default(),
+        "a parent gone vouches for nothing"
+    );
+    fs::create_dir_all(root.path().join(UNIT.trim_start_matches('/'))).unwrap();
+    parent_stalled(&cgroupfs, 5_000, 7_000);
+    let again = epochs(3);
+    assert!(again.memory.is_some() && again.io.is_some());
+    assert_ne!(again, before, "new epochs: nothing carries over");
+    assert_eq!(epochs(4), again);
 }
