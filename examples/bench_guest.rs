@@ -308,6 +308,7 @@ async fn launch_in_process(options: &Options) -> Result<()> {
     let mut corral_service = Vec::new();
     let mut corral_scope = Vec::new();
     let mut raw_service = Vec::new();
+    let mut raw_scope = Vec::new();
     // The goal's anchors, interleaved here too, so the ratios are of the same minutes.
     let anchors = [
         words("systemd-run --user --scope -p MemoryMax=1G -p CPUQuota=100% true"),
@@ -365,10 +366,39 @@ async fn launch_in_process(options: &Options) -> Result<()> {
         if round > 0 {
             raw_service.push(t);
         }
+
+        // Raw scope: StartTransientUnit of a scope around a process already running, then
+        // JobRemoved: systemd's own part of a scope launch, without the fork and the exec.
+        let mut child = Command::new("sleep").arg("30").spawn()?;
+        let name = corral::systemd::names::new_unit_name("benchraw", UnitKind::Scope);
+        let props: Vec<(&str, Value<'_>)> = vec![
+            ("Description", Value::from("benchraw")),
+            ("Slice", Value::from("app.slice")),
+            ("CollectMode", Value::from("inactive-or-failed")),
+            ("PIDs", Value::from(vec![child.id()])),
+            ("MemoryMax", Value::from(1u64 << 30)),
+            ("CPUQuotaPerSecUSec", Value::from(1_000_000u64)),
+        ];
+        let start = Instant::now();
+        let job = raw
+            .manager
+            .start_transient_unit(&name, "fail", &props, &[])
+            .await?;
+        let result = wait_job(&mut jobs, &job).await?;
+        let t = ms(start);
+        child.kill()?;
+        child.wait()?;
+        if result != "done" {
+            bail!("raw start of {name}: job {result}");
+        }
+        if round > 0 {
+            raw_scope.push(t);
+        }
     }
     emit_samples("launch.inproc.service.corral", "ms", &corral_service);
     emit_samples("launch.inproc.scope.corral", "ms", &corral_scope);
     emit_samples("launch.inproc.service.raw", "ms", &raw_service);
+    emit_samples("launch.inproc.scope.raw", "ms", &raw_scope);
     emit_samples("launch.anchor.scope.systemd-run", "ms", &anchor_samples[0]);
     emit_samples(
         "launch.anchor.service.systemd-run",

@@ -200,6 +200,9 @@ def main():
     info_ratio("launch-inproc-raw", "Launch, in-process, service, against the bare call",
                "launch.inproc.service.corral", "launch.inproc.service.raw",
                "StartTransientUnit → JobRemoved")
+    info_ratio("launch-inproc-scope-raw", "Launch, in-process, scope, against the bare call",
+               "launch.inproc.scope.corral", "launch.inproc.scope.raw",
+               "StartTransientUnit of a scope around a running process → JobRemoved")
     # 3. Sampling sweep.
     for n in (10, 100, 300):
         c = g.median(f"sample.sweep.{n}")
