@@ -294,6 +294,36 @@ impl Raw {
         manager.subscribe().await?;
         Ok(Raw { manager })
     }
+
+    /// StartTransientUnit of a unit named after `kind` with the benchmark's limits and `own`
+    /// properties, then its job's JobRemoved: the time in ms.
+    async fn start(
+        &self,
+        jobs: &mut corral::systemd::proxy::JobRemovedStream,
+        kind: UnitKind,
+        own: Vec<(&str, Value<'_>)>,
+    ) -> Result<f64> {
+        let name = corral::systemd::names::new_unit_name("benchraw", kind);
+        let mut props: Vec<(&str, Value<'_>)> = vec![
+            ("Description", Value::from("benchraw")),
+            ("Slice", Value::from("app.slice")),
+            ("CollectMode", Value::from("inactive-or-failed")),
+            ("MemoryMax", Value::from(1u64 << 30)),
+            ("CPUQuotaPerSecUSec", Value::from(1_000_000u64)),
+        ];
+        props.extend(own);
+        let start = Instant::now();
+        let job = self
+            .manager
+            .start_transient_unit(&name, "fail", &props, &[])
+            .await?;
+        let result = wait_job(jobs, &job).await?;
+        let t = ms(start);
+        if result != "done" {
+            bail!("raw start of {name}: job {result}");
+        }
+        Ok(t)
+    }
 }
 
 /// The launcher API as the window and the tray use it (one long-lived connection), against a
@@ -342,27 +372,12 @@ async fn launch_in_process(options: &Options) -> Result<()> {
         }
 
         // Raw: the same properties, StartTransientUnit, then JobRemoved of its job.
-        let name = corral::systemd::names::new_unit_name("benchraw", UnitKind::Service);
         let exec = vec![("/bin/true".to_owned(), vec!["/bin/true".to_owned()], false)];
-        let props: Vec<(&str, Value<'_>)> = vec![
-            ("Description", Value::from("benchraw")),
-            ("Slice", Value::from("app.slice")),
-            ("CollectMode", Value::from("inactive-or-failed")),
+        let service = vec![
             ("Type", Value::from("exec")),
             ("ExecStart", Value::from(exec)),
-            ("MemoryMax", Value::from(1u64 << 30)),
-            ("CPUQuotaPerSecUSec", Value::from(1_000_000u64)),
         ];
-        let start = Instant::now();
-        let job = raw
-            .manager
-            .start_transient_unit(&name, "fail", &props, &[])
-            .await?;
-        let result = wait_job(&mut jobs, &job).await?;
-        let t = ms(start);
-        if result != "done" {
-            bail!("raw start of {name}: job {result}");
-        }
+        let t = raw.start(&mut jobs, UnitKind::Service, service).await?;
         if round > 0 {
             raw_service.push(t);
         }
@@ -370,27 +385,12 @@ async fn launch_in_process(options: &Options) -> Result<()> {
         // Raw scope: StartTransientUnit of a scope around a process already running, then
         // JobRemoved: systemd's own part of a scope launch, without the fork and the exec.
         let mut child = Command::new("sleep").arg("30").spawn()?;
-        let name = corral::systemd::names::new_unit_name("benchraw", UnitKind::Scope);
-        let props: Vec<(&str, Value<'_>)> = vec![
-            ("Description", Value::from("benchraw")),
-            ("Slice", Value::from("app.slice")),
-            ("CollectMode", Value::from("inactive-or-failed")),
-            ("PIDs", Value::from(vec![child.id()])),
-            ("MemoryMax", Value::from(1u64 << 30)),
-            ("CPUQuotaPerSecUSec", Value::from(1_000_000u64)),
-        ];
-        let start = Instant::now();
-        let job = raw
-            .manager
-            .start_transient_unit(&name, "fail", &props, &[])
-            .await?;
-        let result = wait_job(&mut jobs, &job).await?;
-        let t = ms(start);
+        let scope = vec![("PIDs", Value::from(vec![child.id()]))];
+        let started = raw.start(&mut jobs, UnitKind::Scope, scope).await;
+        // Ended whether or not the scope started.
         child.kill()?;
         child.wait()?;
-        if result != "done" {
-            bail!("raw start of {name}: job {result}");
-        }
+        let t = started?;
         if round > 0 {
             raw_scope.push(t);
         }

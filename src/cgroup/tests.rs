@@ -1244,3 +1244,25 @@ fn a_parent_removed_and_made_again_is_read_at_its_path() {
     assert_ne!(again, before, "new epochs: nothing carries over");
     assert_eq!(epochs(4), again);
 }
+
+#[test]
+fn a_wakeup_reads_the_pressure_a_quiet_parent_would_skip() {
+    use std::time::{Duration, Instant};
+    let (_root, cgroupfs) = fixture();
+    calm_unit(&cgroupfs);
+    parent_stalled(&cgroupfs, 5_000, 7_000);
+    let changes = ChangeWatch::new();
+    let (mut unit, _parent) = unit_beside_parent(&cgroupfs, &changes);
+    let start = Instant::now();
+    for n in 0..=10 {
+        sweep_counting(&mut unit, &changes, start + Duration::from_secs(n));
+    }
+    let stalled = "some avg10=9.00 avg60=0.00 avg300=0.00 total=4000000\n\
+                   full avg10=0.00 avg60=0.00 avg300=0.00 total=1456234\n";
+    fs::write(unit_dir(&cgroupfs).join("memory.pressure"), stalled).unwrap();
+    // The parent shows no stall yet, but a kernel wakeup reads every file.
+    unit.read_everything_next();
+    let (sample, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(11));
+    assert_eq!(reads, SAMPLED_FILES);
+    assert_eq!(sample.memory_pressure.map(|p| p.some.avg10), Some(9.0));
+}

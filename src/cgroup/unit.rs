@@ -539,13 +539,26 @@ impl UnitCgroup {
         if slow {
             // A sample that reads everything (the first, or one for a kernel wakeup, which
             // races systemd removing the cgroup of an app the OOM killer ended) does not wait
-            // for the parent: its readings vouch for nothing, and the next slow read starts over.
+            // for the parent: without its epoch nothing is skipped, its readings vouch for
+            // nothing, and the next slow read starts over.
             let parent = match &self.parent {
                 Some(parent) if pace != Pace::Everything => stalls::lock(parent).epochs_at(now),
                 _ => StallEpochs::default(),
             };
-            self.quiet_pressure(Knob::MemoryPressure, pace, now, parent.memory)?;
-            self.quiet_pressure(Knob::IoPressure, pace, now, parent.io)?;
+            self.memory_quiet = self.quiet_pressure(
+                Knob::MemoryPressure,
+                |s| &mut s.memory_pressure,
+                self.memory_quiet,
+                now,
+                parent.memory,
+            )?;
+            self.io_quiet = self.quiet_pressure(
+                Knob::IoPressure,
+                |s| &mut s.io_pressure,
+                self.io_quiet,
+                now,
+                parent.io,
+            )?;
             if pace == Pace::Everything || ran_since(self.usage_at_calm_cpu) {
                 let reading = self.lenient(Knob::CpuPressure, parse_pressure)?;
                 let settled = self
@@ -588,21 +601,19 @@ impl UnitCgroup {
         })
     }
 
-    /// Reads memory.pressure or io.pressure at a slow read, unless its last reading still holds
-    /// while the parent's stall totals are at `parent` ([`QuietFile`]).
+    /// Reads memory.pressure or io.pressure at a slow read into `field`, unless what `quiet`
+    /// knew of its last reading still holds with the parent's stall totals at `parent`
+    /// ([`QuietFile`]; `None`: nothing vouches for it). Returns what is known of it now.
     fn quiet_pressure(
         &mut self,
         knob: Knob,
-        pace: Pace,
+        field: fn(&mut CgroupSample) -> &mut Option<Pressure>,
+        quiet: QuietFile,
         now: Instant,
         parent: Option<u64>,
-    ) -> Result<(), CgroupError> {
-        let (field, quiet): (fn(&mut CgroupSample) -> &mut Option<Pressure>, _) = match knob {
-            Knob::MemoryPressure => (|s| &mut s.memory_pressure, self.memory_quiet),
-            _ => (|s| &mut s.io_pressure, self.io_quiet),
-        };
-        if pace != Pace::Everything && parent.is_some() && quiet.parent_epoch == parent {
-            return Ok(());
+    ) -> Result<QuietFile, CgroupError> {
+        if parent.is_some() && quiet.parent_epoch == parent {
+            return Ok(quiet);
         }
         let reading = self.lenient(knob, parse_pressure)?;
         let totals = reading.as_ref().map(StallTotals::of);
@@ -612,20 +623,16 @@ impl UnitCgroup {
             .is_some_and(|at| now.saturating_duration_since(at) >= PSI_PERIOD + SLOW_SLACK)
             && totals.is_some()
             && quiet.totals == totals;
-        let quiet = QuietFile {
-            read_at: Some(now),
-            totals,
-            parent_epoch: match reading {
-                Some(pressure) if folded && all_zero(&pressure) => parent,
-                _ => None,
-            },
+        let parent_epoch = match reading {
+            Some(pressure) if folded && all_zero(&pressure) => parent,
+            _ => None,
         };
         *field(&mut self.settled) = reading;
-        match knob {
-            Knob::MemoryPressure => self.memory_quiet = quiet,
-            _ => self.io_quiet = quiet,
-        }
-        Ok(())
+        Ok(QuietFile {
+            read_at: Some(now),
+            totals,
+            parent_epoch,
+        })
     }
 
     /// Whether the directory still exists, checked through the handle opened on first use.
