@@ -56,6 +56,122 @@ fn registered_items(address: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What the tray host has fetched of an item's menu, as seen by a monitor on the bus.
+///
+/// gtk-sni-tray draws the icon from its own D-Bus connection, while libdbusmenu fetches the
+/// menu over another: first GetLayout, then, for the items the layout names, their properties
+/// (GetGroupProperties); an item goes into the host's GTK menu only once its properties came.
+/// A right click before the layout came pops up an empty menu, which stays empty when the
+/// layout arrives: with Corral stopped (SIGSTOP) just before it answered GetLayout and let go
+/// 3 s later, the icon was drawn meanwhile and the test failed as it once did in CI ("no menu
+/// under the tray icon"). So the icon being drawn says nothing of the menu; this says when the
+/// host holds it.
+#[derive(Default)]
+struct MenuFetches {
+    /// Numbers each message seen, in order.
+    seen: u64,
+    /// When the item last said its layout changed (LayoutUpdated): fetched before, stale.
+    layout_changed: u64,
+    /// When the host last got a layout, and properties.
+    layout_got: u64,
+    properties_got: u64,
+    /// dbusmenu calls not yet answered: (caller, serial) → method.
+    pending: std::collections::HashMap<(String, u32), String>,
+}
+
+impl MenuFetches {
+    /// Watches the bus at `address` from a thread of its own until the bus goes away.
+    fn watch(address: &str) -> std::sync::Arc<std::sync::Mutex<Self>> {
+        use futures_util::StreamExt;
+        use zbus::message::Type;
+        let fetches = std::sync::Arc::new(std::sync::Mutex::new(Self::default()));
+        let shared = fetches.clone();
+        let address = address.to_owned();
+        let (ready, monitoring) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let watch = async move {
+                let conn = zbus::connection::Builder::address(address.as_str())?
+                    .build()
+                    .await?;
+                let rules = [
+                    zbus::MatchRule::builder()
+                        .interface("com.canonical.dbusmenu")?
+                        .build(),
+                    zbus::MatchRule::builder()
+                        .msg_type(Type::MethodReturn)
+                        .build(),
+                    zbus::MatchRule::builder().msg_type(Type::Error).build(),
+                ];
+                zbus::fdo::MonitoringProxy::new(&conn)
+                    .await?
+                    .become_monitor(&rules, 0)
+                    .await?;
+                let _ = ready.send(());
+                let mut messages = zbus::MessageStream::from(conn);
+                while let Some(message) = messages.next().await {
+                    if let Ok(message) = message {
+                        shared.lock().unwrap().note(&message);
+                    }
+                }
+                zbus::Result::Ok(())
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            if let Err(e) = runtime.block_on(watch) {
+                panic!("cannot monitor the test's bus: {e}");
+            }
+        });
+        monitoring
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the bus monitor did not start");
+        fetches
+    }
+
+    fn note(&mut self, message: &zbus::Message) {
+        use zbus::message::Type;
+        self.seen += 1;
+        let header = message.header();
+        let member = header.member().map(|m| m.to_string()).unwrap_or_default();
+        match header.message_type() {
+            Type::Signal if member == "LayoutUpdated" => self.layout_changed = self.seen,
+            Type::MethodCall => {
+                let no_reply = header
+                    .primary()
+                    .flags()
+                    .contains(zbus::message::Flags::NoReplyExpected);
+                if let (Some(caller), false) = (header.sender(), no_reply) {
+                    let serial = header.primary().serial_num().get();
+                    self.pending.insert((caller.to_string(), serial), member);
+                }
+            }
+            Type::MethodReturn | Type::Error => {
+                let (Some(caller), Some(serial)) = (header.destination(), header.reply_serial())
+                else {
+                    return;
+                };
+                let answered = self.pending.remove(&(caller.to_string(), serial.get()));
+                let ok = header.message_type() == Type::MethodReturn;
+                match answered.as_deref() {
+                    Some("GetLayout") if ok => self.layout_got = self.seen,
+                    Some("GetGroupProperties") if ok => self.properties_got = self.seen,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The host got the layout since it last changed, then its items' properties, and waits
+    /// for nothing more.
+    fn host_holds_the_menu(&self) -> bool {
+        self.layout_got > self.layout_changed
+            && self.properties_got > self.layout_got
+            && self.pending.is_empty()
+    }
+}
+
 /// The mean brightness (0 black … 1 white) of a region of a screenshot.
 fn brightness(image: &Path, geometry: &str) -> f64 {
     let out = Command::new("convert")
@@ -126,6 +242,7 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         )
     };
 
+    let menu_fetches = MenuFetches::watch(&address);
     let _watcher = spawn(&address, "status-notifier-watcher", &[], "watcher.log");
     let _host = spawn(
         &address,
@@ -172,7 +289,16 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         icon.display()
     );
 
-    // A right click opens the menu (dbusmenu, drawn by the host) under the bar.
+    // A right click opens the menu (dbusmenu, drawn by the host) under the bar, once the host
+    // has fetched it (see MenuFetches).
+    assert!(
+        wait_for(Duration::from_secs(30), || menu_fetches
+            .lock()
+            .unwrap()
+            .host_holds_the_menu()),
+        "the tray host did not fetch the menu (layout, then its items' properties): {}",
+        out.display()
+    );
     let clicked = Command::new("xdotool")
         .args(["mousemove", "20", "20", "click", "3"])
         .status()
