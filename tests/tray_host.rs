@@ -250,23 +250,28 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
         &["-m", "0", "--top", "-s", "40", "-c", "white"],
         "host.log",
     );
-    let corral = spawn(
-        &address,
-        env!("CARGO_BIN_EXE_corral"),
-        &["--tray"],
-        "corral.log",
-    );
+    // `corral --tray`, once it has registered its item with the watcher.
+    let start_tray = |log_name: &str| {
+        let corral = spawn(
+            &address,
+            env!("CARGO_BIN_EXE_corral"),
+            &["--tray"],
+            log_name,
+        );
+        let registered = wait_for(Duration::from_secs(30), || {
+            is_registered(&address, corral.0.id())
+        });
+        assert!(
+            registered,
+            "corral --tray did not register with status-notifier-watcher (items: {:?}); see {}",
+            registered_items(&address),
+            out.join(log_name).display()
+        );
+        corral
+    };
     // Every wait below is a bound, not a timing: it ends as soon as what it waits for is
     // there. On a loaded machine the menu once took more than 5 s to be drawn.
-    let registered = wait_for(Duration::from_secs(30), || {
-        is_registered(&address, corral.0.id())
-    });
-    assert!(
-        registered,
-        "corral --tray did not register with status-notifier-watcher (items: {:?}); see {}",
-        registered_items(&address),
-        out.display()
-    );
+    let corral = start_tray("corral.log");
 
     // The host fetches the icon and draws it in its bar at the top left.
     let icon = out.join("icon.png");
@@ -375,19 +380,7 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
     );
 
     // Started again with the tray: a second `corral` shows the first one's window and ends.
-    let corral = spawn(
-        &address,
-        env!("CARGO_BIN_EXE_corral"),
-        &["--tray"],
-        "corral-again.log",
-    );
-    assert!(
-        wait_for(Duration::from_secs(30), || is_registered(
-            &address,
-            corral.0.id()
-        )),
-        "corral --tray did not register a second time"
-    );
+    let corral = start_tray("corral-again.log");
     assert!(
         !visible_window(),
         "the window showed before it was asked for"
@@ -412,19 +405,7 @@ fn a_real_tray_host_shows_the_icon_and_its_menu() {
 
     // "Choose App…" on a tray that has not built its window yet: the window is built and
     // shown, and opens the launcher.
-    let corral = spawn(
-        &address,
-        env!("CARGO_BIN_EXE_corral"),
-        &["--tray"],
-        "corral-launcher.log",
-    );
-    assert!(
-        wait_for(Duration::from_secs(30), || is_registered(
-            &address,
-            corral.0.id()
-        )),
-        "corral --tray did not register a third time"
-    );
+    let corral = start_tray("corral-launcher.log");
     click_item(&address, corral.0.id(), "Choose App…");
     let launcher = || {
         Command::new("xdotool")

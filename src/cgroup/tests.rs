@@ -791,10 +791,17 @@ fn sweep_counting(
 
 /// The fixture's files without memory pressure.
 fn calm_unit(cgroupfs: &CgroupFs) {
+    unit_memory_pressure(cgroupfs, 0.0, 3_108_457);
+}
+
+/// The fixture's memory.pressure with `some` at `avg10` and `total`, the rest calm.
+fn unit_memory_pressure(cgroupfs: &CgroupFs, avg10: f64, total: u64) {
     fs::write(
         unit_dir(cgroupfs).join("memory.pressure"),
-        "some avg10=0.00 avg60=0.00 avg300=0.00 total=3108457\n\
-         full avg10=0.00 avg60=0.00 avg300=0.00 total=1456234\n",
+        format!(
+            "some avg10={avg10:.2} avg60=0.00 avg300=0.00 total={total}\n\
+             full avg10=0.00 avg60=0.00 avg300=0.00 total=1456234\n"
+        ),
     )
     .unwrap();
 }
@@ -1109,9 +1116,7 @@ fn a_quiet_parent_spares_its_units_their_memory_and_io_pressure() {
     // to fold, so from then on they hold while the parent's totals do.
     assert_eq!(slow_reads(&mut unit, 1), [IDLE_SLOW_FILES]);
     // What a read would show now: not read while the parent shows no stall.
-    let stalled = "some avg10=9.00 avg60=0.00 avg300=0.00 total=4000000\n\
-                   full avg10=0.00 avg60=0.00 avg300=0.00 total=1456234\n";
-    fs::write(unit_dir(&cgroupfs).join("memory.pressure"), stalled).unwrap();
+    unit_memory_pressure(&cgroupfs, 9.0, 4_000_000);
     assert_eq!(slow_reads(&mut unit, 6), [QUIET_SLOW_FILES]);
     let (sample, _) = sweep_counting(&mut unit, &changes, second(11));
     assert_eq!(sample, first);
@@ -1257,9 +1262,7 @@ fn a_wakeup_reads_the_pressure_a_quiet_parent_would_skip() {
     for n in 0..=10 {
         sweep_counting(&mut unit, &changes, start + Duration::from_secs(n));
     }
-    let stalled = "some avg10=9.00 avg60=0.00 avg300=0.00 total=4000000\n\
-                   full avg10=0.00 avg60=0.00 avg300=0.00 total=1456234\n";
-    fs::write(unit_dir(&cgroupfs).join("memory.pressure"), stalled).unwrap();
+    unit_memory_pressure(&cgroupfs, 9.0, 4_000_000);
     // The parent shows no stall yet, but a kernel wakeup reads every file.
     unit.read_everything_next();
     let (sample, reads) = sweep_counting(&mut unit, &changes, start + Duration::from_secs(11));
